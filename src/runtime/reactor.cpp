@@ -1,0 +1,200 @@
+#include "runtime/reactor.h"
+
+#include "runtime/io_channel.h"
+#include "util/log.h"
+#include "util/tick.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace nocstor {
+
+namespace detail {
+void set_current_thread(Thread* t);
+}
+
+Reactor::Reactor(uint32_t index, int core, int cluster_id, ReactorOptions opts)
+    : index_(index), core_(core), cluster_id_(cluster_id), opts_(opts) {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (epoll_fd_ < 0 || event_fd_ < 0 || timer_fd_ < 0)
+        throw std::runtime_error(std::string("reactor: cannot create epoll/eventfd/timerfd: ") +
+                                 strerror(errno));
+    add_interrupt_fd(event_fd_, EPOLLIN);
+    add_interrupt_fd(timer_fd_, EPOLLIN);
+}
+
+Reactor::~Reactor() {
+    stop();
+    join();
+    for (auto& t : threads_) unregister_thread(t.get());
+    if (epoll_fd_ >= 0) close(epoll_fd_);
+    if (event_fd_ >= 0) close(event_fd_);
+    if (timer_fd_ >= 0) close(timer_fd_);
+}
+
+void Reactor::add_thread(std::unique_ptr<Thread> t) {
+    t->attach(this);
+    register_thread(t.get());
+    threads_.push_back(std::move(t));
+}
+
+void Reactor::start() {
+    running_.store(true, std::memory_order_release);
+    os_thread_ = std::thread([this] { run(); });
+}
+
+void Reactor::stop() {
+    stop_requested_.store(true, std::memory_order_seq_cst);
+    wake();
+}
+
+void Reactor::join() {
+    if (os_thread_.joinable()) os_thread_.join();
+}
+
+void Reactor::wake() {
+    uint64_t one = 1;
+    ssize_t rc = write(event_fd_, &one, sizeof(one));
+    (void)rc;  // EAGAIN means the counter is already non-zero: the reactor will wake anyway
+}
+
+bool Reactor::add_interrupt_fd(int fd, uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    return epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+bool Reactor::modify_interrupt_fd(int fd, uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    return epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
+void Reactor::remove_interrupt_fd(int fd) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+ReactorStats Reactor::stats() const {
+    ReactorStats s;
+    s.busy_ns = busy_ns_.load(std::memory_order_relaxed);
+    s.idle_ns = idle_ns_.load(std::memory_order_relaxed);
+    s.sleeps = sleeps_.load(std::memory_order_relaxed);
+    s.wakeups_rung = wakeups_.load(std::memory_order_relaxed);
+    s.loops = loops_.load(std::memory_order_relaxed);
+    return s;
+}
+
+bool Reactor::try_sleep(uint64_t now) {
+    // Announce the sleep, then re-check every queue: a sender that pushed before seeing the
+    // flag is caught by the re-check, one that pushes after it rings the eventfd.
+    sleeping_.store(true, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    uint64_t deadline = UINT64_MAX;
+    // Active pollers that found nothing sleep too: they registered their fds as interrupts.
+    for (auto& t : threads_) {
+        if (t->has_pending_messages()) {
+            sleeping_.store(false, std::memory_order_relaxed);
+            return true;
+        }
+        if (t->next_deadline_ns() < deadline) deadline = t->next_deadline_ns();
+    }
+    if (stop_requested_.load(std::memory_order_seq_cst)) {
+        sleeping_.store(false, std::memory_order_relaxed);
+        return true;
+    }
+    itimerspec its{};
+    if (deadline != UINT64_MAX) {
+        uint64_t at = deadline > now ? deadline : now + 1000;
+        its.it_value.tv_sec = time_t(at / 1'000'000'000ull);
+        its.it_value.tv_nsec = long(at % 1'000'000'000ull);
+        timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
+    }
+    sleeps_.fetch_add(1, std::memory_order_relaxed);
+    epoll_event evs[16];
+    int n = epoll_wait(epoll_fd_, evs, 16, -1);
+    sleeping_.store(false, std::memory_order_relaxed);
+    bool real_event = false;
+    for (int i = 0; i < n; ++i) {
+        uint64_t v;
+        if (evs[i].data.fd != timer_fd_) real_event = true;
+        if (evs[i].data.fd == event_fd_) {
+            if (read(event_fd_, &v, sizeof(v)) > 0)
+                wakeups_.fetch_add(1, std::memory_order_relaxed);
+        } else if (evs[i].data.fd == timer_fd_) {
+            ssize_t rc = read(timer_fd_, &v, sizeof(v));
+            (void)rc;
+        }
+    }
+    if (deadline != UINT64_MAX) {
+        itimerspec off{};
+        timerfd_settime(timer_fd_, 0, &off, nullptr);
+    }
+    return real_event;
+}
+
+void Reactor::run() {
+    if (opts_.pin && core_ >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(core_, &set);
+        if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+            NOC_WARN("runtime", "reactor {}: cannot pin to core {}", index_, core_);
+    }
+    char tname[16];
+    snprintf(tname, sizeof(tname), "reactor_%u", index_);
+    pthread_setname_np(pthread_self(), tname);
+
+    const uint64_t idle_limit = opts_.idle_sleep_us * 1000;
+    uint64_t last = now_ns();
+    uint64_t last_work = last;
+    while (!stop_requested_.load(std::memory_order_relaxed)) {
+        int work = 0;
+        uint64_t now = last;
+        for (size_t i = 0; i < threads_.size(); ++i) {
+            uint64_t t0 = now;
+            int w = threads_[i]->run_once(now);
+            now = now_ns();
+            auto& st = threads_[i]->mutable_stats();
+            (w > 0 ? st.busy_ns : st.idle_ns) += now - t0;
+            work += w;
+        }
+        loops_.store(loops_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        auto& acc = work > 0 ? busy_ns_ : idle_ns_;
+        acc.store(acc.load(std::memory_order_relaxed) + (now - last), std::memory_order_relaxed);
+        if (work > 0) {
+            last_work = now;
+        } else if (opts_.allow_sleep && now - last_work >= idle_limit) {
+            bool woken = try_sleep(now);
+            now = now_ns();
+            // After a message or socket event, spin for a while (more is likely to follow);
+            // after a bare timer, go back to sleep as soon as the timed pollers are done.
+            last_work = woken ? now : now - idle_limit;
+        }
+        last = now;
+    }
+    // Run what was queued before the stop so that senders' completions are not lost.
+    for (int round = 0; round < 16; ++round) {
+        bool any = false;
+        for (auto& t : threads_) {
+            detail::set_current_thread(t.get());
+            any |= t->drain_messages(4096);
+            detail::set_current_thread(nullptr);
+        }
+        if (!any) break;
+    }
+    running_.store(false, std::memory_order_release);
+}
+
+}  // namespace nocstor

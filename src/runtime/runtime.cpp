@@ -1,0 +1,168 @@
+#include "runtime/runtime.h"
+
+#include "runtime/io_channel.h"
+#include "util/log.h"
+
+#include <atomic>
+#include <stdexcept>
+
+namespace nocstor {
+
+namespace {
+std::atomic<Runtime*> g_runtime{nullptr};
+}
+
+Runtime* Runtime::instance() {
+    return g_runtime.load(std::memory_order_acquire);
+}
+
+Runtime::Runtime(RuntimeOptions opts) : opts_(std::move(opts)) {
+    if (opts_.clusters.empty()) opts_.clusters = default_cluster_plan(Topology::detect());
+    uint32_t index = 0;
+    for (const auto& spec : opts_.clusters) {
+        Cluster c;
+        c.id = spec.id;
+        c.role = spec.role;
+        for (int core : spec.cores) {
+            auto r = std::make_unique<Reactor>(index, core, spec.id, opts_.reactor);
+            std::string tname =
+                spec.role == ClusterSpec::Role::Control
+                    ? "control"
+                    : "c" + std::to_string(spec.id) + "_core" + std::to_string(core);
+            r->add_thread(std::make_unique<Thread>(tname, spec.id, index));
+            c.reactors.push_back(r.get());
+            c.threads.push_back(r->main_thread());
+            if (spec.role == ClusterSpec::Role::Data) data_threads_.push_back(r->main_thread());
+            reactors_.push_back(std::move(r));
+            ++index;
+            // The control plane needs one reactor only.
+            if (spec.role == ClusterSpec::Role::Control) break;
+        }
+        if (spec.role == ClusterSpec::Role::Control && !control_thread_)
+            control_thread_ = c.threads.front();
+        clusters_.push_back(std::move(c));
+    }
+    if (!control_thread_) throw std::invalid_argument("cluster plan has no control cluster");
+    if (data_threads_.empty()) throw std::invalid_argument("cluster plan has no data cluster");
+}
+
+Runtime::~Runtime() {
+    stop_reactors();
+    for (auto& r : reactors_) r->join();
+    reactors_.clear();
+    Runtime* self = this;
+    g_runtime.compare_exchange_strong(self, nullptr);
+}
+
+void Runtime::start(std::function<void()> on_start) {
+    Runtime* expected = nullptr;
+    if (!g_runtime.compare_exchange_strong(expected, this))
+        throw std::logic_error("a Runtime is already running in this process");
+    started_ = true;
+    for (auto& r : reactors_) r->start();
+    for (const auto& c : clusters_) {
+        std::string cores;
+        for (auto* r : c.reactors) cores += (cores.empty() ? "" : ",") + std::to_string(r->core());
+        NOC_INFO("runtime", "cluster {} ({}) on cores {}", c.id,
+                 c.role == ClusterSpec::Role::Control ? "control" : "data", cores);
+    }
+    if (on_start)
+        control_thread_->send(
+            [fn = std::make_shared<std::function<void()>>(std::move(on_start))] { (*fn)(); });
+}
+
+void Runtime::add_shutdown_step(std::string name,
+                                std::function<void(std::function<void()> done)> step) {
+    std::lock_guard lock(mu_);
+    shutdown_steps_.push_back({std::move(name), std::move(step)});
+}
+
+void Runtime::request_shutdown() {
+    if (shutdown_requested_.exchange(true)) return;
+    if (!started_) {
+        stop_reactors();
+        return;
+    }
+    control_thread_->send([this] { run_shutdown_steps(); });
+}
+
+void Runtime::run_shutdown_steps() {
+    std::vector<Step> steps;
+    {
+        std::lock_guard lock(mu_);
+        steps.swap(shutdown_steps_);
+    }
+    // Runs the steps from the last registered to the first, each after the previous is done.
+    auto remaining = std::make_shared<std::vector<Step>>(std::move(steps));
+    auto next = std::make_shared<std::function<void()>>();
+    *next = [this, remaining, next] {
+        if (remaining->empty()) {
+            NOC_INFO("runtime", "shutdown complete");
+            Runtime* self = this;
+            // Break the self-reference; this closure is destroyed here, so touch no capture.
+            auto keep = std::move(*next);
+            *next = nullptr;
+            self->stop_reactors();
+            return;
+        }
+        Step step = std::move(remaining->back());
+        remaining->pop_back();
+        NOC_INFO("runtime", "shutdown: {}", step.name);
+        Thread* ctl = control_thread_;
+        step.fn([ctl, next] { ctl->send([next] { (*next)(); }); });
+    };
+    (*next)();
+}
+
+void Runtime::stop_reactors() {
+    for (auto& r : reactors_) r->stop();
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    cv_.notify_all();
+}
+
+void Runtime::wait() {
+    {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopped_; });
+    }
+    for (auto& r : reactors_) r->join();
+}
+
+bool Runtime::stopped() const {
+    std::lock_guard lock(mu_);
+    return stopped_;
+}
+
+void run_on_threads(const std::vector<Thread*>& threads, std::function<void(Thread*)> fn,
+                    std::function<void()> done) {
+    struct Fanout {
+        std::function<void(Thread*)> fn;
+        std::function<void()> done;
+        std::atomic<size_t> pending;
+        Thread* origin;
+    };
+    auto f = std::make_shared<Fanout>();
+    f->fn = std::move(fn);
+    f->done = std::move(done);
+    f->pending.store(threads.size());
+    f->origin = Thread::current();
+    auto finish = [](std::shared_ptr<Fanout> f) {
+        if (f->origin)
+            f->origin->send([f] { f->done(); });
+        else
+            f->done();
+    };
+    if (threads.empty()) {
+        finish(f);
+        return;
+    }
+    for (Thread* t : threads) {
+        t->send([f, t, finish] {
+            f->fn(t);
+            if (f->pending.fetch_sub(1) == 1) finish(f);
+        });
+    }
+}
+
+}  // namespace nocstor

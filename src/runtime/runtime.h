@@ -1,0 +1,87 @@
+// The runtime: clusters of pinned reactors built from a cluster plan, the control thread that
+// runs management work, and ordered shutdown. One Runtime per process.
+//
+//   cluster 0 (control): one reactor; JSON-RPC, REST, configuration, slow paths.
+//   clusters 1..N (data): one reactor per core; transports and bdev stacks, sharing nothing.
+#pragma once
+
+#include "runtime/reactor.h"
+#include "runtime/topology.h"
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace nocstor {
+
+struct RuntimeOptions {
+    std::vector<ClusterSpec> clusters;  // empty: default_cluster_plan(Topology::detect())
+    ReactorOptions reactor;
+};
+
+struct Cluster {
+    int id = 0;
+    ClusterSpec::Role role = ClusterSpec::Role::Data;
+    std::vector<Reactor*> reactors;
+    std::vector<Thread*> threads;  // the main lightweight thread of each reactor
+};
+
+class Runtime {
+  public:
+    explicit Runtime(RuntimeOptions opts);
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    // The running runtime (nullptr before start / after destruction).
+    static Runtime* instance();
+
+    // Starts every reactor, then runs on_start on the control thread.
+    void start(std::function<void()> on_start = nullptr);
+
+    Thread* control_thread() const { return control_thread_; }
+    const std::vector<Cluster>& clusters() const { return clusters_; }
+    const std::vector<std::unique_ptr<Reactor>>& reactors() const { return reactors_; }
+    // The main threads of every data-cluster reactor, in cluster then core order.
+    const std::vector<Thread*>& data_threads() const { return data_threads_; }
+
+    // Registers a shutdown step. Steps run on the control thread in reverse order of
+    // registration (stop accepting, drain, destroy); each calls done() when finished.
+    void add_shutdown_step(std::string name, std::function<void(std::function<void()> done)> step);
+
+    // Any thread (not a signal handler): starts the ordered shutdown once.
+    void request_shutdown();
+    // Blocks until the reactors have stopped.
+    void wait();
+    bool stopped() const;
+
+  private:
+    void run_shutdown_steps();
+    void stop_reactors();
+
+    RuntimeOptions opts_;
+    std::vector<Cluster> clusters_;
+    std::vector<std::unique_ptr<Reactor>> reactors_;
+    std::vector<Thread*> data_threads_;
+    Thread* control_thread_ = nullptr;
+    struct Step {
+        std::string name;
+        std::function<void(std::function<void()>)> fn;
+    };
+    std::vector<Step> shutdown_steps_;
+    std::atomic<bool> shutdown_requested_{false};
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopped_ = false;
+    bool started_ = false;
+};
+
+// Runs fn on each thread (in parallel), then done on the calling thread once all have run.
+// Control path helper for "apply this configuration on every data-plane thread".
+void run_on_threads(const std::vector<Thread*>& threads, std::function<void(Thread*)> fn,
+                    std::function<void()> done);
+
+}  // namespace nocstor
