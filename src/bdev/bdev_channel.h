@@ -1,0 +1,61 @@
+// Bdev-layer internals: the per-thread pool of BdevIo objects (BdevMgmtChannel) and the per
+// (bdev, thread) channel that wraps the module's channel (BdevChannel).
+#pragma once
+
+#include "bdev/bdev.h"
+
+#include <memory>
+#include <vector>
+
+namespace nocstor {
+
+// One per thread, shared by every bdev used on that thread.
+class BdevMgmtChannel : public IoChannel {
+public:
+    explicit BdevMgmtChannel(uint32_t pool_size);
+    BdevIo* get_io();
+    void put_io(BdevIo* io);
+    uint32_t free_count() const { return free_count_; }
+    uint32_t pool_size() const { return uint32_t(storage_.size()); }
+    void add_waiter(BdevIoWaitEntry* e);
+
+private:
+    std::vector<BdevIo> storage_;
+    BdevIo* free_ = nullptr;
+    uint32_t free_count_ = 0;
+    BdevIoWaitEntry* wait_head_ = nullptr;
+    BdevIoWaitEntry* wait_tail_ = nullptr;
+};
+
+class BdevMgmtDevice : public IoDevice {
+public:
+    BdevMgmtDevice() : IoDevice("bdev_mgmt") {}
+    std::unique_ptr<IoChannel> create_channel() override;
+    static BdevMgmtDevice& instance();
+};
+
+class BdevChannel : public IoChannel {
+public:
+    BdevChannel(Bdev* bdev, IoChannel* module_ch, BdevMgmtChannel* mgmt);
+    ~BdevChannel() override;
+
+    Bdev* bdev;
+    IoChannel* module_ch;
+    BdevMgmtChannel* mgmt;
+    BdevStats stats;
+    BdevIoQueue nomem_queue;  // I/O the module returned NoMemory for, retried on completions
+    uint64_t outstanding = 0;
+    Poller* retry_poller = nullptr;
+};
+
+// The IoDevice whose channels are BdevChannels (one per bdev).
+class BdevLayerDevice : public IoDevice {
+public:
+    explicit BdevLayerDevice(Bdev* bdev) : IoDevice(bdev->name + "_layer"), bdev_(bdev) {}
+    std::unique_ptr<IoChannel> create_channel() override;
+
+private:
+    Bdev* bdev_;
+};
+
+}  // namespace nocstor
