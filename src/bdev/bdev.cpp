@@ -90,14 +90,18 @@ Bdev::Bdev(std::string n, BdevModule* m) : IoDevice(n), name(std::move(n)), modu
 
 Bdev::~Bdev() = default;
 
-IoDevice* Bdev::layer_device() const { return layer_device_.get(); }
+IoDevice* Bdev::layer_device() const {
+    return layer_device_.get();
+}
 
 bool Bdev::io_type_supported(IoType t) const {
     return t == IoType::Read || t == IoType::Write || t == IoType::Flush || t == IoType::Reset;
 }
 
 void Bdev::dump_info_json(nlohmann::json&) const {}
-void Bdev::write_config_json(nlohmann::json& out) const { out = nullptr; }
+void Bdev::write_config_json(nlohmann::json& out) const {
+    out = nullptr;
+}
 
 int bdev_register(std::unique_ptr<Bdev> bdev) {
     if (!bdev || bdev->name.empty() || bdev->num_blocks == 0 ||
@@ -112,8 +116,8 @@ int bdev_register(std::unique_ptr<Bdev> bdev) {
         if (raw->uuid == Uuid{}) raw->uuid = uuid_generate_random();
         bdevs().push_back(std::move(bdev));
     }
-    NOC_INFO("bdev", "registered {} ({}, {} x {} B)", raw->name, raw->product_name,
-             raw->num_blocks, raw->block_size);
+    NOC_INFO("bdev", "registered {} ({}, {} x {} B)", raw->name, raw->product_name, raw->num_blocks,
+             raw->block_size);
     for (BdevModule* m : modules()) {
         if (raw->claimed_by()) break;  // someone built a stack on it
         m->examine(raw);
@@ -151,7 +155,7 @@ int bdev_open(const std::string& name, bool writable, BdevEventCb event_cb, Bdev
 
 // Friend of Bdev and BdevDesc: the parts of hot-remove that touch their private state.
 class BdevRegistry {
-public:
+  public:
     // The bdev's channels are destroyed by deferred messages: wait for the last one.
     static void wait_channels_then_destruct(Bdev* b) {
         if (b->live_channels() > 0 || b->layer_device()->live_channels() > 0) {
@@ -273,7 +277,9 @@ void bdev_module_register(BdevModule* module) {
     modules().push_back(module);
 }
 
-const std::vector<BdevModule*>& bdev_modules() { return modules(); }
+const std::vector<BdevModule*>& bdev_modules() {
+    return modules();
+}
 
 BdevModule* bdev_module_find(const std::string& name) {
     for (auto* m : modules())
@@ -285,7 +291,9 @@ bool bdev_modules_init(std::string* err) {
     for (auto* m : modules()) {
         int rc = m->init();
         if (rc != 0) {
-            if (err) *err = "bdev module " + m->name() + " failed to initialize (" + std::to_string(rc) + ")";
+            if (err)
+                *err = "bdev module " + m->name() + " failed to initialize (" + std::to_string(rc) +
+                       ")";
             return false;
         }
     }

@@ -32,7 +32,7 @@ using BdevEventCb = std::function<void(BdevEvent, Bdev*)>;
 // A module's device. Subclass it, fill the geometry, implement submit_request() and
 // create_channel() (the per-thread context: a queue, a ring, a socket...).
 class Bdev : public IoDevice {
-public:
+  public:
     Bdev(std::string name, BdevModule* module);
     ~Bdev() override;
 
@@ -71,7 +71,7 @@ public:
     // Statistics accumulated from channels that were destroyed.
     BdevStats& retired_stats() { return retired_stats_; }
 
-private:
+  private:
     friend class BdevRegistry;
     friend class BdevDesc;
     friend int bdev_claim(Bdev*, BdevModule*);
@@ -91,11 +91,11 @@ private:
 // An open handle on a bdev. Opened and closed on the control thread (or any single thread);
 // I/O may be submitted from any reactor thread through bdev_get_io_channel().
 class BdevDesc {
-public:
+  public:
     Bdev* bdev() const { return bdev_; }
     bool writable() const { return writable_; }
 
-private:
+  private:
     friend int bdev_open(const std::string&, bool, BdevEventCb, BdevDesc**);
     friend void bdev_close(BdevDesc*);
     friend void bdev_unregister(Bdev*, std::function<void(int)>);

@@ -11,8 +11,12 @@ uint32_t g_pool_size = 4096;
 std::mutex g_retired_mu;  // channel teardown only, never the I/O path
 }  // namespace
 
-void bdev_set_io_pool_size(uint32_t per_thread) { g_pool_size = per_thread ? per_thread : 1; }
-uint32_t bdev_io_pool_size() { return g_pool_size; }
+void bdev_set_io_pool_size(uint32_t per_thread) {
+    g_pool_size = per_thread ? per_thread : 1;
+}
+uint32_t bdev_io_pool_size() {
+    return g_pool_size;
+}
 
 BdevMgmtChannel::BdevMgmtChannel(uint32_t pool_size) : storage_(pool_size) {
     for (auto& io : storage_) put_io(&io);
@@ -98,6 +102,8 @@ void BdevStats::merge(const BdevStats& o) {
     nomem_retries += o.nomem_retries;
 }
 
-std::mutex& bdev_retired_stats_mutex() { return g_retired_mu; }
+std::mutex& bdev_retired_stats_mutex() {
+    return g_retired_mu;
+}
 
 }  // namespace nocstor

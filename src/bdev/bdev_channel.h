@@ -11,7 +11,7 @@ namespace nocstor {
 
 // One per thread, shared by every bdev used on that thread.
 class BdevMgmtChannel : public IoChannel {
-public:
+  public:
     explicit BdevMgmtChannel(uint32_t pool_size);
     BdevIo* get_io();
     void put_io(BdevIo* io);
@@ -19,7 +19,7 @@ public:
     uint32_t pool_size() const { return uint32_t(storage_.size()); }
     void add_waiter(BdevIoWaitEntry* e);
 
-private:
+  private:
     std::vector<BdevIo> storage_;
     BdevIo* free_ = nullptr;
     uint32_t free_count_ = 0;
@@ -28,14 +28,14 @@ private:
 };
 
 class BdevMgmtDevice : public IoDevice {
-public:
+  public:
     BdevMgmtDevice() : IoDevice("bdev_mgmt") {}
     std::unique_ptr<IoChannel> create_channel() override;
     static BdevMgmtDevice& instance();
 };
 
 class BdevChannel : public IoChannel {
-public:
+  public:
     BdevChannel(Bdev* bdev, IoChannel* module_ch, BdevMgmtChannel* mgmt);
     ~BdevChannel() override;
 
@@ -50,11 +50,11 @@ public:
 
 // The IoDevice whose channels are BdevChannels (one per bdev).
 class BdevLayerDevice : public IoDevice {
-public:
+  public:
     explicit BdevLayerDevice(Bdev* bdev) : IoDevice(bdev->name + "_layer"), bdev_(bdev) {}
     std::unique_ptr<IoChannel> create_channel() override;
 
-private:
+  private:
     Bdev* bdev_;
 };
 

@@ -12,33 +12,52 @@ namespace nocstor {
 
 const char* io_type_name(IoType t) {
     switch (t) {
-        case IoType::Read: return "read";
-        case IoType::Write: return "write";
-        case IoType::Flush: return "flush";
-        case IoType::Unmap: return "unmap";
-        case IoType::WriteZeroes: return "write_zeroes";
-        case IoType::Reset: return "reset";
-        default: return "unknown";
+        case IoType::Read:
+            return "read";
+        case IoType::Write:
+            return "write";
+        case IoType::Flush:
+            return "flush";
+        case IoType::Unmap:
+            return "unmap";
+        case IoType::WriteZeroes:
+            return "write_zeroes";
+        case IoType::Reset:
+            return "reset";
+        default:
+            return "unknown";
     }
 }
 
 const char* io_status_name(IoStatus s) {
     switch (s) {
-        case IoStatus::Pending: return "pending";
-        case IoStatus::Success: return "success";
-        case IoStatus::Failed: return "failed";
-        case IoStatus::NoMemory: return "no_memory";
-        case IoStatus::Aborted: return "aborted";
-        case IoStatus::InvalidRange: return "invalid_range";
-        case IoStatus::Unsupported: return "unsupported";
-        case IoStatus::MediaError: return "media_error";
-        case IoStatus::NvmeError: return "nvme_error";
-        case IoStatus::Timeout: return "timeout";
+        case IoStatus::Pending:
+            return "pending";
+        case IoStatus::Success:
+            return "success";
+        case IoStatus::Failed:
+            return "failed";
+        case IoStatus::NoMemory:
+            return "no_memory";
+        case IoStatus::Aborted:
+            return "aborted";
+        case IoStatus::InvalidRange:
+            return "invalid_range";
+        case IoStatus::Unsupported:
+            return "unsupported";
+        case IoStatus::MediaError:
+            return "media_error";
+        case IoStatus::NvmeError:
+            return "nvme_error";
+        case IoStatus::Timeout:
+            return "timeout";
     }
     return "unknown";
 }
 
-uint64_t BdevIo::length_bytes() const { return bdev ? num_blocks * bdev->block_size : 0; }
+uint64_t BdevIo::length_bytes() const {
+    return bdev ? num_blocks * bdev->block_size : 0;
+}
 
 namespace {
 
@@ -162,8 +181,8 @@ void split_continue(BdevIo* parent) {
             child->type = parent->type;
             child->fua = parent->fua;
             uint64_t want = n * b->block_size;
-            uint64_t got = slice_iovs(parent, (start - parent->offset_blocks) * b->block_size, want,
-                                      child);
+            uint64_t got =
+                slice_iovs(parent, (start - parent->offset_blocks) * b->block_size, want, child);
             if (got < want) {
                 n = got / b->block_size;  // too many iovecs: a shorter child
                 if (n == 0) {
@@ -185,8 +204,8 @@ void split_continue(BdevIo* parent) {
     }
     if (parent->children_outstanding == 0 &&
         (parent->split_next_block >= end || parent->split_status != IoStatus::Success)) {
-        parent->status = parent->split_status == IoStatus::Success ? IoStatus::Success
-                                                                    : parent->split_status;
+        parent->status =
+            parent->split_status == IoStatus::Success ? IoStatus::Success : parent->split_status;
         finish_io(parent);
     }
 }
@@ -242,11 +261,12 @@ void finish_io(BdevIo* io) {
     --ch->outstanding;
     bool ok = io->status == IoStatus::Success;
     uint64_t lat = now_ns() - io->submit_ns;
-    ch->stats.record(io->type, io->type == IoType::Read || io->type == IoType::Write ||
-                                       io->type == IoType::WriteZeroes
-                                   ? io->num_blocks * io->bdev->block_size
-                                   : 0,
-                     lat, ok);
+    ch->stats.record(
+        io->type,
+        io->type == IoType::Read || io->type == IoType::Write || io->type == IoType::WriteZeroes
+            ? io->num_blocks * io->bdev->block_size
+            : 0,
+        lat, ok);
     io->cb(io, ok, io->cb_arg);
     if (!ch->nomem_queue.empty()) retry_nomem(ch);
 }
@@ -264,7 +284,9 @@ void submit_io(BdevIo* io) {
     io->in_submit = false;
 }
 
-BdevChannel* as_bdev_channel(IoChannel* ch) { return static_cast<BdevChannel*>(ch); }
+BdevChannel* as_bdev_channel(IoChannel* ch) {
+    return static_cast<BdevChannel*>(ch);
+}
 
 int check_and_alloc(BdevDesc* desc, IoChannel* ioch, IoType type, uint64_t offset_blocks,
                     uint64_t num_blocks, BdevIo** out) {
@@ -298,12 +320,12 @@ int submit_rw(BdevDesc* desc, IoChannel* ioch, IoType type, iovec* iov, int iovc
               bool fua) {
     if (!iov || iovcnt <= 0) return -EINVAL;
     uint64_t total = 0;
-    uintptr_t align_mask = desc && desc->bdev()->required_alignment
-                               ? desc->bdev()->required_alignment - 1
-                               : 0;
+    uintptr_t align_mask =
+        desc && desc->bdev()->required_alignment ? desc->bdev()->required_alignment - 1 : 0;
     for (int i = 0; i < iovcnt; ++i) {
         total += iov[i].iov_len;
-        if (align_mask && (reinterpret_cast<uintptr_t>(iov[i].iov_base) & align_mask)) return -EINVAL;
+        if (align_mask && (reinterpret_cast<uintptr_t>(iov[i].iov_base) & align_mask))
+            return -EINVAL;
     }
     if (desc && total != num_blocks * desc->bdev()->block_size) return -EINVAL;
     BdevIo* io;
@@ -387,7 +409,9 @@ int bdev_reset(BdevDesc* desc, IoChannel* ioch, BdevIoCompletion cb, void* cb_ar
     return 0;
 }
 
-void bdev_free_io(BdevIo* io) { io->channel->mgmt->put_io(io); }
+void bdev_free_io(BdevIo* io) {
+    io->channel->mgmt->put_io(io);
+}
 
 void bdev_queue_io_wait(IoChannel* ch, BdevIoWaitEntry* entry) {
     as_bdev_channel(ch)->mgmt->add_waiter(entry);

@@ -56,16 +56,16 @@ struct BdevIo {
     void* cb_arg = nullptr;
 
     // Bdev-layer internals.
-    BdevChannel* channel = nullptr;    // the bdev layer's per-thread channel
+    BdevChannel* channel = nullptr;  // the bdev layer's per-thread channel
     IoChannel* module_channel = nullptr;
     uint64_t submit_ns = 0;
-    BdevIo* parent = nullptr;          // split child -> parent
+    BdevIo* parent = nullptr;  // split child -> parent
     uint32_t children_outstanding = 0;
-    uint64_t split_next_block = 0;     // parent: next block to hand to a child
+    uint64_t split_next_block = 0;  // parent: next block to hand to a child
     IoStatus split_status = IoStatus::Success;
     bool in_submit = false;
     bool queued_nomem = false;
-    BdevIo* next = nullptr;            // intrusive link (pool free list, retry queue)
+    BdevIo* next = nullptr;  // intrusive link (pool free list, retry queue)
     iovec inline_iovs[kInlineIovs];
 
     // Scratch space for the module that executes it (each vbdev level gets its own BdevIo).

@@ -14,7 +14,7 @@ namespace nocstor {
 class Bdev;
 
 class BdevModule {
-public:
+  public:
     explicit BdevModule(std::string name) : name_(std::move(name)) {}
     virtual ~BdevModule() = default;
     const std::string& name() const { return name_; }
@@ -30,7 +30,7 @@ public:
     // `configs` (a JSON array).
     virtual void write_config_json(nlohmann::json&) const {}
 
-private:
+  private:
     std::string name_;
 };
 

@@ -1,0 +1,549 @@
+// The bdev layer on real reactors, with a small RAM bdev defined here whose behaviour the tests
+// steer (asynchronous completion, NoMemory, holding I/O for reset and hot-remove).
+#include "bdev/bdev.h"
+#include "bdev/bdev_channel.h"
+#include "bdev/bdev_module.h"
+#include "runtime/runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <random>
+#include <thread>
+#include <vector>
+
+using namespace nocstor;
+using namespace std::chrono_literals;
+
+namespace {
+
+BdevModule g_test_module("test_ram");
+
+struct RamChannel : IoChannel {
+    BdevIoQueue held;
+};
+
+struct RamBdev : Bdev {
+    std::vector<uint8_t> data;
+    std::atomic<int> nomem_left{0};
+    std::atomic<bool> hold{false};  // keep I/O until release() / reset
+    std::atomic<int> submitted{0};
+    std::atomic<int> max_blocks_seen{0};
+    std::atomic<bool> zeroes_native{true};
+    std::atomic<int> destructed{0};
+
+    RamBdev(std::string n, uint32_t bs, uint64_t blocks) : Bdev(std::move(n), &g_test_module) {
+        block_size = bs;
+        num_blocks = blocks;
+        product_name = "test ram";
+        data.assign(bs * blocks, 0);
+    }
+    bool io_type_supported(IoType t) const override {
+        if (t == IoType::WriteZeroes) return zeroes_native.load();
+        return true;
+    }
+    std::unique_ptr<IoChannel> create_channel() override { return std::make_unique<RamChannel>(); }
+    void destruct(std::function<void()> done) override {
+        destructed++;
+        done();
+    }
+    void execute(BdevIo* io) {
+        uint8_t* p = data.data() + io->offset_blocks * block_size;
+        switch (io->type) {
+            case IoType::Read:
+                for (int i = 0; i < io->iovcnt; ++i) {
+                    memcpy(io->iovs[i].iov_base, p, io->iovs[i].iov_len);
+                    p += io->iovs[i].iov_len;
+                }
+                break;
+            case IoType::Write:
+                for (int i = 0; i < io->iovcnt; ++i) {
+                    memcpy(p, io->iovs[i].iov_base, io->iovs[i].iov_len);
+                    p += io->iovs[i].iov_len;
+                }
+                break;
+            case IoType::WriteZeroes:
+            case IoType::Unmap:
+                memset(p, 0, io->num_blocks * block_size);
+                break;
+            default:
+                break;
+        }
+        bdev_io_complete(io, IoStatus::Success);
+    }
+    void submit_request(IoChannel* ch, BdevIo* io) override {
+        submitted++;
+        if (int(io->num_blocks) > max_blocks_seen) max_blocks_seen = int(io->num_blocks);
+        auto* rc = static_cast<RamChannel*>(ch);
+        if (io->type == IoType::Reset) {
+            // Abort what is held on this channel, then succeed.
+            while (BdevIo* h = rc->held.pop()) bdev_io_complete(h, IoStatus::Aborted);
+            bdev_io_complete(io, IoStatus::Success);
+            return;
+        }
+        if (nomem_left.load() > 0) {
+            nomem_left--;
+            bdev_io_complete(io, IoStatus::NoMemory);
+            return;
+        }
+        if (hold) {
+            rc->held.push(io);
+            return;
+        }
+        execute(io);
+    }
+};
+
+// One data reactor; tests run their body on it and wait for the result.
+struct BdevLayerTest : ::testing::Test {
+    std::unique_ptr<Runtime> rt;
+    Thread* data = nullptr;
+    void SetUp() override {
+        RuntimeOptions o;
+        o.clusters = {{0, ClusterSpec::Role::Control, {0}}, {1, ClusterSpec::Role::Data, {0}}};
+        o.reactor.pin = false;
+        o.reactor.idle_sleep_us = 100;
+        rt = std::make_unique<Runtime>(o);
+        rt->start();
+        data = rt->data_threads()[0];
+    }
+    void TearDown() override {
+        rt->request_shutdown();
+        rt->wait();
+        rt.reset();
+    }
+    // Runs fn on the data thread; fn calls finish() when its asynchronous work is over.
+    void run(std::function<void(std::function<void()> finish)> fn) {
+        std::promise<void> p;
+        auto fut = p.get_future();
+        auto shared = std::make_shared<std::function<void(std::function<void()>)>>(std::move(fn));
+        data->send([shared, &p] { (*shared)([&p] { p.set_value(); }); });
+        ASSERT_EQ(fut.wait_for(10s), std::future_status::ready) << "test body did not finish";
+    }
+    RamBdev* make_bdev(const std::string& name, uint32_t bs, uint64_t blocks) {
+        auto b = std::make_unique<RamBdev>(name, bs, blocks);
+        RamBdev* raw = b.get();
+        EXPECT_EQ(bdev_register(std::move(b)), 0);
+        return raw;
+    }
+    void unregister(Bdev* b) {
+        std::promise<int> p;
+        auto fut = p.get_future();
+        rt->control_thread()->send(
+            [b, &p] { bdev_unregister(b, [&p](int rc) { p.set_value(rc); }); });
+        ASSERT_EQ(fut.wait_for(10s), std::future_status::ready);
+        EXPECT_EQ(fut.get(), 0);
+    }
+};
+
+struct IoResult {
+    std::atomic<int> done{0};
+    std::atomic<int> ok{0};
+    std::atomic<int> failed{0};
+    IoStatus last = IoStatus::Pending;
+};
+
+void count_cb(BdevIo* io, bool success, void* arg) {
+    auto* r = static_cast<IoResult*>(arg);
+    r->last = io->status;
+    (success ? r->ok : r->failed)++;
+    r->done++;
+    bdev_free_io(io);
+}
+
+// Re-checks pred from successive messages on the current thread, then runs then().
+void poll_until(std::function<bool()> pred, std::function<void()> then) {
+    if (!pred()) {
+        Thread::current()->send([pred = std::make_shared<std::function<bool()>>(std::move(pred)),
+                                 then = std::make_shared<std::function<void()>>(std::move(then))] {
+            poll_until(*pred, *then);
+        });
+        return;
+    }
+    then();
+}
+
+}  // namespace
+
+TEST_F(BdevLayerTest, RegistryRejectsDuplicatesAndBadGeometry) {
+    RamBdev* b = make_bdev("dup0", 512, 64);
+    EXPECT_EQ(bdev_register(std::make_unique<RamBdev>("dup0", 512, 64)), -EEXIST);
+    EXPECT_EQ(bdev_register(std::make_unique<RamBdev>("zero", 512, 0)), -EINVAL);
+    EXPECT_EQ(bdev_get_by_name("dup0"), b);
+    BdevDesc* d = nullptr;
+    EXPECT_EQ(bdev_open("missing", false, nullptr, &d), -ENODEV);
+    EXPECT_EQ(bdev_claim(b, &g_test_module), 0);
+    EXPECT_EQ(bdev_claim(b, &g_test_module), -EPERM);
+    EXPECT_EQ(bdev_open("dup0", true, nullptr, &d), -EPERM);  // claimed: no other writer
+    bdev_release_claim(b);
+    unregister(b);
+    EXPECT_EQ(bdev_get_by_name("dup0"), nullptr);
+}
+
+TEST_F(BdevLayerTest, WriteReadVerifyWithRandomIovecShapesAndSplitting) {
+    RamBdev* b = make_bdev("split0", 512, 4096);
+    b->optimal_io_boundary = 64;
+    b->max_transfer_blocks = 24;
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("split0", true, nullptr, &d), 0);
+    std::atomic<int> mismatches{0}, errors{0};
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        struct State {
+            std::mt19937 rng{42};
+            std::vector<uint8_t> wbuf, rbuf;
+            std::vector<iovec> iov;
+            int round = 0;
+        };
+        auto st = std::make_shared<State>();
+        auto step = std::make_shared<std::function<void()>>();
+        *step = [=, &mismatches, &errors]() {
+            if (st->round++ == 200) {
+                bdev_put_io_channel(ch);
+                *step = nullptr;
+                finish();
+                return;
+            }
+            uint64_t nblocks = 1 + st->rng() % 200;
+            uint64_t off = st->rng() % (4096 - nblocks);
+            size_t len = nblocks * 512;
+            st->wbuf.resize(len);
+            for (auto& c : st->wbuf) c = uint8_t(st->rng());
+            // Random iovec shape: 1..12 pieces with arbitrary (not block aligned) cuts.
+            auto shape = [st](std::vector<uint8_t>& buf) {
+                size_t len = buf.size();
+                st->iov.clear();
+                size_t pos = 0;
+                int pieces = 1 + int(st->rng() % 12);
+                for (int i = 0; i < pieces && pos < len; ++i) {
+                    size_t n = i == pieces - 1 ? len - pos : 1 + st->rng() % (len - pos);
+                    st->iov.push_back({buf.data() + pos, n});
+                    pos += n;
+                }
+                if (pos < len) st->iov.push_back({buf.data() + pos, len - pos});
+            };
+            shape(st->wbuf);
+            struct Ctx {
+                std::shared_ptr<State> st;
+                std::shared_ptr<std::function<void()>> step;
+                uint64_t off, nblocks;
+                IoChannel* ch;
+                BdevDesc* d;
+                std::atomic<int>* mismatches;
+                std::atomic<int>* errors;
+                std::function<void(std::vector<uint8_t>&)> shape;
+            };
+            auto* c = new Ctx{st, step, off, nblocks, ch, d, &mismatches, &errors, shape};
+            int rc = bdev_writev(
+                d, ch, st->iov.data(), int(st->iov.size()), off, nblocks,
+                [](BdevIo* io, bool ok, void* arg) {
+                    auto* c = static_cast<Ctx*>(arg);
+                    bdev_free_io(io);
+                    if (!ok) (*c->errors)++;
+                    c->st->rbuf.assign(c->st->wbuf.size(), 0xEE);
+                    c->shape(c->st->rbuf);
+                    int rc = bdev_readv(
+                        c->d, c->ch, c->st->iov.data(), int(c->st->iov.size()), c->off, c->nblocks,
+                        [](BdevIo* io, bool ok, void* arg) {
+                            auto* c = static_cast<Ctx*>(arg);
+                            bdev_free_io(io);
+                            if (!ok) (*c->errors)++;
+                            if (c->st->rbuf != c->st->wbuf) (*c->mismatches)++;
+                            auto step = c->step;
+                            delete c;
+                            (*step)();
+                        },
+                        c);
+                    if (rc) {
+                        (*c->errors)++;
+                        auto step = c->step;
+                        delete c;
+                        (*step)();
+                    }
+                },
+                c);
+            if (rc) {
+                errors++;
+                delete c;
+                (*step)();
+            }
+        };
+        (*step)();
+    });
+    EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(mismatches.load(), 0);
+    // Every I/O that reached the module respected both limits.
+    EXPECT_LE(b->max_blocks_seen.load(), 24);
+    bdev_close(d);
+    unregister(b);
+}
+
+TEST_F(BdevLayerTest, RejectsBadRequestsWithoutCallingBack) {
+    RamBdev* b = make_bdev("bad0", 512, 128);
+    BdevDesc *ro = nullptr, *rw = nullptr;
+    ASSERT_EQ(bdev_open("bad0", false, nullptr, &ro), 0);
+    ASSERT_EQ(bdev_open("bad0", true, nullptr, &rw), 0);
+    std::vector<int> rcs;
+    IoResult res;
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(rw);
+        static uint8_t buf[4096];
+        iovec iov{buf, 512};
+        rcs.push_back(bdev_readv(rw, ch, &iov, 1, 128, 1, count_cb, &res));   // past the end
+        rcs.push_back(bdev_readv(rw, ch, &iov, 1, 0, 0, count_cb, &res));     // zero length
+        rcs.push_back(bdev_readv(rw, ch, &iov, 1, 0, 2, count_cb, &res));     // iov too short
+        rcs.push_back(bdev_writev(ro, ch, &iov, 1, 0, 1, count_cb, &res));    // read-only desc
+        rcs.push_back(bdev_readv(rw, ch, nullptr, 0, 0, 1, count_cb, &res));  // no iov
+        rcs.push_back(bdev_readv(rw, ch, &iov, 1, UINT64_MAX, 1, count_cb, &res));  // overflow
+        bdev_put_io_channel(ch);
+        finish();
+    });
+    std::vector<int> want = {-EINVAL, -EINVAL, -EINVAL, -EBADF, -EINVAL, -EINVAL};
+    EXPECT_EQ(rcs, want);
+    EXPECT_EQ(res.done.load(), 0);
+    EXPECT_EQ(b->submitted.load(), 0);
+    bdev_close(ro);
+    bdev_close(rw);
+    unregister(b);
+}
+
+TEST_F(BdevLayerTest, NoMemoryFromModuleIsRetriedUntilSuccess) {
+    RamBdev* b = make_bdev("nomem0", 512, 128);
+    b->nomem_left = 5;
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("nomem0", true, nullptr, &d), 0);
+    IoResult res;
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        static uint8_t buf[512];
+        static iovec iov{buf, 512};
+        ASSERT_EQ(bdev_writev(d, ch, &iov, 1, 3, 1, count_cb, &res), 0);
+        // Poll for completion from this thread's message loop.
+        poll_until([&res] { return !(res.done.load() == 0); },
+                   [&res, ch, finish] {
+                       bdev_put_io_channel(ch);
+                       finish();
+                   });
+    });
+    EXPECT_EQ(res.ok.load(), 1);
+    EXPECT_EQ(b->nomem_left.load(), 0);
+    EXPECT_EQ(b->submitted.load(), 6);  // 5 refusals + the one that went through
+    bdev_close(d);
+    unregister(b);
+}
+
+// Release what a holding RamBdev keeps on the calling thread's channel.
+static void release_held(IoChannel* bdev_ch, RamBdev* b) {
+    auto* rc = static_cast<RamChannel*>(static_cast<BdevChannel*>(bdev_ch)->module_ch);
+    b->hold = false;
+    while (BdevIo* io = rc->held.pop()) b->execute(io);
+}
+
+struct TinyPoolTest : BdevLayerTest {
+    uint32_t saved = 0;
+    void SetUp() override {
+        saved = bdev_io_pool_size();
+        bdev_set_io_pool_size(4);
+        BdevLayerTest::SetUp();
+    }
+    void TearDown() override {
+        BdevLayerTest::TearDown();
+        bdev_set_io_pool_size(saved);
+    }
+};
+
+TEST_F(TinyPoolTest, ExhaustedPoolReturnsEnomemAndWaitEntryFiresAfterFree) {
+    RamBdev* b = make_bdev("tiny0", 512, 128);
+    b->hold = true;
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("tiny0", true, nullptr, &d), 0);
+    IoResult res;
+    std::atomic<int> enomem{0}, waited{0};
+    static BdevIoWaitEntry entry;
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        static uint8_t buf[512];
+        static iovec iov{buf, 512};
+        for (int i = 0; i < 6; ++i)
+            if (bdev_readv(d, ch, &iov, 1, 0, 1, count_cb, &res) == -ENOMEM) enomem++;
+        entry.cb = [](void* arg) { static_cast<std::atomic<int>*>(arg)->fetch_add(1); };
+        entry.arg = &waited;
+        bdev_queue_io_wait(ch, &entry);
+        EXPECT_EQ(waited.load(), 0);
+        release_held(ch, b);  // completions free bdev_io objects: the waiter must fire once
+        poll_until([&res] { return !(res.done.load() < 4); },
+                   [&res, ch, finish] {
+                       bdev_put_io_channel(ch);
+                       finish();
+                   });
+    });
+    EXPECT_EQ(enomem.load(), 2);
+    EXPECT_EQ(res.ok.load(), 4);
+    EXPECT_EQ(waited.load(), 1);
+    bdev_close(d);
+    unregister(b);
+}
+
+TEST_F(TinyPoolTest, SplitIoLargerThanThePoolStillCompletes) {
+    RamBdev* b = make_bdev("tinysplit", 512, 1024);
+    b->max_transfer_blocks = 1;  // 64 children through a pool of 4 bdev_io
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("tinysplit", true, nullptr, &d), 0);
+    IoResult res;
+    static std::vector<uint8_t> buf(64 * 512, 0x5A);
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        static iovec iov{buf.data(), buf.size()};
+        ASSERT_EQ(bdev_writev(d, ch, &iov, 1, 100, 64, count_cb, &res), 0);
+        poll_until([&res] { return !(res.done.load() < 1); },
+                   [&res, ch, finish] {
+                       bdev_put_io_channel(ch);
+                       finish();
+                   });
+    });
+    EXPECT_EQ(res.ok.load(), 1);
+    EXPECT_EQ(b->data[100 * 512], 0x5A);
+    EXPECT_EQ(b->data[164 * 512 - 1], 0x5A);
+    EXPECT_EQ(b->data[164 * 512], 0);
+    bdev_close(d);
+    unregister(b);
+}
+
+TEST_F(BdevLayerTest, ResetAbortsHeldIoAndCompletes) {
+    RamBdev* b = make_bdev("reset0", 512, 128);
+    b->hold = true;
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("reset0", true, nullptr, &d), 0);
+    IoResult res, reset_res;
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        static uint8_t buf[8][512];
+        static iovec iov[8];
+        for (int i = 0; i < 8; ++i) {
+            iov[i] = {buf[i], 512};
+            ASSERT_EQ(bdev_readv(d, ch, &iov[i], 1, i, 1, count_cb, &res), 0);
+        }
+        ASSERT_EQ(bdev_reset(d, ch, count_cb, &reset_res), 0);
+        poll_until([&] { return !(reset_res.done.load() < 1 || res.done.load() < 8); },
+                   [&, ch, finish] {
+                       bdev_put_io_channel(ch);
+                       finish();
+                   });
+    });
+    EXPECT_EQ(res.failed.load(), 8);
+    EXPECT_EQ(res.last, IoStatus::Aborted);
+    EXPECT_EQ(reset_res.ok.load(), 1);
+    bdev_close(d);
+    unregister(b);
+}
+
+TEST_F(BdevLayerTest, HotRemoveWithIoInFlightNotifiesHolderAndDestructsAfterClose) {
+    RamBdev* b = make_bdev("hot0", 512, 128);
+    b->hold = true;
+    IoResult res;
+    std::atomic<bool> removed_seen{false};
+    struct Holder {
+        BdevDesc* desc = nullptr;
+        IoChannel* ch = nullptr;
+    };
+    static Holder h;
+    h = {};
+    static uint8_t buf[4][512];
+    static iovec iov[4];
+    // The holder lives on the data thread: open, submit, and close on the Remove event after
+    // its I/O drained.
+    run([&](std::function<void()> finish) {
+        ASSERT_EQ(bdev_open(
+                      "hot0", true,
+                      [&](BdevEvent ev, Bdev* bd) {
+                          if (ev != BdevEvent::Remove) return;
+                          removed_seen = true;
+                          release_held(h.ch, static_cast<RamBdev*>(bd));
+                          // Close once the released I/O completed (next messages).
+                          auto close = std::make_shared<std::function<void()>>();
+                          *close = [&, close] {
+                              if (res.done.load() < 4) {
+                                  Thread::current()->send([close] { (*close)(); });
+                                  return;
+                              }
+                              bdev_put_io_channel(h.ch);
+                              bdev_close(h.desc);
+                              *close = nullptr;
+                          };
+                          (*close)();
+                      },
+                      &h.desc),
+                  0);
+        h.ch = bdev_get_io_channel(h.desc);
+        for (int i = 0; i < 4; ++i) {
+            iov[i] = {buf[i], 512};
+            ASSERT_EQ(bdev_readv(h.desc, h.ch, &iov[i], 1, i, 1, count_cb, &res), 0);
+        }
+        finish();
+    });
+    std::atomic<int> destructed_before = b->destructed.load();
+    EXPECT_EQ(destructed_before.load(), 0);
+    unregister(b);  // returns once the holder closed and the bdev was destructed
+    EXPECT_TRUE(removed_seen.load());
+    EXPECT_EQ(res.ok.load(), 4);
+    EXPECT_EQ(bdev_get_by_name("hot0"), nullptr);
+}
+
+TEST_F(BdevLayerTest, WriteZeroesIsEmulatedWhenTheModuleLacksIt) {
+    RamBdev* b = make_bdev("wz0", 512, 8192);
+    b->zeroes_native = false;
+    memset(b->data.data(), 0xFF, b->data.size());
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("wz0", true, nullptr, &d), 0);
+    IoResult res;
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        // 3000 blocks = 1.5 MiB: more than the 1 MiB zero buffer, so several writes.
+        ASSERT_EQ(bdev_write_zeroes(d, ch, 10, 3000, count_cb, &res), 0);
+        poll_until([&res] { return !(res.done.load() < 1); },
+                   [&res, ch, finish] {
+                       bdev_put_io_channel(ch);
+                       finish();
+                   });
+    });
+    EXPECT_EQ(res.ok.load(), 1);
+    EXPECT_EQ(b->data[10 * 512 - 1], 0xFF);
+    EXPECT_EQ(b->data[10 * 512], 0);
+    EXPECT_EQ(b->data[3010 * 512 - 1], 0);
+    EXPECT_EQ(b->data[3010 * 512], 0xFF);
+    bdev_close(d);
+    unregister(b);
+}
+
+TEST_F(BdevLayerTest, StatisticsCountOpsBytesAndLatency) {
+    RamBdev* b = make_bdev("stats0", 4096, 64);
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("stats0", true, nullptr, &d), 0);
+    IoResult res;
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        static uint8_t buf[8192];
+        static iovec iov{buf, 8192};
+        for (int i = 0; i < 10; ++i)
+            ASSERT_EQ(bdev_writev(d, ch, &iov, 1, 2 * i, 2, count_cb, &res), 0);
+        for (int i = 0; i < 5; ++i) ASSERT_EQ(bdev_readv(d, ch, &iov, 1, 0, 2, count_cb, &res), 0);
+        poll_until([&res] { return !(res.done.load() < 15); },
+                   [&res, ch, finish] {
+                       bdev_get_stats(
+                           static_cast<BdevChannel*>(ch)->bdev, [ch, finish](const BdevStats& s) {
+                               EXPECT_EQ(s.by_type[size_t(IoType::Write)].ops, 10u);
+                               EXPECT_EQ(s.by_type[size_t(IoType::Write)].bytes, 10u * 8192);
+                               EXPECT_EQ(s.by_type[size_t(IoType::Read)].ops, 5u);
+                               EXPECT_EQ(s.latency.count(), 15u);
+                               EXPECT_GT(s.by_type[size_t(IoType::Read)].latency_max_ns, 0u);
+                               bdev_put_io_channel(ch);
+                               finish();
+                           });
+                   });
+    });
+    bdev_close(d);
+    unregister(b);
+}
