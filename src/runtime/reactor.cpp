@@ -86,6 +86,10 @@ void Reactor::remove_interrupt_fd(int fd) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
+void Reactor::add_sleep_hook(std::function<bool()> prepare, std::function<void()> finish) {
+    sleep_hooks_.push_back({std::move(prepare), std::move(finish)});
+}
+
 ReactorStats Reactor::stats() const {
     ReactorStats s;
     s.busy_ns = busy_ns_.load(std::memory_order_relaxed);
@@ -114,6 +118,14 @@ bool Reactor::try_sleep(uint64_t now) {
         sleeping_.store(false, std::memory_order_relaxed);
         return true;
     }
+    size_t prepared = 0;
+    for (; prepared < sleep_hooks_.size(); ++prepared)
+        if (!sleep_hooks_[prepared].prepare()) break;
+    if (prepared < sleep_hooks_.size()) {
+        for (size_t i = 0; i <= prepared && i < sleep_hooks_.size(); ++i) sleep_hooks_[i].finish();
+        sleeping_.store(false, std::memory_order_relaxed);
+        return true;
+    }
     itimerspec its{};
     if (deadline != UINT64_MAX) {
         uint64_t at = deadline > now ? deadline : now + 1000;
@@ -125,6 +137,7 @@ bool Reactor::try_sleep(uint64_t now) {
     epoll_event evs[16];
     int n = epoll_wait(epoll_fd_, evs, 16, -1);
     sleeping_.store(false, std::memory_order_relaxed);
+    for (auto& h : sleep_hooks_) h.finish();
     bool real_event = false;
     for (int i = 0; i < n; ++i) {
         uint64_t v;

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -64,6 +65,11 @@ class Reactor {
     bool modify_interrupt_fd(int fd, uint32_t events);
     void remove_interrupt_fd(int fd);
 
+    // A hook consulted before sleeping: prepare() returns false to veto the sleep (work arrived),
+    // finish() runs after every wake-up. Used by the NoC endpoint's doorbell protocol.
+    // Owning reactor's threads only (or before start).
+    void add_sleep_hook(std::function<bool()> prepare, std::function<void()> finish);
+
     ReactorStats stats() const;  // approximate when read from another thread
     const ReactorOptions& options() const { return opts_; }
 
@@ -77,6 +83,11 @@ class Reactor {
     int cluster_id_;
     ReactorOptions opts_;
     std::vector<std::unique_ptr<Thread>> threads_;
+    struct SleepHook {
+        std::function<bool()> prepare;
+        std::function<void()> finish;
+    };
+    std::vector<SleepHook> sleep_hooks_;
     std::thread os_thread_;
     int epoll_fd_ = -1;
     int event_fd_ = -1;

@@ -44,6 +44,37 @@ Runtime::Runtime(RuntimeOptions opts) : opts_(std::move(opts)) {
     }
     if (!control_thread_) throw std::invalid_argument("cluster plan has no control cluster");
     if (data_threads_.empty()) throw std::invalid_argument("cluster plan has no data cluster");
+    opts_.noc.clusters = int(clusters_.size());
+    std::string err;
+    noc_ = NocFabric::create(opts_.noc, &err);
+    if (!noc_) throw std::runtime_error("cannot create the NoC: " + err);
+    for (auto& c : clusters_) attach_noc(c);
+}
+
+void Runtime::attach_noc(Cluster& c) {
+    Reactor* r = c.reactors.front();
+    Thread* t = c.threads.front();
+    NocEndpoint* ep = &noc_->endpoint(c.id);
+    r->add_interrupt_fd(ep->doorbell_fd());
+    r->add_sleep_hook([ep] { return ep->prepare_to_sleep(); }, [ep] { ep->finish_sleep(); });
+    int cluster = c.id;
+    t->register_poller("noc", [this, ep, cluster] {
+        return int(ep->poll([this, cluster](int src, const NocDescriptor& d) {
+            auto& h = noc_handlers_[d.opcode];
+            if (h) {
+                h(cluster, src, d);
+            } else {
+                NOC_WARN("runtime",
+                         "cluster {}: NoC descriptor with opcode {:#x} from cluster {} "
+                         "has no handler; dropped",
+                         cluster, d.opcode, src);
+            }
+        }));
+    });
+}
+
+void Runtime::set_noc_handler(uint8_t opcode, NocHandler handler) {
+    noc_handlers_[opcode] = std::move(handler);
 }
 
 Runtime::~Runtime() {

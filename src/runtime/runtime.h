@@ -5,6 +5,7 @@
 //   clusters 1..N (data): one reactor per core; transports and bdev stacks, sharing nothing.
 #pragma once
 
+#include "runtime/noc.h"
 #include "runtime/reactor.h"
 #include "runtime/topology.h"
 
@@ -20,7 +21,11 @@ namespace nocstor {
 struct RuntimeOptions {
     std::vector<ClusterSpec> clusters;  // empty: default_cluster_plan(Topology::detect())
     ReactorOptions reactor;
+    NocConfig noc;  // `clusters` is filled in from the plan
 };
+
+// Handles one descriptor that arrived at `cluster` from `src` (runs on that cluster's NoC thread).
+using NocHandler = std::function<void(int cluster, int src, const NocDescriptor& d)>;
 
 struct Cluster {
     int id = 0;
@@ -43,6 +48,14 @@ class Runtime {
     void start(std::function<void()> on_start = nullptr);
 
     Thread* control_thread() const { return control_thread_; }
+
+    // The NoC. A cluster's endpoint is used only on its NoC thread (the main thread of the
+    // cluster's first reactor), which polls the inbound rings and dispatches by opcode; other
+    // threads of the cluster hand descriptors to it by message.
+    NocFabric& noc() { return *noc_; }
+    Thread* noc_thread(int cluster) const { return clusters_.at(size_t(cluster)).threads.front(); }
+    // Before start(): the handler for one opcode, on every cluster.
+    void set_noc_handler(uint8_t opcode, NocHandler handler);
     const std::vector<Cluster>& clusters() const { return clusters_; }
     const std::vector<std::unique_ptr<Reactor>>& reactors() const { return reactors_; }
     // The main threads of every data-cluster reactor, in cluster then core order.
@@ -62,7 +75,11 @@ class Runtime {
     void run_shutdown_steps();
     void stop_reactors();
 
+    void attach_noc(Cluster& c);
+
     RuntimeOptions opts_;
+    std::unique_ptr<NocFabric> noc_;
+    std::vector<NocHandler> noc_handlers_ = std::vector<NocHandler>(256);
     std::vector<Cluster> clusters_;
     std::vector<std::unique_ptr<Reactor>> reactors_;
     std::vector<Thread*> data_threads_;
