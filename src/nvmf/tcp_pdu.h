@@ -190,7 +190,8 @@ class PduHeader {
     const CommonHeader& common() const { return as<CommonHeader>(); }
     std::span<const uint8_t> bytes() const { return {bytes_, hlen()}; }
 
-    // The header as its PDU struct; T must match type() (packed structs: no alignment needed).
+    // The header as its PDU struct; T must match type(). The structs are packed: copy fields
+    // out by value rather than binding references to them (they may be misaligned).
     template <class T>
     const T& as() const {
         return *reinterpret_cast<const T*>(bytes_);
