@@ -1,0 +1,261 @@
+// Fabrics commands: Connect (admin: new controller; I/O: join a controller that may live on
+// another poll group, by message), Property Get/Set, Disconnect.
+#include <cstring>
+#include <string>
+
+#include "nvmf/commands.h"
+#include "nvmf/controller.h"
+#include "nvmf/limits.h"
+#include "nvmf/nqn.h"
+#include "nvmf/poll_group.h"
+#include "nvmf/target.h"
+#include "nvmf/tcp_conn.h"
+#include "util/log.h"
+
+namespace nocstor::nvmf {
+
+using nvme::Status;
+
+namespace {
+
+constexpr uint16_t kIpoQid = offsetof(nvme::ConnectCommand, qid);
+constexpr uint16_t kIpoSqsize = offsetof(nvme::ConnectCommand, sqsize);
+constexpr uint16_t kIpoCntlid = offsetof(nvme::ConnectData, cntlid);
+constexpr uint16_t kIpoSubnqn = offsetof(nvme::ConnectData, subnqn);
+constexpr uint16_t kIpoHostnqn = offsetof(nvme::ConnectData, hostnqn);
+
+uint32_t invalid_param(uint8_t iattr, uint16_t ipo) {
+    return ipo | (static_cast<uint32_t>(iattr) << 16);
+}
+
+void connect_fail(Request* r, uint8_t sc, uint32_t dw0 = 0) {
+    r->rsp.dw0 = dw0;
+    r->conn->complete(r, Status::command_specific(sc, true));
+}
+
+void invalid_params(Request* r, uint8_t iattr, uint16_t ipo) {
+    connect_fail(r, nvme::sc_cmd::kConnectInvalidParameters, invalid_param(iattr, ipo));
+}
+
+// An I/O queue Connect travelling to the controller's poll group and back.
+struct IoConnect {
+    TcpConn* conn;
+    Request* req;
+    PollGroup* from;
+    PollGroup* owner;
+    uint64_t conn_id;
+    uint16_t cntlid, qid, sqsize;
+    std::string subnqn, hostnqn;
+    Status status{};
+    uint32_t dw0 = 0;
+};
+
+void io_connect_reply(IoConnect* x) {
+    TcpConn* c = x->conn;
+    Request* r = x->req;
+    const bool registered = x->status.ok();
+    if (c->end_external(r)) {
+        PgSubsystem* s = x->from->find_subsystem(x->subnqn);
+        if (registered && s) {
+            c->set_io(s, x->cntlid, x->qid, static_cast<uint16_t>(x->sqsize + 1));
+            NOC_DEBUG("nvmf", "I/O queue {} of controller {} ({}) connected", x->qid, x->cntlid,
+                      x->subnqn);
+            r->rsp.dw0 = x->dw0;
+            c->complete(r, Status::success());
+            delete x;
+            return;
+        }
+        r->rsp.dw0 = x->dw0;
+        c->complete(r, registered ? Status::generic(nvme::sc::kCommandSequenceError) : x->status);
+    }
+    // The queue did not come up here (connection gone, subsystem deleted meanwhile): take it
+    // back off the controller.
+    if (registered) {
+        PollGroup* owner = x->owner;
+        const uint16_t cntlid = x->cntlid, qid = x->qid;
+        const uint64_t id = x->conn_id;
+        owner->thread()->send([owner, cntlid, qid, id] {
+            if (Controller* ctrl = owner->find_controller(cntlid)) ctrl->remove_io_queue(qid, id);
+        });
+    }
+    delete x;
+}
+
+// On the controller's poll group.
+void io_connect_at_owner(IoConnect* x) {
+    Controller* ctrl = x->owner->find_controller(x->cntlid);
+    const uint16_t limit = ctrl && ctrl->io_queues_set() ? ctrl->io_queues_granted() : kMaxIoQueues;
+    if (!ctrl || ctrl->discovery() || ctrl->subnqn() != x->subnqn ||
+        ctrl->hostnqn() != x->hostnqn) {
+        x->status = Status::command_specific(nvme::sc_cmd::kConnectInvalidParameters, true);
+        x->dw0 = invalid_param(nvme::kConnectIattrData, kIpoCntlid);
+    } else if (!ctrl->ready()) {
+        x->status = Status::generic(nvme::sc::kCommandSequenceError, true);
+    } else if (x->qid > limit || ctrl->qid_in_use(x->qid)) {
+        x->status = Status::command_specific(nvme::sc_cmd::kConnectInvalidParameters, true);
+        x->dw0 = invalid_param(nvme::kConnectIattrCommand, kIpoQid);
+    } else {
+        ctrl->add_io_queue(IoQueueRef{x->qid, x->from->index(), x->conn_id});
+        x->dw0 = x->cntlid;
+    }
+    x->from->thread()->send([x] { io_connect_reply(x); });
+}
+
+void connect_with_data(Request* r) {
+    TcpConn* c = r->conn;
+    PollGroup* pg = c->pg();
+    const auto& cmd = reinterpret_cast<const nvme::ConnectCommand&>(r->cmd);
+    const auto* data = reinterpret_cast<const nvme::ConnectData*>(r->buf.data);
+    if (cmd.recfmt != 0) {
+        connect_fail(
+            r, nvme::sc_cmd::kConnectIncompatibleFormat,
+            invalid_param(nvme::kConnectIattrCommand, offsetof(nvme::ConnectCommand, recfmt)));
+        return;
+    }
+    std::string subnqn = nqn_from_field(data->subnqn, sizeof data->subnqn);
+    std::string hostnqn = nqn_from_field(data->hostnqn, sizeof data->hostnqn);
+    if (cmd.sqsize == 0 || cmd.sqsize >= kMaxQueueEntries) {
+        invalid_params(r, nvme::kConnectIattrCommand, kIpoSqsize);
+        return;
+    }
+    if (!nqn_valid(hostnqn)) {
+        invalid_params(r, nvme::kConnectIattrData, kIpoHostnqn);
+        return;
+    }
+    const bool discovery = subnqn == nvme::kDiscoveryNqn;
+    PgSubsystem* s = nullptr;
+    if (!discovery) {
+        s = pg->find_subsystem(subnqn);
+        if (!s || !s->info->listener_allowed(c->listener_id())) {
+            invalid_params(r, nvme::kConnectIattrData, kIpoSubnqn);
+            return;
+        }
+        if (!s->info->host_allowed(hostnqn)) {
+            NOC_INFO("nvmf", "host {} may not connect to {}", hostnqn, subnqn);
+            connect_fail(r, nvme::sc_cmd::kConnectInvalidHost,
+                         invalid_param(nvme::kConnectIattrData, kIpoHostnqn));
+            return;
+        }
+    }
+    if (cmd.qid == 0) {
+        if (data->cntlid != nvme::kCntlidDynamic) {
+            invalid_params(r, nvme::kConnectIattrData, kIpoCntlid);
+            return;
+        }
+        const uint16_t cntlid = pg->alloc_cntlid();
+        if (cntlid == 0) {
+            connect_fail(r, nvme::sc_cmd::kConnectControllerBusy);
+            return;
+        }
+        auto* ctrl = new Controller(pg, c, s, cntlid, hostnqn, data->hostid, cmd.kato);
+        pg->add_controller(ctrl);
+        c->set_admin(ctrl, s, cntlid, static_cast<uint16_t>(cmd.sqsize + 1));
+        NOC_INFO("nvmf", "controller {} of {} for host {} on poll group {} (KATO {} ms)", cntlid,
+                 subnqn, hostnqn, pg->index(), cmd.kato);
+        r->rsp.dw0 = cntlid;
+        c->complete(r, Status::success());
+        return;
+    }
+    if (discovery) {
+        invalid_params(r, nvme::kConnectIattrCommand, kIpoQid);
+        return;
+    }
+    PollGroup* owner = pg->target()->owner_of_cntlid(data->cntlid);
+    if (!owner) {
+        invalid_params(r, nvme::kConnectIattrData, kIpoCntlid);
+        return;
+    }
+    auto* x = new IoConnect{c,
+                            r,
+                            pg,
+                            owner,
+                            c->id(),
+                            data->cntlid,
+                            cmd.qid,
+                            cmd.sqsize,
+                            std::move(subnqn),
+                            std::move(hostnqn)};
+    c->begin_external(r);
+    owner->thread()->send([x] { io_connect_at_owner(x); });
+}
+
+void property_get(Request* r, Controller* ctrl) {
+    const auto& cmd = reinterpret_cast<const nvme::PropertyGetCommand&>(r->cmd);
+    const bool eight = cmd.attrib & 1;
+    uint64_t v;
+    switch (cmd.offset) {
+        case nvme::prop::kCap:
+            v = ctrl->cap();
+            break;
+        case nvme::prop::kVs:
+            v = nvme::make_version(1, 3);
+            break;
+        case nvme::prop::kCc:
+            v = ctrl->cc();
+            break;
+        case nvme::prop::kCsts:
+            v = ctrl->csts();
+            break;
+        default:
+            r->conn->complete(r, Status::generic(nvme::sc::kInvalidField, true));
+            return;
+    }
+    if (!eight && cmd.offset == nvme::prop::kCap) {
+        // A 4-byte read of CAP returns its low half; CAP+4 is not separately addressable here.
+        v &= 0xFFFFFFFF;
+    }
+    r->rsp.dw0 = static_cast<uint32_t>(v);
+    r->rsp.dw1 = eight ? static_cast<uint32_t>(v >> 32) : 0;
+    r->conn->complete(r, Status::success());
+}
+
+void property_set(Request* r, Controller* ctrl) {
+    const auto& cmd = reinterpret_cast<const nvme::PropertySetCommand&>(r->cmd);
+    if (cmd.offset != nvme::prop::kCc || (cmd.attrib & 1) ||
+        !ctrl->set_cc(static_cast<uint32_t>(cmd.value))) {
+        r->conn->complete(r, Status::generic(nvme::sc::kInvalidField, true));
+        return;
+    }
+    r->conn->complete(r, Status::success());
+}
+
+}  // namespace
+
+void fabrics_command(Request* r) {
+    TcpConn* c = r->conn;
+    const uint8_t fct = r->cmd.fabrics_type();
+    if (fct == nvme::fctype::kConnect) {
+        if (c->connected()) {
+            c->complete(r, Status::generic(nvme::sc::kCommandSequenceError, true));
+            return;
+        }
+        c->with_data(r, sizeof(nvme::ConnectData), true, connect_with_data);
+        return;
+    }
+    if (!c->connected()) {
+        c->complete(r, Status::generic(nvme::sc::kCommandSequenceError, true));
+        return;
+    }
+    switch (fct) {
+        case nvme::fctype::kPropertyGet:
+        case nvme::fctype::kPropertySet: {
+            Controller* ctrl = c->ctrl();
+            if (c->qid() != 0 || !ctrl) {
+                c->complete(r, Status::generic(nvme::sc::kInvalidField, true));
+            } else if (fct == nvme::fctype::kPropertyGet) {
+                property_get(r, ctrl);
+            } else {
+                property_set(r, ctrl);
+            }
+            return;
+        }
+        case nvme::fctype::kDisconnect:
+            c->complete(r, Status::success());
+            return;
+        default:
+            c->complete(r, Status::generic(nvme::sc::kInvalidOpcode, true));
+            return;
+    }
+}
+
+}  // namespace nocstor::nvmf

@@ -1,0 +1,304 @@
+#include "nvmf/poll_group.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "nvmf/controller.h"
+#include "nvmf/limits.h"
+#include "nvmf/target.h"
+#include "nvmf/tcp_conn.h"
+#include "runtime/reactor.h"
+#include "util/log.h"
+#include "util/tick.h"
+
+namespace nocstor::nvmf {
+
+namespace {
+constexpr uint64_t kTimerPeriodUs = 50'000;
+constexpr int kMaxEvents = 64;
+}  // namespace
+
+PollGroup::PollGroup(NvmfTarget* target, Thread* thread, uint32_t index, uint16_t cntlid_first,
+                     uint16_t cntlid_last, BufferPool* pool)
+    : target_(target),
+      thread_(thread),
+      index_(index),
+      cntlid_first_(cntlid_first),
+      cntlid_last_(cntlid_last),
+      cntlid_next_(cntlid_first),
+      pool_(pool),
+      snap_(std::make_shared<TargetSnapshot>()),
+      small_size_(pool->buffer_size(BufClass::Small)) {}
+
+PollGroup::~PollGroup() {
+    if (epfd_ >= 0) ::close(epfd_);
+}
+
+void PollGroup::start() {
+    cache_ = std::make_unique<BufferCache>(*pool_);
+    epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    // The reactor sleeps on our epoll set: any socket event makes it readable (level), so a
+    // sleeping reactor wakes up and the poller below picks the events up.
+    thread_->reactor()->add_interrupt_fd(epfd_, EPOLLIN);
+    poller_ = thread_->register_poller("nvmf_poll_group", [this] { return poll(); });
+    timer_ = thread_->register_poller(
+        "nvmf_timers", [this] { return timer_poll(); }, kTimerPeriodUs);
+}
+
+void PollGroup::stop(std::function<void()> done) {
+    stopping_ = true;
+    stop_done_ = std::move(done);
+    for (auto& [id, c] : conns_) c->close("target shutting down");
+    // Drop the namespace tables: subsystems vanish from an empty snapshot.
+    auto empty = std::make_shared<TargetSnapshot>();
+    empty->genctr = snap_->genctr;
+    apply(empty);
+    reap();
+}
+
+void PollGroup::add_connection(int fd, uint32_t listener_id) {
+    if (stopping_) {
+        ::close(fd);
+        return;
+    }
+    const uint64_t id = (uint64_t{index_} << 48) | next_conn_id_++;
+    auto c = std::make_unique<TcpConn>(this, fd, id, listener_id);
+    TcpConn* p = c.get();
+    conns_.emplace(id, std::move(c));
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.ptr = p;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        p->close("epoll_ctl failed");
+    }
+    ++stats_.accepted;
+    ++stats_.connections;
+    load_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void PollGroup::watch(TcpConn* c, bool want_write) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (want_write ? uint32_t{EPOLLOUT} : 0u);
+    ev.data.ptr = c;
+    ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd(), &ev);
+}
+
+void PollGroup::unwatch(TcpConn* c) {
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd(), nullptr);
+}
+
+void PollGroup::mark_dirty(TcpConn* c) {
+    if (std::find(dirty_.begin(), dirty_.end(), c) == dirty_.end()) dirty_.push_back(c);
+}
+
+TcpConn* PollGroup::find_conn(uint64_t id) {
+    auto it = conns_.find(id);
+    return it == conns_.end() ? nullptr : it->second.get();
+}
+
+int PollGroup::poll() {
+    int work = 0;
+    epoll_event evs[kMaxEvents];
+    const int n = ::epoll_wait(epfd_, evs, kMaxEvents, 0);
+    for (int i = 0; i < n; ++i) {
+        auto* c = static_cast<TcpConn*>(evs[i].data.ptr);
+        if (c->closed()) continue;
+        if (evs[i].events & EPOLLOUT) c->on_writable();
+        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+            work += c->on_readable() + 1;
+        }
+    }
+    for (auto& [id, c] : conns_) {
+        if (c->has_waiting() && !c->closed()) c->retry_waiting();
+    }
+    // Gather sends: everything queued during this poll (and by completions since) goes out in
+    // one sendmsg per connection.
+    for (size_t i = 0; i < dirty_.size(); ++i) {
+        TcpConn* c = dirty_[i];
+        if (!c->closed()) work += c->flush();
+    }
+    dirty_.clear();
+    reap();
+    return work;
+}
+
+int PollGroup::timer_poll() {
+    const uint64_t now = now_ns();
+    std::vector<Controller*> expired;
+    for (auto& [cntlid, ctrl] : ctrlrs_) {
+        if (ctrl->kato_expired(now)) expired.push_back(ctrl);
+    }
+    for (Controller* ctrl : expired) {
+        NOC_WARN("nvmf", "controller {} ({}): keep-alive timeout ({} ms), tearing it down",
+                 ctrl->cntlid(), ctrl->subnqn(), ctrl->kato_ms());
+        ++stats_.kato_expired;
+        ctrl->admin()->close("keep-alive timeout");
+    }
+    for (auto& [id, c] : conns_) {
+        if (c->closed()) continue;
+        if (c->draining() && now > c->drain_deadline_ns()) {
+            c->close("terminated");
+        } else if (!c->connected() && now - c->created_ns() > kUnconnectedTimeoutNs) {
+            c->close("no Connect in time");
+        }
+    }
+    reap();
+    return static_cast<int>(expired.size());
+}
+
+void PollGroup::reap() {
+    for (auto it = conns_.begin(); it != conns_.end();) {
+        if (it->second->reapable()) {
+            TcpConn* c = it->second.get();
+            dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), c), dirty_.end());
+            it = conns_.erase(it);
+            --stats_.connections;
+            load_.fetch_sub(1, std::memory_order_relaxed);
+        } else {
+            ++it;
+        }
+    }
+    if (stopping_ && conns_.empty() && stop_done_) {
+        auto done = std::move(stop_done_);
+        stop_done_ = nullptr;
+        if (poller_) thread_->unregister_poller(poller_);
+        if (timer_) thread_->unregister_poller(timer_);
+        poller_ = timer_ = nullptr;
+        thread_->reactor()->remove_interrupt_fd(epfd_);
+        cache_->flush();
+        done();
+    }
+}
+
+void PollGroup::conn_closed(TcpConn* c) {
+    if (Controller* ctrl = c->ctrl()) {
+        c->detach_ctrl();
+        remove_controller(ctrl);
+        NOC_INFO("nvmf", "controller {} ({}) destroyed", ctrl->cntlid(), ctrl->subnqn());
+        delete ctrl;
+    } else if (c->connected() && c->qid() != 0) {
+        PollGroup* owner = target_->owner_of_cntlid(c->cntlid());
+        if (owner) {
+            const uint16_t cntlid = c->cntlid(), qid = c->qid();
+            const uint64_t id = c->id();
+            owner->thread()->send([owner, cntlid, qid, id] {
+                if (Controller* ctrl = owner->find_controller(cntlid))
+                    ctrl->remove_io_queue(qid, id);
+            });
+        }
+    }
+    c->detach_subsys();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Controllers
+// ---------------------------------------------------------------------------------------------
+
+uint16_t PollGroup::alloc_cntlid() {
+    const uint32_t span = uint32_t{cntlid_last_} - cntlid_first_ + 1;
+    for (uint32_t i = 0; i < span; ++i) {
+        const uint16_t id = cntlid_next_;
+        cntlid_next_ = cntlid_next_ == cntlid_last_ ? cntlid_first_ : cntlid_next_ + 1;
+        if (!ctrlrs_.count(id)) return id;
+    }
+    return 0;
+}
+
+void PollGroup::add_controller(Controller* c) {
+    ctrlrs_[c->cntlid()] = c;
+}
+
+void PollGroup::remove_controller(Controller* c) {
+    auto it = ctrlrs_.find(c->cntlid());
+    if (it != ctrlrs_.end() && it->second == c) ctrlrs_.erase(it);
+}
+
+Controller* PollGroup::find_controller(uint16_t cntlid) {
+    auto it = ctrlrs_.find(cntlid);
+    return it == ctrlrs_.end() ? nullptr : it->second;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+PgSubsystem* PollGroup::find_subsystem(std::string_view nqn) {
+    auto it = subsystems_.find(nqn);
+    return it == subsystems_.end() ? nullptr : it->second.get();
+}
+
+void PollGroup::apply(std::shared_ptr<const TargetSnapshot> snap) {
+    const bool genctr_changed = snap->genctr != snap_->genctr;
+    // Subsystems that disappeared: their connections go first, then their tables.
+    for (auto it = subsystems_.begin(); it != subsystems_.end();) {
+        if (snap->find(it->first)) {
+            ++it;
+            continue;
+        }
+        PgSubsystem* s = it->second.get();
+        for (auto& [id, c] : conns_) {
+            if (c->subsys() == s) c->close("subsystem deleted");
+        }
+        for (PgNamespace* ns : s->ns) {
+            if (ns) retire_ns(ns);
+        }
+        it = subsystems_.erase(it);
+    }
+    for (const auto& info : snap->subsystems) {
+        auto& slot = subsystems_[info->nqn];
+        if (!slot) slot = std::make_unique<PgSubsystem>();
+        PgSubsystem* s = slot.get();
+        s->info = info;
+        std::vector<PgNamespace*> table(info->max_namespaces, nullptr);
+        std::vector<uint32_t> changed;
+        for (const auto& nsi : info->namespaces) {
+            if (nsi->nsid == 0 || nsi->nsid > table.size()) continue;
+            PgNamespace* old = s->find_ns(nsi->nsid);
+            if (old && old->info == nsi) {
+                table[nsi->nsid - 1] = old;
+                continue;
+            }
+            auto* ns = new PgNamespace{nsi, bdev_get_io_channel(nsi->desc), 0, false};
+            table[nsi->nsid - 1] = ns;
+            changed.push_back(nsi->nsid);
+        }
+        for (size_t i = 0; i < s->ns.size(); ++i) {
+            PgNamespace* old = s->ns[i];
+            if (!old) continue;
+            if (i < table.size() && table[i] == old) continue;
+            if (std::find(changed.begin(), changed.end(), i + 1) == changed.end()) {
+                changed.push_back(static_cast<uint32_t>(i + 1));
+            }
+            retire_ns(old);
+        }
+        s->ns = std::move(table);
+        for (uint32_t nsid : changed) {
+            for (Controller* c : s->ctrlrs) c->ns_changed(nsid);
+        }
+    }
+    snap_ = std::move(snap);
+    if (genctr_changed) {
+        for (auto& [cntlid, c] : ctrlrs_) {
+            if (c->discovery()) c->discovery_changed();
+        }
+    }
+}
+
+void PollGroup::retire_ns(PgNamespace* ns) {
+    ns->removed = true;
+    if (ns->inflight == 0) destroy_ns(ns);
+}
+
+void PollGroup::ns_idle(PgNamespace* ns) {
+    destroy_ns(ns);
+}
+
+void PollGroup::destroy_ns(PgNamespace* ns) {
+    if (ns->ch) bdev_put_io_channel(ns->ch);
+    delete ns;  // drops this thread's reference to the NamespaceInfo (and maybe the bdev)
+}
+
+}  // namespace nocstor::nvmf

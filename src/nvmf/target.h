@@ -1,0 +1,165 @@
+// The NVMe-oF target: one per process. The control thread owns the master configuration
+// (subsystems, namespaces, hosts, listeners); every change builds a new immutable
+// TargetSnapshot and pushes it to each data thread's PollGroup by message before the
+// operation's done() runs, so the I/O path never takes a lock.
+//
+// All public methods: control thread only (Runtime::control_thread()). Methods that touch the
+// data plane complete asynchronously through done(rc, err) on the control thread; rc is 0 or a
+// negative errno (-EINVAL bad argument, -EEXIST duplicate, -ENOENT unknown, -ENOSPC full,
+// -EADDRINUSE / -errno from the socket layer) and err a human-readable message.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nvmf/subsystem.h"
+#include "runtime/buffer_pool.h"
+#include "runtime/runtime.h"
+
+namespace nocstor::nvmf {
+
+class PollGroup;
+class TcpListener;
+
+using DoneFn = std::function<void(int rc, std::string err)>;
+
+struct NvmfTargetOptions {
+    BufferPoolConfig buffers{.small_count = 2048, .large_count = 256};
+    // Data threads that run poll groups; empty = Runtime::data_threads().
+    std::vector<Thread*> threads;
+};
+
+struct SubsystemParams {
+    std::string nqn;
+    std::string serial = "NOCSTOR0000000000001";
+    std::string model = "nocstor NVMe-oF target";
+    uint32_t max_namespaces = 32;
+    bool allow_any_host = false;
+    std::vector<std::string> hosts;
+};
+
+struct NamespaceParams {
+    std::string bdev_name;
+    uint32_t nsid = 0;         // 0: lowest free
+    std::optional<Uuid> uuid;  // default: the bdev's UUID (saved in its config, so stable)
+};
+
+struct ControllerInfo {
+    std::string subnqn;
+    uint16_t cntlid = 0;
+    std::string hostnqn;
+    uint32_t kato_ms = 0;
+    uint32_t poll_group = 0;
+    uint32_t io_queues = 0;
+};
+
+struct QpairInfo {
+    std::string subnqn;  // empty before Connect
+    uint16_t cntlid = 0;
+    uint16_t qid = 0;
+    uint32_t poll_group = 0;
+    std::string listen_address;
+    uint64_t commands = 0;
+};
+
+struct TargetStats {
+    struct Group {
+        uint32_t index = 0;
+        uint64_t connections = 0, accepted = 0, commands = 0, term_reqs_sent = 0, kato_expired = 0;
+    };
+    std::vector<Group> poll_groups;
+};
+
+struct SubsystemConfig {  // the master copy, as list_subsystems returns it
+    SubsystemParams params;
+    std::vector<ListenAddress> listeners;
+    std::vector<std::shared_ptr<const NamespaceInfo>> namespaces;
+};
+
+class NvmfTarget {
+  public:
+    explicit NvmfTarget(NvmfTargetOptions opts = {});
+    ~NvmfTarget();
+    NvmfTarget(const NvmfTarget&) = delete;
+    NvmfTarget& operator=(const NvmfTarget&) = delete;
+
+    // The process's target once started (nullptr otherwise).
+    static NvmfTarget* instance();
+
+    // Creates a poll group on every data thread. done(0) once they all run.
+    void start(std::function<void()> done);
+    // Stops listeners, closes every connection (waiting for their bdev I/O), drops the
+    // namespace tables and closes the bdev descriptors. done() on the control thread.
+    void shutdown(std::function<void()> done);
+
+    void create_subsystem(const SubsystemParams& p, DoneFn done);
+    void delete_subsystem(const std::string& nqn, DoneFn done);
+    void add_namespace(const std::string& nqn, const NamespaceParams& p,
+                       std::function<void(int rc, std::string err, uint32_t nsid)> done);
+    void remove_namespace(const std::string& nqn, uint32_t nsid, DoneFn done);
+    // nqn may be the discovery NQN: a listener that only serves discovery.
+    void add_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done);
+    void remove_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done);
+    void add_host(const std::string& nqn, const std::string& hostnqn, DoneFn done);
+    void remove_host(const std::string& nqn, const std::string& hostnqn, DoneFn done);
+    void set_allow_any_host(const std::string& nqn, bool allow, DoneFn done);
+
+    // Synchronous views of the master copy.
+    std::vector<SubsystemConfig> list_subsystems() const;
+    // The port a listener is bound to (useful with port 0), or 0 if none.
+    uint16_t bound_port(const ListenAddress& addr) const;
+
+    // Gathered from every poll group.
+    void list_controllers(const std::string& nqn,
+                          std::function<void(std::vector<ControllerInfo>)> done);
+    void list_qpairs(const std::string& nqn, std::function<void(std::vector<QpairInfo>)> done);
+    void get_stats(std::function<void(TargetStats)> done);
+
+    // --- for the data plane ---
+    const std::vector<std::unique_ptr<PollGroup>>& poll_groups() const { return pgs_; }
+    PollGroup* poll_group_of(Thread* t) const;
+    PollGroup* owner_of_cntlid(uint16_t cntlid) const;
+    // Accepted sockets go to the poll group with the fewest connections.
+    PollGroup* pick_poll_group();
+
+  private:
+    struct Subsys {
+        SubsystemParams params;
+        std::vector<std::string> listeners;  // keys of listeners_
+        std::map<uint32_t, std::shared_ptr<const NamespaceInfo>> namespaces;
+    };
+    struct Listener {
+        uint32_t id = 0;
+        std::unique_ptr<TcpListener> sock;
+        std::vector<std::string> users;  // subsystem NQNs (the discovery NQN included)
+    };
+
+    Subsys* find(const std::string& nqn);
+    std::shared_ptr<const TargetSnapshot> build_snapshot();
+    // Pushes the current configuration to every poll group, then runs done.
+    void publish(std::function<void()> done);
+    void on_bdev_event(BdevEvent ev, const std::string& nqn, uint32_t nsid);
+
+    NvmfTargetOptions opts_;
+    std::vector<std::unique_ptr<PollGroup>> pgs_;
+    std::vector<Thread*> threads_;
+    std::unique_ptr<std::byte[], void (*)(std::byte*)> pool_mem_{nullptr, nullptr};
+    BufferPool pool_;
+    std::map<std::string, Subsys> subsystems_;
+    std::map<std::string, Listener> listeners_;  // key: ListenAddress::to_string()
+    uint32_t next_listener_id_ = 1;
+    uint64_t genctr_ = 0;
+    bool started_ = false;
+    uint32_t rr_ = 0;
+};
+
+// For the daemon: creates the target on the runtime's data threads and registers its shutdown
+// step. Call on the control thread; done once it runs.
+void nvmf_target_init(Runtime& rt, NvmfTargetOptions opts, std::function<void()> done);
+
+}  // namespace nocstor::nvmf

@@ -1,0 +1,577 @@
+#include "nvmf/tcp_conn.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "nvmf/commands.h"
+#include "nvmf/controller.h"
+#include "nvmf/limits.h"
+#include "nvmf/poll_group.h"
+#include "util/log.h"
+#include "util/tick.h"
+
+namespace nocstor::nvmf {
+
+using namespace tcp;
+using nvme::Status;
+
+namespace {
+constexpr size_t kStagingSize = 64 * 1024;
+constexpr int kMaxRecvPerPoll = 8;
+constexpr int kMaxTxIov = 64;
+constexpr uint64_t kDrainTimeoutNs = 200'000'000;  // after a TermReq
+
+// Per-thread receive staging buffer: every connection of a poll group shares it, since a
+// connection consumes all it received before the next one runs.
+thread_local std::unique_ptr<uint8_t[]> t_staging;
+uint8_t* staging() {
+    if (!t_staging) t_staging = std::make_unique<uint8_t[]>(kStagingSize);
+    return t_staging.get();
+}
+}  // namespace
+
+TcpConn::TcpConn(PollGroup* pg, int fd, uint64_t id, uint32_t listener_id)
+    : pg_(pg),
+      fd_(fd),
+      id_(id),
+      listener_id_(listener_id),
+      created_ns_(now_ns()),
+      rx_(Role::kTarget, RxLimits{kInCapsuleDataSize, kMaxH2CData}),
+      reqs_(std::make_unique<Request[]>(kRequestsPerConn)) {
+    for (uint32_t i = kRequestsPerConn; i-- > 0;) {
+        Request& r = reqs_[i];
+        r.conn = this;
+        r.index = static_cast<uint16_t>(i);
+        r.next = free_head_;
+        free_head_ = &r;
+    }
+}
+
+TcpConn::~TcpConn() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void TcpConn::set_admin(Controller* c, PgSubsystem* s, uint16_t cntlid, uint16_t sq_entries) {
+    connected_ = true;
+    ctrl_ = c;
+    subsys_ = s;
+    cntlid_ = cntlid;
+    qid_ = 0;
+    sq_entries_ = sq_entries;
+}
+
+void TcpConn::set_io(PgSubsystem* s, uint16_t cntlid, uint16_t qid, uint16_t sq_entries) {
+    connected_ = true;
+    subsys_ = s;
+    cntlid_ = cntlid;
+    qid_ = qid;
+    sq_entries_ = sq_entries;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receive
+// ---------------------------------------------------------------------------------------------
+
+int TcpConn::on_readable() {
+    if (closed_) return 0;
+    if (draining_) {
+        drain_input();
+        return 1;
+    }
+    int work = 0;
+    uint8_t* buf = staging();
+    for (int i = 0; i < kMaxRecvPerPoll && !closed_ && !draining_; ++i) {
+        const ssize_t n = ::recv(fd_, buf, kStagingSize, MSG_DONTWAIT);
+        if (n == 0) {
+            close("peer closed the connection");
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) close(strerror(errno));
+            break;
+        }
+        work += static_cast<int>(n);
+        size_t off = 0;
+        while (off < static_cast<size_t>(n) && !closed_ && !draining_) {
+            off += rx_.feed(buf + off, static_cast<size_t>(n) - off, *this);
+            if (rx_.failed()) {
+                const auto hdr = rx_.error_header();
+                send_term_req(rx_.error().fes, rx_.error().fei, hdr.data(), hdr.size());
+                break;
+            }
+        }
+        if (static_cast<size_t>(n) < kStagingSize) break;  // drained the socket
+    }
+    return work;
+}
+
+void TcpConn::drain_input() {
+    uint8_t* buf = staging();
+    for (;;) {
+        const ssize_t n = ::recv(fd_, buf, kStagingSize, MSG_DONTWAIT);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) close("terminated");
+        return;
+    }
+}
+
+Request* TcpConn::alloc_request() {
+    Request* r = free_head_;
+    if (!r) return nullptr;
+    free_head_ = r->next;
+    r->next = nullptr;
+    r->incapsule = r->buffer_failed = r->ddgst_error = r->external = false;
+    r->icd_len = r->data_len = r->h2c_next = 0;
+    r->buf = Buffer{};
+    r->after_data = nullptr;
+    r->ns = nullptr;
+    r->range_idx = 0;
+    r->sub_status = Status::success();
+    r->submit = nullptr;
+    r->rsp = {};
+    return r;
+}
+
+DataDestination TcpConn::on_header(const PduHeader& h) {
+    switch (h.type()) {
+        case PduType::kICReq:
+        case PduType::kH2CTermReq:
+            return DataDestination::discard();
+        case PduType::kCapsuleCmd:
+            return on_capsule_header(h);
+        case PduType::kH2CData:
+            return on_h2c_header(h);
+        default:
+            return DataDestination::fail(Fes::kInvalidHeaderField, fei::kPduType);
+    }
+}
+
+DataDestination TcpConn::on_capsule_header(const PduHeader& h) {
+    Request* r = alloc_request();
+    if (!r) {
+        // More commands outstanding than the queue has entries.
+        NOC_WARN("nvmf", "conn {}: queue overflow", id_);
+        return DataDestination::fail(Fes::kPduSequenceError, 0);
+    }
+    cur_ = r;
+    r->cmd = h.as<CapsuleCmdPdu>().sqe;
+    r->state = ReqState::RecvCapsule;
+    const uint32_t len = h.data_length();
+    if (len == 0) return DataDestination::discard();
+    r->icd_len = len;
+    r->incapsule = true;
+    if (!get_buffer(r, len)) {
+        r->buffer_failed = true;
+        return DataDestination::discard();
+    }
+    r->h2c_iov = {r->buf.data, len};
+    return DataDestination::into(&r->h2c_iov, 1);
+}
+
+DataDestination TcpConn::on_h2c_header(const PduHeader& h) {
+    const auto& d = h.as<DataPdu>();
+    if (d.ttag >= kRequestsPerConn) {
+        return DataDestination::fail(Fes::kInvalidHeaderField, offsetof(DataPdu, ttag));
+    }
+    Request* r = &reqs_[d.ttag];
+    if (r->state != ReqState::AwaitH2C || r->tx_kind != TxKind::R2T) {
+        return DataDestination::fail(Fes::kPduSequenceError, 0);
+    }
+    if (d.cccid != r->cmd.cid) {
+        return DataDestination::fail(Fes::kInvalidHeaderField, offsetof(DataPdu, cccid));
+    }
+    if (d.datao != r->h2c_next || uint64_t{d.datao} + d.datal > r->data_len) {
+        return DataDestination::fail(Fes::kDataOutOfRange, 0);
+    }
+    cur_ = r;
+    r->h2c_iov = {r->buf.data + d.datao, d.datal};
+    return DataDestination::into(&r->h2c_iov, 1);
+}
+
+AfterPdu TcpConn::on_pdu_complete(const PduHeader& h, bool digest_ok) {
+    switch (h.type()) {
+        case PduType::kICReq:
+            on_icreq(h);
+            break;
+        case PduType::kH2CTermReq: {
+            const auto& t = h.as<TermReqPdu>();
+            NOC_INFO("nvmf", "conn {}: host terminated the connection (FES {}, FEI {})", id_, t.fes,
+                     t.fei);
+            close("H2CTermReq");
+            return AfterPdu::kPause;
+        }
+        case PduType::kCapsuleCmd: {
+            Request* r = cur_;
+            cur_ = nullptr;
+            ++commands_;
+            ++pg_->stats().commands;
+            sqhd_ = static_cast<uint16_t>((sqhd_ + 1) % sq_entries_);
+            if (!digest_ok) {
+                complete(r, Status::generic(nvme::sc::kTransientTransportError));
+            } else if (r->buffer_failed) {
+                complete(r, Status::generic(nvme::sc::kInternalError));
+            } else {
+                dispatch(r);
+            }
+            break;
+        }
+        case PduType::kH2CData:
+            on_h2c_complete(digest_ok);
+            break;
+        default:
+            break;
+    }
+    return closed_ ? AfterPdu::kPause : AfterPdu::kContinue;
+}
+
+void TcpConn::on_icreq(const PduHeader& h) {
+    const auto& ic = h.as<ICReqPdu>();
+    const bool hd = ic.dgst & kIcDigestHeader;
+    const bool dd = ic.dgst & kIcDigestData;
+    rx_.set_negotiated(Negotiated{hd, dd, 0});
+    txf_ = TxFormat{hd, dd, ic.hpda};
+    ctl_len_ = static_cast<uint32_t>(build_icresp(ctl_, ICRespParams{0, hd, dd, kMaxH2CData}));
+    ctl_off_ = 0;
+    pg_->mark_dirty(this);
+}
+
+void TcpConn::on_h2c_complete(bool digest_ok) {
+    Request* r = cur_;
+    cur_ = nullptr;
+    if (!r) return;
+    r->h2c_next += static_cast<uint32_t>(r->h2c_iov.iov_len);
+    if (!digest_ok) r->ddgst_error = true;
+    if (r->h2c_next < r->data_len) return;
+    if (r->ddgst_error) {
+        complete(r, Status::generic(nvme::sc::kTransientTransportError));
+        return;
+    }
+    r->state = ReqState::Executing;
+    r->after_data(r);
+}
+
+void TcpConn::dispatch(Request* r) {
+    r->state = ReqState::Executing;
+    r->rsp.cid = r->cmd.cid;
+    if (r->cmd.opcode == nvme::admin_opc::kFabrics) {
+        fabrics_command(r);
+    } else if (!connected_) {
+        complete(r, Status::generic(nvme::sc::kCommandSequenceError, true));
+    } else if (qid_ == 0) {
+        admin_command(r);
+    } else {
+        io_command(r);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data transfer
+// ---------------------------------------------------------------------------------------------
+
+bool TcpConn::get_buffer(Request* r, uint32_t len) {
+    if (len == 0) return true;
+    r->buf =
+        pg_->buffers().get(len <= pg_->buffers_small_size() ? BufClass::Small : BufClass::Large);
+    return static_cast<bool>(r->buf);
+}
+
+void TcpConn::with_data(Request* r, uint32_t len, bool host_to_ctrl, ReqFn next) {
+    const nvme::SglDescriptor& sgl = r->cmd.sgl1;
+    r->after_data = next;
+    r->data_len = len;
+    if (r->incapsule) {
+        if (sgl.id != nvme::kSglIdInCapsuleOffset) {
+            complete(r, Status::generic(nvme::sc::kSglDescriptorTypeInvalid, true));
+        } else if (sgl.address != 0) {
+            complete(r, Status::generic(nvme::sc::kSglOffsetInvalid, true));
+        } else if (!host_to_ctrl || sgl.length != r->icd_len || len != r->icd_len) {
+            complete(r, Status::generic(nvme::sc::kDataSglLengthInvalid, true));
+        } else {
+            next(r);
+        }
+        return;
+    }
+    if (len == 0) {
+        next(r);
+        return;
+    }
+    if (sgl.id != nvme::kSglIdTransportDataBlock) {
+        complete(r, Status::generic(nvme::sc::kSglDescriptorTypeInvalid, true));
+        return;
+    }
+    if (sgl.length != len) {
+        complete(r, Status::generic(nvme::sc::kDataSglLengthInvalid, true));
+        return;
+    }
+    if (len > kMaxDataTransfer) {
+        complete(r, Status::generic(nvme::sc::kInvalidField, true));
+        return;
+    }
+    r->tx_kind = host_to_ctrl ? TxKind::R2T : TxKind::Final;
+    if (!get_buffer(r, len)) {
+        r->state = ReqState::WaitBuffer;
+        if (wait_tail_) {
+            wait_tail_->next = r;
+        } else {
+            wait_head_ = r;
+        }
+        wait_tail_ = r;
+        r->next = nullptr;
+        return;
+    }
+    start_transfer(r);
+}
+
+void TcpConn::start_transfer(Request* r) {
+    if (r->tx_kind != TxKind::R2T) {
+        r->state = ReqState::Executing;
+        r->after_data(r);
+        return;
+    }
+    // One R2T for the whole transfer (we never have more than one outstanding per command,
+    // which honours any MAXR2T); the host may split it into several H2CData PDUs.
+    r->state = ReqState::AwaitH2C;
+    r->h2c_next = 0;
+    const size_t n = build_r2t(r->data_hdr, R2TParams{r->cmd.cid, r->index, 0, r->data_len}, txf_);
+    r->tx_iov[0] = {r->data_hdr, n};
+    r->tx_niov = 1;
+    r->tx_bytes = static_cast<uint32_t>(n);
+    queue_tx(r);
+}
+
+void TcpConn::retry_waiting() {
+    while (wait_head_ && !closed_) {
+        Request* r = wait_head_;
+        const uint32_t len = r->data_len;
+        if (!get_buffer(r, len)) return;
+        wait_head_ = r->next;
+        if (!wait_head_) wait_tail_ = nullptr;
+        r->next = nullptr;
+        start_transfer(r);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completion and transmit
+// ---------------------------------------------------------------------------------------------
+
+void TcpConn::complete(Request* r, Status status) {
+    if (closed_) {
+        release(r);
+        return;
+    }
+    r->rsp.cid = r->cmd.cid;
+    r->rsp.sqid = qid_;
+    r->rsp.sqhd = sqhd_;
+    r->rsp.status = status;
+    const size_t n = build_capsule_resp(r->resp_hdr, r->rsp, txf_);
+    r->tx_iov[0] = {r->resp_hdr, n};
+    r->tx_niov = 1;
+    r->tx_bytes = static_cast<uint32_t>(n);
+    r->tx_kind = TxKind::Final;
+    queue_tx(r);
+}
+
+void TcpConn::complete_c2h(Request* r, uint32_t bytes) {
+    if (closed_) {
+        release(r);
+        return;
+    }
+    if (bytes == 0) {
+        complete(r, Status::success());
+        return;
+    }
+    r->rsp.cid = r->cmd.cid;
+    r->rsp.sqid = qid_;
+    r->rsp.sqhd = sqhd_;
+    r->rsp.status = Status::success();
+    const size_t h =
+        build_c2h_data(r->data_hdr, DataPduParams{r->cmd.cid, 0, 0, bytes, true, false}, txf_);
+    uint8_t n = 0;
+    r->tx_iov[n++] = {r->data_hdr, h};
+    r->tx_iov[n++] = {r->buf.data, bytes};
+    uint32_t total = static_cast<uint32_t>(h) + bytes;
+    if (sends_data_digest(txf_, bytes)) {
+        store_digest(r->ddgst, data_digest(&r->tx_iov[1], 1));
+        r->tx_iov[n++] = {r->ddgst, kDigestLength};
+        total += kDigestLength;
+    }
+    const size_t rh = build_capsule_resp(r->resp_hdr, r->rsp, txf_);
+    r->tx_iov[n++] = {r->resp_hdr, rh};
+    r->tx_niov = n;
+    r->tx_bytes = total + static_cast<uint32_t>(rh);
+    r->tx_kind = TxKind::Final;
+    queue_tx(r);
+}
+
+void TcpConn::queue_tx(Request* r) {
+    if (draining_) {  // nothing may follow a TermReq
+        if (r->tx_kind == TxKind::Final) release(r);
+        return;
+    }
+    if (r->tx_kind == TxKind::Final) r->state = ReqState::Sending;
+    r->next = nullptr;
+    if (tx_tail_) {
+        tx_tail_->next = r;
+    } else {
+        tx_head_ = r;
+    }
+    tx_tail_ = r;
+    pg_->mark_dirty(this);
+}
+
+void TcpConn::tx_done(Request* r) {
+    if (r->tx_kind == TxKind::Final) release(r);
+    // An R2T stays AwaitH2C: its H2CData completes it.
+}
+
+int TcpConn::flush() {
+    int work = 0;
+    while (!closed_ && tx_pending()) {
+        iovec iov[kMaxTxIov];
+        int cnt = 0;
+        size_t total = 0;
+        if (ctl_off_ < ctl_len_) {
+            iov[cnt++] = {ctl_ + ctl_off_, ctl_len_ - ctl_off_};
+            total += ctl_len_ - ctl_off_;
+        }
+        uint32_t skip = tx_off_;
+        for (Request* r = tx_head_; r && cnt < kMaxTxIov; r = r->next) {
+            if (cnt + r->tx_niov > kMaxTxIov && cnt > 0) break;
+            for (uint8_t i = 0; i < r->tx_niov && cnt < kMaxTxIov; ++i) {
+                iovec v = r->tx_iov[i];
+                if (skip >= v.iov_len) {
+                    skip -= static_cast<uint32_t>(v.iov_len);
+                    continue;
+                }
+                v.iov_base = static_cast<uint8_t*>(v.iov_base) + skip;
+                v.iov_len -= skip;
+                skip = 0;
+                iov[cnt++] = v;
+                total += v.iov_len;
+            }
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<size_t>(cnt);
+        const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                want_write(true);
+                return work;
+            }
+            close(strerror(errno));
+            return work;
+        }
+        work += static_cast<int>(n);
+        size_t left = static_cast<size_t>(n);
+        if (ctl_off_ < ctl_len_) {
+            const size_t c = std::min<size_t>(left, ctl_len_ - ctl_off_);
+            ctl_off_ += static_cast<uint32_t>(c);
+            left -= c;
+        }
+        while (left > 0 && tx_head_) {
+            Request* r = tx_head_;
+            const size_t rem = r->tx_bytes - tx_off_;
+            if (left < rem) {
+                tx_off_ += static_cast<uint32_t>(left);
+                left = 0;
+                break;
+            }
+            left -= rem;
+            tx_off_ = 0;
+            tx_head_ = r->next;
+            if (!tx_head_) tx_tail_ = nullptr;
+            r->next = nullptr;
+            tx_done(r);
+        }
+        if (static_cast<size_t>(n) < total) {
+            want_write(true);
+            return work;
+        }
+    }
+    want_write(false);
+    if (draining_ && !closed_ && !tx_pending()) {
+        ::shutdown(fd_, SHUT_WR);  // the TermReq is out: FIN after it
+    }
+    return work;
+}
+
+void TcpConn::on_writable() {
+    flush();
+}
+
+void TcpConn::want_write(bool on) {
+    if (closed_ || on == epollout_) return;
+    epollout_ = on;
+    pg_->watch(this, on);
+}
+
+void TcpConn::send_term_req(Fes fes, uint32_t fei, const uint8_t* hdr, size_t len) {
+    NOC_INFO("nvmf", "conn {}: protocol error, sending C2HTermReq FES {} FEI {}", id_,
+             static_cast<int>(fes), fei);
+    ++pg_->stats().term_reqs_sent;
+    // Whatever was queued is dropped: after a fatal error only the TermReq goes out.
+    while (tx_head_) {
+        Request* r = tx_head_;
+        tx_head_ = r->next;
+        if (r->tx_kind == TxKind::Final) release(r);
+    }
+    tx_tail_ = nullptr;
+    tx_off_ = 0;
+    ctl_len_ = static_cast<uint32_t>(build_term_req(ctl_, Role::kTarget, fes, fei, hdr, len));
+    ctl_off_ = 0;
+    draining_ = true;
+    drain_deadline_ns_ = now_ns() + kDrainTimeoutNs;
+    flush();
+}
+
+void TcpConn::release(Request* r) {
+    if (r->buf) pg_->buffers().put(r->buf);
+    r->buf = Buffer{};
+    r->state = ReqState::Free;
+    r->next = free_head_;
+    free_head_ = r;
+}
+
+void TcpConn::begin_external(Request* r) {
+    r->external = true;
+    ++external_;
+}
+
+bool TcpConn::end_external(Request* r) {
+    r->external = false;
+    --external_;
+    if (closed_) {
+        release(r);
+        return false;
+    }
+    return true;
+}
+
+void TcpConn::close(const char* reason) {
+    if (closed_) return;
+    NOC_DEBUG("nvmf", "conn {} (qid {}) closing: {}", id_, qid_, reason);
+    closed_ = true;
+    pg_->unwatch(this);
+    ::close(fd_);
+    fd_ = -1;
+    pg_->conn_closed(this);  // tears down the controller / detaches the I/O queue
+    // Release everything that is not owned by an outstanding callback.
+    for (uint32_t i = 0; i < kRequestsPerConn; ++i) {
+        Request& r = reqs_[i];
+        if (r.state != ReqState::Free && !r.external) release(&r);
+    }
+    tx_head_ = tx_tail_ = nullptr;
+    wait_head_ = wait_tail_ = nullptr;
+    cur_ = nullptr;
+}
+
+}  // namespace nocstor::nvmf

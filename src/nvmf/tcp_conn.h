@@ -1,0 +1,139 @@
+// One NVMe/TCP connection (= one queue pair) on a poll group's thread, for its whole life:
+// batched receive into a staging buffer fed to the PduReceiver, request state machine
+// (in-capsule data, R2T/H2CData, C2HData), gather sends with partial-write handling, and
+// C2HTermReq + close on protocol errors. Command semantics live in *_cmds.cpp.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "nvmf/request.h"
+#include "nvmf/tcp_pdu.h"
+
+namespace nocstor::nvmf {
+
+class PollGroup;
+class Controller;
+struct PgSubsystem;
+
+class TcpConn final : public tcp::PduHandler {
+  public:
+    TcpConn(PollGroup* pg, int fd, uint64_t id, uint32_t listener_id);
+    ~TcpConn() override;
+    TcpConn(const TcpConn&) = delete;
+    TcpConn& operator=(const TcpConn&) = delete;
+
+    uint64_t id() const { return id_; }
+    int fd() const { return fd_; }
+    PollGroup* pg() const { return pg_; }
+    uint32_t listener_id() const { return listener_id_; }
+    bool closed() const { return closed_; }
+    // Closed and no bdev I/O or message refers to it any more: the poll group may delete it.
+    bool reapable() const { return closed_ && external_ == 0; }
+    uint64_t created_ns() const { return created_ns_; }
+
+    // --- queue identity, set by Connect ---
+    bool connected() const { return connected_; }
+    uint16_t qid() const { return qid_; }
+    uint16_t cntlid() const { return cntlid_; }
+    uint16_t sq_entries() const { return sq_entries_; }
+    Controller* ctrl() const { return ctrl_; }       // admin queue only
+    PgSubsystem* subsys() const { return subsys_; }  // I/O queues (and admin of NVM subsys)
+    void set_admin(Controller* c, PgSubsystem* s, uint16_t cntlid, uint16_t sq_entries);
+    void set_io(PgSubsystem* s, uint16_t cntlid, uint16_t qid, uint16_t sq_entries);
+    void detach_ctrl() { ctrl_ = nullptr; }
+    void detach_subsys() { subsys_ = nullptr; }
+
+    // --- poll group ---
+    // Returns work done (bytes or PDUs).
+    int on_readable();
+    void on_writable();
+    int flush();
+    bool has_waiting() const { return wait_head_ != nullptr; }
+    void retry_waiting();
+    bool tx_pending() const { return tx_head_ != nullptr || ctl_len_ > ctl_off_; }
+    void close(const char* reason);
+    bool draining() const { return draining_; }
+    uint64_t drain_deadline_ns() const { return drain_deadline_ns_; }
+
+    // --- command side ---
+    // Validates SGL1 for a transfer of `len` bytes and gets the data buffer; host_to_ctrl data
+    // is fetched (in-capsule, or R2T + H2CData). Then `next` runs (maybe later). On an error the
+    // request is completed with the right status and `next` never runs.
+    void with_data(Request* r, uint32_t len, bool host_to_ctrl, ReqFn next);
+    // Sends the CapsuleResp with r->rsp.dw0/dw1 and `status`.
+    void complete(Request* r, nvme::Status status);
+    // Sends `bytes` of r->buf as C2HData, then a successful CapsuleResp.
+    void complete_c2h(Request* r, uint32_t bytes);
+    // Bracket anything that will call back later (bdev I/O, messages): a closed connection
+    // stays allocated until every such callback has come back.
+    void begin_external(Request* r);
+    // Returns false when the connection closed meanwhile: r was released, drop the result.
+    bool end_external(Request* r);
+    // Releases a request without answering (held AERs on teardown).
+    void release(Request* r);
+    void hold(Request* r) { r->state = ReqState::Held; }
+    const tcp::TxFormat& tx_format() const { return txf_; }
+
+    // Statistics.
+    uint64_t commands() const { return commands_; }
+
+  private:
+    // PduHandler
+    tcp::DataDestination on_header(const tcp::PduHeader& h) override;
+    tcp::AfterPdu on_pdu_complete(const tcp::PduHeader& h, bool data_digest_ok) override;
+
+    tcp::DataDestination on_capsule_header(const tcp::PduHeader& h);
+    tcp::DataDestination on_h2c_header(const tcp::PduHeader& h);
+    void on_icreq(const tcp::PduHeader& h);
+    void on_h2c_complete(bool digest_ok);
+    void dispatch(Request* r);
+    void send_term_req(tcp::Fes fes, uint32_t fei, const uint8_t* hdr, size_t len);
+    bool get_buffer(Request* r, uint32_t len);
+    void start_transfer(Request* r);  // buffer in hand: R2T or run after_data
+    void queue_tx(Request* r);
+    void tx_done(Request* r);
+    Request* alloc_request();
+    void want_write(bool on);
+    void drain_input();
+
+    PollGroup* pg_;
+    int fd_;
+    uint64_t id_;
+    uint32_t listener_id_;
+    uint64_t created_ns_;
+    bool closed_ = false;
+    bool draining_ = false;  // TermReq sent: discard input until the peer closes
+    uint64_t drain_deadline_ns_ = 0;
+    bool epollout_ = false;
+
+    tcp::PduReceiver rx_;
+    tcp::TxFormat txf_;
+
+    bool connected_ = false;
+    uint16_t qid_ = 0;
+    uint16_t cntlid_ = 0;
+    uint16_t sq_entries_ = kMaxQueueEntriesForInit;
+    uint16_t sqhd_ = 0;
+    Controller* ctrl_ = nullptr;
+    PgSubsystem* subsys_ = nullptr;
+
+    std::unique_ptr<Request[]> reqs_;
+    Request* free_head_ = nullptr;
+    Request* cur_ = nullptr;  // request whose PDU is being received
+    Request* wait_head_ = nullptr;
+    Request* wait_tail_ = nullptr;
+    Request* tx_head_ = nullptr;
+    Request* tx_tail_ = nullptr;
+    uint32_t tx_off_ = 0;  // bytes of the head item already sent
+    uint8_t ctl_[160];     // ICResp or C2HTermReq, sent before the TX queue
+    uint32_t ctl_len_ = 0;
+    uint32_t ctl_off_ = 0;
+    uint32_t external_ = 0;
+    uint64_t commands_ = 0;
+
+    static constexpr uint16_t kMaxQueueEntriesForInit = 32;
+};
+
+}  // namespace nocstor::nvmf
