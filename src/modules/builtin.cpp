@@ -1,0 +1,23 @@
+#include "modules/builtin.h"
+
+#include "bdev/bdev_module.h"
+#include "modules/delay.h"
+#include "modules/error.h"
+#include "modules/malloc.h"
+#include "modules/null.h"
+#include "modules/passthru.h"
+#include "modules/uring.h"
+
+namespace nocstor {
+
+void register_builtin_bdev_modules() {
+    // Base bdevs first, then vbdevs: examine() runs in registration order.
+    bdev_module_register(malloc_bdev_module());
+    bdev_module_register(null_bdev_module());
+    bdev_module_register(uring_bdev_module());
+    bdev_module_register(passthru_bdev_module());
+    bdev_module_register(delay_bdev_module());
+    bdev_module_register(error_bdev_module());
+}
+
+}  // namespace nocstor

@@ -1,0 +1,39 @@
+// Small helpers for modules that move data between a bdev_io's iovecs and flat memory.
+#pragma once
+
+#include "bdev/bdev_io.h"
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace nocstor {
+
+// Copies `len` bytes from `src` into the iovecs (stops early if the iovecs are shorter).
+inline void iov_copy_from_buf(const iovec* iov, int iovcnt, const void* src, uint64_t len) {
+    const char* p = static_cast<const char*>(src);
+    for (int i = 0; i < iovcnt && len > 0; ++i) {
+        size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
+        std::memcpy(iov[i].iov_base, p, n);
+        p += n;
+        len -= n;
+    }
+}
+
+// Copies `len` bytes from the iovecs into `dst`.
+inline void iov_copy_to_buf(const iovec* iov, int iovcnt, void* dst, uint64_t len) {
+    char* p = static_cast<char*>(dst);
+    for (int i = 0; i < iovcnt && len > 0; ++i) {
+        size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
+        std::memcpy(p, iov[i].iov_base, n);
+        p += n;
+        len -= n;
+    }
+}
+
+inline void iov_memset(const iovec* iov, int iovcnt, int value) {
+    for (int i = 0; i < iovcnt; ++i) std::memset(iov[i].iov_base, value, iov[i].iov_len);
+}
+
+}  // namespace nocstor

@@ -1,0 +1,416 @@
+#include "modules/uring.h"
+
+#include "bdev/bdev.h"
+#include "modules/module_util.h"
+#include "runtime/reactor.h"
+#include "util/log.h"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace nocstor {
+
+namespace {
+
+class UringModule : public BdevModule {
+  public:
+    UringModule() : BdevModule("uring") {}
+};
+
+UringModule g_module;
+std::atomic<bool> g_refuse_direct{false};
+
+constexpr unsigned kRingEntries = 256;
+constexpr int kCtxIovs = 8;
+constexpr uint32_t kMaxRetries = 16;
+
+// Per-I/O state: progress for short transfers, and the rest of the iovecs when resubmitting.
+struct UringCtx {
+    uint64_t done_bytes;
+    uint32_t retries;
+    iovec iov[kCtxIovs];
+};
+
+class UringBdev;
+
+class UringChannel : public IoChannel {
+  public:
+    UringChannel(UringBdev* bdev) : bdev_(bdev) {}
+    ~UringChannel() override;
+    int init(int fd, std::string* err);
+    void submit(BdevIo* io);
+
+  private:
+    io_uring_sqe* get_sqe();
+    bool prep_rw(BdevIo* io);
+    void handle(BdevIo* io, int res);
+    int poll();
+
+    UringBdev* bdev_;
+    io_uring ring_{};
+    bool ring_ok_ = false;
+    bool fixed_ = false;
+    int fd_ = -1;  // the raw fd, when registering it failed
+    int efd_ = -1;
+    Reactor* reactor_ = nullptr;
+    Poller* poller_ = nullptr;
+    unsigned unsubmitted_ = 0;
+    unsigned in_flight_ = 0;
+    unsigned cq_entries_ = 0;
+    bool efd_dirty_ = false;
+};
+
+class UringBdev : public Bdev {
+  public:
+    UringBdev(const std::string& n, int fd, std::string file, bool direct, uint32_t len_align)
+        : Bdev(n, &g_module),
+          fd(fd),
+          filename(std::move(file)),
+          direct(direct),
+          len_align(len_align) {
+        product_name = "URING bdev";
+    }
+    ~UringBdev() override {
+        if (fd >= 0) close(fd);
+    }
+
+    bool io_type_supported(IoType t) const override {
+        return t == IoType::Read || t == IoType::Write || t == IoType::Flush ||
+               t == IoType::Unmap || t == IoType::Reset;
+    }
+
+    std::unique_ptr<IoChannel> create_channel() override {
+        auto ch = std::make_unique<UringChannel>(this);
+        std::string err;
+        if (ch->init(fd, &err) != 0) {
+            NOC_ERROR("bdev", "{}: {}", name, err);
+            return nullptr;
+        }
+        return ch;
+    }
+
+    void submit_request(IoChannel* ch, BdevIo* io) override {
+        static_cast<UringChannel*>(ch)->submit(io);
+    }
+
+    void dump_info_json(nlohmann::json& out) const override {
+        out["uring"] = {{"filename", filename}, {"direct_io", direct}};
+    }
+
+    void write_config_json(nlohmann::json& out) const override {
+        out = {{"method", "bdev_uring_create"},
+               {"params",
+                {{"name", name},
+                 {"filename", filename},
+                 {"block_size", block_size},
+                 {"uuid", uuid_to_string(uuid)}}}};
+    }
+
+    int fd;
+    std::string filename;
+    bool direct;
+    uint32_t len_align;  // O_DIRECT: every iovec length must be a multiple of this
+};
+
+UringChannel::~UringChannel() {
+    if (poller_) Thread::current()->unregister_poller(poller_);
+    if (efd_ >= 0) {
+        if (reactor_) reactor_->remove_interrupt_fd(efd_);
+        if (ring_ok_) io_uring_unregister_eventfd(&ring_);
+    }
+    if (ring_ok_) io_uring_queue_exit(&ring_);  // cancels anything still in flight
+    if (efd_ >= 0) close(efd_);
+}
+
+int UringChannel::init(int fd, std::string* err) {
+    int rc = io_uring_queue_init(kRingEntries, &ring_, 0);
+    if (rc < 0) return fail(err, rc, std::string("io_uring_queue_init: ") + std::strerror(-rc));
+    ring_ok_ = true;
+    cq_entries_ = ring_.cq.ring_entries;
+    fixed_ = io_uring_register_files(&ring_, &fd, 1) == 0;
+    fd_ = fd;
+    efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd_ < 0) return fail(err, -errno, std::string("eventfd: ") + std::strerror(errno));
+    rc = io_uring_register_eventfd(&ring_, efd_);
+    if (rc < 0)
+        return fail(err, rc, std::string("io_uring_register_eventfd: ") + std::strerror(-rc));
+    Thread* t = Thread::current();
+    reactor_ = t->reactor();
+    if (reactor_ && !reactor_->add_interrupt_fd(efd_)) reactor_ = nullptr;
+    poller_ = t->register_poller("uring", [this] { return poll(); });
+    return 0;
+}
+
+io_uring_sqe* UringChannel::get_sqe() {
+    if (in_flight_ >= cq_entries_) return nullptr;  // keep the CQ from overflowing
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe && unsubmitted_) {
+        int r = io_uring_submit(&ring_);  // SQ full: push the batch now
+        if (r > 0) unsubmitted_ -= unsigned(r);
+        sqe = io_uring_get_sqe(&ring_);
+    }
+    if (!sqe) return nullptr;
+    ++unsubmitted_;
+    ++in_flight_;
+    return sqe;
+}
+
+// Prepares a read/write of the part not done yet. False when no SQE is free.
+bool UringChannel::prep_rw(BdevIo* io) {
+    auto* c = io->ctx<UringCtx>();
+    const iovec* iov = io->iovs;
+    int cnt = io->iovcnt;
+    if (c->done_bytes) {  // short transfer: the remaining iovecs (up to kCtxIovs of them)
+        uint64_t skip = c->done_bytes;
+        int i = 0;
+        while (i < io->iovcnt && skip >= io->iovs[i].iov_len) skip -= io->iovs[i++].iov_len;
+        cnt = 0;
+        for (; i < io->iovcnt && cnt < kCtxIovs; ++i, ++cnt) {
+            c->iov[cnt].iov_base = static_cast<char*>(io->iovs[i].iov_base) + skip;
+            c->iov[cnt].iov_len = io->iovs[i].iov_len - skip;
+            skip = 0;
+        }
+        iov = c->iov;
+    }
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) return false;
+    uint64_t off = io->offset_blocks * bdev_->block_size + c->done_bytes;
+    int fd = fixed_ ? 0 : fd_;
+    if (io->type == IoType::Read) {
+        io_uring_prep_readv(sqe, fd, iov, unsigned(cnt), off);
+    } else {
+        io_uring_prep_writev(sqe, fd, iov, unsigned(cnt), off);
+        if (io->fua) sqe->rw_flags = RWF_DSYNC;
+    }
+    if (fixed_) sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data(sqe, io);
+    return true;
+}
+
+void UringChannel::submit(BdevIo* io) {
+    auto* c = io->ctx<UringCtx>();
+    c->done_bytes = 0;
+    c->retries = 0;
+    uint64_t off = io->offset_blocks * bdev_->block_size;
+    uint64_t len = io->num_blocks * bdev_->block_size;
+    int fd = fixed_ ? 0 : fd_;
+    io_uring_sqe* sqe = nullptr;
+    switch (io->type) {
+        case IoType::Read:
+        case IoType::Write:
+            if (bdev_->direct) {
+                for (int i = 0; i < io->iovcnt; ++i) {
+                    if (io->iovs[i].iov_len % bdev_->len_align) {
+                        bdev_io_complete(io, IoStatus::Failed);
+                        return;
+                    }
+                }
+            }
+            if (!prep_rw(io)) bdev_io_complete(io, IoStatus::NoMemory);
+            return;
+        case IoType::Flush:
+            if (!(sqe = get_sqe())) break;
+            io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+            break;
+        case IoType::Unmap:
+            if (!(sqe = get_sqe())) break;
+            io_uring_prep_fallocate(sqe, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+            break;
+        case IoType::Reset:  // nothing to reset: what is in flight completes on its own
+            bdev_io_complete(io, IoStatus::Success);
+            return;
+        default:
+            bdev_io_complete(io, IoStatus::Unsupported);
+            return;
+    }
+    if (!sqe) {
+        bdev_io_complete(io, IoStatus::NoMemory);  // the bdev layer retries it
+        return;
+    }
+    if (fixed_) sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data(sqe, io);
+}
+
+void UringChannel::handle(BdevIo* io, int res) {
+    if (io->type == IoType::Read || io->type == IoType::Write) {
+        auto* c = io->ctx<UringCtx>();
+        uint64_t total = io->num_blocks * bdev_->block_size;
+        if ((res == -EAGAIN || res == -EINTR) && c->retries < kMaxRetries) {
+            ++c->retries;
+            if (!prep_rw(io)) bdev_io_complete(io, IoStatus::NoMemory);
+            return;
+        }
+        if (res < 0) {
+            bdev_io_complete(io, res == -EIO ? IoStatus::MediaError : IoStatus::Failed);
+            return;
+        }
+        if (res == 0) {  // end of file inside the bdev: the file shrank under us
+            bdev_io_complete(io, IoStatus::Failed);
+            return;
+        }
+        c->done_bytes += uint64_t(res);
+        if (c->done_bytes < total) {  // short transfer: continue where it stopped
+            if (!prep_rw(io)) bdev_io_complete(io, IoStatus::NoMemory);
+            return;
+        }
+        bdev_io_complete(io, IoStatus::Success);
+        return;
+    }
+    if (res == -EOPNOTSUPP)
+        bdev_io_complete(io, IoStatus::Unsupported);
+    else
+        bdev_io_complete(io, res < 0 ? IoStatus::Failed : IoStatus::Success);
+}
+
+int UringChannel::poll() {
+    int work = 0;
+    if (unsubmitted_) {
+        int r = io_uring_submit(&ring_);
+        if (r > 0) {
+            unsubmitted_ -= unsigned(r);
+            work += r;
+        }
+    }
+    if (in_flight_) {
+        io_uring_cqe* cqes[64];
+        unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+        if (n) {
+            // Copy out and release the CQ slots first: handlers may queue new SQEs.
+            struct Done {
+                BdevIo* io;
+                int res;
+            } done[64];
+            for (unsigned i = 0; i < n; ++i)
+                done[i] = {static_cast<BdevIo*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res};
+            io_uring_cq_advance(&ring_, n);
+            in_flight_ -= n;
+            for (unsigned i = 0; i < n; ++i) handle(done[i].io, done[i].res);
+            work += int(n);
+            efd_dirty_ = true;
+        }
+    }
+    if (work == 0 && efd_dirty_) {
+        // Clear the eventfd once idle (not on every busy pass) so that the level-triggered
+        // wake-up does not keep a sleeping reactor awake.
+        uint64_t v;
+        ssize_t r = read(efd_, &v, sizeof(v));
+        (void)r;
+        efd_dirty_ = false;
+    }
+    return work;
+}
+
+// Direct-I/O granules from statx (kernel 6.1+); 0 when unknown.
+void dio_alignment(int fd, uint32_t* mem, uint32_t* off) {
+    struct statx stx {};
+    *mem = *off = 0;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+        (stx.stx_mask & STATX_DIOALIGN)) {
+        *mem = stx.stx_dio_mem_align;
+        *off = stx.stx_dio_offset_align;
+    }
+}
+
+}  // namespace
+
+BdevModule* uring_bdev_module() {
+    return &g_module;
+}
+
+void uring_set_refuse_direct_for_test(bool refuse) {
+    g_refuse_direct = refuse;
+}
+
+bool uring_bdev_is_direct(const std::string& name) {
+    Bdev* b = bdev_get_by_name(name);
+    return b && b->module == &g_module && static_cast<UringBdev*>(b)->direct;
+}
+
+int uring_bdev_create(const UringBdevOptions& o, std::string* err) {
+    if (o.name.empty()) return fail(err, -EINVAL, "uring: name is required");
+    if (o.filename.empty()) return fail(err, -EINVAL, "uring: filename is required");
+    if (o.block_size && !valid_block_size(o.block_size))
+        return fail(err, -EINVAL,
+                    "uring: block_size " + std::to_string(o.block_size) +
+                        " is not a power of two between 512 and 65536");
+    Uuid uuid{};
+    if (!parse_optional_uuid(o.uuid, &uuid, err)) return -EINVAL;
+    if (bdev_get_by_name(o.name)) return fail(err, -EEXIST, "bdev " + o.name + " already exists");
+
+    bool direct = !g_refuse_direct;
+    int fd = direct ? open(o.filename.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC) : -1;
+    if (fd < 0 && (!direct || errno == EINVAL)) {
+        if (direct)
+            NOC_WARN("bdev", "uring {}: {} does not support O_DIRECT, using buffered I/O", o.name,
+                     o.filename);
+        direct = false;
+        fd = open(o.filename.c_str(), O_RDWR | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        int e = errno;
+        return fail(err, -e, "uring: cannot open " + o.filename + ": " + std::strerror(e));
+    }
+    auto close_fail = [&](int rc, std::string msg) {
+        close(fd);
+        return fail(err, rc, "uring: " + o.filename + ": " + msg);
+    };
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return close_fail(-errno, std::strerror(errno));
+    uint64_t size = 0;
+    uint32_t lbs = 512;  // the device's own granule
+    if (S_ISBLK(st.st_mode)) {
+        int ssz = 0;
+        if (ioctl(fd, BLKGETSIZE64, &size) != 0 || ioctl(fd, BLKSSZGET, &ssz) != 0)
+            return close_fail(-errno, std::string("ioctl: ") + std::strerror(errno));
+        lbs = uint32_t(ssz);
+    } else if (S_ISREG(st.st_mode)) {
+        size = uint64_t(st.st_size);
+    } else {
+        return close_fail(-EINVAL, "not a regular file or block device");
+    }
+    uint32_t mem_align = 0, len_align = 0;
+    if (direct) {
+        dio_alignment(fd, &mem_align, &len_align);
+        if (len_align == 0) len_align = lbs;
+        if (len_align > lbs) lbs = len_align;
+    }
+    uint32_t bs = o.block_size ? o.block_size : lbs;
+    if (bs < lbs || bs % lbs)
+        return close_fail(-EINVAL, "block_size " + std::to_string(bs) +
+                                       " is smaller than or not a multiple of the device's " +
+                                       std::to_string(lbs));
+    if (size / bs == 0) return close_fail(-EINVAL, "smaller than one block");
+    if (size % bs)
+        NOC_WARN("bdev", "uring {}: {} bytes at the end of {} are not used", o.name, size % bs,
+                 o.filename);
+
+    auto b = std::make_unique<UringBdev>(o.name, fd, o.filename, direct, direct ? len_align : 1);
+    b->block_size = bs;
+    b->num_blocks = size / bs;
+    b->uuid = uuid;
+    b->write_cache = true;
+    if (direct) b->required_alignment = std::max(bs, mem_align);
+    int rc = bdev_register(std::move(b));  // closes the fd on failure
+    if (rc) return fail(err, rc, "uring: cannot register " + o.name + ": " + std::strerror(-rc));
+    NOC_INFO("bdev", "uring {}: {} ({} I/O, block size {})", o.name, o.filename,
+             direct ? "direct" : "buffered", bs);
+    return 0;
+}
+
+void uring_bdev_delete(const std::string& name, std::function<void(int)> done) {
+    delete_module_bdev(name, &g_module, std::move(done));
+}
+
+}  // namespace nocstor
