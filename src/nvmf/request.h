@@ -39,7 +39,8 @@ struct Request {
     bool incapsule = false;      // data arrived in the capsule
     bool buffer_failed = false;  // in-capsule data dropped: no buffer was free
     bool ddgst_error = false;
-    bool external = false;  // bdev I/O or a cross-thread message is outstanding
+    bool external = false;    // bdev I/O or a cross-thread message is outstanding
+    bool r2t_queued = false;  // the R2T is not fully sent yet: H2CData would be premature
 
     nvme::SubmissionQueueEntry cmd{};
     nvme::CompletionQueueEntry rsp{};

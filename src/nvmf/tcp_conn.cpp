@@ -126,7 +126,7 @@ Request* TcpConn::alloc_request() {
     if (!r) return nullptr;
     free_head_ = r->next;
     r->next = nullptr;
-    r->incapsule = r->buffer_failed = r->ddgst_error = r->external = false;
+    r->incapsule = r->buffer_failed = r->ddgst_error = r->external = r->r2t_queued = false;
     r->icd_len = r->data_len = r->h2c_next = 0;
     r->buf = Buffer{};
     r->after_data = nullptr;
@@ -180,7 +180,7 @@ DataDestination TcpConn::on_h2c_header(const PduHeader& h) {
         return DataDestination::fail(Fes::kInvalidHeaderField, offsetof(DataPdu, ttag));
     }
     Request* r = &reqs_[d.ttag];
-    if (r->state != ReqState::AwaitH2C || r->tx_kind != TxKind::R2T) {
+    if (r->state != ReqState::AwaitH2C || r->tx_kind != TxKind::R2T || r->r2t_queued) {
         return DataDestination::fail(Fes::kPduSequenceError, 0);
     }
     if (d.cccid != r->cmd.cid) {
@@ -342,6 +342,7 @@ void TcpConn::start_transfer(Request* r) {
     r->tx_iov[0] = {r->data_hdr, n};
     r->tx_niov = 1;
     r->tx_bytes = static_cast<uint32_t>(n);
+    r->r2t_queued = true;
     queue_tx(r);
 }
 
@@ -427,8 +428,11 @@ void TcpConn::queue_tx(Request* r) {
 }
 
 void TcpConn::tx_done(Request* r) {
-    if (r->tx_kind == TxKind::Final) release(r);
-    // An R2T stays AwaitH2C: its H2CData completes it.
+    if (r->tx_kind == TxKind::Final) {
+        release(r);
+    } else {
+        r->r2t_queued = false;  // an R2T stays AwaitH2C: its H2CData completes it
+    }
 }
 
 int TcpConn::flush() {
