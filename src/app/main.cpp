@@ -1,1 +1,64 @@
-int main() { return 0; }
+// nocstor: the target daemon.
+#include "control/daemon.h"
+#include "util/log.h"
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+    nocstor::control::DaemonOptions o;
+    std::string log_spec = "info";
+    CLI::App app{
+        "nocstor: a user-space, polled-mode, share-nothing NVMe-oF/TCP block-storage target.\n"
+        "Without options it serves a 256 MiB RAM namespace nqn.2024-01.io.nocstor:vol1 on\n"
+        "127.0.0.1:4420 (discovery also on 8009), JSON-RPC on /var/tmp/nocstor.sock and REST +\n"
+        "Prometheus metrics on http://127.0.0.1:8080. Ctrl-C (SIGINT) or SIGTERM stop it cleanly.",
+        "nocstor"};
+    app.add_option("-c,--config", o.config_path,
+                   "JSON config in SPDK's layout ({\"subsystems\": [...]}) to load at start");
+    app.add_flag("--persist", o.persist,
+                 "write the live configuration back to --config (atomically) after every change, "
+                 "so a restart brings the same volumes back; the file is created if missing");
+    app.add_flag("--empty", o.empty_config, "start with nothing configured (no default volume)");
+    app.add_option("-r,--rpc-socket", o.rpc_socket, "JSON-RPC Unix socket path")
+        ->capture_default_str();
+    app.add_option("--http-address", o.http_address, "REST/metrics listen address (IPv4 or IPv6)")
+        ->capture_default_str();
+    app.add_option("--http-port", o.http_port, "REST/metrics port")->capture_default_str();
+    bool no_http = false;
+    app.add_flag("--no-http", no_http, "do not start the REST/metrics server");
+    app.add_option("--clusters", o.cluster_plan,
+                   "cluster plan, e.g. '0:control:0;1:data:1-3;2:data:4-7' (default: cluster 0 = "
+                   "control on the first core, one data cluster per L3 domain on the others)");
+    app.add_option("--idle-sleep-us", o.idle_sleep_us,
+                   "a reactor sleeps after this long without work (µs)")
+        ->capture_default_str();
+    bool no_sleep = false;
+    app.add_flag("--no-sleep", no_sleep, "reactors spin even when idle (like SPDK)");
+    app.add_option("--io-pool-size", o.bdev_io_pool_size, "bdev_io objects per thread")
+        ->capture_default_str()
+        ->check(CLI::Range(16u, 1u << 20));
+    app.add_option("--small-buffers", o.small_buffers, "8 KiB data buffers in the shared arena")
+        ->capture_default_str()
+        ->check(CLI::Range(64u, 1u << 20));
+    app.add_option("--large-buffers", o.large_buffers, "132 KiB data buffers in the shared arena")
+        ->capture_default_str()
+        ->check(CLI::Range(16u, 1u << 16));
+    app.add_option("-L,--log-level", log_spec,
+                   "log level for all components (trace, debug, info, warn, error) or per "
+                   "component: 'info,nvmf=debug,bdev=trace'")
+        ->capture_default_str();
+    app.set_version_flag("-v,--version", "nocstor 0.1.0");
+    CLI11_PARSE(app, argc, argv);
+    o.http_enabled = !no_http;
+    o.allow_sleep = !no_sleep;
+    if (o.persist && o.config_path.empty()) {
+        fprintf(stderr, "nocstor: --persist needs --config FILE\n");
+        return 2;
+    }
+    std::string err;
+    if (!nocstor::apply_log_spec(log_spec, &err)) {
+        fprintf(stderr, "nocstor: --log-level: %s\n", err.c_str());
+        return 2;
+    }
+    return nocstor::control::run_daemon(o);
+}

@@ -94,6 +94,11 @@ IoDevice* Bdev::layer_device() const {
     return layer_device_.get();
 }
 
+size_t Bdev::open_descriptors() const {
+    std::lock_guard lock(g_mu);
+    return descs_.size();
+}
+
 bool Bdev::io_type_supported(IoType t) const {
     return t == IoType::Read || t == IoType::Write || t == IoType::Flush || t == IoType::Reset;
 }

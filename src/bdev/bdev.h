@@ -66,6 +66,7 @@ class Bdev : public IoDevice {
     BdevModule* claimed_by() const { return claim_module_; }
     uint64_t size_bytes() const { return num_blocks * block_size; }
     bool removing() const { return removing_; }
+    size_t open_descriptors() const;  // control path
     // The IoDevice whose per-thread channels are the bdev layer's BdevChannels.
     IoDevice* layer_device() const;
     // Statistics accumulated from channels that were destroyed.

@@ -1,0 +1,32 @@
+// Configuration in SPDK's JSON layout:
+//   {"subsystems": [{"subsystem": "bdev", "config": [{"method": "...", "params": {...}}, ...]},
+//                   {"subsystem": "nvmf", "config": [...]}]}
+// Loading replays the methods through the RpcRegistry (bdev before nvmf, as SPDK does);
+// saving asks every section for the calls that recreate the live state.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+
+namespace nocstor::control {
+
+// A section's writer returns the JSON array of {"method","params"} that recreates its state.
+void register_config_section(std::string subsystem, std::function<nlohmann::json()> writer);
+nlohmann::json build_config();
+
+// Validates the layout and replays it on the control thread; done(ok, error) after the last
+// call. Unknown methods stop the load with an error naming them; SPDK tuning methods that have
+// no meaning here are skipped with a warning so that SPDK configs load unchanged.
+void load_config(const nlohmann::json& config, std::function<void(bool, std::string)> done);
+
+// Parses a config file; false with a message (file, line/column for syntax errors).
+bool read_config_file(const std::string& path, nlohmann::json* out, std::string* err);
+// Writes atomically: temporary file in the same directory, fsync, rename, fsync the directory.
+bool write_file_atomically(const std::string& path, const std::string& text, std::string* err);
+
+// The configuration used when none is given: a 256 MiB RAM namespace on 127.0.0.1:4420.
+nlohmann::json default_config();
+
+}  // namespace nocstor::control

@@ -1,0 +1,236 @@
+#include "control/daemon.h"
+
+#include "bdev/bdev.h"
+#include "bdev/bdev_module.h"
+#include "control/config.h"
+#include "control/http_server.h"
+#include "control/jsonrpc_server.h"
+#include "control/rest_api.h"
+#include "control/rpc_registry.h"
+#include "modules/builtin.h"
+#include "nvmf/target.h"
+#include "util/log.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+
+namespace nocstor::control {
+
+namespace {
+
+// State owned by the control thread.
+struct ControlPlane {
+    DaemonOptions opts;
+    std::unique_ptr<JsonRpcServer> rpc;
+    std::unique_ptr<HttpServer> http;
+    Poller* rpc_poller = nullptr;
+    Poller* http_poller = nullptr;
+    std::atomic<int> exit_code{0};
+};
+
+void persist_if_enabled(ControlPlane* cp) {
+    if (!cp->opts.persist || cp->opts.config_path.empty()) return;
+    std::string err;
+    if (!write_file_atomically(cp->opts.config_path, build_config().dump(2) + "\n", &err))
+        NOC_ERROR("config", "cannot persist the configuration: {}", err);
+}
+
+// Exposes every registry method on the JSON-RPC server.
+void bind_rpc_methods(ControlPlane* cp) {
+    for (const auto& [name, info] : RpcRegistry::instance().methods()) {
+        bool changes = info.changes_state;
+        std::string n = name;
+        cp->rpc->register_method(name, [cp, n, changes](const nlohmann::json& params, Responder r) {
+            auto responder = std::make_shared<Responder>(std::move(r));
+            RpcRegistry::instance().call(
+                n, params, RpcReply([cp, responder, changes](bool ok, nlohmann::json v) {
+                    if (ok) {
+                        if (changes) persist_if_enabled(cp);
+                        responder->result(std::move(v));
+                    } else {
+                        responder->error(v.value("code", rpc_error::kInternalError),
+                                         v.value("message", std::string("error")));
+                    }
+                }));
+        });
+    }
+}
+
+bool start_servers(ControlPlane* cp, std::string* err) {
+    Thread* t = Thread::current();
+    JsonRpcServerOptions ro;
+    ro.socket_path = cp->opts.rpc_socket;
+    cp->rpc = std::make_unique<JsonRpcServer>(ro);
+    bind_rpc_methods(cp);
+    if (!cp->rpc->start(err)) return false;
+    t->reactor()->add_interrupt_fd(cp->rpc->fd(), EPOLLIN);
+    cp->rpc_poller = t->register_poller("jsonrpc", [cp] { return cp->rpc->poll() ? 1 : 0; });
+    NOC_INFO("rpc", "JSON-RPC listening on {}", cp->opts.rpc_socket);
+    if (cp->opts.http_enabled) {
+        HttpServerOptions ho;
+        ho.address = cp->opts.http_address;
+        ho.port = cp->opts.http_port;
+        cp->http = std::make_unique<HttpServer>(ho);
+        register_rest_routes(*cp->http);
+        if (!cp->http->start(err)) {
+            *err = "REST/metrics server on " + ho.address + ":" + std::to_string(ho.port) + ": " +
+                   *err + " (use --http-port or --no-http)";
+            return false;
+        }
+        t->reactor()->add_interrupt_fd(cp->http->fd(), EPOLLIN);
+        cp->http_poller = t->register_poller("http", [cp] { return cp->http->poll() ? 1 : 0; });
+        NOC_INFO("rpc", "REST API and /metrics on http://{}:{}", ho.address, cp->http->port());
+    }
+    return true;
+}
+
+void stop_servers(ControlPlane* cp) {
+    Thread* t = Thread::current();
+    if (cp->rpc_poller) {
+        t->reactor()->remove_interrupt_fd(cp->rpc->fd());
+        t->unregister_poller(cp->rpc_poller);
+        cp->rpc_poller = nullptr;
+        cp->rpc->stop();
+    }
+    if (cp->http_poller) {
+        t->reactor()->remove_interrupt_fd(cp->http->fd());
+        t->unregister_poller(cp->http_poller);
+        cp->http_poller = nullptr;
+        cp->http->stop();
+    }
+}
+
+void fail_start(ControlPlane* cp, const std::string& msg) {
+    NOC_ERROR("app", "{}", msg);
+    fprintf(stderr, "nocstor: %s\n", msg.c_str());
+    cp->exit_code = 1;
+    Runtime::instance()->request_shutdown();
+}
+
+void load_and_serve(ControlPlane* cp, const nlohmann::json& config);
+
+void on_start(ControlPlane* cp) {
+    std::string err;
+    if (!bdev_modules_init(&err)) return fail_start(cp, err);
+    nlohmann::json config;
+    bool have_file = !cp->opts.config_path.empty() && std::filesystem::exists(cp->opts.config_path);
+    if (cp->opts.empty_config) {
+        config = {{"subsystems", nlohmann::json::array()}};
+    } else if (have_file) {
+        if (!read_config_file(cp->opts.config_path, &config, &err)) return fail_start(cp, err);
+    } else if (!cp->opts.config_path.empty() && !cp->opts.persist) {
+        return fail_start(cp, "config file " + cp->opts.config_path + " does not exist");
+    } else {
+        config = default_config();
+    }
+    // The target's shutdown step (stop listeners, close connections and namespaces) is
+    // registered by nvmf_target_init; it runs before the bdev layer's.
+    nvmf::nvmf_target_init(*Runtime::instance(), nvmf::NvmfTargetOptions{},
+                           [cp, config]() { load_and_serve(cp, config); });
+}
+
+void load_and_serve(ControlPlane* cp, const nlohmann::json& config) {
+    NOC_INFO(
+        "app", "loading {}",
+        !cp->opts.config_path.empty() && !cp->opts.empty_config
+            ? cp->opts.config_path
+            : (cp->opts.empty_config ? "an empty configuration" : "the default configuration"));
+    load_config(config, [cp](bool ok, std::string error) {
+        if (!ok) return fail_start(cp, error);
+        std::string err;
+        if (!start_servers(cp, &err)) return fail_start(cp, err);
+        persist_if_enabled(cp);
+        NOC_INFO("app", "nocstor is ready");
+    });
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& opts) {
+    // Block the stop signals in every thread; the main thread takes them with sigwait.
+    // A shell starts background jobs with SIGINT ignored; an ignored signal never reaches
+    // sigwait, so restore the default disposition first.
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    register_builtin_bdev_modules();
+    register_framework_rpcs();
+    register_bdev_rpcs();
+    register_nvmf_rpcs();
+    register_config_rpcs();
+    bdev_set_io_pool_size(opts.bdev_io_pool_size);
+
+    RuntimeOptions ro;
+    if (!opts.cluster_plan.empty()) {
+        std::string err;
+        auto plan = parse_cluster_plan(opts.cluster_plan, &err);
+        if (!plan) {
+            fprintf(stderr, "nocstor: --clusters: %s\n", err.c_str());
+            return 2;
+        }
+        ro.clusters = *plan;
+    }
+    ro.reactor.idle_sleep_us = opts.idle_sleep_us;
+    ro.reactor.allow_sleep = opts.allow_sleep;
+    ro.noc.buffers.small_count = opts.small_buffers;
+    ro.noc.buffers.large_count = opts.large_buffers;
+
+    auto cp = std::make_unique<ControlPlane>();
+    cp->opts = opts;
+    std::unique_ptr<Runtime> rt;
+    try {
+        rt = std::make_unique<Runtime>(ro);
+    } catch (const std::exception& e) {
+        fprintf(stderr, "nocstor: cannot start the runtime: %s\n", e.what());
+        return 1;
+    }
+    ControlPlane* cpp = cp.get();
+    // Shutdown runs these in reverse: stop the servers, stop the target (registered by its own
+    // module), then unregister every bdev.
+    rt->add_shutdown_step("bdev layer", [](std::function<void()> done) { bdev_layer_fini(done); });
+    rt->add_shutdown_step("management servers", [cpp](std::function<void()> done) {
+        stop_servers(cpp);
+        done();
+    });
+    rt->start([cpp] { on_start(cpp); });
+
+    // Wait for a stop signal, or for the runtime to stop by itself (failed start).
+    static std::atomic<bool> stopped{false};
+    std::thread waiter([&] {
+        rt->wait();
+        stopped = true;
+        kill(getpid(), SIGTERM);  // wake a sigwait below
+    });
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (!rt->stopped()) {
+        NOC_INFO("app", "{} received: shutting down (send it again to exit at once)",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+        rt->request_shutdown();
+        // A second signal while draining forces the exit.
+        std::thread force([set]() mutable {
+            int s;
+            if (sigwait(&set, &s) == 0 && !stopped.load()) {
+                fprintf(stderr, "nocstor: second signal, exiting now\n");
+                _exit(130);
+            }
+        });
+        force.detach();
+    }
+    waiter.join();
+    int code = cp->exit_code.load();
+    rt.reset();
+    return code;
+}
+
+}  // namespace nocstor::control

@@ -1,0 +1,31 @@
+// The nocstor daemon: runtime, bdev modules, NVMe-oF target, JSON-RPC and REST servers, config.
+#pragma once
+
+#include "runtime/runtime.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace nocstor::control {
+
+struct DaemonOptions {
+    std::string config_path;    // empty: the default configuration
+    bool persist = false;       // save the live configuration to config_path after changes
+    bool empty_config = false;  // start with nothing configured (ignores the default)
+    std::string rpc_socket = "/var/tmp/nocstor.sock";
+    bool http_enabled = true;
+    std::string http_address = "127.0.0.1";
+    uint16_t http_port = 8080;
+    std::string cluster_plan;  // "" = default plan from the topology
+    uint64_t idle_sleep_us = 500;
+    bool allow_sleep = true;
+    uint32_t bdev_io_pool_size = 4096;
+    uint32_t small_buffers = 4096;
+    uint32_t large_buffers = 512;
+};
+
+// Runs until SIGINT/SIGTERM (or a failed start). Returns the process exit code.
+int run_daemon(const DaemonOptions& opts);
+
+}  // namespace nocstor::control

@@ -1,0 +1,482 @@
+// NVMe-oF methods with SPDK's names and parameters, over nvmf::NvmfTarget, and the "nvmf"
+// section of save_config.
+#include "bdev/bdev.h"
+#include "control/config.h"
+#include "control/json_params.h"
+#include "control/rest_api.h"
+#include "control/rpc_registry.h"
+#include "nvmf/spec.h"
+#include "nvmf/target.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+
+namespace nocstor::control {
+
+using nlohmann::json;
+using nvmf::NvmfTarget;
+
+namespace {
+
+// Transport options as given (SPDK has many; TCP is the only transport here). Kept for
+// nvmf_get_transports and save_config.
+json g_transport = nullptr;
+
+NvmfTarget* target(const RpcReply& reply) {
+    NvmfTarget* t = NvmfTarget::instance();
+    if (!t) reply.error(rpc_error::kInvalidState, "the NVMe-oF target is not running");
+    return t;
+}
+
+// Answers a DoneFn-style completion: rc 0 → result, else an error with the target's message.
+nvmf::DoneFn answer(RpcReply reply, json result = true) {
+    return [reply, result](int rc, std::string err) {
+        if (rc == 0)
+            reply.result(result);
+        else if (rc == -EINVAL)
+            reply.invalid(err);
+        else
+            reply.error(rc, err);
+    };
+}
+
+bool decode(ParamsDecoder& d, const json& params, const RpcReply& reply) {
+    std::string err;
+    if (!d.decode(params, &err)) {
+        reply.invalid(err);
+        return false;
+    }
+    return true;
+}
+
+// {"trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.1","trsvcid":"4420"}
+bool decode_listen_address(const char* method, const json& j, nvmf::ListenAddress* out,
+                           const RpcReply& reply) {
+    std::string trtype, adrfam = "IPv4", traddr, trsvcid = "4420";
+    ParamsDecoder d(std::string(method) + ": listen_address");
+    d.required("trtype", &trtype)
+        .optional("adrfam", &adrfam)
+        .required("traddr", &traddr)
+        .optional("trsvcid", &trsvcid);
+    if (!decode(d, j, reply)) return false;
+    if (trtype != "TCP" && trtype != "tcp") {
+        reply.invalid(std::string(method) + ": only trtype TCP is supported");
+        return false;
+    }
+    if (adrfam != "IPv4" && adrfam != "IPv6" && adrfam != "ipv4" && adrfam != "ipv6") {
+        reply.invalid(std::string(method) + ": adrfam must be IPv4 or IPv6");
+        return false;
+    }
+    char* end = nullptr;
+    unsigned long port = strtoul(trsvcid.c_str(), &end, 10);
+    if (trsvcid.empty() || *end || port > 65535) {
+        reply.invalid(std::string(method) + ": trsvcid must be a port number (0-65535)");
+        return false;
+    }
+    bool v6 = adrfam == "IPv6" || adrfam == "ipv6";
+    if (v6 != (traddr.find(':') != std::string::npos)) {
+        reply.invalid(std::string(method) + ": traddr '" + traddr + "' is not an " + adrfam +
+                      " address");
+        return false;
+    }
+    out->traddr = traddr;
+    out->port = uint16_t(port);
+    return true;
+}
+
+json listen_address_json(const nvmf::ListenAddress& a) {
+    return {{"trtype", "TCP"},
+            {"adrfam", a.ipv6() ? "IPv6" : "IPv4"},
+            {"traddr", a.traddr},
+            {"trsvcid", std::to_string(a.port)}};
+}
+
+std::string nguid_hex(const Uuid& u) {
+    std::string s;
+    for (uint8_t b : u) s += fmt::format("{:02X}", b);
+    return s;
+}
+
+void create_transport(const json& params, RpcReply reply) {
+    if (!params.is_object() || !params.contains("trtype") || !params["trtype"].is_string())
+        return reply.invalid("nvmf_create_transport: 'trtype' (\"TCP\") is required");
+    std::string trtype = params["trtype"];
+    if (trtype != "TCP" && trtype != "tcp")
+        return reply.invalid("nvmf_create_transport: only trtype TCP is supported, not '" + trtype +
+                             "'");
+    if (!g_transport.is_null())
+        return reply.error(-EEXIST, "nvmf_create_transport: the TCP transport already exists");
+    // SPDK's tuning options (max_queue_depth, io_unit_size, ...) are accepted and kept.
+    g_transport = params;
+    g_transport["trtype"] = "TCP";
+    reply.result(true);
+}
+
+void get_transports(const json& params, RpcReply reply) {
+    std::optional<std::string> trtype, tgt_name;
+    ParamsDecoder d("nvmf_get_transports");
+    d.optional("trtype", &trtype).optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    json out = json::array();
+    if (!g_transport.is_null()) out.push_back(g_transport);
+    reply.result(out);
+}
+
+void create_subsystem(const json& params, RpcReply reply) {
+    nvmf::SubsystemParams p;
+    std::optional<std::string> serial, model, tgt_name;
+    std::optional<bool> allow_any;
+    std::optional<uint32_t> max_ns;
+    std::optional<int64_t> min_cntlid, max_cntlid;
+    std::optional<bool> ana;
+    ParamsDecoder d("nvmf_create_subsystem");
+    d.required("nqn", &p.nqn)
+        .optional("serial_number", &serial)
+        .optional("model_number", &model)
+        .optional("allow_any_host", &allow_any)
+        .optional("max_namespaces", &max_ns)
+        .optional("min_cntlid", &min_cntlid)
+        .optional("max_cntlid", &max_cntlid)
+        .optional("ana_reporting", &ana)
+        .optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    if (serial) {
+        if (serial->empty() || serial->size() > 20)
+            return reply.invalid("nvmf_create_subsystem: serial_number must be 1-20 characters");
+        p.serial = *serial;
+    }
+    if (model) {
+        if (model->empty() || model->size() > 40)
+            return reply.invalid("nvmf_create_subsystem: model_number must be 1-40 characters");
+        p.model = *model;
+    }
+    if (allow_any) p.allow_any_host = *allow_any;
+    if (max_ns) p.max_namespaces = *max_ns == 0 ? 32 : *max_ns;
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    t->create_subsystem(p, answer(reply));
+}
+
+void delete_subsystem(const json& params, RpcReply reply) {
+    std::string nqn;
+    std::optional<std::string> tgt_name;
+    ParamsDecoder d("nvmf_delete_subsystem");
+    d.required("nqn", &nqn).optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    if (NvmfTarget* t = target(reply)) t->delete_subsystem(nqn, answer(reply));
+}
+
+json subsystem_json(const nvmf::SubsystemConfig& s) {
+    json listeners = json::array();
+    for (const auto& l : s.listeners) listeners.push_back(listen_address_json(l));
+    bool discovery = s.params.nqn == nvme::kDiscoveryNqn;
+    json out = {{"nqn", s.params.nqn},
+                {"subtype", discovery ? "Discovery" : "NVMe"},
+                {"listen_addresses", listeners},
+                {"allow_any_host", discovery ? true : s.params.allow_any_host}};
+    json hosts = json::array();
+    for (const auto& h : s.params.hosts) hosts.push_back({{"nqn", h}});
+    out["hosts"] = hosts;
+    if (!discovery) {
+        out["serial_number"] = s.params.serial;
+        out["model_number"] = s.params.model;
+        out["max_namespaces"] = s.params.max_namespaces;
+        json nss = json::array();
+        for (const auto& ns : s.namespaces)
+            nss.push_back({{"nsid", ns->nsid},
+                           {"bdev_name", ns->bdev_name},
+                           {"name", ns->bdev_name},
+                           {"uuid", uuid_to_string(ns->uuid)},
+                           {"nguid", nguid_hex(ns->uuid)}});
+        out["namespaces"] = nss;
+    }
+    return out;
+}
+
+void get_subsystems(const json& params, RpcReply reply) {
+    std::optional<std::string> nqn, tgt_name;
+    ParamsDecoder d("nvmf_get_subsystems");
+    d.optional("nqn", &nqn).optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    json out = json::array();
+    for (const auto& s : t->list_subsystems())
+        if (!nqn || s.params.nqn == *nqn) out.push_back(subsystem_json(s));
+    if (nqn && out.empty())
+        return reply.error(-ENODEV, "nvmf_get_subsystems: no subsystem " + *nqn);
+    reply.result(out);
+}
+
+void listener_method(const json& params, RpcReply reply, bool add) {
+    const char* method = add ? "nvmf_subsystem_add_listener" : "nvmf_subsystem_remove_listener";
+    std::string nqn;
+    json addr;
+    std::optional<std::string> tgt_name;
+    std::optional<bool> secure;
+    json ana_state;
+    ParamsDecoder d(method);
+    d.required("nqn", &nqn)
+        .required_object("listen_address", &addr)
+        .optional("tgt_name", &tgt_name)
+        .optional("secure_channel", &secure)
+        .optional("ana_state", &ana_state);
+    if (!decode(d, params, reply)) return;
+    if (secure && *secure)
+        return reply.invalid(std::string(method) + ": TLS (secure_channel) is not supported yet");
+    nvmf::ListenAddress la;
+    if (!decode_listen_address(method, addr, &la, reply)) return;
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    if (add)
+        t->add_listener(nqn, la, answer(reply));
+    else
+        t->remove_listener(nqn, la, answer(reply));
+}
+
+void add_ns(const json& params, RpcReply reply) {
+    std::string nqn;
+    json ns;
+    std::optional<std::string> tgt_name;
+    ParamsDecoder d("nvmf_subsystem_add_ns");
+    d.required("nqn", &nqn).required_object("namespace", &ns).optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    nvmf::NamespaceParams p;
+    std::optional<uint32_t> nsid;
+    std::optional<std::string> uuid, nguid, eui64, ptpl_file;
+    std::optional<uint32_t> anagrpid;
+    std::optional<bool> no_auto_visible;
+    ParamsDecoder nd("nvmf_subsystem_add_ns: namespace");
+    nd.required("bdev_name", &p.bdev_name)
+        .optional("nsid", &nsid)
+        .optional("uuid", &uuid)
+        .optional("nguid", &nguid)
+        .optional("eui64", &eui64)
+        .optional("ptpl_file", &ptpl_file)
+        .optional("anagrpid", &anagrpid)
+        .optional("no_auto_visible", &no_auto_visible);
+    if (!decode(nd, ns, reply)) return;
+    if (nsid) {
+        if (*nsid == 0xFFFFFFFFu)
+            return reply.invalid("nvmf_subsystem_add_ns: nsid 0xFFFFFFFF is reserved");
+        p.nsid = *nsid;
+    }
+    if (uuid) {
+        Uuid u;
+        if (!uuid_parse(*uuid, &u))
+            return reply.invalid("nvmf_subsystem_add_ns: uuid '" + *uuid + "' is not a UUID");
+        p.uuid = u;
+    }
+    if (nguid || eui64)
+        return reply.invalid(
+            "nvmf_subsystem_add_ns: nguid/eui64 are derived from the uuid; "
+            "give 'uuid' instead");
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    t->add_namespace(nqn, p, [reply](int rc, std::string err, uint32_t nsid) {
+        if (rc == 0)
+            reply.result(nsid);
+        else if (rc == -EINVAL)
+            reply.invalid(err);
+        else
+            reply.error(rc, err);
+    });
+}
+
+void remove_ns(const json& params, RpcReply reply) {
+    std::string nqn;
+    uint32_t nsid = 0;
+    std::optional<std::string> tgt_name;
+    ParamsDecoder d("nvmf_subsystem_remove_ns");
+    d.required("nqn", &nqn).required("nsid", &nsid).optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    if (NvmfTarget* t = target(reply)) t->remove_namespace(nqn, nsid, answer(reply));
+}
+
+void host_method(const json& params, RpcReply reply, bool add) {
+    const char* method = add ? "nvmf_subsystem_add_host" : "nvmf_subsystem_remove_host";
+    std::string nqn, host;
+    std::optional<std::string> tgt_name, psk, dhchap_key, dhchap_ctrlr_key;
+    ParamsDecoder d(method);
+    d.required("nqn", &nqn)
+        .required("host", &host)
+        .optional("tgt_name", &tgt_name)
+        .optional("psk", &psk)
+        .optional("dhchap_key", &dhchap_key)
+        .optional("dhchap_ctrlr_key", &dhchap_ctrlr_key);
+    if (!decode(d, params, reply)) return;
+    if (psk || dhchap_key || dhchap_ctrlr_key)
+        return reply.invalid(std::string(method) +
+                             ": TLS PSKs and DH-HMAC-CHAP keys are not "
+                             "supported yet");
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    if (add)
+        t->add_host(nqn, host, answer(reply));
+    else
+        t->remove_host(nqn, host, answer(reply));
+}
+
+void allow_any_host(const json& params, RpcReply reply) {
+    std::string nqn;
+    bool allow = false;
+    std::optional<std::string> tgt_name;
+    ParamsDecoder d("nvmf_subsystem_allow_any_host");
+    d.required("nqn", &nqn).required("allow_any_host", &allow).optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    if (NvmfTarget* t = target(reply)) t->set_allow_any_host(nqn, allow, answer(reply));
+}
+
+bool subsystem_exists(NvmfTarget* t, const std::string& nqn) {
+    for (const auto& s : t->list_subsystems())
+        if (s.params.nqn == nqn) return true;
+    return false;
+}
+
+void get_controllers(const json& params, RpcReply reply) {
+    std::string nqn;
+    std::optional<std::string> tgt_name;
+    ParamsDecoder d("nvmf_subsystem_get_controllers");
+    d.required("nqn", &nqn).optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    if (!subsystem_exists(t, nqn))
+        return reply.error(-ENODEV, "nvmf_subsystem_get_controllers: no subsystem " + nqn);
+    t->list_controllers(nqn, [reply](std::vector<nvmf::ControllerInfo> cs) {
+        json out = json::array();
+        for (const auto& c : cs)
+            out.push_back({{"cntlid", c.cntlid},
+                           {"hostnqn", c.hostnqn},
+                           {"kato_ms", c.kato_ms},
+                           {"poll_group", c.poll_group},
+                           {"num_io_qpairs", c.io_queues}});
+        reply.result(out);
+    });
+}
+
+void get_qpairs(const json& params, RpcReply reply) {
+    std::string nqn;
+    std::optional<std::string> tgt_name;
+    ParamsDecoder d("nvmf_subsystem_get_qpairs");
+    d.required("nqn", &nqn).optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    if (!subsystem_exists(t, nqn))
+        return reply.error(-ENODEV, "nvmf_subsystem_get_qpairs: no subsystem " + nqn);
+    t->list_qpairs(nqn, [reply](std::vector<nvmf::QpairInfo> qs) {
+        json out = json::array();
+        for (const auto& q : qs)
+            out.push_back({{"cntlid", q.cntlid},
+                           {"qid", q.qid},
+                           {"state", "active"},
+                           {"thread", "poll_group_" + std::to_string(q.poll_group)},
+                           {"listen_address", q.listen_address},
+                           {"commands", q.commands}});
+        reply.result(out);
+    });
+}
+
+void get_stats(const json& params, RpcReply reply) {
+    std::optional<std::string> tgt_name;
+    ParamsDecoder d("nvmf_get_stats");
+    d.optional("tgt_name", &tgt_name);
+    if (!decode(d, params, reply)) return;
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    t->get_stats([reply](nvmf::TargetStats s) {
+        json groups = json::array();
+        for (const auto& g : s.poll_groups)
+            groups.push_back({{"name", "poll_group_" + std::to_string(g.index)},
+                              {"current_qpairs", g.connections},
+                              {"accepted_connections", g.accepted},
+                              {"commands", g.commands},
+                              {"term_reqs_sent", g.term_reqs_sent},
+                              {"keep_alive_timeouts", g.kato_expired},
+                              {"transports", json::array({{{"trtype", "TCP"}}})}});
+        reply.result({{"tick_rate", 1000000000}, {"poll_groups", groups}});
+    });
+}
+
+json nvmf_section() {
+    json calls = json::array();
+    NvmfTarget* t = NvmfTarget::instance();
+    if (!t) return calls;
+    if (!g_transport.is_null())
+        calls.push_back({{"method", "nvmf_create_transport"}, {"params", g_transport}});
+    for (const auto& s : t->list_subsystems()) {
+        const std::string& nqn = s.params.nqn;
+        if (nqn != nvme::kDiscoveryNqn) {
+            calls.push_back({{"method", "nvmf_create_subsystem"},
+                             {"params",
+                              {{"nqn", nqn},
+                               {"serial_number", s.params.serial},
+                               {"model_number", s.params.model},
+                               {"max_namespaces", s.params.max_namespaces},
+                               {"allow_any_host", s.params.allow_any_host}}}});
+            for (const auto& h : s.params.hosts)
+                calls.push_back({{"method", "nvmf_subsystem_add_host"},
+                                 {"params", {{"nqn", nqn}, {"host", h}}}});
+            for (const auto& ns : s.namespaces)
+                calls.push_back({{"method", "nvmf_subsystem_add_ns"},
+                                 {"params",
+                                  {{"nqn", nqn},
+                                   {"namespace",
+                                    {{"nsid", ns->nsid},
+                                     {"bdev_name", ns->bdev_name},
+                                     {"uuid", uuid_to_string(ns->uuid)}}}}}});
+        }
+        for (const auto& l : s.listeners)
+            calls.push_back(
+                {{"method", "nvmf_subsystem_add_listener"},
+                 {"params", {{"nqn", nqn}, {"listen_address", listen_address_json(l)}}}});
+    }
+    return calls;
+}
+
+void nvmf_metrics(std::string& out) {
+    NvmfTarget* t = NvmfTarget::instance();
+    if (!t) return;
+    out +=
+        "# HELP nocstor_nvmf_namespaces Namespaces per subsystem.\n"
+        "# TYPE nocstor_nvmf_namespaces gauge\n";
+    for (const auto& s : t->list_subsystems())
+        if (s.params.nqn != nvme::kDiscoveryNqn)
+            out += fmt::format("nocstor_nvmf_namespaces{{subsystem=\"{}\"}} {}\n", s.params.nqn,
+                               s.namespaces.size());
+}
+
+}  // namespace
+
+void register_nvmf_rpcs() {
+    auto& r = RpcRegistry::instance();
+    r.add("nvmf_create_transport", create_transport, true);
+    r.add("nvmf_get_transports", get_transports);
+    r.add("nvmf_create_subsystem", create_subsystem, true);
+    r.add("nvmf_delete_subsystem", delete_subsystem, true);
+    r.add("nvmf_get_subsystems", get_subsystems);
+    r.add(
+        "nvmf_subsystem_add_listener",
+        [](const json& p, RpcReply r) { listener_method(p, std::move(r), true); }, true);
+    r.add(
+        "nvmf_subsystem_remove_listener",
+        [](const json& p, RpcReply r) { listener_method(p, std::move(r), false); }, true);
+    r.add("nvmf_subsystem_add_ns", add_ns, true);
+    r.add("nvmf_subsystem_remove_ns", remove_ns, true);
+    r.add(
+        "nvmf_subsystem_add_host",
+        [](const json& p, RpcReply r) { host_method(p, std::move(r), true); }, true);
+    r.add(
+        "nvmf_subsystem_remove_host",
+        [](const json& p, RpcReply r) { host_method(p, std::move(r), false); }, true);
+    r.add("nvmf_subsystem_allow_any_host", allow_any_host, true);
+    r.add("nvmf_subsystem_get_controllers", get_controllers);
+    r.add("nvmf_subsystem_get_qpairs", get_qpairs);
+    r.add("nvmf_get_stats", get_stats);
+    register_config_section("nvmf", nvmf_section);
+    add_metrics_source(nvmf_metrics);
+}
+
+}  // namespace nocstor::control
