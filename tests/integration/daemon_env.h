@@ -1,0 +1,208 @@
+// Starts the real `nocstor` daemon binary for a test: a private RPC socket, free ports, an empty
+// or given configuration; stops it with SIGINT and reports how it exited.
+#pragma once
+
+#include "control/rpc_client.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace nocstor::testing {
+
+// A TCP port nobody listens on right now (bind to 0, read it, close).
+inline uint16_t free_tcp_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    uint16_t port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+inline std::string temp_dir() {
+    char tmpl[] = "/tmp/nocstor-test.XXXXXX";
+    return mkdtemp(tmpl);
+}
+
+class Daemon {
+  public:
+    explicit Daemon(std::vector<std::string> extra_args, std::string dir = temp_dir())
+        : dir_(std::move(dir)), args_(std::move(extra_args)) {
+        socket_ = dir_ + "/rpc.sock";
+        http_port_ = free_tcp_port();
+        start();
+    }
+    ~Daemon() { stop(); }
+
+    void start() {
+        log_ = dir_ + "/nocstor.log";
+        std::vector<std::string> argv = {std::string(NOCSTOR_BIN_DIR) + "/nocstor",
+                                         "-r",
+                                         socket_,
+                                         "--http-port",
+                                         std::to_string(http_port_),
+                                         "--clusters",
+                                         "0:control:0;1:data:0",
+                                         "--idle-sleep-us",
+                                         "200"};
+        argv.insert(argv.end(), args_.begin(), args_.end());
+        pid_ = fork();
+        if (pid_ == 0) {
+            FILE* f = freopen(log_.c_str(), "a", stderr);
+            (void)f;
+            std::vector<char*> cargs;
+            for (auto& a : argv) cargs.push_back(a.data());
+            cargs.push_back(nullptr);
+            execv(cargs[0], cargs.data());
+            _exit(127);
+        }
+        // Ready when the RPC socket answers.
+        auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (std::chrono::steady_clock::now() < end) {
+            int status;
+            if (waitpid(pid_, &status, WNOHANG) == pid_) {
+                exited_ = true;
+                exit_status_ = status;
+                return;
+            }
+            if (std::filesystem::exists(socket_)) {
+                control::RpcClient c(socket_, std::chrono::seconds(5));
+                if (c.call("framework_wait_init").ok()) return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        ADD_FAILURE() << "nocstor did not become ready; log:\n" << log();
+    }
+
+    // SIGINT and wait; returns the exit status (or -1 on timeout, after SIGKILL).
+    int stop() {
+        if (pid_ <= 0) return exit_status_;
+        if (!exited_) {
+            kill(pid_, SIGINT);
+            auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+            while (std::chrono::steady_clock::now() < end) {
+                int status;
+                if (waitpid(pid_, &status, WNOHANG) == pid_) {
+                    exited_ = true;
+                    exit_status_ = status;
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            if (!exited_) {
+                kill(pid_, SIGKILL);
+                waitpid(pid_, nullptr, 0);
+                exit_status_ = -1;
+                exited_ = true;
+            }
+        }
+        pid_ = -1;
+        return exit_status_;
+    }
+    void restart() {
+        stop();
+        exited_ = false;
+        start();
+    }
+
+    bool alive() {
+        if (exited_ || pid_ <= 0) return false;
+        int status;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+            exited_ = true;
+            exit_status_ = status;
+            return false;
+        }
+        return true;
+    }
+    bool exited() const { return exited_; }
+    int exit_status() const { return exit_status_; }
+
+    control::RpcResult call(const std::string& method, const nlohmann::json& params = nullptr) {
+        control::RpcClient c(socket_, std::chrono::seconds(20));
+        return c.call(method, params);
+    }
+    nlohmann::json ok(const std::string& method, const nlohmann::json& params = nullptr) {
+        auto r = call(method, params);
+        EXPECT_TRUE(r.ok()) << method << " " << params.dump() << " -> " << r.message;
+        return r.result;
+    }
+
+    std::string log() const {
+        std::string s;
+        if (FILE* f = fopen(log_.c_str(), "r")) {
+            char buf[4096];
+            size_t n;
+            while ((n = fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
+            fclose(f);
+        }
+        return s;
+    }
+    const std::string& socket() const { return socket_; }
+    const std::string& dir() const { return dir_; }
+    uint16_t http_port() const { return http_port_; }
+    pid_t pid() const { return pid_; }
+
+  private:
+    std::string dir_, socket_, log_;
+    std::vector<std::string> args_;
+    uint16_t http_port_ = 0;
+    pid_t pid_ = -1;
+    bool exited_ = false;
+    int exit_status_ = 0;
+};
+
+// One HTTP/1.1 request on a fresh connection (Connection: close); returns status and body.
+struct HttpReply {
+    int status = 0;
+    std::string headers, body;
+};
+inline HttpReply http_request(uint16_t port, const std::string& method, const std::string& path,
+                              const std::string& body = "") {
+    HttpReply r;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+        close(fd);
+        return r;
+    }
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+    if (!body.empty())
+        req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\n";
+    req += "\r\n" + body;
+    (void)!write(fd, req.data(), req.size());
+    std::string resp;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) resp.append(buf, size_t(n));
+    close(fd);
+    auto hdr_end = resp.find("\r\n\r\n");
+    if (resp.size() < 12 || hdr_end == std::string::npos) return r;
+    r.status = std::stoi(resp.substr(9, 3));
+    r.headers = resp.substr(0, hdr_end);
+    r.body = resp.substr(hdr_end + 4);
+    return r;
+}
+
+}  // namespace nocstor::testing
