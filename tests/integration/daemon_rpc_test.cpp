@@ -209,8 +209,9 @@ TEST(DaemonRpc, BadInputIsRejectedAndLeavesStateUnchanged) {
         EXPECT_FALSE(r.ok()) << c.method << " " << c.params.dump() << " was accepted";
         EXPECT_EQ(r.kind, nocstor::control::RpcResult::Kind::kRpcError) << c.method;
         EXPECT_FALSE(r.message.empty()) << c.method;
-        if (c.code)
+        if (c.code) {
             EXPECT_EQ(r.code, c.code) << c.method << " " << c.params.dump() << ": " << r.message;
+        }
     }
     EXPECT_EQ(snapshot(d), before);
     EXPECT_TRUE(d.alive());
