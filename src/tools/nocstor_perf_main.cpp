@@ -153,7 +153,12 @@ class Worker {
             begin_ns_ = now_ns();
             measure_ns_ = begin_ns_ + uint64_t(s_->cfg.warmup * 1e9);
             end_ns_ = measure_ns_ + uint64_t(s_->cfg.seconds * 1e9);
-            for (auto& t : tasks_) submit(&t);
+            // The controller may grant fewer entries (CAP.MQES, MAXCMD) than -q asked for.
+            const size_t n = std::min<size_t>(tasks_.size(), qp_->depth());
+            if (n < tasks_.size())
+                fmt::print(stderr, "qid {}: queue depth limited to {} by the controller\n", qid_,
+                           n);
+            for (size_t i = 0; i < n; ++i) submit(&tasks_[i]);
             timer_ = Thread::current()->register_poller(
                 "perf_deadline", [this] { return check_deadline(); }, 1000);
         });
