@@ -219,7 +219,14 @@ class BdevRegistry {
         }
         // Each holder closes its descriptor (after draining its I/O) when told of the removal.
         for (BdevDesc* d : descs) {
+            // The holder may close this descriptor before the message runs: only notify a
+            // descriptor that is still open.
             auto notify = [d, b] {
+                {
+                    std::lock_guard lock(g_mu);
+                    auto& v = b->descs_;
+                    if (std::find(v.begin(), v.end(), d) == v.end()) return;
+                }
                 if (d->event_cb_) d->event_cb_(BdevEvent::Remove, b);
             };
             if (d->owner_ && d->owner_ != Thread::current())

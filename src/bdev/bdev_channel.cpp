@@ -18,13 +18,14 @@ uint32_t bdev_io_pool_size() {
     return g_pool_size;
 }
 
-BdevMgmtChannel::BdevMgmtChannel(uint32_t pool_size) : storage_(pool_size) {
+BdevMgmtChannel::BdevMgmtChannel(uint32_t pool_size)
+    : storage_(pool_size), reserve_(pool_size / 16) {
     for (auto& io : storage_) put_io(&io);
 }
 
-BdevIo* BdevMgmtChannel::get_io() {
+BdevIo* BdevMgmtChannel::get_io(bool nested) {
     BdevIo* io = free_;
-    if (!io) return nullptr;
+    if (!io || (!nested && free_count_ <= reserve_)) return nullptr;
     free_ = io->next;
     io->next = nullptr;
     --free_count_;

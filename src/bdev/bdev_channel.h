@@ -13,7 +13,10 @@ namespace nocstor {
 class BdevMgmtChannel : public IoChannel {
   public:
     explicit BdevMgmtChannel(uint32_t pool_size);
-    BdevIo* get_io();
+    // New I/O from outside the bdev stack may not take the last `reserve` objects: those are
+    // kept for split children and for the base I/O of vbdevs, so that a full pool of parents
+    // waiting for a child can never deadlock.
+    BdevIo* get_io(bool nested);
     void put_io(BdevIo* io);
     uint32_t free_count() const { return free_count_; }
     uint32_t pool_size() const { return uint32_t(storage_.size()); }
@@ -23,6 +26,7 @@ class BdevMgmtChannel : public IoChannel {
     std::vector<BdevIo> storage_;
     BdevIo* free_ = nullptr;
     uint32_t free_count_ = 0;
+    uint32_t reserve_ = 0;
     BdevIoWaitEntry* wait_head_ = nullptr;
     BdevIoWaitEntry* wait_tail_ = nullptr;
 };

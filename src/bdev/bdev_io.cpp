@@ -62,6 +62,15 @@ uint64_t BdevIo::length_bytes() const {
 namespace {
 
 constexpr uint32_t kMaxChildrenInFlight = 32;
+
+// > 0 while this thread runs inside a module's submit_request (a vbdev submitting to its base)
+// or splits an I/O: such allocations may use the pool's reserve.
+thread_local int tls_nested = 0;
+
+struct NestedScope {
+    NestedScope() { ++tls_nested; }
+    ~NestedScope() { --tls_nested; }
+};
 constexpr size_t kZeroBufferSize = 1 << 20;
 
 // Read-only source for emulated write-zeroes.
@@ -79,7 +88,7 @@ void submit_io(BdevIo* io);
 void finish_io(BdevIo* io);
 
 BdevIo* alloc_io(BdevChannel* ch) {
-    BdevIo* io = ch->mgmt->get_io();
+    BdevIo* io = ch->mgmt->get_io(tls_nested > 0);
     if (!io) return nullptr;
     io->status = IoStatus::Pending;
     io->nvme_sct = io->nvme_sc = 0;
@@ -159,7 +168,11 @@ void split_continue(BdevIo* parent) {
            parent->split_status == IoStatus::Success) {
         uint64_t start = parent->split_next_block;
         uint64_t n = child_blocks(parent, start);
-        BdevIo* child = alloc_io(ch);
+        BdevIo* child;
+        {
+            NestedScope nested;  // children may use the reserve
+            child = alloc_io(ch);
+        }
         if (!child) {
             if (parent->children_outstanding == 0) {
                 // Nothing of ours in flight will free a bdev_io: retry from the nomem queue.
@@ -199,7 +212,10 @@ void split_continue(BdevIo* parent) {
         ++parent->children_outstanding;
         ++ch->outstanding;
         child->in_submit = true;
-        b->submit_request(ch->module_ch, child);
+        {
+            NestedScope nested;
+            b->submit_request(ch->module_ch, child);
+        }
         child->in_submit = false;
     }
     if (parent->children_outstanding == 0 &&
@@ -280,7 +296,10 @@ void submit_io(BdevIo* io) {
         return;
     }
     io->in_submit = true;
-    io->bdev->submit_request(ch->module_ch, io);
+    {
+        NestedScope nested;
+        io->bdev->submit_request(ch->module_ch, io);
+    }
     io->in_submit = false;
 }
 

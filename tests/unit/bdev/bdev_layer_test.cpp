@@ -547,3 +547,95 @@ TEST_F(BdevLayerTest, StatisticsCountOpsBytesAndLatency) {
     bdev_close(d);
     unregister(b);
 }
+
+namespace {
+// A minimal vbdev: forwards every I/O to a base bdev through its own descriptor.
+struct ForwardChannel : IoChannel {
+    IoChannel* base_ch = nullptr;
+    ~ForwardChannel() override { bdev_put_io_channel(base_ch); }
+};
+struct ForwardBdev : Bdev {
+    BdevDesc* base = nullptr;
+    explicit ForwardBdev(BdevDesc* b) : Bdev("fwd0", &g_test_module), base(b) {
+        block_size = b->bdev()->block_size;
+        num_blocks = b->bdev()->num_blocks;
+    }
+    std::unique_ptr<IoChannel> create_channel() override {
+        auto ch = std::make_unique<ForwardChannel>();
+        ch->base_ch = bdev_get_io_channel(base);
+        return ch;
+    }
+    void submit_request(IoChannel* ch, BdevIo* io) override {
+        auto* fc = static_cast<ForwardChannel*>(ch);
+        int rc = bdev_readv(
+            base, fc->base_ch, io->iovs, io->iovcnt, io->offset_blocks, io->num_blocks,
+            [](BdevIo* bio, bool ok, void* arg) {
+                bdev_free_io(bio);
+                bdev_io_complete(static_cast<BdevIo*>(arg),
+                                 ok ? IoStatus::Success : IoStatus::Failed);
+            },
+            io);
+        if (rc == -ENOMEM)
+            bdev_io_complete(io, IoStatus::NoMemory);
+        else if (rc)
+            bdev_io_complete(io, IoStatus::Failed);
+    }
+};
+
+struct SmallPoolTest : BdevLayerTest {
+    uint32_t saved = 0;
+    void SetUp() override {
+        saved = bdev_io_pool_size();
+        bdev_set_io_pool_size(32);
+        BdevLayerTest::SetUp();
+    }
+    void TearDown() override {
+        BdevLayerTest::TearDown();
+        bdev_set_io_pool_size(saved);
+    }
+};
+}  // namespace
+
+// Without a reserve, 32 reads on a vbdev would take the whole pool and each would wait forever
+// for the bdev_io of its base read.
+TEST_F(SmallPoolTest, AFullPoolOfVbdevIoStillReachesTheBase) {
+    RamBdev* base = make_bdev("fbase", 512, 256);
+    base->hold = true;  // keep the base I/O in flight until everything is submitted
+    BdevDesc* bd = nullptr;
+    ASSERT_EQ(bdev_open("fbase", true, nullptr, &bd), 0);
+    ASSERT_EQ(bdev_claim(base, &g_test_module), 0);
+    auto fwd = std::make_unique<ForwardBdev>(bd);
+    ASSERT_EQ(bdev_register(std::move(fwd)), 0);
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("fwd0", false, nullptr, &d), 0);
+    IoResult res;
+    std::atomic<int> submitted{0};
+    static uint8_t buf[64][512];
+    static iovec iov[64];
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        for (int i = 0; i < 64; ++i) {
+            iov[i] = {buf[i], 512};
+            if (bdev_readv(d, ch, &iov[i], 1, i, 1, count_cb, &res) != 0) break;
+            submitted++;
+        }
+        // Every accepted read reached the base (held there), none is stuck for a bdev_io.
+        EXPECT_EQ(base->submitted.load(), submitted.load());
+        IoChannel* base_ch = static_cast<BdevChannel*>(ch)->module_ch;
+        release_held(static_cast<ForwardChannel*>(base_ch)->base_ch, base);
+        poll_until([&] { return res.done.load() == submitted.load(); },
+                   [ch, finish] {
+                       bdev_put_io_channel(ch);
+                       finish();
+                   });
+    });
+    EXPECT_GE(submitted.load(), 15);  // each read holds two bdev_io: its own and its base read
+    EXPECT_LT(submitted.load(), 32);  // the top level may not take the reserve
+    EXPECT_EQ(res.ok.load(), submitted.load());
+    bdev_close(d);
+    Bdev* f = bdev_get_by_name("fwd0");
+    unregister(f);
+    bdev_release_claim(base);
+    bdev_close(bd);
+    unregister(base);
+}
