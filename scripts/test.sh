@@ -3,7 +3,13 @@
 # the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+# With the shared interop harness beside the checkout, also install QEMU and tshark so that the
+# Linux-kernel-initiator tests run instead of skipping.
+if [[ -x ../shared/interop/kernel-nvme-tcp.sh ]]; then
+  scripts/install-deps.sh --with-interop
+else
+  scripts/install-deps.sh
+fi
 jobs=$(nproc)
 
 echo "== build (RelWithDebInfo, warnings are errors)"
