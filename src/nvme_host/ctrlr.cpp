@@ -17,7 +17,6 @@ namespace {
 
 constexpr uint32_t kAdminIncapsule = 8192;
 constexpr uint32_t kMaxTransferCap = 1u << 20;  // never more than this per command
-constexpr uint16_t kAdminReserved = 4;          // admin slots kept for keep-alive etc.
 
 struct AdminCtx {
     NvmeCtrlr::AdminCb cb;
