@@ -166,6 +166,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_builtin_bdev_modules();
     register_framework_rpcs();
     register_bdev_rpcs();
+    register_bdev_nvme_rpcs();
     register_nvmf_rpcs();
     register_config_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);

@@ -121,6 +121,8 @@ void bind_delete(const char* method, const char* module, DeleteFn fn) {
 
 json bdev_section() {
     json calls = json::array();
+    // Module-wide calls first (the nvme module's attach_controller calls among them): local
+    // vbdevs may be stacked on the namespaces they create.
     for (BdevModule* m : bdev_modules()) m->write_config_json(calls);
     // Registration order puts base bdevs before the vbdevs stacked on them.
     for (Bdev* b : bdev_list()) {
