@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "nvme_host/ctrlr.h"
-#include "nvme_host/link_order.h"
 #include "nvme_host/nvme_cmd.h"
 #include "nvme_host/qpair.h"
 #include "runtime/runtime.h"
@@ -536,7 +535,6 @@ void run(Shared* s, Runtime* rt) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    link_nvmf_codec();
     Config c;
     std::string trid, workload = "randread", cores, log_spec = "warn";
     int read_pct = -1;

@@ -10,7 +10,6 @@
 
 #include "nvme_host/bdev_nvme.h"
 #include "nvme_host/ctrlr.h"
-#include "nvme_host/link_order.h"
 #include "nvmf_test_env.h"
 
 using namespace nocstor;
@@ -69,7 +68,6 @@ std::vector<uint8_t> pattern(size_t n, uint8_t s) {
 struct NvmeHostNvmfTest : ::testing::Test {
     std::unique_ptr<TargetEnv> env;
     void SetUp() override {
-        link_nvmf_codec();
         env = std::make_unique<TargetEnv>();
     }
     void TearDown() override { env.reset(); }

@@ -9,7 +9,6 @@
 #include <future>
 #include <memory>
 
-#include "nvme_host/link_order.h"
 #include "runtime/runtime.h"
 
 namespace nocstor::test {
@@ -20,7 +19,6 @@ struct HostRuntimeTest : ::testing::Test {
     Thread* control = nullptr;
 
     void SetUp() override {
-        nvme_host::link_nvmf_codec();
         RuntimeOptions o;
         o.clusters = {{0, ClusterSpec::Role::Control, {0}}, {1, ClusterSpec::Role::Data, {0}}};
         o.reactor.pin = false;
