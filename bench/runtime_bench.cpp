@@ -67,8 +67,8 @@ struct MutexQueue {
         }
         cv.notify_one();
     }
-    void run() {
-        pin_self(1);
+    void run(int core = 1) {
+        pin_self(core);
         std::unique_lock lock(mu);
         for (;;) {
             cv.wait(lock, [&] { return stop || !q.empty(); });
@@ -104,48 +104,82 @@ void BM_MessageThroughput_MutexCondvar(benchmark::State& state) {
 }
 BENCHMARK(BM_MessageThroughput_MutexCondvar)->UseRealTime();
 
-// --- round trip between two reactors on two cores ---
+// --- round trip between two threads on two cores ---
+// A chain of kRounds ping-pongs runs between the two threads; the benchmark thread only starts it
+// and sleeps (futex) until it ends, so it does not steal a core from the spinning reactors.
+constexpr int kRounds = 1000;
+
+struct PingPongState {
+    Thread* a;
+    Thread* b;
+    int left = 0;
+    std::atomic<bool> done{false};
+};
+
+void ping(PingPongState* s);
+void pong(PingPongState* s) {
+    s->a->send([s] { ping(s); });
+}
+void ping(PingPongState* s) {
+    if (s->left-- == 0) {
+        s->done.store(true, std::memory_order_release);
+        s->done.notify_one();
+        return;
+    }
+    s->b->send([s] { pong(s); });
+}
+
 void BM_PingPong_Nocstor(benchmark::State& state) {
     ReactorOptions o;
     o.idle_sleep_us = 100000;  // stay awake: measures the queue, not the wake-up
     Reactor a(0, 0, 1, o), b(1, 1 % core_count(), 1, o);
     a.add_thread(std::make_unique<Thread>("a", 1, 0));
     b.add_thread(std::make_unique<Thread>("b", 1, 1));
-    Thread* ta = a.main_thread();
-    Thread* tb = b.main_thread();
+    PingPongState s;
+    s.a = a.main_thread();
+    s.b = b.main_thread();
     a.start();
     b.start();
-    std::atomic<bool> done{false};
     for (auto _ : state) {
-        done.store(false, std::memory_order_relaxed);
-        ta->send([tb, ta, &done] {
-            tb->send([ta, &done] {
-                ta->send([&done] { done.store(true, std::memory_order_release); });
-            });
-        });
-        while (!done.load(std::memory_order_acquire)) {
-        }
+        s.left = kRounds;
+        s.done.store(false);
+        s.a->send([p = &s] { ping(p); });
+        s.done.wait(false, std::memory_order_acquire);
     }
+    state.counters["round_trip_ns"] =
+        benchmark::Counter(double(state.iterations()) * kRounds,
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
     a.stop();
     b.stop();
     a.join();
     b.join();
 }
-BENCHMARK(BM_PingPong_Nocstor)->UseRealTime();
+BENCHMARK(BM_PingPong_Nocstor)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 void BM_PingPong_MutexCondvar(benchmark::State& state) {
     MutexQueue qa, qb;
-    std::thread ta([&] { qa.run(); });
-    std::thread tb([&] { qb.run(); });
+    std::thread ta([&] { qa.run(0); });
+    std::thread tb([&] { qb.run(1); });
     std::atomic<bool> done{false};
-    for (auto _ : state) {
-        done.store(false, std::memory_order_relaxed);
-        qa.push([&] {
-            qb.push([&] { qa.push([&] { done.store(true, std::memory_order_release); }); });
-        });
-        while (!done.load(std::memory_order_acquire)) {
+    int left = 0;
+    std::function<void()> ping_fn;
+    ping_fn = [&] {
+        if (left-- == 0) {
+            done.store(true, std::memory_order_release);
+            done.notify_one();
+            return;
         }
+        qb.push([&] { qa.push(ping_fn); });
+    };
+    for (auto _ : state) {
+        left = kRounds;
+        done.store(false);
+        qa.push(ping_fn);
+        done.wait(false, std::memory_order_acquire);
     }
+    state.counters["round_trip_ns"] =
+        benchmark::Counter(double(state.iterations()) * kRounds,
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
     for (auto* q : {&qa, &qb}) {
         {
             std::lock_guard lock(q->mu);
@@ -156,7 +190,7 @@ void BM_PingPong_MutexCondvar(benchmark::State& state) {
     ta.join();
     tb.join();
 }
-BENCHMARK(BM_PingPong_MutexCondvar)->UseRealTime();
+BENCHMARK(BM_PingPong_MutexCondvar)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -24,3 +24,6 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNOCSTOR_SANITIZE=ON
 ninja -C build-asan -j "$jobs" $(cd build-asan && ninja -t targets all | grep -oE '^unit_[a-z_]+(:)' | tr -d ':' | sort -u)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -L unit -j 1 --timeout 600)
+
+echo "== fuzz the parsers (libFuzzer, ${FUZZ_SECONDS:=15}s each)"
+FUZZ_SECONDS=$FUZZ_SECONDS scripts/fuzz.sh
