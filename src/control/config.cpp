@@ -96,6 +96,21 @@ void register_config_section(std::string subsystem, std::function<json()> writer
     sections().push_back({std::move(subsystem), std::move(writer)});
 }
 
+std::vector<std::string> config_section_names() {
+    std::vector<std::string> names;
+    for (const auto& s : sections()) names.push_back(s.name);
+    return names;
+}
+
+bool section_config(const std::string& name, json* out) {
+    for (const auto& s : sections())
+        if (s.name == name) {
+            *out = s.writer ? s.writer() : json::array();
+            return true;
+        }
+    return false;
+}
+
 json build_config() {
     json subs = json::array();
     for (const auto& s : sections())

@@ -9,12 +9,16 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace nocstor::control {
 
 // A section's writer returns the JSON array of {"method","params"} that recreates its state.
 void register_config_section(std::string subsystem, std::function<nlohmann::json()> writer);
 nlohmann::json build_config();
+// Section names in load order, and one section's calls (SPDK's framework_get_subsystems/_config).
+std::vector<std::string> config_section_names();
+bool section_config(const std::string& name, nlohmann::json* out);
 
 // Validates the layout and replays it on the control thread; done(ok, error) after the last
 // call. Unknown methods stop the load with an error naming them; SPDK tuning methods that have

@@ -49,21 +49,60 @@ const std::vector<CreateMethod>& create_methods() {
     return m;
 }
 
+// Parameters SPDK's rpc.py sends by default for these methods. They are accepted when their value
+// asks for nothing nocstor lacks (no metadata, no DIF) and otherwise rejected with a reason.
+bool spdk_compat_key(const std::string& method, const std::string& key, const json& v,
+                     std::string* why) {
+    bool md_method = method == "bdev_malloc_create" || method == "bdev_null_create";
+    if (!md_method) return false;
+    auto zero = [&](const char* what) {
+        if (v.is_null() || (v.is_number_integer() && v.get<int64_t>() == 0)) return true;
+        *why = std::string(what) + " is not supported (must be 0)";
+        return true;
+    };
+    if (key == "md_size") return zero("separate metadata (md_size)");
+    if (key == "dif_type") return zero("DIF protection (dif_type)");
+    if (key == "dif_pi_format") return zero("DIF PI formats (dif_pi_format)");
+    if (key == "md_interleave" || key == "dif_is_head_of_md") {
+        if (!v.is_null() && !v.is_boolean()) *why = "'" + key + "' must be a boolean";
+        return true;
+    }
+    // Hints with no effect here: accepted and ignored.
+    static const std::set<std::string> hints = {
+        "physical_block_size",        "numa_id",
+        "preferred_write_alignment",  "preferred_write_granularity",
+        "optimal_write_size",         "preferred_unmap_alignment",
+        "preferred_unmap_granularity"};
+    if (hints.count(key)) {
+        if (!v.is_null() && !v.is_number_integer()) *why = "'" + key + "' must be an integer";
+        return true;
+    }
+    return false;
+}
+
 bool check_keys(const char* method, const std::set<std::string>& allowed, const json& params,
-                const RpcReply& reply) {
+                const RpcReply& reply, json* cleaned = nullptr) {
     if (params.is_null()) return true;
     if (!params.is_object()) {
         reply.invalid(std::string(method) + ": params must be an object");
         return false;
     }
     for (auto it = params.begin(); it != params.end(); ++it) {
-        if (!allowed.count(it.key())) {
-            std::string list;
-            for (const auto& k : allowed) list += (list.empty() ? "" : ", ") + k;
-            reply.invalid(std::string(method) + ": unknown parameter '" + it.key() +
-                          "' (accepted: " + list + ")");
-            return false;
+        if (allowed.count(it.key())) continue;
+        std::string why;
+        if (spdk_compat_key(method, it.key(), it.value(), &why)) {
+            if (!why.empty()) {
+                reply.invalid(std::string(method) + ": " + why);
+                return false;
+            }
+            if (cleaned) cleaned->erase(it.key());
+            continue;
         }
+        std::string list;
+        for (const auto& k : allowed) list += (list.empty() ? "" : ", ") + k;
+        reply.invalid(std::string(method) + ": unknown parameter '" + it.key() +
+                      "' (accepted: " + list + ")");
+        return false;
     }
     return true;
 }
@@ -72,9 +111,10 @@ void bind_create(const CreateMethod& m) {
     RpcRegistry::instance().add(
         m.name,
         [&m](const json& params, RpcReply reply) {
-            if (!check_keys(m.name, m.keys, params, reply)) return;
+            json cleaned = params;
+            if (!check_keys(m.name, m.keys, params, reply, &cleaned)) return;
             std::string err;
-            int rc = apply_bdev_method(m.name, params, &err);
+            int rc = apply_bdev_method(m.name, cleaned, &err);
             if (rc == -EINVAL) return reply.invalid(std::string(m.name) + ": " + err);
             if (rc != 0) return reply.error(rc, std::string(m.name) + ": " + err);
             if (m.result_key)

@@ -129,7 +129,8 @@ void create_subsystem(const json& params, RpcReply reply) {
     std::optional<bool> allow_any;
     std::optional<uint32_t> max_ns;
     std::optional<int64_t> min_cntlid, max_cntlid;
-    std::optional<bool> ana;
+    std::optional<bool> ana, passthrough, nssr;
+    std::optional<uint64_t> max_discard_kib, max_wz_kib;
     ParamsDecoder d("nvmf_create_subsystem");
     d.required("nqn", &p.nqn)
         .optional("serial_number", &serial)
@@ -139,8 +140,19 @@ void create_subsystem(const json& params, RpcReply reply) {
         .optional("min_cntlid", &min_cntlid)
         .optional("max_cntlid", &max_cntlid)
         .optional("ana_reporting", &ana)
+        .optional("passthrough", &passthrough)
+        .optional("enable_nssr", &nssr)
+        .optional("max_discard_size_kib", &max_discard_kib)
+        .optional("max_write_zeroes_size_kib", &max_wz_kib)
         .optional("tgt_name", &tgt_name);
     if (!decode(d, params, reply)) return;
+    // SPDK's rpc.py sends these with false by default; only true asks for something missing.
+    if (ana.value_or(false))
+        return reply.invalid("nvmf_create_subsystem: ANA reporting is not supported yet");
+    if (passthrough.value_or(false))
+        return reply.invalid("nvmf_create_subsystem: passthrough subsystems are not supported");
+    if (nssr.value_or(false))
+        return reply.invalid("nvmf_create_subsystem: NVM subsystem reset is not supported");
     if (serial) {
         if (serial->empty() || serial->size() > 20)
             return reply.invalid("nvmf_create_subsystem: serial_number must be 1-20 characters");
@@ -246,7 +258,7 @@ void add_ns(const json& params, RpcReply reply) {
     std::optional<uint32_t> nsid;
     std::optional<std::string> uuid, nguid, eui64, ptpl_file;
     std::optional<uint32_t> anagrpid;
-    std::optional<bool> no_auto_visible;
+    std::optional<bool> no_auto_visible, hide_metadata;
     ParamsDecoder nd("nvmf_subsystem_add_ns: namespace");
     nd.required("bdev_name", &p.bdev_name)
         .optional("nsid", &nsid)
@@ -255,8 +267,17 @@ void add_ns(const json& params, RpcReply reply) {
         .optional("eui64", &eui64)
         .optional("ptpl_file", &ptpl_file)
         .optional("anagrpid", &anagrpid)
-        .optional("no_auto_visible", &no_auto_visible);
+        .optional("no_auto_visible", &no_auto_visible)
+        .optional("hide_metadata", &hide_metadata);
     if (!decode(nd, ns, reply)) return;
+    if (no_auto_visible.value_or(false))
+        return reply.invalid(
+            "nvmf_subsystem_add_ns: per-host namespace visibility "
+            "(no_auto_visible) is not supported yet");
+    if (ptpl_file)
+        return reply.invalid(
+            "nvmf_subsystem_add_ns: persistent reservations (ptpl_file) are "
+            "not supported yet");
     if (nsid) {
         if (*nsid == 0xFFFFFFFFu)
             return reply.invalid("nvmf_subsystem_add_ns: nsid 0xFFFFFFFF is reserved");

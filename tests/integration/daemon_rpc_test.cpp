@@ -371,3 +371,50 @@ TEST(DaemonConfig, SpdkConfigWithTuningMethodsLoads) {
     EXPECT_EQ(subs[0]["namespaces"][0]["bdev_name"], "Malloc0");
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
+
+// The parameters SPDK's scripts/rpc.py sends by default (checked against rpc.py itself) must be
+// accepted, so that SPDK's own tooling drives nocstor unchanged; values asking for a feature
+// nocstor lacks are refused.
+TEST(DaemonRpc, AcceptsTheDefaultsSpdkRpcPySends) {
+    Daemon d({"--empty"});
+    EXPECT_EQ(d.ok("bdev_malloc_create", {{"num_blocks", 131072},
+                                          {"block_size", 512},
+                                          {"name", "Malloc1"},
+                                          {"md_interleave", false},
+                                          {"dif_is_head_of_md", false}}),
+              "Malloc1");
+    EXPECT_EQ(d.ok("bdev_null_create", {{"num_blocks", 16384},
+                                        {"block_size", 4096},
+                                        {"name", "Null0"},
+                                        {"dif_is_head_of_md", false}}),
+              "Null0");
+    auto r = d.call("bdev_null_create",
+                    {{"num_blocks", 16}, {"block_size", 512}, {"name", "Null1"}, {"md_size", 8}});
+    EXPECT_EQ(r.code, -32602) << r.message;
+    d.ok("nvmf_create_transport", {{"trtype", "TCP"}});
+    d.ok("nvmf_create_subsystem", {{"nqn", kNqn},
+                                   {"serial_number", "SPDK0001"},
+                                   {"model_number", "spdk rpc"},
+                                   {"allow_any_host", true},
+                                   {"ana_reporting", false},
+                                   {"passthrough", false},
+                                   {"enable_nssr", false}});
+    d.ok("nvmf_subsystem_add_ns",
+         {{"nqn", kNqn},
+          {"namespace",
+           {{"bdev_name", "Malloc1"}, {"no_auto_visible", false}, {"hide_metadata", false}}}});
+    d.ok("nvmf_subsystem_add_listener", {{"nqn", kNqn},
+                                         {"secure_channel", false},
+                                         {"listen_address",
+                                          {{"trtype", "tcp"},
+                                           {"traddr", "127.0.0.1"},
+                                           {"adrfam", "ipv4"},
+                                           {"trsvcid", std::to_string(free_tcp_port())}}}});
+    // rpc.py's save_config is built from these two.
+    json subs = d.ok("framework_get_subsystems");
+    ASSERT_EQ(subs.size(), 2u);
+    EXPECT_EQ(subs[1]["subsystem"], "nvmf");
+    EXPECT_EQ(subs[1]["depends_on"][0], "bdev");
+    EXPECT_EQ(d.ok("framework_get_config", {{"name", "bdev"}}).size(), 2u);
+    EXPECT_EQ(d.stop(), 0) << d.log();
+}
