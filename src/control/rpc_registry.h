@@ -70,7 +70,8 @@ class RpcRegistry {
 void register_framework_rpcs();
 void register_bdev_rpcs();
 void register_bdev_module_rpcs();
-void register_bdev_nvme_rpcs();  // bdev_nvme_* (rpc_bdev_nvme.cpp)  // create/delete methods of the bdev modules
+void register_bdev_nvme_rpcs();  // bdev_nvme_* (rpc_bdev_nvme.cpp)  // create/delete methods of the
+                                 // bdev modules
 nlohmann::json describe_bdev(const Bdev* b);
 void register_nvmf_rpcs();
 void register_config_rpcs();

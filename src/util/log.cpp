@@ -61,7 +61,9 @@ bool apply_log_spec(std::string_view spec, std::string* error) {
         std::string_view comp = eq == std::string_view::npos ? "*" : item.substr(0, eq);
         std::string_view lvl = eq == std::string_view::npos ? item : item.substr(eq + 1);
         if (!set_log_level(comp, lvl)) {
-            if (error) *error = fmt::format("unknown log level '{}' (use trace, debug, info, warn, error, off)", lvl);
+            if (error)
+                *error = fmt::format(
+                    "unknown log level '{}' (use trace, debug, info, warn, error, off)", lvl);
             return false;
         }
     }

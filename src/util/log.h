@@ -22,10 +22,10 @@ bool apply_log_spec(std::string_view spec, std::string* error);
 
 }  // namespace nocstor
 
-#define NOC_LOG_(comp, lvl, ...)                                                  \
-    do {                                                                          \
-        static auto noc_logger_ = ::nocstor::component_logger(comp);              \
-        if (noc_logger_->should_log(lvl)) noc_logger_->log(lvl, __VA_ARGS__);     \
+#define NOC_LOG_(comp, lvl, ...)                                              \
+    do {                                                                      \
+        static auto noc_logger_ = ::nocstor::component_logger(comp);          \
+        if (noc_logger_->should_log(lvl)) noc_logger_->log(lvl, __VA_ARGS__); \
     } while (0)
 #define NOC_TRACE(comp, ...) NOC_LOG_(comp, spdlog::level::trace, __VA_ARGS__)
 #define NOC_DEBUG(comp, ...) NOC_LOG_(comp, spdlog::level::debug, __VA_ARGS__)

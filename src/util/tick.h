@@ -12,6 +12,8 @@ inline uint64_t now_ns() {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
-inline uint64_t now_us() { return now_ns() / 1000; }
+inline uint64_t now_us() {
+    return now_ns() / 1000;
+}
 
 }  // namespace nocstor

@@ -168,7 +168,8 @@ TEST(DaemonIdle, AnIdleDaemonUsesAlmostNoCpu) {
     uint16_t port = free_tcp_port();
     d.ok("bdev_malloc_create", {{"name", "M0"}, {"num_blocks", 8192}, {"block_size", 512}});
     d.ok("nvmf_create_transport", {{"trtype", "TCP"}});
-    d.ok("nvmf_create_subsystem", {{"nqn", "nqn.2024-01.io.nocstor:idle"}, {"allow_any_host", true}});
+    d.ok("nvmf_create_subsystem",
+         {{"nqn", "nqn.2024-01.io.nocstor:idle"}, {"allow_any_host", true}});
     d.ok("nvmf_subsystem_add_ns",
          {{"nqn", "nqn.2024-01.io.nocstor:idle"}, {"namespace", {{"bdev_name", "M0"}}}});
     d.ok("nvmf_subsystem_add_listener",

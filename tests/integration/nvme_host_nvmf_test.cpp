@@ -67,9 +67,7 @@ std::vector<uint8_t> pattern(size_t n, uint8_t s) {
 
 struct NvmeHostNvmfTest : ::testing::Test {
     std::unique_ptr<TargetEnv> env;
-    void SetUp() override {
-        env = std::make_unique<TargetEnv>();
-    }
+    void SetUp() override { env = std::make_unique<TargetEnv>(); }
     void TearDown() override { env.reset(); }
 
     std::vector<std::string> attach(const std::string& name, const std::string& nqn, bool dg) {
