@@ -227,7 +227,10 @@ class BdevRegistry {
                     auto& v = b->descs_;
                     if (std::find(v.begin(), v.end(), d) == v.end()) return;
                 }
-                if (d->event_cb_) d->event_cb_(BdevEvent::Remove, b);
+                // A copy: the holder usually closes the descriptor from inside the callback,
+                // which destroys the stored one while it runs.
+                BdevEventCb cb = d->event_cb_;
+                if (cb) cb(BdevEvent::Remove, b);
             };
             if (d->owner_ && d->owner_ != Thread::current())
                 d->owner_->send([notify] { notify(); });

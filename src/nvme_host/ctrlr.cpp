@@ -436,8 +436,10 @@ void NvmeCtrlr::get_discovery_log(
     auto st = std::make_shared<State>();
     auto fetch = std::make_shared<std::function<void()>>();
     auto fail = [done, fetch](int rc, const std::string& e) {
+        auto d = done;  // this lambda may live in *fetch, which the next line destroys
+        std::string msg = e;
         *fetch = nullptr;
-        done(rc, e, {});
+        d(rc, msg, {});
     };
     *fetch = [this, st, fetch, done, fail] {
         st->buf.assign(sizeof(nvme::DiscoveryLogHeader), 0);

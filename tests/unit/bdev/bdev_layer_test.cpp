@@ -203,8 +203,9 @@ TEST_F(BdevLayerTest, WriteReadVerifyWithRandomIovecShapesAndSplitting) {
         *step = [=, &mismatches, &errors]() {
             if (st->round++ == 200) {
                 bdev_put_io_channel(ch);
+                auto done = finish;  // this closure dies with *step
                 *step = nullptr;
-                finish();
+                done();
                 return;
             }
             uint64_t nblocks = 1 + st->rng() % 200;
