@@ -358,7 +358,11 @@ void NvmeCtrlr::shutdown(CtrlrDone done) {
     const uint32_t cc =
         nvme::cc::kEn | (6u << 16) | (4u << 20) | (uint32_t(nvme::cc::kShnNormal) << 14);
     auto poll_shst = std::make_shared<std::function<void(uint64_t)>>();
-    *poll_shst = [this, finish, poll_shst](uint64_t deadline) {
+    // Weak self-reference: the pending callbacks own the loop, so it is freed once it ends.
+    std::weak_ptr<std::function<void(uint64_t)>> weak_poll = poll_shst;
+    *poll_shst = [this, finish, weak_poll](uint64_t deadline) {
+        auto poll_shst = weak_poll.lock();
+        if (!poll_shst) return;
         int rc =
             admin_command(cmd::property_get(nvme::prop::kCsts, false), DataDir::kNone, nullptr, 0,
                           [this, finish, poll_shst, deadline](const NvmeCpl& c) {
