@@ -20,6 +20,7 @@ namespace tcp = nvmf::tcp;
 
 namespace {
 constexpr size_t kRxBufBytes = 128 * 1024;
+constexpr size_t kDirectRecvMin = 1024;  // below this a copy is cheaper than a second iovec
 constexpr size_t kTxIovs = 2 * NvmeTcpQpair::kMaxIovs + 64;
 constexpr uint64_t kTimerPeriodUs = 20'000;
 
@@ -530,7 +531,13 @@ void NvmeTcpQpair::complete(Request* r, const NvmeCpl& cpl) {
 int NvmeTcpQpair::receive() {
     int work = 0;
     for (int i = 0; i < 8 && state_ != QpairState::kFailed && state_ != QpairState::kIdle; ++i) {
-        ssize_t n = sock_.recv(rx_buf_.data(), rx_buf_.size());
+        // Large C2HData goes straight into the caller's buffer, what follows into rx_buf_.
+        const std::span<uint8_t> direct = rx_.direct_span();
+        iovec iov[2];
+        int cnt = 0;
+        if (direct.size() >= kDirectRecvMin) iov[cnt++] = {direct.data(), direct.size()};
+        iov[cnt++] = {rx_buf_.data(), rx_buf_.size()};
+        ssize_t n = sock_.recvv(iov, cnt);
         if (n == 0) break;
         if (n < 0) {
             fail(int(n), n == -ECONNRESET ? "connection closed by the target"
@@ -539,8 +546,13 @@ int NvmeTcpQpair::receive() {
         }
         ++work;
         stats_.bytes_received += uint64_t(n);
+        if (cnt == 2) {
+            const size_t d = std::min(size_t(n), direct.size());
+            rx_.direct_received(d);
+            n -= ssize_t(d);
+        }
         size_t off = 0;
-        while (off < size_t(n) && state_ != QpairState::kFailed) {
+        do {  // at least once: completes a PDU whose data all came by direct receive
             off += rx_.feed(rx_buf_.data() + off, size_t(n) - off, *this);
             if (rx_.failed()) {
                 // Tell the controller why (best effort, never digested), then drop the link.
@@ -555,7 +567,7 @@ int NvmeTcpQpair::receive() {
                                                   : last_error_);
                 return work;
             }
-        }
+        } while (off < size_t(n) && state_ != QpairState::kFailed);
         if (size_t(n) < rx_buf_.size()) break;
     }
     return work;

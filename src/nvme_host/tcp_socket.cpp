@@ -90,6 +90,17 @@ ssize_t TcpSocket::recv(void* buf, size_t len) {
     return -errno;
 }
 
+ssize_t TcpSocket::recvv(iovec* iov, int iovcnt) {
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = size_t(iovcnt);
+    ssize_t n = ::recvmsg(fd_, &m, 0);
+    if (n > 0) return n;
+    if (n == 0) return -ECONNRESET;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+    return -errno;
+}
+
 ssize_t TcpSocket::sendv(const iovec* iov, int iovcnt) {
     msghdr m{};
     m.msg_iov = const_cast<iovec*>(iov);

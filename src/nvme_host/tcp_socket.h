@@ -27,6 +27,7 @@ class TcpSocket {
     int connect_result();
     // >0 bytes, 0 would block, -errno on error (-ECONNRESET for an orderly close by the peer).
     ssize_t recv(void* buf, size_t len);
+    ssize_t recvv(iovec* iov, int iovcnt);  // same results as recv()
     ssize_t sendv(const iovec* iov, int iovcnt);
     void close();
     int fd() const { return fd_; }

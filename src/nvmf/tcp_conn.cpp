@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -22,6 +23,7 @@ using nvme::Status;
 namespace {
 constexpr size_t kStagingSize = 64 * 1024;
 constexpr int kMaxRecvPerPoll = 8;
+constexpr size_t kDirectRecvMin = 1024;  // below this a copy is cheaper than a second iovec
 constexpr int kMaxTxIov = 64;
 constexpr uint64_t kDrainTimeoutNs = 200'000'000;  // after a TermReq
 
@@ -85,7 +87,17 @@ int TcpConn::on_readable() {
     int work = 0;
     uint8_t* buf = staging();
     for (int i = 0; i < kMaxRecvPerPoll && !closed_ && !draining_; ++i) {
-        const ssize_t n = ::recv(fd_, buf, kStagingSize, MSG_DONTWAIT);
+        // Large PDU data (H2CData, big in-capsule writes) goes straight into its pool buffer;
+        // whatever follows it lands in the staging buffer. One recvmsg either way.
+        const std::span<uint8_t> direct = rx_.direct_span();
+        iovec iov[2];
+        int cnt = 0;
+        if (direct.size() >= kDirectRecvMin) iov[cnt++] = {direct.data(), direct.size()};
+        iov[cnt++] = {buf, kStagingSize};
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<size_t>(cnt);
+        const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT);
         if (n == 0) {
             close("peer closed the connection");
             break;
@@ -96,18 +108,30 @@ int TcpConn::on_readable() {
             break;
         }
         work += static_cast<int>(n);
-        size_t off = 0;
-        while (off < static_cast<size_t>(n) && !closed_ && !draining_) {
-            off += rx_.feed(buf + off, static_cast<size_t>(n) - off, *this);
-            if (rx_.failed()) {
-                const auto hdr = rx_.error_header();
-                send_term_req(rx_.error().fes, rx_.error().fei, hdr.data(), hdr.size());
-                break;
-            }
+        size_t staged = static_cast<size_t>(n);
+        if (cnt == 2) {
+            const size_t d = std::min(staged, direct.size());
+            rx_.direct_received(d);
+            staged -= d;
         }
-        if (static_cast<size_t>(n) < kStagingSize) break;  // drained the socket
+        consume(buf, staged);
+        if (staged < kStagingSize) break;  // drained the socket
     }
     return work;
+}
+
+// Feeds received bytes to the PDU parser; called once even for 0 bytes so that a PDU whose
+// data arrived by direct receive completes.
+void TcpConn::consume(const uint8_t* buf, size_t n) {
+    size_t off = 0;
+    do {
+        off += rx_.feed(buf + off, n - off, *this);
+        if (rx_.failed()) {
+            const auto hdr = rx_.error_header();
+            send_term_req(rx_.error().fes, rx_.error().fei, hdr.data(), hdr.size());
+            return;
+        }
+    } while (off < n && !closed_ && !draining_);
 }
 
 void TcpConn::drain_input() {

@@ -97,6 +97,7 @@ class TcpConn final : public tcp::PduHandler {
     Request* alloc_request();
     void want_write(bool on);
     void drain_input();
+    void consume(const uint8_t* buf, size_t n);
 
     PollGroup* pg_;
     int fd_;

@@ -265,6 +265,26 @@ size_t PduReceiver::take_data(const uint8_t* data, size_t len) {
     return n;
 }
 
+std::span<uint8_t> PduReceiver::direct_span() const {
+    if (state_ != State::kData || data_left_ == 0 || iov_idx_ >= iovcnt_) return {};
+    const iovec& v = iov_[iov_idx_];
+    const size_t n = std::min<size_t>(v.iov_len - iov_off_, data_left_);
+    return {static_cast<uint8_t*>(v.iov_base) + iov_off_, n};
+}
+
+void PduReceiver::direct_received(size_t n) {
+    const std::span<uint8_t> d = direct_span();
+    if (n > d.size()) n = d.size();  // a caller bug must not run past the destination
+    if (n == 0) return;
+    if (pdu_ddgst_) data_crc_.update(d.data(), n);
+    iov_off_ += n;
+    if (iov_off_ == iov_[iov_idx_].iov_len) {
+        ++iov_idx_;
+        iov_off_ = 0;
+    }
+    data_left_ -= static_cast<uint32_t>(n);
+}
+
 AfterPdu PduReceiver::complete(PduHandler& handler) {
     const uint8_t type = hdr_[0];
     if (is_ic(type)) ic_done_ = true;

@@ -242,6 +242,13 @@ class PduReceiver {
     // Returns the bytes consumed: less than len after a pause or an error.
     size_t feed(const uint8_t* data, size_t len, PduHandler& handler);
 
+    // Zero-copy receive. While PDU data is expected, the rest of the current destination
+    // buffer (at most the data still to come); empty otherwise. A caller may receive straight
+    // into it, report the bytes with direct_received(), then feed() what followed (possibly
+    // nothing: feed(nullptr, 0) completes a PDU whose data is all in).
+    std::span<uint8_t> direct_span() const;
+    void direct_received(size_t n);
+
     bool failed() const { return state_ == State::kFailed; }
     const RxError& error() const { return error_; }
     // After an error: the offending PDU's header as received so far (at most 128 bytes), for

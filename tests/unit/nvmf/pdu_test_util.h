@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "nvmf/tcp_pdu.h"
@@ -72,6 +74,32 @@ inline size_t feed_in_pieces(PduReceiver& rx, const std::vector<uint8_t>& s,
         pos += used;
         if (used < n && !rx.failed()) continue;  // paused: hand over the rest next time
     }
+    return pos;
+}
+
+// Like feed_in_pieces, but each piece is "received" the way a connection does it with recvmsg:
+// first straight into direct_span() when it is at least `direct_min` bytes, the rest fed.
+inline size_t feed_direct_in_pieces(PduReceiver& rx, const std::vector<uint8_t>& s,
+                                    const std::vector<size_t>& sizes, PduHandler& h,
+                                    size_t direct_min = 1) {
+    size_t pos = 0, i = 0;
+    while (pos < s.size() && !rx.failed()) {
+        size_t n = std::min(sizes[i++ % sizes.size()], s.size() - pos);
+        const std::span<uint8_t> d = rx.direct_span();
+        if (d.size() >= direct_min) {
+            const size_t direct = std::min(n, d.size());
+            std::memcpy(d.data(), s.data() + pos, direct);
+            rx.direct_received(direct);
+            pos += direct;
+            n -= direct;
+        }
+        size_t used = 0;
+        do {  // once even for nothing: completes a PDU whose data came directly
+            used += rx.feed(s.data() + pos + used, n - used, h);
+        } while (used < n && !rx.failed());
+        pos += used;
+    }
+    if (!rx.failed()) rx.feed(nullptr, 0, h);
     return pos;
 }
 

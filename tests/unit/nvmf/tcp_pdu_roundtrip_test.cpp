@@ -177,6 +177,48 @@ TEST_P(RoundTrip, HostReceivesEveryC2HPdu) {
     EXPECT_EQ(h.pdus[5].data.size(), 24u);
 }
 
+// Zero-copy receive (recvmsg straight into the request's buffer) must deliver exactly what the
+// copying path delivers, digest verdicts included, in any chunking.
+TEST_P(RoundTrip, DirectReceiveMatchesCopyingReceive) {
+    std::vector<uint8_t> stream;
+    uint8_t hdr[kMaxTxHeaderBytes];
+    append_pdu(stream, hdr, build_icreq(hdr, {0, hdgst(), ddgst(), 0}));
+    nvme::SubmissionQueueEntry w{};
+    w.opcode = nvme::nvm_opc::kWrite;
+    w.cid = 3;
+    w.sgl1.length = 8192;
+    w.sgl1.set_type(nvme::sgl_type::kDataBlock, nvme::sgl_subtype::kOffset);
+    append_pdu(stream, hdr, build_capsule_cmd(hdr, w, 8192, fmt()), pattern(8192, 5), fmt());
+    append_pdu(stream, hdr, build_h2c_data(hdr, {4, 1, 0, 40000, false, false}, fmt()),
+               pattern(40000, 9), fmt());
+    const size_t corrupt_at = stream.size() + 100;  // inside the next PDU's data
+    append_pdu(stream, hdr, build_h2c_data(hdr, {4, 1, 40000, 777, true, false}, fmt()),
+               pattern(777, 1), fmt());
+    nvme::SubmissionQueueEntry r{};
+    r.opcode = nvme::nvm_opc::kRead;
+    r.cid = 8;
+    append_pdu(stream, hdr, build_capsule_cmd(hdr, r, 0, fmt()));
+    if (ddgst()) stream[corrupt_at] ^= 0xFF;  // that PDU must fail its digest on both paths
+
+    PduReceiver copy_rx(Role::kTarget), direct_rx(Role::kTarget);
+    RecordingHandler copy_h(&copy_rx, {hdgst(), ddgst(), 0});
+    RecordingHandler direct_h(&direct_rx, {hdgst(), ddgst(), 0});
+    const auto chunks = sizes(stream.size());
+    ASSERT_EQ(feed_in_pieces(copy_rx, stream, chunks, copy_h), stream.size());
+    ASSERT_EQ(feed_direct_in_pieces(direct_rx, stream, chunks, direct_h), stream.size());
+    ASSERT_FALSE(direct_rx.failed());
+    EXPECT_TRUE(direct_rx.at_pdu_boundary());
+    ASSERT_EQ(direct_h.completed, 5u);
+    ASSERT_EQ(copy_h.pdus.size(), direct_h.pdus.size());
+    for (size_t i = 0; i < copy_h.pdus.size(); ++i) {
+        EXPECT_EQ(copy_h.pdus[i].type, direct_h.pdus[i].type) << i;
+        EXPECT_EQ(copy_h.pdus[i].data, direct_h.pdus[i].data) << i;
+        EXPECT_EQ(copy_h.pdus[i].data_digest_ok, direct_h.pdus[i].data_digest_ok) << i;
+    }
+    EXPECT_EQ(direct_h.pdus[2].data, pattern(40000, 9));
+    EXPECT_EQ(direct_h.pdus[3].data_digest_ok, !ddgst());
+}
+
 INSTANTIATE_TEST_SUITE_P(DigestsAndChunkings, RoundTrip,
                          ::testing::Combine(::testing::Bool(), ::testing::Bool(),
                                             ::testing::Values(0, 1, 2, 3, 4, 5, 6)));
