@@ -43,6 +43,12 @@ int main(int argc, char** argv) {
     app.add_option("--large-buffers", o.large_buffers, "132 KiB data buffers in the shared arena")
         ->capture_default_str()
         ->check(CLI::Range(16u, 1u << 16));
+    std::string sock_impl = "posix";
+    app.add_option("--sock-impl", sock_impl,
+                   "NVMe/TCP socket driver: 'posix' (epoll + recvmsg/sendmsg) or 'uring' "
+                   "(io_uring; see docs/benchmarks.md for the comparison)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"posix", "uring"}));
     app.add_option("-L,--log-level", log_spec,
                    "log level for all components (trace, debug, info, warn, error) or per "
                    "component: 'info,nvmf=debug,bdev=trace'")
@@ -51,6 +57,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     o.http_enabled = !no_http;
     o.allow_sleep = !no_sleep;
+    nocstor::nvmf::parse_sock_impl(sock_impl, &o.sock_impl);
     if (o.persist && o.config_path.empty()) {
         fprintf(stderr, "nocstor: --persist needs --config FILE\n");
         return 2;

@@ -129,7 +129,9 @@ void on_start(ControlPlane* cp) {
     }
     // The target's shutdown step (stop listeners, close connections and namespaces) is
     // registered by nvmf_target_init; it runs before the bdev layer's.
-    nvmf::nvmf_target_init(*Runtime::instance(), nvmf::NvmfTargetOptions{},
+    nvmf::NvmfTargetOptions topts;
+    topts.sock_impl = cp->opts.sock_impl;
+    nvmf::nvmf_target_init(*Runtime::instance(), std::move(topts),
                            [cp, config]() { load_and_serve(cp, config); });
 }
 

@@ -1,6 +1,7 @@
 // The nocstor daemon: runtime, bdev modules, NVMe-oF target, JSON-RPC and REST servers, config.
 #pragma once
 
+#include "nvmf/sock_impl.h"
 #include "runtime/runtime.h"
 
 #include <cstdint>
@@ -23,6 +24,7 @@ struct DaemonOptions {
     uint32_t bdev_io_pool_size = 4096;
     uint32_t small_buffers = 4096;
     uint32_t large_buffers = 512;
+    nvmf::SockImpl sock_impl = nvmf::SockImpl::kPosix;  // NVMe/TCP socket driver
 };
 
 // Runs until SIGINT/SIGTERM (or a failed start). Returns the process exit code.

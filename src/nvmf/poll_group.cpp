@@ -19,10 +19,11 @@ namespace nocstor::nvmf {
 namespace {
 constexpr uint64_t kTimerPeriodUs = 50'000;
 constexpr int kMaxEvents = 64;
+constexpr unsigned kUringEntries = 1024;  // SQ size; the CQ is twice that
 }  // namespace
 
 PollGroup::PollGroup(NvmfTarget* target, Thread* thread, uint32_t index, uint16_t cntlid_first,
-                     uint16_t cntlid_last, BufferPool* pool)
+                     uint16_t cntlid_last, BufferPool* pool, SockImpl sock_impl)
     : target_(target),
       thread_(thread),
       index_(index),
@@ -30,6 +31,7 @@ PollGroup::PollGroup(NvmfTarget* target, Thread* thread, uint32_t index, uint16_
       cntlid_last_(cntlid_last),
       cntlid_next_(cntlid_first),
       pool_(pool),
+      want_sock_impl_(sock_impl),
       snap_(std::make_shared<TargetSnapshot>()),
       small_size_(pool->buffer_size(BufClass::Small)) {}
 
@@ -43,6 +45,17 @@ void PollGroup::start() {
     // The reactor sleeps on our epoll set: any socket event makes it readable (level), so a
     // sleeping reactor wakes up and the poller below picks the events up.
     thread_->reactor()->add_interrupt_fd(epfd_, EPOLLIN);
+    if (want_sock_impl_ == SockImpl::kUring) {
+        auto u = std::make_unique<UringSock>();
+        std::string err;
+        if (u->init(kUringEntries, &err) == 0) {
+            uring_ = std::move(u);
+        } else {
+            u->shutdown();
+            NOC_WARN("nvmf", "poll group {}: io_uring sockets unavailable ({}), using epoll",
+                     index_, err);
+        }
+    }
     poller_ = thread_->register_poller("nvmf_poll_group", [this] { return poll(); });
     timer_ = thread_->register_poller(
         "nvmf_timers", [this] { return timer_poll(); }, kTimerPeriodUs);
@@ -68,15 +81,19 @@ void PollGroup::add_connection(int fd, uint32_t listener_id) {
     auto c = std::make_unique<TcpConn>(this, fd, id, listener_id);
     TcpConn* p = c.get();
     conns_.emplace(id, std::move(c));
+    ++stats_.accepted;
+    ++stats_.connections;
+    load_.fetch_add(1, std::memory_order_relaxed);
+    if (uring_) {
+        uring_->add(p);
+        return;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = p;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
         p->close("epoll_ctl failed");
     }
-    ++stats_.accepted;
-    ++stats_.connections;
-    load_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void PollGroup::watch(TcpConn* c, bool want_write) {
@@ -102,7 +119,8 @@ TcpConn* PollGroup::find_conn(uint64_t id) {
 int PollGroup::poll() {
     int work = 0;
     epoll_event evs[kMaxEvents];
-    const int n = ::epoll_wait(epfd_, evs, kMaxEvents, 0);
+    const int n = uring_ ? 0 : ::epoll_wait(epfd_, evs, kMaxEvents, 0);
+    if (uring_) work += uring_->poll();
     for (int i = 0; i < n; ++i) {
         auto* c = static_cast<TcpConn*>(evs[i].data.ptr);
         if (c->closed()) continue;
@@ -121,6 +139,7 @@ int PollGroup::poll() {
         if (!c->closed()) work += c->flush();
     }
     dirty_.clear();
+    if (uring_) uring_->submit();  // this pass's sends and receives in one io_uring_enter
     reap();
     return work;
 }
@@ -168,6 +187,7 @@ void PollGroup::reap() {
         if (timer_) thread_->unregister_poller(timer_);
         poller_ = timer_ = nullptr;
         thread_->reactor()->remove_interrupt_fd(epfd_);
+        if (uring_) uring_->shutdown();
         cache_->flush();
         done();
     }

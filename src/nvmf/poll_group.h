@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "nvmf/subsystem.h"
+#include "nvmf/uring_sock.h"
 #include "runtime/buffer_pool.h"
 #include "runtime/thread.h"
 
@@ -52,7 +53,7 @@ struct PollGroupStats {
 class PollGroup {
   public:
     PollGroup(NvmfTarget* target, Thread* thread, uint32_t index, uint16_t cntlid_first,
-              uint16_t cntlid_last, BufferPool* pool);
+              uint16_t cntlid_last, BufferPool* pool, SockImpl sock_impl = SockImpl::kPosix);
     ~PollGroup();
 
     NvmfTarget* target() const { return target_; }
@@ -87,6 +88,10 @@ class PollGroup {
     Controller* find_controller(uint16_t cntlid);
     const std::unordered_map<uint16_t, Controller*>& controllers() const { return ctrlrs_; }
 
+    // The io_uring driver, or null when connections are served through epoll.
+    UringSock* uring() const { return uring_.get(); }
+    SockImpl sock_impl() const { return uring_ ? SockImpl::kUring : SockImpl::kPosix; }
+
     // Epoll registration of a connection (data.ptr = conn).
     void watch(TcpConn* c, bool want_write);
     void unwatch(TcpConn* c);
@@ -112,6 +117,8 @@ class PollGroup {
     BufferPool* pool_;
     std::unique_ptr<BufferCache> cache_;
     int epfd_ = -1;
+    SockImpl want_sock_impl_;
+    std::unique_ptr<UringSock> uring_;
     Poller* poller_ = nullptr;
     Poller* timer_ = nullptr;
     std::shared_ptr<const TargetSnapshot> snap_;

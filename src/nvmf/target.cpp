@@ -67,10 +67,12 @@ void NvmfTarget::start(std::function<void()> done) {
     for (uint32_t i = 0; i < n; ++i) {
         const auto first = static_cast<uint16_t>(1 + i * span);
         const auto last = static_cast<uint16_t>(first + span - 1);
-        pgs_.push_back(std::make_unique<PollGroup>(this, threads_[i], i, first, last, &pool_));
+        pgs_.push_back(std::make_unique<PollGroup>(this, threads_[i], i, first, last, &pool_,
+                                                   opts_.sock_impl));
     }
     started_ = true;
     g_instance.store(this);
+    NOC_INFO("nvmf", "{} poll group(s), sockets driven by {}", n, sock_impl_name(opts_.sock_impl));
     run_on_threads(
         threads_, [this](Thread* t) { poll_group_of(t)->start(); },
         [done = std::move(done)] { done(); });

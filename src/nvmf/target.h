@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "nvmf/sock_impl.h"
 #include "nvmf/subsystem.h"
 #include "runtime/buffer_pool.h"
 #include "runtime/runtime.h"
@@ -32,6 +33,8 @@ struct NvmfTargetOptions {
     BufferPoolConfig buffers{.small_count = 2048, .large_count = 256};
     // Data threads that run poll groups; empty = Runtime::data_threads().
     std::vector<Thread*> threads;
+    // How poll groups drive their sockets: epoll + recvmsg/sendmsg, or io_uring.
+    SockImpl sock_impl = SockImpl::kPosix;
 };
 
 struct SubsystemParams {

@@ -12,6 +12,7 @@
 #include "nvmf/controller.h"
 #include "nvmf/limits.h"
 #include "nvmf/poll_group.h"
+#include "nvmf/uring_sock.h"
 #include "util/log.h"
 #include "util/tick.h"
 
@@ -24,7 +25,6 @@ namespace {
 constexpr size_t kStagingSize = 64 * 1024;
 constexpr int kMaxRecvPerPoll = 8;
 constexpr size_t kDirectRecvMin = 1024;  // below this a copy is cheaper than a second iovec
-constexpr int kMaxTxIov = 64;
 constexpr uint64_t kDrainTimeoutNs = 200'000'000;  // after a TermReq
 
 // Per-thread receive staging buffer: every connection of a poll group shares it, since a
@@ -78,28 +78,40 @@ void TcpConn::set_io(PgSubsystem* s, uint16_t cntlid, uint16_t qid, uint16_t sq_
 // Receive
 // ---------------------------------------------------------------------------------------------
 
-int TcpConn::on_readable() {
-    if (closed_) return 0;
-    if (draining_) {
-        drain_input();
-        return 1;
+int TcpConn::recv_iov(iovec iov[2], uint8_t* staging, size_t staging_len) const {
+    int cnt = 0;
+    if (!draining_) {
+        // Large PDU data (H2CData, big in-capsule writes) goes straight into its pool buffer;
+        // whatever follows it lands in the staging buffer. One receive either way.
+        const std::span<uint8_t> direct = rx_.direct_span();
+        if (direct.size() >= kDirectRecvMin) iov[cnt++] = {direct.data(), direct.size()};
     }
+    iov[cnt++] = {staging, staging_len};
+    return cnt;
+}
+
+void TcpConn::received(size_t n, const iovec* iov, int iovcnt) {
+    if (closed_ || draining_) return;  // after a TermReq input is only drained
+    if (iovcnt == 2) {
+        const size_t d = std::min(n, iov[0].iov_len);
+        rx_.direct_received(d);
+        n -= d;
+    }
+    consume(static_cast<const uint8_t*>(iov[iovcnt - 1].iov_base), n);
+}
+
+int TcpConn::on_readable() {
     int work = 0;
     uint8_t* buf = staging();
-    for (int i = 0; i < kMaxRecvPerPoll && !closed_ && !draining_; ++i) {
-        // Large PDU data (H2CData, big in-capsule writes) goes straight into its pool buffer;
-        // whatever follows it lands in the staging buffer. One recvmsg either way.
-        const std::span<uint8_t> direct = rx_.direct_span();
+    for (int i = 0; i < kMaxRecvPerPoll && !closed_; ++i) {
         iovec iov[2];
-        int cnt = 0;
-        if (direct.size() >= kDirectRecvMin) iov[cnt++] = {direct.data(), direct.size()};
-        iov[cnt++] = {buf, kStagingSize};
+        const int cnt = recv_iov(iov, buf, kStagingSize);
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = static_cast<size_t>(cnt);
         const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT);
         if (n == 0) {
-            close("peer closed the connection");
+            close(draining_ ? "terminated" : "peer closed the connection");
             break;
         }
         if (n < 0) {
@@ -108,14 +120,8 @@ int TcpConn::on_readable() {
             break;
         }
         work += static_cast<int>(n);
-        size_t staged = static_cast<size_t>(n);
-        if (cnt == 2) {
-            const size_t d = std::min(staged, direct.size());
-            rx_.direct_received(d);
-            staged -= d;
-        }
-        consume(buf, staged);
-        if (staged < kStagingSize) break;  // drained the socket
+        received(static_cast<size_t>(n), iov, cnt);
+        if (static_cast<size_t>(n) < iov[0].iov_len + (cnt == 2 ? iov[1].iov_len : 0)) break;
     }
     return work;
 }
@@ -132,17 +138,6 @@ void TcpConn::consume(const uint8_t* buf, size_t n) {
             return;
         }
     } while (off < n && !closed_ && !draining_);
-}
-
-void TcpConn::drain_input() {
-    uint8_t* buf = staging();
-    for (;;) {
-        const ssize_t n = ::recv(fd_, buf, kStagingSize, MSG_DONTWAIT);
-        if (n > 0) continue;
-        if (n < 0 && errno == EINTR) continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) close("terminated");
-        return;
-    }
 }
 
 Request* TcpConn::alloc_request() {
@@ -459,32 +454,78 @@ void TcpConn::tx_done(Request* r) {
     }
 }
 
+int TcpConn::tx_iov(iovec* iov, int max, size_t* bytes) const {
+    int cnt = 0;
+    size_t total = 0;
+    if (ctl_off_ < ctl_len_) {
+        iov[cnt++] = {const_cast<uint8_t*>(ctl_) + ctl_off_, ctl_len_ - ctl_off_};
+        total += ctl_len_ - ctl_off_;
+    }
+    uint32_t skip = tx_off_;
+    for (Request* r = tx_head_; r && cnt < max; r = r->next) {
+        if (cnt + r->tx_niov > max && cnt > 0) break;
+        for (uint8_t i = 0; i < r->tx_niov && cnt < max; ++i) {
+            iovec v = r->tx_iov[i];
+            if (skip >= v.iov_len) {
+                skip -= static_cast<uint32_t>(v.iov_len);
+                continue;
+            }
+            v.iov_base = static_cast<uint8_t*>(v.iov_base) + skip;
+            v.iov_len -= skip;
+            skip = 0;
+            iov[cnt++] = v;
+            total += v.iov_len;
+        }
+    }
+    if (!tx_head_ && term_off_ < term_len_ && cnt < max) {  // the TermReq goes last
+        iov[cnt++] = {const_cast<uint8_t*>(term_) + term_off_, term_len_ - term_off_};
+        total += term_len_ - term_off_;
+    }
+    *bytes = total;
+    return cnt;
+}
+
+void TcpConn::tx_sent(size_t n) {
+    if (ctl_off_ < ctl_len_) {
+        const size_t c = std::min<size_t>(n, ctl_len_ - ctl_off_);
+        ctl_off_ += static_cast<uint32_t>(c);
+        n -= c;
+    }
+    while (n > 0 && tx_head_) {
+        Request* r = tx_head_;
+        const size_t rem = r->tx_bytes - tx_off_;
+        if (n < rem) {
+            tx_off_ += static_cast<uint32_t>(n);
+            n = 0;
+            break;
+        }
+        n -= rem;
+        tx_off_ = 0;
+        tx_head_ = r->next;
+        if (!tx_head_) tx_tail_ = nullptr;
+        r->next = nullptr;
+        tx_done(r);
+    }
+    if (!tx_head_ && n > 0)
+        term_off_ += static_cast<uint32_t>(std::min<size_t>(n, term_len_ - term_off_));
+}
+
+void TcpConn::tx_idle() {
+    if (draining_ && !closed_ && !tx_pending()) {
+        ::shutdown(fd_, SHUT_WR);  // the TermReq is out: FIN after it
+    }
+}
+
 int TcpConn::flush() {
+    if (uio_) {  // io_uring: one SENDMSG in flight carries the queue
+        if (!closed_ && tx_pending()) pg_->uring()->send(this);
+        return 0;
+    }
     int work = 0;
     while (!closed_ && tx_pending()) {
         iovec iov[kMaxTxIov];
-        int cnt = 0;
         size_t total = 0;
-        if (ctl_off_ < ctl_len_) {
-            iov[cnt++] = {ctl_ + ctl_off_, ctl_len_ - ctl_off_};
-            total += ctl_len_ - ctl_off_;
-        }
-        uint32_t skip = tx_off_;
-        for (Request* r = tx_head_; r && cnt < kMaxTxIov; r = r->next) {
-            if (cnt + r->tx_niov > kMaxTxIov && cnt > 0) break;
-            for (uint8_t i = 0; i < r->tx_niov && cnt < kMaxTxIov; ++i) {
-                iovec v = r->tx_iov[i];
-                if (skip >= v.iov_len) {
-                    skip -= static_cast<uint32_t>(v.iov_len);
-                    continue;
-                }
-                v.iov_base = static_cast<uint8_t*>(v.iov_base) + skip;
-                v.iov_len -= skip;
-                skip = 0;
-                iov[cnt++] = v;
-                total += v.iov_len;
-            }
-        }
+        const int cnt = tx_iov(iov, kMaxTxIov, &total);
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = static_cast<size_t>(cnt);
@@ -499,36 +540,14 @@ int TcpConn::flush() {
             return work;
         }
         work += static_cast<int>(n);
-        size_t left = static_cast<size_t>(n);
-        if (ctl_off_ < ctl_len_) {
-            const size_t c = std::min<size_t>(left, ctl_len_ - ctl_off_);
-            ctl_off_ += static_cast<uint32_t>(c);
-            left -= c;
-        }
-        while (left > 0 && tx_head_) {
-            Request* r = tx_head_;
-            const size_t rem = r->tx_bytes - tx_off_;
-            if (left < rem) {
-                tx_off_ += static_cast<uint32_t>(left);
-                left = 0;
-                break;
-            }
-            left -= rem;
-            tx_off_ = 0;
-            tx_head_ = r->next;
-            if (!tx_head_) tx_tail_ = nullptr;
-            r->next = nullptr;
-            tx_done(r);
-        }
+        tx_sent(static_cast<size_t>(n));
         if (static_cast<size_t>(n) < total) {
             want_write(true);
             return work;
         }
     }
     want_write(false);
-    if (draining_ && !closed_ && !tx_pending()) {
-        ::shutdown(fd_, SHUT_WR);  // the TermReq is out: FIN after it
-    }
+    tx_idle();
     return work;
 }
 
@@ -537,7 +556,7 @@ void TcpConn::on_writable() {
 }
 
 void TcpConn::want_write(bool on) {
-    if (closed_ || on == epollout_) return;
+    if (closed_ || uio_ || on == epollout_) return;
     epollout_ = on;
     pg_->watch(this, on);
 }
@@ -546,16 +565,32 @@ void TcpConn::send_term_req(Fes fes, uint32_t fei, const uint8_t* hdr, size_t le
     NOC_INFO("nvmf", "conn {}: protocol error, sending C2HTermReq FES {} FEI {}", id_,
              static_cast<int>(fes), fei);
     ++pg_->stats().term_reqs_sent;
-    // Whatever was queued is dropped: after a fatal error only the TermReq goes out.
-    while (tx_head_) {
-        Request* r = tx_head_;
-        tx_head_ = r->next;
-        if (r->tx_kind == TxKind::Final) release(r);
+    // Whatever was queued is dropped: after a fatal error only the TermReq goes out. Bytes
+    // already committed to the socket stay (a partly sent PDU, or everything an io_uring send
+    // in flight carries), so that the TermReq never lands inside a PDU.
+    size_t keep = tx_off_ > 0 ? 1 : 0;
+    if (uio_ && uio_->send_inflight) keep = uio_->inflight_bytes;
+    Request* kept_tail = nullptr;
+    Request* r = tx_head_;
+    for (size_t covered = 0; r && covered < keep; r = r->next) {
+        covered += r->tx_bytes - (r == tx_head_ ? tx_off_ : 0);
+        kept_tail = r;
     }
-    tx_tail_ = nullptr;
-    tx_off_ = 0;
-    ctl_len_ = static_cast<uint32_t>(build_term_req(ctl_, Role::kTarget, fes, fei, hdr, len));
-    ctl_off_ = 0;
+    while (r) {
+        Request* next = r->next;
+        r->next = nullptr;
+        if (r->tx_kind == TxKind::Final) release(r);
+        r = next;
+    }
+    if (kept_tail) {
+        kept_tail->next = nullptr;
+        tx_tail_ = kept_tail;
+    } else {
+        tx_head_ = tx_tail_ = nullptr;
+        tx_off_ = 0;
+    }
+    term_len_ = static_cast<uint32_t>(build_term_req(term_, Role::kTarget, fes, fei, hdr, len));
+    term_off_ = 0;
     draining_ = true;
     drain_deadline_ns_ = now_ns() + kDrainTimeoutNs;
     flush();
@@ -588,10 +623,21 @@ void TcpConn::close(const char* reason) {
     if (closed_) return;
     NOC_DEBUG("nvmf", "conn {} (qid {}) closing: {}", id_, qid_, reason);
     closed_ = true;
-    pg_->unwatch(this);
+    if (!uio_) pg_->unwatch(this);
+    pg_->conn_closed(this);  // tears down the controller / detaches the I/O queue
+    if (uio_ && uio_->ops > 0) {
+        // The kernel may still write into a request's buffer (armed receive) or read the TX
+        // queue (send in flight): shutdown ends both, and the last completion calls
+        // release_all().
+        ::shutdown(fd_, SHUT_RDWR);
+        return;
+    }
+    release_all();
+}
+
+void TcpConn::release_all() {
     ::close(fd_);
     fd_ = -1;
-    pg_->conn_closed(this);  // tears down the controller / detaches the I/O queue
     // Release everything that is not owned by an outstanding callback.
     for (uint32_t i = 0; i < kRequestsPerConn; ++i) {
         Request& r = reqs_[i];
@@ -600,6 +646,10 @@ void TcpConn::close(const char* reason) {
     tx_head_ = tx_tail_ = nullptr;
     wait_head_ = wait_tail_ = nullptr;
     cur_ = nullptr;
+}
+
+void TcpConn::use_uring(std::unique_ptr<UringConnIo> io) {
+    uio_ = std::move(io);
 }
 
 }  // namespace nocstor::nvmf

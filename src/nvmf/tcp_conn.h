@@ -15,6 +15,7 @@ namespace nocstor::nvmf {
 
 class PollGroup;
 class Controller;
+struct UringConnIo;
 struct PgSubsystem;
 
 class TcpConn final : public tcp::PduHandler {
@@ -30,7 +31,8 @@ class TcpConn final : public tcp::PduHandler {
     uint32_t listener_id() const { return listener_id_; }
     bool closed() const { return closed_; }
     // Closed and no bdev I/O or message refers to it any more: the poll group may delete it.
-    bool reapable() const { return closed_ && external_ == 0; }
+    // (fd_ < 0: the socket is closed and no io_uring operation refers to the connection.)
+    bool reapable() const { return closed_ && external_ == 0 && fd_ < 0; }
     uint64_t created_ns() const { return created_ns_; }
 
     // --- queue identity, set by Connect ---
@@ -45,6 +47,25 @@ class TcpConn final : public tcp::PduHandler {
     void detach_ctrl() { ctrl_ = nullptr; }
     void detach_subsys() { subsys_ = nullptr; }
 
+    // --- socket I/O (epoll driver here, io_uring driver in uring_sock.cpp) ---
+    static constexpr int kMaxTxIov = 64;
+    // Where the next received bytes go: the rest of a large PDU's data buffer (zero copy),
+    // then `staging`. Returns the iovec count (1 or 2).
+    int recv_iov(iovec iov[2], uint8_t* staging, size_t staging_len) const;
+    // `n` bytes arrived in the iovecs recv_iov() gave.
+    void received(size_t n, const iovec* iov, int iovcnt);
+    // The TX queue as at most `max` iovecs; *bytes is their total.
+    int tx_iov(iovec* iov, int max, size_t* bytes) const;
+    // `n` bytes of what tx_iov() gave went out.
+    void tx_sent(size_t n);
+    // The TX queue ran empty: after a TermReq, send FIN.
+    void tx_idle();
+    // The connection is served by the poll group's io_uring instead of epoll.
+    void use_uring(std::unique_ptr<UringConnIo> io);
+    UringConnIo* uring_io() const { return uio_.get(); }
+    // Closed, and the last io_uring operation came back: close the socket, free the requests.
+    void release_all();
+
     // --- poll group ---
     // Returns work done (bytes or PDUs).
     int on_readable();
@@ -52,7 +73,9 @@ class TcpConn final : public tcp::PduHandler {
     int flush();
     bool has_waiting() const { return wait_head_ != nullptr; }
     void retry_waiting();
-    bool tx_pending() const { return tx_head_ != nullptr || ctl_len_ > ctl_off_; }
+    bool tx_pending() const {
+        return tx_head_ != nullptr || ctl_len_ > ctl_off_ || term_len_ > term_off_;
+    }
     void close(const char* reason);
     bool draining() const { return draining_; }
     uint64_t drain_deadline_ns() const { return drain_deadline_ns_; }
@@ -96,7 +119,6 @@ class TcpConn final : public tcp::PduHandler {
     void tx_done(Request* r);
     Request* alloc_request();
     void want_write(bool on);
-    void drain_input();
     void consume(const uint8_t* buf, size_t n);
 
     PollGroup* pg_;
@@ -128,11 +150,15 @@ class TcpConn final : public tcp::PduHandler {
     Request* tx_head_ = nullptr;
     Request* tx_tail_ = nullptr;
     uint32_t tx_off_ = 0;  // bytes of the head item already sent
-    uint8_t ctl_[160];     // ICResp or C2HTermReq, sent before the TX queue
+    uint8_t ctl_[160];     // ICResp, sent before the TX queue
     uint32_t ctl_len_ = 0;
     uint32_t ctl_off_ = 0;
+    uint8_t term_[160];  // C2HTermReq, sent after what is kept of the TX queue
+    uint32_t term_len_ = 0;
+    uint32_t term_off_ = 0;
     uint32_t external_ = 0;
     uint64_t commands_ = 0;
+    std::unique_ptr<UringConnIo> uio_;
 
     static constexpr uint16_t kMaxQueueEntriesForInit = 32;
 };

@@ -86,8 +86,13 @@ void Reactor::remove_interrupt_fd(int fd) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
-void Reactor::add_sleep_hook(std::function<bool()> prepare, std::function<void()> finish) {
-    sleep_hooks_.push_back({std::move(prepare), std::move(finish)});
+void Reactor::add_sleep_hook(std::function<bool()> prepare, std::function<void()> finish,
+                             const void* owner) {
+    sleep_hooks_.push_back({std::move(prepare), std::move(finish), owner});
+}
+
+void Reactor::remove_sleep_hook(const void* owner) {
+    std::erase_if(sleep_hooks_, [owner](const SleepHook& h) { return h.owner == owner; });
 }
 
 ReactorStats Reactor::stats() const {

@@ -68,7 +68,10 @@ class Reactor {
     // A hook consulted before sleeping: prepare() returns false to veto the sleep (work arrived),
     // finish() runs after every wake-up. Used by the NoC endpoint's doorbell protocol.
     // Owning reactor's threads only (or before start).
-    void add_sleep_hook(std::function<bool()> prepare, std::function<void()> finish);
+    // `owner` identifies the hook for remove_sleep_hook (not from inside a hook).
+    void add_sleep_hook(std::function<bool()> prepare, std::function<void()> finish,
+                        const void* owner = nullptr);
+    void remove_sleep_hook(const void* owner);
 
     ReactorStats stats() const;  // approximate when read from another thread
     const ReactorOptions& options() const { return opts_; }
@@ -86,6 +89,7 @@ class Reactor {
     struct SleepHook {
         std::function<bool()> prepare;
         std::function<void()> finish;
+        const void* owner = nullptr;
     };
     std::vector<SleepHook> sleep_hooks_;
     std::thread os_thread_;

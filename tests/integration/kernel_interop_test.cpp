@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <tuple>
 
 using namespace nocstor::testing;
 using nlohmann::json;
@@ -51,14 +52,15 @@ void serve(Daemon& d, uint16_t port, const std::string& nqn) {
 
 }  // namespace
 
-class KernelInterop : public ::testing::TestWithParam<bool> {};
+class KernelInterop : public ::testing::TestWithParam<std::tuple<bool, const char*>> {};
 
 TEST_P(KernelInterop, LinuxInitiatorPassesTheHarness) {
     if (access(harness().c_str(), X_OK) != 0) GTEST_SKIP() << "no " << harness();
     if (!have("qemu-system-x86_64")) GTEST_SKIP() << "qemu-system-x86_64 is not installed";
-    bool digests = GetParam();
+    const bool digests = std::get<0>(GetParam());
+    const std::string sock_impl = std::get<1>(GetParam());
     const std::string nqn = "nqn.2024-01.io.nocstor:interop";
-    Daemon d({"--empty"});
+    Daemon d({"--empty", "--sock-impl", sock_impl});
     ASSERT_TRUE(d.alive()) << d.log();
     uint16_t port = free_tcp_port();
     serve(d, port, nqn);
@@ -106,5 +108,12 @@ TEST_P(KernelInterop, LinuxInitiatorPassesTheHarness) {
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
-INSTANTIATE_TEST_SUITE_P(Digests, KernelInterop, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "WithDigests" : "NoDigests"; });
+// Both socket drivers; the io_uring one with digests (the harder path for its receive split).
+INSTANTIATE_TEST_SUITE_P(
+    Digests, KernelInterop,
+    ::testing::Values(std::make_tuple(false, "posix"), std::make_tuple(true, "posix"),
+                      std::make_tuple(true, "uring")),
+    [](const auto& info) {
+        return std::string(std::get<0>(info.param) ? "WithDigests" : "NoDigests") +
+               (std::string(std::get<1>(info.param)) == "uring" ? "Uring" : "");
+    });

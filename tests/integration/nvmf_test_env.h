@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <cstdlib>
 
 #include <chrono>
 #include <future>
@@ -30,6 +31,15 @@ struct TargetEnvOptions {
     uint32_t block_size = 512;
     bool allow_any_host = true;
     int data_threads = 2;
+    // NOCSTOR_TEST_SOCK_IMPL=uring runs the same suites over the io_uring socket driver
+    // (ctest's integration_uring does).
+    SockImpl sock_impl = sock_impl_from_env();
+
+    static SockImpl sock_impl_from_env() {
+        SockImpl s = SockImpl::kPosix;
+        if (const char* e = std::getenv("NOCSTOR_TEST_SOCK_IMPL")) parse_sock_impl(e, &s);
+        return s;
+    }
 };
 
 class TargetEnv {
@@ -55,7 +65,9 @@ class TargetEnv {
             EXPECT_EQ(malloc_bdev_create(m, &err), 0) << err;
         });
         target_ = std::make_unique<NvmfTarget>(
-            NvmfTargetOptions{.buffers = {.small_count = 512, .large_count = 64}, .threads = {}});
+            NvmfTargetOptions{.buffers = {.small_count = 512, .large_count = 64},
+                              .threads = {},
+                              .sock_impl = o.sock_impl});
         wait_async([this](std::function<void()> d) { target_->start(std::move(d)); });
         SubsystemParams sp;
         sp.nqn = kTestNqn;
