@@ -57,6 +57,7 @@ void PollGroup::start() {
         }
     }
     poller_ = thread_->register_poller("nvmf_poll_group", [this] { return poll(); });
+    flusher_ = thread_->register_tail_poller("nvmf_flush", [this] { return flush_dirty(); });
     timer_ = thread_->register_poller(
         "nvmf_timers", [this] { return timer_poll(); }, kTimerPeriodUs);
 }
@@ -132,15 +133,23 @@ int PollGroup::poll() {
     for (auto& [id, c] : conns_) {
         if (c->has_waiting() && !c->closed()) c->retry_waiting();
     }
-    // Gather sends: everything queued during this poll (and by completions since) goes out in
-    // one sendmsg per connection.
+    work += flush_dirty();
+    reap();
+    return work;
+}
+
+// Gather sends: everything queued since the last flush goes out in one sendmsg (or one
+// io_uring SENDMSG) per connection. Runs at the end of the socket poller and again as the
+// thread's tail poller, so that responses of bdev completions delivered later in the same pass
+// (malloc, null, messages) leave in this pass rather than the next.
+int PollGroup::flush_dirty() {
+    int work = 0;
     for (size_t i = 0; i < dirty_.size(); ++i) {
         TcpConn* c = dirty_[i];
         if (!c->closed()) work += c->flush();
     }
     dirty_.clear();
     if (uring_) uring_->submit();  // this pass's sends and receives in one io_uring_enter
-    reap();
     return work;
 }
 
@@ -185,7 +194,8 @@ void PollGroup::reap() {
         stop_done_ = nullptr;
         if (poller_) thread_->unregister_poller(poller_);
         if (timer_) thread_->unregister_poller(timer_);
-        poller_ = timer_ = nullptr;
+        if (flusher_) thread_->unregister_poller(flusher_);
+        poller_ = timer_ = flusher_ = nullptr;
         thread_->reactor()->remove_interrupt_fd(epfd_);
         if (uring_) uring_->shutdown();
         cache_->flush();

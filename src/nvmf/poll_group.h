@@ -106,6 +106,7 @@ class PollGroup {
   private:
     int poll();
     int timer_poll();
+    int flush_dirty();
     void retire_ns(PgNamespace* ns);
     void destroy_ns(PgNamespace* ns);
     void reap();
@@ -121,6 +122,7 @@ class PollGroup {
     std::unique_ptr<UringSock> uring_;
     Poller* poller_ = nullptr;
     Poller* timer_ = nullptr;
+    Poller* flusher_ = nullptr;
     std::shared_ptr<const TargetSnapshot> snap_;
     std::map<std::string, std::unique_ptr<PgSubsystem>, std::less<>> subsystems_;
     std::unordered_map<uint64_t, std::unique_ptr<TcpConn>> conns_;

@@ -1,5 +1,7 @@
 #include "runtime/thread.h"
 
+#include <algorithm>
+
 #include "runtime/reactor.h"
 #include "util/log.h"
 
@@ -49,13 +51,24 @@ void Thread::send(Message msg) {
 }
 
 Poller* Thread::register_poller(std::string name, PollFn fn, uint64_t period_us) {
-    Poller& p = pollers_.emplace_back();
+    auto first_tail =
+        std::find_if(pollers_.begin(), pollers_.end(), [](const Poller& q) { return q.tail; });
+    Poller& p = *pollers_.emplace(first_tail);
     p.name = std::move(name);
     p.fn = std::move(fn);
     p.period_ns = period_us * 1000;
     p.next_run_ns = 0;
     if (p.period_ns == 0) ++active_pollers_;
     recompute_deadline();
+    return &p;
+}
+
+Poller* Thread::register_tail_poller(std::string name, PollFn fn) {
+    Poller& p = pollers_.emplace_back();
+    p.name = std::move(name);
+    p.fn = std::move(fn);
+    p.tail = true;
+    ++active_pollers_;
     return &p;
 }
 

@@ -28,6 +28,7 @@ struct Poller {
     enum class State { Running, Paused, Unregistered };
     std::string name;
     PollFn fn;
+    bool tail = false;
     uint64_t period_ns = 0;  // 0: active poller, run every loop
     uint64_t next_run_ns = 0;
     State state = State::Running;
@@ -64,6 +65,10 @@ class Thread {
 
     // Owning thread only.
     Poller* register_poller(std::string name, PollFn fn, uint64_t period_us = 0);
+    // An active poller that runs after every other one in each pass, whenever registered: for
+    // work that should see everything the pass produced (the NVMe/TCP target flushes the
+    // responses of completions that came in after its socket poller ran).
+    Poller* register_tail_poller(std::string name, PollFn fn);
     void pause_poller(Poller* p);
     void resume_poller(Poller* p);
     void unregister_poller(Poller* p);  // safe from inside the poller itself
