@@ -118,7 +118,12 @@ void connect_with_data(Request* r) {
         invalid_params(r, nvme::kConnectIattrCommand, kIpoSqsize);
         return;
     }
-    if (!nqn_valid(hostnqn)) {
+    // The host NQN is an identity, not an address: like SPDK's and the kernel's targets we
+    // only require a terminated string of legal length. SPDK's initiator tools send an empty
+    // one unless told otherwise (an anonymous host: allowed only where any host is).
+    if (hostnqn.size() > nvme::kNqnMaxLength) {
+        NOC_INFO("nvmf", "Connect to {} refused: host NQN of {} bytes (at most {})", subnqn,
+                 hostnqn.size(), nvme::kNqnMaxLength);
         invalid_params(r, nvme::kConnectIattrData, kIpoHostnqn);
         return;
     }
@@ -127,11 +132,13 @@ void connect_with_data(Request* r) {
     if (!discovery) {
         s = pg->find_subsystem(subnqn);
         if (!s || !s->info->listener_allowed(c->listener_id())) {
+            NOC_INFO("nvmf", "Connect from host '{}' refused: {} {}", hostnqn, subnqn,
+                     s ? "is not served on this listener" : "is not a subsystem here");
             invalid_params(r, nvme::kConnectIattrData, kIpoSubnqn);
             return;
         }
         if (!s->info->host_allowed(hostnqn)) {
-            NOC_INFO("nvmf", "host {} may not connect to {}", hostnqn, subnqn);
+            NOC_INFO("nvmf", "Connect refused: host '{}' may not connect to {}", hostnqn, subnqn);
             connect_fail(r, nvme::sc_cmd::kConnectInvalidHost,
                          invalid_param(nvme::kConnectIattrData, kIpoHostnqn));
             return;

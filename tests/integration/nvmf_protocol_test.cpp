@@ -300,6 +300,41 @@ TEST(NvmfTarget, ConnectRejectsBadHostAndUnknownSubsystem) {
     EXPECT_EQ(c->status.sc(), nvme::sc_cmd::kConnectInvalidParameters);
 }
 
+// SPDK's spdk_nvme_perf / spdk_nvme_identify send an empty HOSTNQN unless given one: an
+// anonymous host may connect where any host may, and is refused (Invalid Host) elsewhere.
+TEST(NvmfTarget, EmptyHostNqnIsAnAnonymousHost) {
+    TargetEnv env;
+    {
+        TestHost h(env.port());
+        ASSERT_TRUE(h.ic());
+        auto c = connect(h, 0, 0xFFFF, kTestNqn, "");
+        ASSERT_TRUE(c);
+        EXPECT_TRUE(c->status.ok())
+            << "sct " << int(c->status.sct()) << " sc " << int(c->status.sc());
+    }
+    {
+        TestHost h(env.port());
+        ASSERT_TRUE(h.ic());
+        auto c = connect(h, 0, 0xFFFF, ::nocstor::nvme::kDiscoveryNqn, "");
+        ASSERT_TRUE(c);
+        EXPECT_TRUE(c->status.ok());
+    }
+    EXPECT_EQ(env.call([&](DoneFn d) { env.target().set_allow_any_host(kTestNqn, false, d); }), 0);
+    EXPECT_EQ(env.call([&](DoneFn d) { env.target().add_host(kTestNqn, kTestHostNqn, d); }), 0);
+    TestHost h(env.port());
+    ASSERT_TRUE(h.ic());
+    auto c = connect(h, 0, 0xFFFF, kTestNqn, "");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->status.sc(), nvme::sc_cmd::kConnectInvalidHost);
+    // Longer than an NQN may be (223 bytes), and unterminated: Invalid Parameters at HOSTNQN.
+    TestHost h2(env.port());
+    ASSERT_TRUE(h2.ic());
+    auto l = connect(h2, 0, 0xFFFF, kTestNqn, std::string(256, 'n'));
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->status.sc(), nvme::sc_cmd::kConnectInvalidParameters);
+    EXPECT_EQ(l->dw0 & 0xFFFF, 512u);  // IPO: HOSTNQN
+}
+
 TEST(NvmfTarget, DiscoveryLogAndAerOnNamespaceAdd) {
     TargetEnv env;
     TestHost d(env.port());
