@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# nocstor's target against SPDK's nvmf_tgt on this machine, one target core each, measured by the
+# same client (SPDK's spdk_nvme_perf) over loopback: the anchors' workloads, runs alternating
+# between the two targets ROUNDS times so that the machine's slow and fast phases hit both.
+# Both targets load the same SPDK-format JSON config (1 GiB malloc bdev, 4096 B blocks). SPDK is
+# not part of the project: point SPDK_DIR at a built SPDK tree (nvmf_tgt and spdk_nvme_perf,
+# see docs/benchmarks.md for how it was built); hugepages must be available for SPDK.
+#   SPDK_DIR=/path/to/spdk bench/vs_spdk_bench.sh [BUILD_DIR] [--md]
+#   env: ROUNDS=3 T=4 SOCK_IMPL=posix ONLY=<part of a workload label, e.g. randwrite>
+set -euo pipefail
+BUILD=${1:-build}; MD=${2:-}
+ROUNDS=${ROUNDS:-3}; T=${T:-4}; SOCK_IMPL=${SOCK_IMPL:-posix}
+TGT_CORE=${TGT_CORE:-0}; PERF_CORE=${PERF_CORE:-1}
+: "${SPDK_DIR:?set SPDK_DIR to a built SPDK tree (build/bin/nvmf_tgt, build/bin/spdk_nvme_perf)}"
+export LD_LIBRARY_PATH=$SPDK_DIR/build/lib:${LD_LIBRARY_PATH:-}
+NQN=nqn.2024-01.io.nocstor:vol1
+HOSTNQN=nqn.2014-08.org.nvmexpress:uuid:6f2b1c9a-3e1d-4b7a-9c55-0a1b2c3d4e5f
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+cat >"$work/tgt.json" <<JSON
+{"subsystems": [
+ {"subsystem": "bdev", "config": [
+   {"method": "bdev_malloc_create", "params": {"name": "Malloc0", "num_blocks": 262144, "block_size": 4096}}]},
+ {"subsystem": "nvmf", "config": [
+   {"method": "nvmf_create_transport", "params": {"trtype": "TCP"}},
+   {"method": "nvmf_create_subsystem", "params": {"nqn": "$NQN", "allow_any_host": true, "serial_number": "BENCH0001"}},
+   {"method": "nvmf_subsystem_add_ns", "params": {"nqn": "$NQN", "namespace": {"bdev_name": "Malloc0"}}},
+   {"method": "nvmf_subsystem_add_listener", "params": {"nqn": "$NQN", "listen_address":
+     {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}}}]}
+]}
+JSON
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4420) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+start() { # start spdk|nocstor
+  if [ "$1" = spdk ]; then
+    "$SPDK_DIR/build/bin/nvmf_tgt" -m "$((1 << TGT_CORE))" --json "$work/tgt.json" -r "$work/spdk.sock" \
+      >"$work/spdk.log" 2>&1 &
+  else
+    "$BUILD/bin/nocstor" -c "$work/tgt.json" --rpc-socket "$work/noc.sock" --no-http \
+      --clusters "0:control:$TGT_CORE;1:data:$TGT_CORE" --sock-impl "$SOCK_IMPL" -L warn >"$work/noc.log" 2>&1 &
+  fi
+  TPID=$!
+  wait_port || { echo "target $1 did not start" >&2; cat "$work/$1.log" >&2; exit 1; }
+  sleep 0.5
+}
+stop() { kill -INT "$TPID"; wait "$TPID" 2>/dev/null || true; }
+perf() { # perf ARGS... -> "iops p50 p99 p99.9"
+  timeout $((T + 30)) "$SPDK_DIR/build/bin/spdk_nvme_perf" -c "$((1 << PERF_CORE))" -t "$T" -L "$@" \
+    -r "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:$NQN hostnqn:$HOSTNQN" 2>&1 |
+  awk '/^Total/ {iops=$(NF-4)} /^ *50.00000%/ {p50=$3} /^ *99.00000%/ {p99=$3} /^ *99.90000%/ {p999=$3}
+       END {gsub("us","",p50); gsub("us","",p99); gsub("us","",p999); print iops, p50, p99, p999}'
+}
+
+if [ "$MD" = --md ]; then
+  echo "| workload | SPDK nvmf_tgt IOPS (median) | nocstor IOPS (median) | nocstor / SPDK | p99 us SPDK / nocstor | p99.9 us SPDK / nocstor |"
+  echo "|---|---|---|---|---|---|"
+fi
+for w in "4K randread QD1:-w randread -o 4096 -q 1" "4K randread QD32:-w randread -o 4096 -q 32" \
+         "4K randread QD128:-w randread -o 4096 -q 128" "4K randwrite QD32:-w randwrite -o 4096 -q 32" \
+         "128K seq read QD8:-w read -o 131072 -q 8"; do
+  label=${w%%:*}; args=${w#*:}
+  [[ -n ${ONLY:-} && $label != *"$ONLY"* ]] && continue
+  : >"$work/runs"
+  for _ in $(seq "$ROUNDS"); do
+    for t in spdk nocstor; do
+      start $t; echo "$t $(perf $args)" >>"$work/runs"; stop
+    done
+  done
+  python3 - "$label" "$work/runs" "$MD" <<'PY'
+import sys
+runs = {"spdk": [], "nocstor": []}
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) == 5: runs[f[0]].append(tuple(float(x) for x in f[1:]))
+def med(k):
+    s = sorted(runs[k]); return s[len(s) // 2] if s else (0, 0, 0, 0)
+s, n = med("spdk"), med("nocstor")
+ratio = n[0] / s[0] if s[0] else float("nan")
+if sys.argv[3] == "--md":
+    print(f"| {sys.argv[1]} | {s[0]:.0f} | {n[0]:.0f} | {ratio:.2f} | {s[2]:.1f} / {n[2]:.1f} | {s[3]:.1f} / {n[3]:.1f} |")
+else:
+    print(f"{sys.argv[1]:<20} SPDK {s[0]:>9.0f}  nocstor {n[0]:>9.0f}  ratio {ratio:.2f}  "
+          f"p99 {s[2]:.1f} / {n[2]:.1f} us  p99.9 {s[3]:.1f} / {n[3]:.1f} us   "
+          f"(all: SPDK {[round(r[0]) for r in runs['spdk']]}, nocstor {[round(r[0]) for r in runs['nocstor']]})")
+PY
+done
