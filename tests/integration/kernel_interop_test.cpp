@@ -3,6 +3,7 @@
 // While it runs, tshark (when installed) captures the loopback port and must find no malformed
 // NVMe/TCP PDU. Skips cleanly when the harness, QEMU or tshark are not there.
 #include "daemon_env.h"
+#include "interop_util.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -17,57 +18,24 @@ std::string harness() {
     return std::string(NOCSTOR_SOURCE_DIR) + "/../shared/interop/kernel-nvme-tcp.sh";
 }
 
-bool have(const char* tool) {
-    return system((std::string("command -v ") + tool + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::string run(const std::string& cmd, int* rc) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) {
-        *rc = -1;
-        return out;
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    int st = pclose(p);
-    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
-}
-
-void serve(Daemon& d, uint16_t port, const std::string& nqn) {
-    d.ok("bdev_malloc_create", {{"name", "Vol"}, {"num_blocks", 65536}, {"block_size", 4096}});
-    d.ok("nvmf_create_transport", {{"trtype", "TCP"}});
-    d.ok("nvmf_create_subsystem", {{"nqn", nqn}, {"allow_any_host", true}});
-    d.ok("nvmf_subsystem_add_ns", {{"nqn", nqn}, {"namespace", {{"bdev_name", "Vol"}}}});
-    json la = {{"trtype", "TCP"},
-               {"adrfam", "IPv4"},
-               {"traddr", "127.0.0.1"},
-               {"trsvcid", std::to_string(port)}};
-    d.ok("nvmf_subsystem_add_listener", {{"nqn", nqn}, {"listen_address", la}});
-    d.ok("nvmf_subsystem_add_listener",
-         {{"nqn", "nqn.2014-08.org.nvmexpress.discovery"}, {"listen_address", la}});
-}
-
 }  // namespace
 
 class KernelInterop : public ::testing::TestWithParam<std::tuple<bool, const char*>> {};
 
 TEST_P(KernelInterop, LinuxInitiatorPassesTheHarness) {
     if (access(harness().c_str(), X_OK) != 0) GTEST_SKIP() << "no " << harness();
-    if (!have("qemu-system-x86_64")) GTEST_SKIP() << "qemu-system-x86_64 is not installed";
+    if (!have_tool("qemu-system-x86_64")) GTEST_SKIP() << "qemu-system-x86_64 is not installed";
     const bool digests = std::get<0>(GetParam());
     const std::string sock_impl = std::get<1>(GetParam());
     const std::string nqn = "nqn.2024-01.io.nocstor:interop";
     Daemon d({"--empty", "--sock-impl", sock_impl});
     ASSERT_TRUE(d.alive()) << d.log();
     uint16_t port = free_tcp_port();
-    serve(d, port, nqn);
+    serve_volume(d, port, nqn);
 
     std::string pcap = d.dir() + "/capture.pcapng";
     pid_t tshark = -1;
-    if (have("tshark") && getuid() == 0) {
+    if (have_tool("tshark") && getuid() == 0) {
         tshark = fork();
         if (tshark == 0) {
             FILE* f = freopen("/dev/null", "w", stderr);
@@ -83,7 +51,7 @@ TEST_P(KernelInterop, LinuxInitiatorPassesTheHarness) {
     std::string cmd = harness() + " -q --fio-size 16M --timeout 500 " +
                       (digests ? "--hdr-digest --data-digest " : "") + std::to_string(port) + " " +
                       nqn + " 2>&1";
-    std::string out = run(cmd, &rc);
+    std::string out = run_command(cmd, &rc);
     std::string last = out.substr(out.rfind('\n', out.size() - 2) + 1);
     std::cout << "[ harness ] " << last;
     EXPECT_EQ(rc, 0) << out;
@@ -97,10 +65,11 @@ TEST_P(KernelInterop, LinuxInitiatorPassesTheHarness) {
         std::string decode = " -d tcp.port==" + std::to_string(port) + ",nvme-tcp";
         int trc = 0;
         std::string frames =
-            run("tshark -r " + pcap + decode + " -Y nvme-tcp 2>/dev/null | wc -l", &trc);
-        std::string bad = run("tshark -r " + pcap + decode +
-                                  " -Y '_ws.malformed || _ws.expert.severity >= error' 2>/dev/null",
-                              &trc);
+            run_command("tshark -r " + pcap + decode + " -Y nvme-tcp 2>/dev/null | wc -l", &trc);
+        std::string bad =
+            run_command("tshark -r " + pcap + decode +
+                            " -Y '_ws.malformed || _ws.expert.severity >= error' 2>/dev/null",
+                        &trc);
         EXPECT_GT(std::stol(frames), 100) << "the capture saw no NVMe/TCP traffic";
         EXPECT_TRUE(bad.empty()) << "tshark flags malformed NVMe/TCP PDUs:\n"
                                  << bad.substr(0, 4000);
