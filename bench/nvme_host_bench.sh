@@ -11,22 +11,7 @@ TGT_CORE=${TGT_CORE:-0}; PERF_CORE=${PERF_CORE:-1}
 NQN=nqn.2024-01.io.nocstor:vol1
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-rpc() { # rpc SOCKET METHOD JSON-PARAMS -> result JSON (exit 1 on error)
-  python3 - "$1" "$2" "$3" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1])
-s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": sys.argv[2],
-                      "params": json.loads(sys.argv[3])}).encode())
-buf = b""
-while True:
-    buf += s.recv(65536)
-    try: r = json.loads(buf); break
-    except ValueError: continue
-if "error" in r: print(json.dumps(r["error"]), file=sys.stderr); sys.exit(1)
-print(json.dumps(r["result"]))
-PY
-}
-wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
+. "$(dirname "$0")/lib.sh"  # rpc, wait_sock
 
 start_target() { # start_target NAME PORT CORE [--empty]
   "$BIN/nocstor" --rpc-socket "$work/$1.sock" --no-http --clusters "0:control:$3;1:data:$3" \

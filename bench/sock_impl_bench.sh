@@ -13,32 +13,18 @@ TGT_CORE=${TGT_CORE:-0}; PERF_CORE=${PERF_CORE:-1}
 NQN=nqn.2024-01.io.nocstor:vol1
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-rpc() { # rpc SOCKET METHOD JSON-PARAMS
-  python3 - "$1" "$2" "$3" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1])
-s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": sys.argv[2],
-                      "params": json.loads(sys.argv[3])}).encode())
-buf = b""
-while True:
-    buf += s.recv(65536)
-    try: r = json.loads(buf); break
-    except ValueError: continue
-if "error" in r: print(json.dumps(r["error"]), file=sys.stderr); sys.exit(1)
-PY
-}
-wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
+. "$(dirname "$0")/lib.sh"  # rpc, wait_sock
 
 start_target() { # start_target IMPL PORT: a 256 MiB RAM namespace $NQN on PORT
   "$BIN/nocstor" --rpc-socket "$work/$1.sock" --no-http --clusters "0:control:$TGT_CORE;1:data:$TGT_CORE" \
      --sock-impl "$1" --empty -L warn >"$work/$1.log" 2>&1 &
   wait_sock "$work/$1.sock"
-  rpc "$work/$1.sock" bdev_malloc_create '{"name":"m0","num_blocks":65536,"block_size":4096}'
-  rpc "$work/$1.sock" nvmf_create_transport '{"trtype":"TCP"}'
-  rpc "$work/$1.sock" nvmf_create_subsystem '{"nqn":"'$NQN'","allow_any_host":true}'
-  rpc "$work/$1.sock" nvmf_subsystem_add_ns '{"nqn":"'$NQN'","namespace":{"bdev_name":"m0"}}'
+  rpc "$work/$1.sock" bdev_malloc_create '{"name":"m0","num_blocks":65536,"block_size":4096}' >/dev/null
+  rpc "$work/$1.sock" nvmf_create_transport '{"trtype":"TCP"}' >/dev/null
+  rpc "$work/$1.sock" nvmf_create_subsystem '{"nqn":"'$NQN'","allow_any_host":true}' >/dev/null
+  rpc "$work/$1.sock" nvmf_subsystem_add_ns '{"nqn":"'$NQN'","namespace":{"bdev_name":"m0"}}' >/dev/null
   rpc "$work/$1.sock" nvmf_subsystem_add_listener \
-    '{"nqn":"'$NQN'","listen_address":{"trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.1","trsvcid":"'$2'"}}'
+    '{"nqn":"'$NQN'","listen_address":{"trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.1","trsvcid":"'$2'"}}' >/dev/null
 }
 perf() { # perf PORT ARGS... -> JSON
   timeout $((T + WARM + 30)) "$BIN/nocstor-perf" --json -c "$PERF_CORE" -t "$T" --warmup "$WARM" \

@@ -98,14 +98,13 @@ void UringSock::add(TcpConn* c) {
 
 void UringSock::arm_recv(TcpConn* c) {
     UringConnIo& io = *c->uring_io();
-    io.rx_cnt = c->recv_iov(io.rx_iov, io.staging.get(), UringConnIo::kStagingSize);
     io.rx_msg = {};
     io.rx_msg.msg_iov = io.rx_iov;
-    io.rx_msg.msg_iovlen = static_cast<size_t>(io.rx_cnt);
+    io.rx_msg.msg_iovlen =
+        static_cast<size_t>(c->recv_iov(io.rx_iov, io.staging.get(), UringConnIo::kStagingSize));
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_recvmsg(sqe, c->fd(), &io.rx_msg, 0);
     io_uring_sqe_set_data64(sqe, tag(c, kOpRecv));
-    io.recv_armed = true;
     ++io.ops;
 }
 
@@ -152,10 +151,10 @@ int UringSock::poll() {
 
 void UringSock::on_recv(TcpConn* c, int res) {
     UringConnIo& io = *c->uring_io();
-    io.recv_armed = false;
     if (!c->closed()) {
         if (res > 0) {
-            c->received(static_cast<size_t>(res), io.rx_iov, io.rx_cnt);
+            c->received(static_cast<size_t>(res), io.rx_iov,
+                        static_cast<int>(io.rx_msg.msg_iovlen));
         } else if (res == 0) {
             c->close(c->draining() ? "terminated" : "peer closed the connection");
         } else if (res != -EINTR && res != -EAGAIN && res != -ENOBUFS) {

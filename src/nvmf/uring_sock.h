@@ -28,11 +28,9 @@ struct UringConnIo {
     static constexpr size_t kStagingSize = 64 * 1024;
     std::unique_ptr<uint8_t[]> staging = std::make_unique<uint8_t[]>(kStagingSize);
     iovec rx_iov[2]{};
-    int rx_cnt = 0;
     msghdr rx_msg{};
     iovec tx_iov[TcpConn::kMaxTxIov]{};
     msghdr tx_msg{};
-    bool recv_armed = false;
     bool send_inflight = false;
     size_t inflight_bytes = 0;  // what the SENDMSG in flight carries
     uint32_t ops = 0;           // SQEs whose completion has not been reaped
