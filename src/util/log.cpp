@@ -1,5 +1,8 @@
 #include "util/log.h"
 
+#include "util/log_escape.h"
+
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <map>
@@ -7,6 +10,31 @@
 
 namespace nocstor {
 namespace {
+
+// %* : the message with every non-printable byte escaped (see log_escape.h). Messages carry
+// peer-controlled strings; escaping here covers every call site.
+class EscapedPayload final : public spdlog::custom_flag_formatter {
+  public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
+        std::string escaped;
+        append_log_escaped(std::string_view(msg.payload.data(), msg.payload.size()), &escaped);
+        dest.append(escaped.data(), escaped.data() + escaped.size());
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override {
+        return std::make_unique<EscapedPayload>();
+    }
+};
+
+constexpr const char* kPattern = "[%Y-%m-%d %H:%M:%S.%e] [%n] [%^%l%$] %*";
+
+std::shared_ptr<spdlog::logger> new_logger(std::string name,
+                                           std::shared_ptr<spdlog::sinks::sink> sink) {
+    auto logger = std::make_shared<spdlog::logger>(std::move(name), std::move(sink));
+    logger->set_formatter(make_log_formatter());
+    return logger;
+}
+
 struct Registry {
     std::mutex mu;
     std::map<std::string, std::shared_ptr<spdlog::logger>, std::less<>> loggers;
@@ -20,14 +48,19 @@ Registry& registry() {
 }
 }  // namespace
 
+std::unique_ptr<spdlog::formatter> make_log_formatter() {
+    auto f = std::make_unique<spdlog::pattern_formatter>();
+    f->add_flag<EscapedPayload>('*').set_pattern(kPattern);
+    return f;
+}
+
 std::shared_ptr<spdlog::logger> component_logger(std::string_view component) {
     auto& r = registry();
     std::lock_guard lock(r.mu);
     auto it = r.loggers.find(component);
     if (it != r.loggers.end()) return it->second;
-    auto logger = std::make_shared<spdlog::logger>(std::string(component), r.sink);
+    auto logger = new_logger(std::string(component), r.sink);
     logger->set_level(r.default_level);
-    logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [%^%l%$] %v");
     r.loggers.emplace(std::string(component), logger);
     return logger;
 }
@@ -44,12 +77,23 @@ bool set_log_level(std::string_view component, std::string_view level) {
     }
     auto it = r.loggers.find(component);
     if (it == r.loggers.end()) {
-        auto logger = std::make_shared<spdlog::logger>(std::string(component), r.sink);
-        logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [%^%l%$] %v");
+        auto logger = new_logger(std::string(component), r.sink);
         it = r.loggers.emplace(std::string(component), logger).first;
     }
     it->second->set_level(lvl);
     return true;
+}
+
+std::string get_log_level(std::string_view component) {
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    spdlog::level::level_enum lvl = r.default_level;
+    if (component != "*") {
+        auto it = r.loggers.find(component);
+        if (it != r.loggers.end()) lvl = it->second->level();
+    }
+    auto name = spdlog::level::to_string_view(lvl);
+    return std::string(name.data(), name.size());
 }
 
 bool apply_log_spec(std::string_view spec, std::string* error) {

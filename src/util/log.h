@@ -11,11 +11,18 @@
 
 namespace nocstor {
 
+// The formatter every component logger uses: time, component, level, and the message with
+// non-printable bytes escaped (util/log_escape.h), so one call is always one line.
+std::unique_ptr<spdlog::formatter> make_log_formatter();
+
 // Returns the logger of a component, creating it on first use (thread-safe, control path).
 std::shared_ptr<spdlog::logger> component_logger(std::string_view component);
 
 // "info", "debug", ... for one component, or for all with component "*". False on a bad level.
 bool set_log_level(std::string_view component, std::string_view level);
+
+// The level of a component ("*": the default for all), as spdlog names it ("info", "debug", ...).
+std::string get_log_level(std::string_view component);
 
 // Parses "debug" or "nvmf=debug,bdev=trace" (comma separated). False and a message on error.
 bool apply_log_spec(std::string_view spec, std::string* error);
