@@ -66,28 +66,50 @@ HttpRequestParser::Status HttpRequestParser::fail(int status, std::string messag
     return Status::kError;
 }
 
+namespace {
+
+// Lines end in CRLF or, leniently, in a bare LF (RFC 9112 section 2.2 lets a server accept
+// that; clients such as `printf ... | nc` send it). The head ends at the first empty line.
+// Returns the offset just past that empty line, or npos if it has not arrived yet.
+std::size_t find_head_end(std::string_view data, std::size_t from) {
+    for (std::size_t lf = data.find('\n', from); lf != std::string_view::npos;
+         lf = data.find('\n', lf + 1)) {
+        if (lf + 1 < data.size() && data[lf + 1] == '\n') return lf + 2;
+        if (lf + 2 < data.size() && data[lf + 1] == '\r' && data[lf + 2] == '\n') return lf + 3;
+    }
+    return std::string_view::npos;
+}
+
+}  // namespace
+
 HttpRequestParser::Status HttpRequestParser::parse(std::string_view data, std::size_t* consumed) {
     if (error_status_ != 0) return Status::kError;
     if (!headers_done_) {
         // Tolerate blank lines before the request line (RFC 9112 section 2.2).
         std::size_t start = 0;
-        while (start + 1 < data.size() && data[start] == '\r' && data[start + 1] == '\n')
-            start += 2;
+        while (start < data.size() &&
+               (data[start] == '\n' ||
+                (data[start] == '\r' && start + 1 < data.size() && data[start + 1] == '\n')))
+            start += data[start] == '\n' ? 1 : 2;
         const std::size_t from = std::max(scan_from_, start);
-        const std::size_t end = data.find("\r\n\r\n", from);
+        const std::size_t end = find_head_end(data, from);
         if (end == std::string_view::npos) {
             if (data.size() > limits_.max_header_bytes) {
                 return fail(431, "request headers too large");
             }
-            scan_from_ = data.size() >= 3 ? data.size() - 3 : 0;
+            // Resume at the last line end seen: the empty line may start there.
+            scan_from_ = data.size() >= 2 ? std::max(start, data.size() - 2) : start;
             return Status::kNeedMore;
         }
-        if (end + 4 > limits_.max_header_bytes) return fail(431, "request headers too large");
+        if (end > limits_.max_header_bytes) return fail(431, "request headers too large");
         request_ = HttpRequest{};
-        if (parse_head(data.substr(start, end + 2 - start), &request_) == Status::kError) {
+        // The head without its final empty line; every line still ends in LF.
+        std::size_t head_len = end - start;
+        head_len -= data[end - 2] == '\r' ? 2 : 1;
+        if (parse_head(data.substr(start, head_len), &request_) == Status::kError) {
             return Status::kError;
         }
-        head_size_ = end + 4;
+        head_size_ = end;
         headers_done_ = true;
     }
     if (data.size() < head_size_ + body_size_) return Status::kNeedMore;
@@ -96,12 +118,25 @@ HttpRequestParser::Status HttpRequestParser::parse(std::string_view data, std::s
     return Status::kComplete;
 }
 
-// head: request line and header lines, each ending in CRLF.
+namespace {
+
+// Splits off the next line (ending in LF, an optional CR before it dropped). False for a bare CR
+// inside the line, which RFC 9112 says must be rejected.
+bool next_line(std::string_view* head, std::string_view* line) {
+    std::size_t eol = head->find('\n');
+    *line = head->substr(0, eol);
+    head->remove_prefix(eol == std::string_view::npos ? head->size() : eol + 1);
+    if (!line->empty() && line->back() == '\r') line->remove_suffix(1);
+    return line->find('\r') == std::string_view::npos;
+}
+
+}  // namespace
+
+// head: request line and header lines, each ending in LF or CRLF.
 HttpRequestParser::Status HttpRequestParser::parse_head(std::string_view head,
                                                         HttpRequest* request) {
-    std::size_t eol = head.find("\r\n");
-    std::string_view line = head.substr(0, eol);
-    head.remove_prefix(eol + 2);
+    std::string_view line;
+    if (!next_line(&head, &line)) return fail(400, "bare CR in the request line");
 
     // Request line: METHOD SP target SP HTTP/1.x
     const std::size_t sp1 = line.find(' ');
@@ -131,9 +166,7 @@ HttpRequestParser::Status HttpRequestParser::parse_head(std::string_view head,
     bool have_length = false;
     std::uint64_t length = 0;
     while (!head.empty()) {
-        eol = head.find("\r\n");
-        line = head.substr(0, eol);
-        head.remove_prefix(eol + 2);
+        if (!next_line(&head, &line)) return fail(400, "bare CR in a header line");
         const std::size_t colon = line.find(':');
         if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) {
             return fail(400, "malformed header line");

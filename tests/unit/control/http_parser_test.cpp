@@ -57,6 +57,39 @@ TEST(HttpParser, KeepAliveDefaults) {
     }
 }
 
+// Bare LF line ends (RFC 9112 section 2.2): accepted, in any mix with CRLF, also byte by byte.
+TEST(HttpParser, BareLineFeedsAreAccepted) {
+    for (std::string text : {std::string("GET /a HTTP/1.1\nHost: h\nX-A: 1\n\n"),
+                             std::string("GET /a HTTP/1.1\r\nHost: h\nX-A: 1\r\n\n"),
+                             std::string("GET /a HTTP/1.1\nHost: h\nX-A: 1\n\r\n"),
+                             std::string("\nGET /a HTTP/1.1\nHost: h\nX-A: 1\n\n")}) {
+        for (std::size_t cut = 1; cut <= text.size(); ++cut) {
+            HttpRequestParser parser;
+            std::size_t consumed = 0;
+            const Status st = parser.parse(std::string_view(text).substr(0, cut), &consumed);
+            if (cut < text.size()) {
+                ASSERT_EQ(st, Status::kNeedMore) << cut << " of " << text;
+                continue;
+            }
+            ASSERT_EQ(st, Status::kComplete) << text;
+            EXPECT_EQ(consumed, text.size());
+            EXPECT_EQ(parser.request().path, "/a");
+            ASSERT_NE(parser.request().header("x-a"), nullptr);
+            EXPECT_EQ(*parser.request().header("x-a"), "1");
+            ASSERT_NE(parser.request().header("host"), nullptr);
+            EXPECT_EQ(*parser.request().header("host"), "h");
+        }
+    }
+    // Incremental parsing keeps working across calls on the same parser.
+    HttpRequestParser parser;
+    std::size_t consumed = 0;
+    const std::string text = "POST /b HTTP/1.1\nContent-Length: 2\n\nok";
+    for (std::size_t i = 1; i < text.size(); ++i)
+        ASSERT_EQ(parser.parse(std::string_view(text).substr(0, i), &consumed), Status::kNeedMore);
+    ASSERT_EQ(parser.parse(text, &consumed), Status::kComplete);
+    EXPECT_EQ(parser.request().body, "ok");
+}
+
 TEST(HttpParser, Errors) {
     struct Case {
         std::string text;
@@ -79,6 +112,8 @@ TEST(HttpParser, Errors) {
         {"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 413},
         {"GET / HTTP/1.1\r\nX: " + std::string(300, 'a') + "\r\n\r\n", 431},
         {"GET / HTTP/1.1\r\nX: " + std::string(300, 'a'), 431},  // no end of headers yet
+        {"GET / HTTP/1.1\rX: y\r\n\r\n", 400},                   // bare CR
+        {"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", 400},
     };
     for (const Case& c : cases) {
         HttpRequestParser parser(limits);
