@@ -14,6 +14,7 @@
 #include "nvmf/target.h"
 #include "runtime/reactor.h"
 #include "util/log.h"
+#include "util/tick.h"
 
 namespace nocstor::nvmf {
 
@@ -22,6 +23,7 @@ TcpListener::TcpListener(NvmfTarget* target, ListenAddress addr, uint32_t id)
 
 TcpListener::~TcpListener() {
     if (poller_) thread_->unregister_poller(poller_);
+    if (resume_poller_) thread_->unregister_poller(resume_poller_);
     if (fd_ >= 0) {
         if (thread_ && thread_->reactor()) thread_->reactor()->remove_interrupt_fd(fd_);
         ::close(fd_);
@@ -72,6 +74,7 @@ int TcpListener::open(std::string* err) {
     bound_port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
     thread_ = Thread::current();
+    guard_ = std::make_unique<AcceptGuard>("nvmf", "NVMe/TCP " + addr_.to_string());
     thread_->reactor()->add_interrupt_fd(fd_, EPOLLIN);
     poller_ = thread_->register_poller("nvmf_accept_" + addr_.to_string(),
                                        [this] { return accept_poll(); });
@@ -81,21 +84,40 @@ int TcpListener::open(std::string* err) {
 
 int TcpListener::accept_poll() {
     int n = 0;
-    for (; n < 32; ++n) {
-        const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                NOC_WARN("nvmf", "accept on {}: {}", addr_.to_string(), strerror(errno));
-            }
-            break;
+    for (int i = 0; i < 32; ++i) {
+        const AcceptGuard::Result r = guard_->accept(fd_, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (r.kind == AcceptGuard::Kind::kShed) {
+            ++n;
+            continue;
         }
+        if (r.kind == AcceptGuard::Kind::kPause) pause_accepting();
+        if (r.kind != AcceptGuard::Kind::kAccepted) break;
+        ++n;
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(r.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         PollGroup* pg = target_->pick_poll_group();
         const uint32_t lid = id_;
+        const int fd = r.fd;
         pg->thread()->send([pg, fd, lid] { pg->add_connection(fd, lid); });
     }
     return n;
+}
+
+void TcpListener::pause_accepting() {
+    if (resume_poller_) return;
+    thread_->reactor()->modify_interrupt_fd(fd_, 0);
+    thread_->pause_poller(poller_);
+    resume_poller_ = thread_->register_poller(
+        "nvmf_accept_resume",
+        [this] {
+            if (guard_->paused(now_ns())) return 0;
+            thread_->reactor()->modify_interrupt_fd(fd_, EPOLLIN);
+            thread_->resume_poller(poller_);
+            thread_->unregister_poller(resume_poller_);
+            resume_poller_ = nullptr;
+            return 1;
+        },
+        AcceptGuard::kPauseNs / 1000);
 }
 
 }  // namespace nocstor::nvmf

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "nvmf/subsystem.h"
 #include "runtime/thread.h"
+#include "util/accept_guard.h"
 
 namespace nocstor::nvmf {
 
@@ -25,6 +27,9 @@ class TcpListener {
 
   private:
     int accept_poll();
+    // Out of file descriptors and nothing could be shed: stop watching the socket (so that the
+    // reactor can sleep) and look again after AcceptGuard::kPauseNs.
+    void pause_accepting();
 
     NvmfTarget* target_;
     ListenAddress addr_;
@@ -33,6 +38,8 @@ class TcpListener {
     uint16_t bound_port_ = 0;
     Thread* thread_ = nullptr;
     Poller* poller_ = nullptr;
+    Poller* resume_poller_ = nullptr;
+    std::unique_ptr<AcceptGuard> guard_;
 };
 
 }  // namespace nocstor::nvmf
