@@ -16,6 +16,5 @@ inline constexpr uint8_t kAerl = 3;                                 // 0-based: 
 inline constexpr uint16_t kKeepAliveGranularity100ms = 10;          // KAS
 inline constexpr uint8_t kCapTimeout500ms = 20;                     // CAP.TO: 10 s
 inline constexpr uint32_t kMaxDsmRanges = 256;
-inline constexpr uint64_t kUnconnectedTimeoutNs = 10'000'000'000ull;  // IC/Connect deadline
 
 }  // namespace nocstor::nvmf

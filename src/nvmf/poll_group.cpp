@@ -78,6 +78,7 @@ void PollGroup::add_connection(int fd, uint32_t listener_id) {
         ::close(fd);
         return;
     }
+    make_room_for_unconnected();
     const uint64_t id = (uint64_t{index_} << 48) | next_conn_id_++;
     auto c = std::make_unique<TcpConn>(this, fd, id, listener_id);
     TcpConn* p = c.get();
@@ -165,16 +166,51 @@ int PollGroup::timer_poll() {
         ++stats_.kato_expired;
         ctrl->admin()->close("keep-alive timeout");
     }
+    const NvmfTargetOptions& o = target_->options();
+    const uint64_t icreq_ns = uint64_t{o.icreq_timeout_ms} * 1'000'000;
+    const uint64_t connect_ns = uint64_t{o.connect_timeout_ms} * 1'000'000;
     for (auto& [id, c] : conns_) {
         if (c->closed()) continue;
         if (c->draining() && now > c->drain_deadline_ns()) {
             c->close("terminated");
-        } else if (!c->connected() && now - c->created_ns() > kUnconnectedTimeoutNs) {
+        } else if (!c->icreq_received() && icreq_ns != 0 && now - c->created_ns() > icreq_ns) {
+            ++stats_.icreq_timeouts;
+            c->close("no ICReq in time");
+        } else if (!c->connected() && connect_ns != 0 && now - c->created_ns() > connect_ns) {
+            ++stats_.connect_timeouts;
             c->close("no Connect in time");
         }
     }
     reap();
     return static_cast<int>(expired.size());
+}
+
+uint64_t PollGroup::unconnected_count() const {
+    uint64_t n = 0;
+    for (const auto& [id, c] : conns_) n += !c->closed() && !c->connected();
+    return n;
+}
+
+void PollGroup::make_room_for_unconnected() {
+    const uint32_t total = target_->options().max_unconnected;
+    if (total == 0) return;
+    const size_t groups = std::max<size_t>(1, target_->poll_groups().size());
+    const uint64_t cap = std::max<uint64_t>(1, (total + groups - 1) / groups);
+    if (unconnected_count() < cap) return;
+    TcpConn* victim = nullptr;
+    for (const auto& [id, c] : conns_) {
+        if (c->closed() || c->connected()) continue;
+        // Prefer a socket that never spoke (no ICReq) over one in the middle of its handshake.
+        const bool better = !victim || (!c->icreq_received() && victim->icreq_received()) ||
+                            (c->icreq_received() == victim->icreq_received() &&
+                             c->created_ns() < victim->created_ns());
+        if (better) victim = c.get();
+    }
+    if (!victim) return;
+    ++stats_.unconnected_evicted;
+    NOC_DEBUG("nvmf", "poll group {}: {} connections without Connect (cap {}), closing conn {}",
+              index_, cap, cap, victim->id());
+    victim->close("too many connections without Connect");
 }
 
 void PollGroup::reap() {

@@ -48,6 +48,9 @@ struct PollGroupStats {
     uint64_t commands = 0;
     uint64_t term_reqs_sent = 0;
     uint64_t kato_expired = 0;
+    uint64_t icreq_timeouts = 0;       // no ICReq within icreq_timeout_ms
+    uint64_t connect_timeouts = 0;     // ICReq, but no Connect within connect_timeout_ms
+    uint64_t unconnected_evicted = 0;  // closed to make room under max_unconnected
 };
 
 class PollGroup {
@@ -77,6 +80,8 @@ class PollGroup {
     // A connection closed: tear down its controller or detach it from its controller.
     void conn_closed(TcpConn* c);
     PollGroupStats& stats() { return stats_; }
+    // Live connections that have not completed Connect.
+    uint64_t unconnected_count() const;
 
     // Controllers whose admin queue lives here.
     bool owns_cntlid(uint16_t cntlid) const {
@@ -110,6 +115,9 @@ class PollGroup {
     void retire_ns(PgNamespace* ns);
     void destroy_ns(PgNamespace* ns);
     void reap();
+    // At the unconnected cap: closes the oldest connection that has not sent its ICReq (else the
+    // oldest that has not completed Connect) to make room for a new one.
+    void make_room_for_unconnected();
 
     NvmfTarget* target_;
     Thread* thread_;

@@ -394,9 +394,17 @@ void NvmfTarget::get_stats(std::function<void(TargetStats)> done) {
         [this, stats](Thread* t) {
             PollGroup* pg = poll_group_of(t);
             const PollGroupStats& s = pg->stats();
-            stats->poll_groups[pg->index()] =
-                TargetStats::Group{pg->index(), s.connections,    s.accepted,
-                                   s.commands,  s.term_reqs_sent, s.kato_expired};
+            TargetStats::Group& g = stats->poll_groups[pg->index()];
+            g.index = pg->index();
+            g.connections = s.connections;
+            g.accepted = s.accepted;
+            g.commands = s.commands;
+            g.term_reqs_sent = s.term_reqs_sent;
+            g.kato_expired = s.kato_expired;
+            g.icreq_timeouts = s.icreq_timeouts;
+            g.connect_timeouts = s.connect_timeouts;
+            g.unconnected_evicted = s.unconnected_evicted;
+            g.unconnected = pg->unconnected_count();
         },
         [stats, done = std::move(done)] { done(*stats); });
 }

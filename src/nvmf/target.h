@@ -35,6 +35,14 @@ struct NvmfTargetOptions {
     std::vector<Thread*> threads;
     // How poll groups drive their sockets: epoll + recvmsg/sendmsg, or io_uring.
     SockImpl sock_impl = SockImpl::kPosix;
+    // Deadlines of a new connection, from the TCP accept: the ICReq, and the Fabrics Connect.
+    uint32_t icreq_timeout_ms = 5'000;
+    uint32_t connect_timeout_ms = 10'000;
+    // Connections that have not completed Connect, target-wide (split evenly between the poll
+    // groups). At the cap, a new connection makes its poll group close the oldest of them that
+    // has not even sent its ICReq (else the oldest), so that idle sockets can never keep a real
+    // host out.
+    uint32_t max_unconnected = 256;
 };
 
 struct SubsystemParams {
@@ -74,6 +82,8 @@ struct TargetStats {
     struct Group {
         uint32_t index = 0;
         uint64_t connections = 0, accepted = 0, commands = 0, term_reqs_sent = 0, kato_expired = 0;
+        uint64_t icreq_timeouts = 0, connect_timeouts = 0, unconnected_evicted = 0;
+        uint64_t unconnected = 0;  // live connections that have not completed Connect
     };
     std::vector<Group> poll_groups;
 };
@@ -124,6 +134,7 @@ class NvmfTarget {
     void get_stats(std::function<void(TargetStats)> done);
 
     // --- for the data plane ---
+    const NvmfTargetOptions& options() const { return opts_; }
     const std::vector<std::unique_ptr<PollGroup>>& poll_groups() const { return pgs_; }
     PollGroup* poll_group_of(Thread* t) const;
     PollGroup* owner_of_cntlid(uint16_t cntlid) const;

@@ -251,6 +251,7 @@ AfterPdu TcpConn::on_pdu_complete(const PduHeader& h, bool digest_ok) {
 
 void TcpConn::on_icreq(const PduHeader& h) {
     const auto& ic = h.as<ICReqPdu>();
+    icreq_received_ = true;
     const bool hd = ic.dgst & kIcDigestHeader;
     const bool dd = ic.dgst & kIcDigestData;
     rx_.set_negotiated(Negotiated{hd, dd, 0});
@@ -278,6 +279,13 @@ void TcpConn::on_h2c_complete(bool digest_ok) {
 void TcpConn::dispatch(Request* r) {
     r->state = ReqState::Executing;
     r->rsp.cid = r->cmd.cid;
+    // Over fabrics PSDT must be 01b (SGL, metadata pointer to one contiguous buffer); PRPs
+    // cannot describe host memory here. Fused operations are not supported. (Linux's nvmet
+    // answers both the same way.)
+    if (r->cmd.psdt() != nvme::kPsdtSglMptrContiguous || r->cmd.fuse() != 0) {
+        complete(r, Status::generic(nvme::sc::kInvalidField, true));
+        return;
+    }
     if (r->cmd.opcode == nvme::admin_opc::kFabrics) {
         fabrics_command(r);
     } else if (!connected_) {

@@ -35,6 +35,9 @@ class TcpConn final : public tcp::PduHandler {
     bool reapable() const { return closed_ && external_ == 0 && fd_ < 0; }
     uint64_t created_ns() const { return created_ns_; }
 
+    // The host's ICReq arrived (the ICResp may still be on its way).
+    bool icreq_received() const { return icreq_received_; }
+
     // --- queue identity, set by Connect ---
     bool connected() const { return connected_; }
     uint16_t qid() const { return qid_; }
@@ -134,6 +137,7 @@ class TcpConn final : public tcp::PduHandler {
     tcp::PduReceiver rx_;
     tcp::TxFormat txf_;
 
+    bool icreq_received_ = false;
     bool connected_ = false;
     uint16_t qid_ = 0;
     uint16_t cntlid_ = 0;

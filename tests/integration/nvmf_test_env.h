@@ -34,6 +34,9 @@ struct TargetEnvOptions {
     // NOCSTOR_TEST_SOCK_IMPL=uring runs the same suites over the io_uring socket driver
     // (ctest's integration_uring does).
     SockImpl sock_impl = sock_impl_from_env();
+    uint32_t icreq_timeout_ms = 5'000;
+    uint32_t connect_timeout_ms = 10'000;
+    uint32_t max_unconnected = 256;
 
     static SockImpl sock_impl_from_env() {
         SockImpl s = SockImpl::kPosix;
@@ -67,7 +70,10 @@ class TargetEnv {
         target_ = std::make_unique<NvmfTarget>(
             NvmfTargetOptions{.buffers = {.small_count = 512, .large_count = 64},
                               .threads = {},
-                              .sock_impl = o.sock_impl});
+                              .sock_impl = o.sock_impl,
+                              .icreq_timeout_ms = o.icreq_timeout_ms,
+                              .connect_timeout_ms = o.connect_timeout_ms,
+                              .max_unconnected = o.max_unconnected});
         wait_async([this](std::function<void()> d) { target_->start(std::move(d)); });
         SubsystemParams sp;
         sp.nqn = kTestNqn;
@@ -97,6 +103,13 @@ class TargetEnv {
     }
 
     NvmfTarget& target() { return *target_; }
+    // The target's statistics, gathered from every poll group.
+    TargetStats stats() {
+        std::promise<TargetStats> p;
+        rt_->control_thread()->send(
+            [&] { target_->get_stats([&](TargetStats s) { p.set_value(s); }); });
+        return p.get_future().get();
+    }
     uint16_t port() const { return port_; }
 
     // Runs fn on the control thread and waits.
