@@ -26,6 +26,46 @@ int main(int argc, char** argv) {
     app.add_option("--http-port", o.http_port, "REST/metrics port")->capture_default_str();
     bool no_http = false;
     app.add_flag("--no-http", no_http, "do not start the REST/metrics server");
+    app.add_option("--http-token-file", o.http_token_file,
+                   "where to write the REST API's management token (mode 0600, new at every "
+                   "start; requests that change something need 'Authorization: Bearer TOKEN'; "
+                   "default: the RPC socket path + '.token')");
+    auto* limits = app.add_option_group(
+        "Connection limits",
+        "Idle or slow clients never lock management or hosts out: at a cap, the longest idle "
+        "connection makes room; deadlines close what stalls. 0 disables a limit (not the caps).");
+    limits->add_option("--http-max-connections", o.http_limits.max_connections)
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    limits
+        ->add_option("--http-max-per-peer", o.http_limits.max_per_peer,
+                     "REST connections from one address")
+        ->capture_default_str();
+    limits->add_option("--http-idle-timeout-ms", o.http_limits.idle_timeout_ms)
+        ->capture_default_str();
+    limits
+        ->add_option("--http-request-timeout-ms", o.http_limits.request_timeout_ms,
+                     "a request must arrive completely within this time")
+        ->capture_default_str();
+    limits->add_option("--rpc-max-connections", o.rpc_limits.max_connections)
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    limits->add_option("--rpc-idle-timeout-ms", o.rpc_limits.idle_timeout_ms)
+        ->capture_default_str();
+    limits->add_option("--rpc-request-timeout-ms", o.rpc_limits.request_timeout_ms)
+        ->capture_default_str();
+    limits
+        ->add_option("--nvmf-icreq-timeout-ms", o.nvmf_icreq_timeout_ms,
+                     "a new NVMe/TCP connection must send its ICReq within this time")
+        ->capture_default_str();
+    limits
+        ->add_option("--nvmf-connect-timeout-ms", o.nvmf_connect_timeout_ms,
+                     "... and complete its Fabrics Connect within this time")
+        ->capture_default_str();
+    limits
+        ->add_option("--nvmf-max-unconnected", o.nvmf_max_unconnected,
+                     "NVMe/TCP connections that have not completed Connect")
+        ->capture_default_str();
     app.add_option("--clusters", o.cluster_plan,
                    "cluster plan, e.g. '0:control:0;1:data:1-3;2:data:4-7' (default: cluster 0 = "
                    "control on the first core, one data cluster per L3 domain on the others)");

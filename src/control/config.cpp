@@ -3,6 +3,7 @@
 #include "control/rpc_registry.h"
 #include "util/log.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -173,6 +174,42 @@ bool read_config_file(const std::string& path, json* out, std::string* err) {
         return false;
     }
     return true;
+}
+
+namespace {
+
+// True if pid is a running nocstor (which may be writing its temporary file right now).
+bool nocstor_alive(long pid) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    return comm && std::getline(comm, name) && name == "nocstor";
+}
+
+}  // namespace
+
+int remove_stale_temporaries(const std::string& path) {
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    const std::string prefix =
+        (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+    DIR* d = opendir(dir.c_str());
+    if (!d) return 0;
+    int removed = 0;
+    while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string pid = name.substr(prefix.size());
+        if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+        const long p = std::stol(pid);
+        if (p == static_cast<long>(getpid()) || nocstor_alive(p)) continue;
+        const std::string full = (slash == std::string::npos ? "" : dir) + name;
+        if (unlink(full.c_str()) == 0) {
+            NOC_INFO("config", "removed {}, left behind by an interrupted save", full);
+            ++removed;
+        }
+    }
+    closedir(d);
+    return removed;
 }
 
 bool write_file_atomically(const std::string& path, const std::string& text, std::string* err) {

@@ -29,6 +29,9 @@ void load_config(const nlohmann::json& config, std::function<void(bool, std::str
 bool read_config_file(const std::string& path, nlohmann::json* out, std::string* err);
 // Writes atomically: temporary file in the same directory, fsync, rename, fsync the directory.
 bool write_file_atomically(const std::string& path, const std::string& text, std::string* err);
+// Removes what a write_file_atomically(path) cut short by a crash left behind: "PATH.tmp.PID"
+// files whose process is gone (or is not a nocstor). Returns how many were removed.
+int remove_stale_temporaries(const std::string& path);
 
 // The configuration used when none is given: a 256 MiB RAM namespace on 127.0.0.1:4420.
 nlohmann::json default_config();

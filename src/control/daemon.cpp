@@ -5,15 +5,19 @@
 #include "control/config.h"
 #include "control/http_server.h"
 #include "control/jsonrpc_server.h"
+#include "control/mgmt_token.h"
 #include "control/rest_api.h"
 #include "control/rpc_registry.h"
+#include "control/server_metrics.h"
 #include "modules/builtin.h"
 #include "nvmf/target.h"
 #include "util/log.h"
+#include "util/tick.h"
 
 #include <signal.h>
 #include <sys/epoll.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -29,6 +33,8 @@ struct ControlPlane {
     std::unique_ptr<HttpServer> http;
     Poller* rpc_poller = nullptr;
     Poller* http_poller = nullptr;
+    Poller* deadline_poller = nullptr;  // connection deadlines of both servers
+    std::string token_file;             // written at start, removed at stop
     std::atomic<int> exit_code{0};
 };
 
@@ -60,10 +66,29 @@ void bind_rpc_methods(ControlPlane* cp) {
     }
 }
 
+// The REST API's management token, in a file only this user can read.
+bool create_token(ControlPlane* cp, std::string* token, std::string* err) {
+    cp->token_file = cp->opts.http_token_file.empty() ? default_token_path(cp->opts.rpc_socket)
+                                                      : cp->opts.http_token_file;
+    try {
+        *token = generate_mgmt_token();
+    } catch (const std::exception& e) {
+        *err = e.what();
+        return false;
+    }
+    if (!write_token_file(cp->token_file, *token, err)) {
+        *err = "management token: " + *err + " (choose another path with --http-token-file)";
+        cp->token_file.clear();
+        return false;
+    }
+    return true;
+}
+
 bool start_servers(ControlPlane* cp, std::string* err) {
     Thread* t = Thread::current();
     JsonRpcServerOptions ro;
     ro.socket_path = cp->opts.rpc_socket;
+    ro.connections = cp->opts.rpc_limits;
     cp->rpc = std::make_unique<JsonRpcServer>(ro);
     bind_rpc_methods(cp);
     if (!cp->rpc->start(err)) return false;
@@ -74,6 +99,9 @@ bool start_servers(ControlPlane* cp, std::string* err) {
         HttpServerOptions ho;
         ho.address = cp->opts.http_address;
         ho.port = cp->opts.http_port;
+        ho.connections = cp->opts.http_limits;
+        if (!create_token(cp, &ho.token, err)) return false;
+        ho.token_hint = "the token is in " + cp->token_file;
         cp->http = std::make_unique<HttpServer>(ho);
         register_rest_routes(*cp->http);
         if (!cp->http->start(err)) {
@@ -83,13 +111,31 @@ bool start_servers(ControlPlane* cp, std::string* err) {
         }
         t->reactor()->add_interrupt_fd(cp->http->fd(), EPOLLIN);
         cp->http_poller = t->register_poller("http", [cp] { return cp->http->poll() ? 1 : 0; });
-        NOC_INFO("rpc", "REST API and /metrics on http://{}:{}", ho.address, cp->http->port());
+        NOC_INFO("rpc",
+                 "REST API and /metrics on http://{}:{}; changes need the management token "
+                 "in {}",
+                 ho.address, cp->http->port(), cp->token_file);
     }
+    cp->deadline_poller = t->register_poller(
+        "mgmt_deadlines",
+        [cp] {
+            const uint64_t now = now_ns();
+            cp->rpc->expire(now);
+            if (cp->http) cp->http->expire(now);
+            return 0;
+        },
+        100'000);
+    add_metrics_source(
+        [cp](std::string& out) { render_server_metrics(out, cp->rpc.get(), cp->http.get()); });
     return true;
 }
 
 void stop_servers(ControlPlane* cp) {
     Thread* t = Thread::current();
+    if (cp->deadline_poller) {
+        t->unregister_poller(cp->deadline_poller);
+        cp->deadline_poller = nullptr;
+    }
     if (cp->rpc_poller) {
         t->reactor()->remove_interrupt_fd(cp->rpc->fd());
         t->unregister_poller(cp->rpc_poller);
@@ -101,6 +147,10 @@ void stop_servers(ControlPlane* cp) {
         t->unregister_poller(cp->http_poller);
         cp->http_poller = nullptr;
         cp->http->stop();
+    }
+    if (!cp->token_file.empty()) {
+        ::unlink(cp->token_file.c_str());
+        cp->token_file.clear();
     }
 }
 
@@ -116,6 +166,8 @@ void load_and_serve(ControlPlane* cp, const nlohmann::json& config);
 void on_start(ControlPlane* cp) {
     std::string err;
     if (!bdev_modules_init(&err)) return fail_start(cp, err);
+    if (cp->opts.persist && !cp->opts.config_path.empty())
+        remove_stale_temporaries(cp->opts.config_path);
     nlohmann::json config;
     bool have_file = !cp->opts.config_path.empty() && std::filesystem::exists(cp->opts.config_path);
     if (cp->opts.empty_config) {
@@ -131,6 +183,9 @@ void on_start(ControlPlane* cp) {
     // registered by nvmf_target_init; it runs before the bdev layer's.
     nvmf::NvmfTargetOptions topts;
     topts.sock_impl = cp->opts.sock_impl;
+    topts.icreq_timeout_ms = cp->opts.nvmf_icreq_timeout_ms;
+    topts.connect_timeout_ms = cp->opts.nvmf_connect_timeout_ms;
+    topts.max_unconnected = cp->opts.nvmf_max_unconnected;
     nvmf::nvmf_target_init(*Runtime::instance(), std::move(topts),
                            [cp, config]() { load_and_serve(cp, config); });
 }

@@ -1,6 +1,7 @@
 // The nocstor daemon: runtime, bdev modules, NVMe-oF target, JSON-RPC and REST servers, config.
 #pragma once
 
+#include "control/connection_limits.h"
 #include "nvmf/sock_impl.h"
 #include "runtime/runtime.h"
 
@@ -18,6 +19,20 @@ struct DaemonOptions {
     bool http_enabled = true;
     std::string http_address = "127.0.0.1";
     uint16_t http_port = 8080;
+    // The management token for the REST API; empty: "<rpc_socket>.token".
+    std::string http_token_file;
+    ConnectionLimits http_limits{.max_connections = 64,
+                                 .max_per_peer = 16,
+                                 .idle_timeout_ms = 60'000,
+                                 .request_timeout_ms = 10'000};
+    ConnectionLimits rpc_limits{.max_connections = 128,
+                                .max_per_peer = 0,
+                                .idle_timeout_ms = 300'000,
+                                .request_timeout_ms = 30'000};
+    // NVMe/TCP: deadlines of a new connection and the cap on connections without Connect.
+    uint32_t nvmf_icreq_timeout_ms = 5'000;
+    uint32_t nvmf_connect_timeout_ms = 10'000;
+    uint32_t nvmf_max_unconnected = 256;
     std::string cluster_plan;  // "" = default plan from the topology
     uint64_t idle_sleep_us = 500;
     bool allow_sleep = true;

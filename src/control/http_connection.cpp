@@ -1,6 +1,7 @@
 #include "control/http_connection.h"
 
 #include "util/log.h"
+#include "util/tick.h"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@ HttpConnection::HttpConnection(std::uint64_t id, int fd, int epoll_fd, const Htt
       closed_list_(closed_list),
       resume_list_(resume_list),
       parser_(limits) {
+    clock_.last_activity_ns = now_ns();
     epoll_event ev{};
     ev.events = interest_ = EPOLLIN;
     ev.data.u64 = id_;
@@ -43,9 +45,9 @@ void HttpConnection::respond(const HttpResponse& response, bool keep_alive, bool
     if (!keep_alive) {
         closing_ = true;
         close_if_done();
-    } else if (!in_.empty()) {
-        resume_list_->push_back(id_);  // a pipelined request is already buffered
     }
+    // A pipelined request already buffered is resumed by flush() once this answer is out.
+    touch(now_ns());
     update_interest();
 }
 
@@ -67,6 +69,7 @@ void HttpConnection::flush() {
                            MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             out_offset_ += static_cast<std::size_t>(n);
+            clock_.last_activity_ns = now_ns();
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -76,9 +79,12 @@ void HttpConnection::flush() {
             return;
         }
     }
-    if (out_offset_ == out_.size()) {
+    if (out_offset_ == out_.size() && !out_.empty()) {
         out_.clear();
         out_offset_ = 0;
+        // Input was not read while the answer was unsent; bytes may be waiting in the socket
+        // (level-triggered EPOLLIN reports them) or already buffered.
+        if (!in_.empty() && !busy_) resume_list_->push_back(id_);
     }
     close_if_done();
     update_interest();

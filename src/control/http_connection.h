@@ -1,6 +1,7 @@
 // One client connection of the HTTP server (internal to the control library).
 #pragma once
 
+#include "control/connection_limits.h"
 #include "control/http_message.h"
 #include "control/http_parser.h"
 
@@ -44,7 +45,20 @@ class HttpConnection {
         busy_ = true;
         update_interest();
     }
-    bool wants_input() const { return fd_ >= 0 && !busy_ && !closing_ && !read_eof_; }
+    // Input is read when no request is in flight and the last answer went out (a client that
+    // pipelines requests without reading the answers is not served further).
+    bool wants_input() const {
+        return fd_ >= 0 && !busy_ && !closing_ && !read_eof_ && out_.empty();
+    }
+
+    // For the server's connection limits (connection_limits.h).
+    ConnectionClock& clock() { return clock_; }
+    const ConnectionClock& clock() const { return clock_; }
+    bool handling() const { return busy_; }
+    bool output_pending() const { return !out_.empty(); }
+    // Something happened: restarts the idle clock and notes whether an incomplete request is
+    // buffered.
+    void touch(std::uint64_t now) { clock_.on_input(now, !busy_ && !in_.empty()); }
 
     // Queues the response of the current request; keeps the connection open if keep_alive.
     void respond(const HttpResponse& response, bool keep_alive, bool head_only);
@@ -65,6 +79,7 @@ class HttpConnection {
     std::vector<std::uint64_t>* closed_list_;
     std::vector<std::uint64_t>* resume_list_;
     HttpRequestParser parser_;
+    ConnectionClock clock_;
     std::string in_;
     std::string out_;
     std::size_t out_offset_ = 0;

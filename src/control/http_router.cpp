@@ -27,9 +27,10 @@ std::vector<std::string_view> split_path(std::string_view path) {
     return segments;
 }
 
-bool HttpRouter::add(std::string method, std::string_view pattern, HttpHandler handler) {
+bool HttpRouter::add(std::string method, std::string_view pattern, HttpHandler handler,
+                     HttpAccess access) {
     if (pattern.empty() || pattern.front() != '/' || method.empty()) return false;
-    Route route{std::move(method), {}, std::move(handler)};
+    Route route{std::move(method), {}, std::move(handler), access};
     for (std::string_view segment : split_path(pattern)) {
         const bool brace = segment.find_first_of("{}") != std::string_view::npos;
         if (brace && !is_param(segment)) return false;
@@ -67,6 +68,7 @@ HttpRouter::Match HttpRouter::match(std::string_view method, std::string_view pa
         if (route.method == method) {
             result.kind = Match::Kind::kFound;
             result.handler = &route.handler;
+            result.access = route.access;
             matches(route, segments, &result.params);
             return result;
         }
@@ -76,6 +78,7 @@ HttpRouter::Match HttpRouter::match(std::string_view method, std::string_view pa
     if (fallback) {
         result.kind = Match::Kind::kFound;
         result.handler = &fallback->handler;
+        result.access = fallback->access;
         matches(*fallback, segments, &result.params);
         result.allowed_methods.clear();
         return result;

@@ -1,7 +1,9 @@
 #include "control/http_server.h"
 
 #include "control/http_connection.h"
+#include "control/mgmt_token.h"
 #include "util/log.h"
+#include "util/tick.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -47,6 +49,21 @@ bool make_address(const std::string& address, std::uint16_t port, sockaddr_stora
     }
     return false;
 }
+
+// The peer's address without the port ("127.0.0.1", "::1"), for the per-peer cap and logs.
+std::string peer_address(const sockaddr_storage& ss) {
+    char text[INET6_ADDRSTRLEN] = {0};
+    if (ss.ss_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, text,
+                    sizeof(text));
+    } else if (ss.ss_family == AF_INET6) {
+        ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, text,
+                    sizeof(text));
+    }
+    return text;
+}
+
+constexpr std::uint64_t kAuthLogIntervalNs = 5'000'000'000;
 
 }  // namespace
 
@@ -123,6 +140,8 @@ bool HttpServer::start(std::string* error) {
         stop();
         return false;
     }
+    accept_guard_ = std::make_unique<AcceptGuard>(
+        "http", fmt::format("HTTP {}:{}", options_.address, bound_port_));
     NOC_INFO("http", "HTTP server listening on {}:{}", options_.address, bound_port_);
     return true;
 }
@@ -134,6 +153,8 @@ void HttpServer::stop() {
     if (listen_fd_ >= 0) ::close(listen_fd_);
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
     listen_fd_ = epoll_fd_ = -1;
+    accept_guard_.reset();
+    listener_paused_ = false;
 }
 
 bool HttpServer::poll() {
@@ -181,26 +202,91 @@ bool HttpServer::poll() {
 bool HttpServer::accept_connections() {
     bool worked = false;
     for (int i = 0; i < kMaxAcceptsPerPoll; ++i) {
-        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                NOC_WARN("http", "accept failed: {}", std::strerror(errno));
-            }
-            break;
-        }
-        worked = true;
-        if (connections_.size() >= options_.max_connections) {
-            NOC_WARN("http", "too many HTTP connections ({}), refusing a new one",
-                     connections_.size());
-            ::close(fd);
+        sockaddr_storage peer{};
+        socklen_t peer_len = sizeof(peer);
+        const AcceptGuard::Result r =
+            accept_guard_->accept(listen_fd_, SOCK_NONBLOCK | SOCK_CLOEXEC,
+                                  reinterpret_cast<sockaddr*>(&peer), &peer_len);
+        if (r.kind == AcceptGuard::Kind::kShed) {
+            worked = true;
             continue;
         }
+        if (r.kind == AcceptGuard::Kind::kPause) set_listener_armed(false);
+        if (r.kind != AcceptGuard::Kind::kAccepted) break;
+        worked = true;
+        const std::string address = peer_address(peer);
+        if (!admit(address)) {
+            ++stats_.connections.refused;
+            NOC_DEBUG("http", "refusing a connection from {}: all {} connections are busy", address,
+                      connections_.size());
+            ::close(r.fd);
+            continue;
+        }
+        ++stats_.connections.accepted;
         const std::uint64_t id = next_connection_id_++;
-        auto conn = std::make_shared<detail::HttpConnection>(id, fd, epoll_fd_, options_.limits,
+        auto conn = std::make_shared<detail::HttpConnection>(id, r.fd, epoll_fd_, options_.limits,
                                                              &closed_, &resume_);
+        conn->clock().peer = address;
         if (!conn->closed()) connections_.emplace(id, std::move(conn));
     }
     return worked;
+}
+
+// Makes room for a new connection from peer: closes the longest-idle (or slowest) connection
+// when the server or that peer is at its cap. False when every connection is busy.
+bool HttpServer::admit(const std::string& peer) {
+    for (std::uint64_t id : closed_) connections_.erase(id);
+    closed_.clear();
+    const std::uint64_t victim = admission_victim(connections_, peer, options_.connections);
+    if (victim == 0) return true;
+    if (victim == kRefuse) return false;
+    auto it = connections_.find(victim);
+    NOC_DEBUG("http", "closing idle connection {} from {} to make room", victim,
+              it->second->clock().peer);
+    it->second->close();
+    connections_.erase(it);
+    ++stats_.connections.evicted;
+    return true;
+}
+
+void HttpServer::set_listener_armed(bool armed) {
+    if (listen_fd_ < 0 || listener_paused_ == !armed) return;
+    epoll_event ev{};
+    ev.events = armed ? std::uint32_t{EPOLLIN} : 0u;
+    ev.data.u64 = kListenerKey;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+    listener_paused_ = !armed;
+}
+
+void HttpServer::expire(std::uint64_t now) {
+    if (listener_paused_ && !accept_guard_->paused(now)) set_listener_armed(true);
+    for (auto& [id, conn] : connections_) {
+        if (conn->closed()) continue;
+        switch (passed_deadline(*conn, options_.connections, now)) {
+            case Deadline::kNone:
+                break;
+            case Deadline::kIdle:
+                ++stats_.connections.idle_timeouts;
+                conn->close();
+                break;
+            case Deadline::kRequest:
+                ++stats_.connections.request_timeouts;
+                NOC_DEBUG("http", "connection {} from {}: request not complete within {} ms", id,
+                          conn->clock().peer, options_.connections.request_timeout_ms);
+                if (conn->output_pending()) {
+                    conn->close();  // the client does not read its answers
+                } else {
+                    conn->input().clear();
+                    conn->respond(HttpResponse::error(
+                                      408, fmt::format("the request did not arrive within {} ms",
+                                                       options_.connections.request_timeout_ms)),
+                                  /*keep_alive=*/false, /*head_only=*/false);
+                }
+                break;
+        }
+    }
+    for (std::uint64_t id : closed_) connections_.erase(id);
+    closed_.clear();
 }
 
 void HttpServer::read_from(const ConnectionPtr& conn) {
@@ -212,6 +298,7 @@ void HttpServer::read_from(const ConnectionPtr& conn) {
     if (n > 0) {
         conn->input().append(buf, static_cast<std::size_t>(n));
         process(conn);
+        conn->touch(now_ns());
     } else if (n == 0) {
         if (!conn->input().empty()) {
             conn->close();  // disconnected in the middle of a request
@@ -267,6 +354,13 @@ void HttpServer::dispatch(const ConnectionPtr& conn, HttpRequest& request) {
                                       fmt::format("{}", fmt::join(match.allowed_methods, ", ")));
         return responder.send(std::move(response));
     }
+    if (!authorized(request, match.access, conn)) {
+        HttpResponse response = HttpResponse::error(
+            401, "this request needs the management token: send 'Authorization: Bearer <token>'" +
+                     (options_.token_hint.empty() ? "" : " (" + options_.token_hint + ")"));
+        response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nocstor\"");
+        return responder.send(std::move(response));
+    }
     request.path_params = std::move(match.params);
     HttpHandler handler = *match.handler;  // copy: the handler may add routes
     try {
@@ -276,6 +370,30 @@ void HttpServer::dispatch(const ConnectionPtr& conn, HttpRequest& request) {
     } catch (...) {
         NOC_ERROR("http", "handler for {} {} threw", request.method, request.path);
     }
+}
+
+bool HttpServer::authorized(const HttpRequest& request, HttpAccess access,
+                            const ConnectionPtr& conn) {
+    if (options_.token.empty()) return true;
+    const std::string* header = request.header("authorization");
+    const bool read_only = request.method == "GET" || request.method == "HEAD";
+    if (!header && read_only && access == HttpAccess::kDefault) return true;
+    // A token that is sent is checked even where none is needed: a client that believes it is
+    // authenticated learns at once that it is not.
+    if (header && bearer_token_matches(*header, options_.token)) return true;
+    ++stats_.auth_failures;
+    ++auth_unlogged_;
+    const std::uint64_t now = now_ns();
+    if (auth_log_ns_ == 0 || now - auth_log_ns_ >= kAuthLogIntervalNs) {
+        NOC_WARN("http",
+                 "{} {} from {} refused: {} management token ({} refused since the last "
+                 "report)",
+                 request.method, request.path, conn->clock().peer, header ? "wrong" : "no",
+                 auth_unlogged_);
+        auth_log_ns_ = now;
+        auth_unlogged_ = 0;
+    }
+    return false;
 }
 
 }  // namespace nocstor::control

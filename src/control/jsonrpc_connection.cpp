@@ -1,6 +1,7 @@
 #include "control/jsonrpc_connection.h"
 
 #include "util/log.h"
+#include "util/tick.h"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@ JsonRpcConnection::JsonRpcConnection(std::uint64_t id, int fd, int epoll_fd,
       closed_list_(closed_list),
       resume_list_(resume_list),
       framer_(max_request_size) {
+    clock_.last_activity_ns = now_ns();
     epoll_event ev{};
     ev.events = interest_ = EPOLLIN;
     ev.data.u64 = id_;
@@ -51,6 +53,7 @@ void JsonRpcConnection::flush() {
                            MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             out_offset_ += static_cast<std::size_t>(n);
+            clock_.last_activity_ns = now_ns();
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -72,6 +75,7 @@ void JsonRpcConnection::flush() {
 
 void JsonRpcConnection::message_finished() {
     if (pending_messages_ > 0) --pending_messages_;
+    clock_.last_activity_ns = now_ns();
     close_if_done();
     update_interest();
 }

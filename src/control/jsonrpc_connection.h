@@ -1,6 +1,7 @@
 // One client connection of the JSON-RPC server (internal to the control library).
 #pragma once
 
+#include "control/connection_limits.h"
 #include "control/jsonrpc_framer.h"
 
 #include <cstddef>
@@ -48,6 +49,14 @@ class JsonRpcConnection {
     // More input should be read: accepts requests and the peer has not shut down writing.
     bool wants_input() const { return accepts_requests() && !read_eof_; }
 
+    // For the server's connection limits (connection_limits.h).
+    ConnectionClock& clock() { return clock_; }
+    const ConnectionClock& clock() const { return clock_; }
+    bool handling() const { return pending_messages_ > 0; }
+    bool output_pending() const { return !out_.empty(); }
+    // Bytes arrived and were processed: restarts the idle clock, notes an incomplete request.
+    void touch(std::uint64_t now) { clock_.on_input(now, framer_.in_value()); }
+
   private:
     void update_interest();
     void close_if_done();
@@ -59,6 +68,7 @@ class JsonRpcConnection {
     std::vector<std::uint64_t>* closed_list_;
     std::vector<std::uint64_t>* resume_list_;
     JsonStreamFramer framer_;
+    ConnectionClock clock_;
     std::string out_;
     std::size_t out_offset_ = 0;
     std::size_t pending_messages_ = 0;

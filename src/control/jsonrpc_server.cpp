@@ -4,6 +4,7 @@
 #include "control/jsonrpc_reply.h"
 #include "control/jsonrpc_unix_socket.h"
 #include "util/log.h"
+#include "util/tick.h"
 
 #include <fmt/format.h>
 #include <sys/epoll.h>
@@ -68,6 +69,8 @@ bool JsonRpcServer::start(std::string* error) {
         stop();
         return false;
     }
+    accept_guard_ =
+        std::make_unique<AcceptGuard>("rpc", fmt::format("JSON-RPC {}", options_.socket_path));
     NOC_INFO("rpc", "JSON-RPC server listening on {}", options_.socket_path);
     return true;
 }
@@ -92,6 +95,8 @@ void JsonRpcServer::stop() {
         ::close(epoll_fd_);
         epoll_fd_ = -1;
     }
+    accept_guard_.reset();
+    listener_paused_ = false;
 }
 
 bool JsonRpcServer::register_method(std::string name, RpcHandler handler,
@@ -178,33 +183,92 @@ bool JsonRpcServer::poll() {
 bool JsonRpcServer::accept_connections() {
     bool worked = false;
     for (int i = 0; i < kMaxAcceptsPerPoll; ++i) {
-        int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                NOC_WARN("rpc", "accept failed: {}", std::strerror(errno));
-            }
-            break;
-        }
-        worked = true;
-        if (connections_.size() >= options_.max_connections) {
-            NOC_WARN("rpc", "too many RPC connections ({}), refusing a new one",
-                     connections_.size());
-            ::close(fd);
+        const AcceptGuard::Result r =
+            accept_guard_->accept(listen_fd_, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (r.kind == AcceptGuard::Kind::kShed) {
+            worked = true;
             continue;
         }
+        if (r.kind == AcceptGuard::Kind::kPause) set_listener_armed(false);
+        if (r.kind != AcceptGuard::Kind::kAccepted) break;
+        worked = true;
+        if (!admit()) {
+            ++stats_.refused;
+            NOC_DEBUG("rpc", "refusing a connection: all {} connections are busy",
+                      connections_.size());
+            ::close(r.fd);
+            continue;
+        }
+        ++stats_.accepted;
         const std::uint64_t id = next_connection_id_++;
         auto conn = std::make_shared<detail::JsonRpcConnection>(
-            id, fd, epoll_fd_, options_.max_request_size, &closed_, &backlog_);
+            id, r.fd, epoll_fd_, options_.max_request_size, &closed_, &backlog_);
         if (!conn->closed()) connections_.emplace(id, std::move(conn));
         NOC_DEBUG("rpc", "connection {} accepted", id);
     }
     return worked;
 }
 
+// Makes room for a new connection by closing the longest-idle (or slowest) one when the server
+// is full. False when every connection is waiting for an answer.
+bool JsonRpcServer::admit() {
+    reap_closed();
+    const std::uint64_t victim = admission_victim(connections_, "", options_.connections);
+    if (victim == 0) return true;
+    if (victim == kRefuse) return false;
+    NOC_DEBUG("rpc", "closing idle connection {} to make room", victim);
+    connections_.at(victim)->close();
+    reap_closed();
+    ++stats_.evicted;
+    return true;
+}
+
+void JsonRpcServer::set_listener_armed(bool armed) {
+    if (listen_fd_ < 0 || listener_paused_ == !armed) return;
+    epoll_event ev{};
+    ev.events = armed ? std::uint32_t{EPOLLIN} : 0u;
+    ev.data.u64 = kListenerKey;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+    listener_paused_ = !armed;
+}
+
+void JsonRpcServer::expire(std::uint64_t now) {
+    if (listener_paused_ && !accept_guard_->paused(now)) set_listener_armed(true);
+    for (auto& [id, conn] : connections_) {
+        if (conn->closed()) continue;
+        switch (passed_deadline(*conn, options_.connections, now)) {
+            case Deadline::kNone:
+                break;
+            case Deadline::kIdle:
+                ++stats_.idle_timeouts;
+                NOC_DEBUG("rpc", "connection {} idle for {} ms, closing", id,
+                          options_.connections.idle_timeout_ms);
+                conn->close();
+                break;
+            case Deadline::kRequest:
+                ++stats_.request_timeouts;
+                NOC_DEBUG("rpc", "connection {}: request not complete within {} ms, closing", id,
+                          options_.connections.request_timeout_ms);
+                if (!conn->output_pending()) {
+                    conn->send(dump_json(make_error_response(
+                        nullptr, rpc_error::kInvalidRequest,
+                        fmt::format("Invalid request: not received completely within {} ms",
+                                    options_.connections.request_timeout_ms))));
+                    conn->close_after_flush();
+                } else {
+                    conn->close();
+                }
+                break;
+        }
+    }
+    reap_closed();
+}
+
 bool JsonRpcServer::service(const ConnectionPtr& conn) {
     const ReadResult read = read_from(*conn);
     if (read == ReadResult::kClosed) return true;
     process_messages(conn);
+    if (read == ReadResult::kData) conn->touch(now_ns());
     if (read == ReadResult::kEof && !conn->closed()) {
         if (conn->framer().in_value()) {
             NOC_DEBUG("rpc", "connection {} closed mid-request", conn->id());

@@ -10,7 +10,9 @@
 //   });
 #pragma once
 
+#include "control/connection_limits.h"
 #include "control/jsonrpc_protocol.h"
+#include "util/accept_guard.h"
 
 #include <nlohmann/json.hpp>
 
@@ -71,7 +73,13 @@ using RpcHandler = std::function<void(const nlohmann::json& params, Responder r)
 struct JsonRpcServerOptions {
     std::string socket_path = "/var/tmp/nocstor.sock";
     std::size_t max_request_size = 16 * 1024 * 1024;
-    std::size_t max_connections = 128;
+    // No per-peer cap: every client is a local process allowed to open the socket. The idle
+    // deadline is long because SPDK's `rpc.py --server` keeps one connection for a session; under
+    // pressure idle connections make room for new ones anyway.
+    ConnectionLimits connections{.max_connections = 128,
+                                 .max_per_peer = 0,
+                                 .idle_timeout_ms = 300'000,
+                                 .request_timeout_ms = 30'000};
 };
 
 class JsonRpcServer {
@@ -96,8 +104,12 @@ class JsonRpcServer {
 
     int fd() const { return epoll_fd_; }
     bool poll();
+    // Closes connections past their deadlines (connection_limits.h) and resumes a listener
+    // paused for lack of file descriptors. Call periodically (the daemon: every 100 ms).
+    void expire(std::uint64_t now_ns);
 
     std::size_t connection_count() const { return connections_.size(); }
+    const ConnectionCounters& stats() const { return stats_; }
     const std::string& socket_path() const { return options_.socket_path; }
 
   private:
@@ -108,6 +120,8 @@ class JsonRpcServer {
     using ConnectionPtr = std::shared_ptr<detail::JsonRpcConnection>;
 
     bool accept_connections();
+    bool admit();
+    void set_listener_armed(bool armed);
     enum class ReadResult { kData, kAgain, kEof, kClosed };
 
     bool service(const ConnectionPtr& conn);
@@ -124,6 +138,9 @@ class JsonRpcServer {
     std::uint32_t state_ = kRpcRuntime;
     bool owns_socket_file_ = false;
     std::uint64_t socket_inode_ = 0;
+    std::unique_ptr<AcceptGuard> accept_guard_;
+    bool listener_paused_ = false;
+    ConnectionCounters stats_;
     std::uint64_t next_connection_id_ = 1;
     std::map<std::string, Method> methods_;  // ordered: rpc_get_methods lists sorted names
     std::unordered_map<std::uint64_t, ConnectionPtr> connections_;

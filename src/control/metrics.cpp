@@ -13,12 +13,31 @@ namespace nocstor::control {
 
 namespace {
 
+using AsyncSource = std::function<void(std::function<void(std::string)>)>;
+
 std::vector<std::function<void(std::string&)>>& sources() {
     static auto* v = new std::vector<std::function<void(std::string&)>>();
     return *v;
 }
 
-std::string escape_label(const std::string& v) {
+std::vector<AsyncSource>& async_sources() {
+    static auto* v = new std::vector<AsyncSource>();
+    return *v;
+}
+
+// Appends the async sources' text to *out one after the other, then calls done.
+void render_async(size_t i, std::shared_ptr<std::string> out,
+                  std::function<void(std::string)> done) {
+    if (i == async_sources().size()) return done(std::move(*out));
+    async_sources()[i]([i, out, done = std::move(done)](std::string text) mutable {
+        *out += text;
+        render_async(i + 1, out, std::move(done));
+    });
+}
+
+}  // namespace
+
+std::string escape_prometheus_label(const std::string& v) {
     std::string out;
     for (char c : v) {
         if (c == '\\' || c == '"') out += '\\';
@@ -31,9 +50,14 @@ std::string escape_label(const std::string& v) {
     return out;
 }
 
-void family(std::string& out, const char* name, const char* type, const char* help) {
+void prometheus_family(std::string& out, const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
+
+namespace {
+
+const auto& family = prometheus_family;
+const auto& escape_label = escape_prometheus_label;
 
 void render_runtime(std::string& out) {
     Runtime* rt = Runtime::instance();
@@ -116,6 +140,10 @@ void add_metrics_source(std::function<void(std::string&)> source) {
     sources().push_back(std::move(source));
 }
 
+void add_async_metrics_source(AsyncSource source) {
+    async_sources().push_back(std::move(source));
+}
+
 void render_metrics(std::function<void(std::string)> done) {
     auto bdevs = std::make_shared<std::vector<Bdev*>>(bdev_list());
     auto samples = std::make_shared<std::vector<BdevSample>>();
@@ -129,7 +157,7 @@ void render_metrics(std::function<void(std::string)> done) {
             for (auto& src : sources()) src(out);
             auto d = std::move(done);
             *next = nullptr;
-            d(std::move(out));
+            render_async(0, std::make_shared<std::string>(std::move(out)), std::move(d));
             return;
         }
         Bdev* b = (*bdevs)[i];

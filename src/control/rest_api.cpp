@@ -115,9 +115,13 @@ void register_rest_routes(HttpServer& s) {
     s.route("GET", "/api/v1/noc", [](const HttpRequest&, HttpResponder r) {
         call_and_answer("nocstor_get_noc_stats", {}, std::move(r));
     });
-    s.route("GET", "/api/v1/config", [](const HttpRequest&, HttpResponder r) {
-        call_and_answer("save_config", {}, std::move(r));
-    });
+    // The configuration may hold secrets (keys, CHAP secrets): the token is needed to read it.
+    s.route(
+        "GET", "/api/v1/config",
+        [](const HttpRequest&, HttpResponder r) {
+            call_and_answer("save_config", {}, std::move(r));
+        },
+        HttpAccess::kToken);
     s.route("GET", "/api/v1/bdevs", [](const HttpRequest&, HttpResponder r) {
         call_and_answer("bdev_get_bdevs", {}, std::move(r));
     });

@@ -12,7 +12,14 @@ void register_rest_routes(HttpServer& server);
 
 // Prometheus text exposition of the live state; done runs on the control thread.
 void render_metrics(std::function<void(std::string)> done);
+// Prometheus text helpers: a label value with \\, " and newlines escaped; HELP and TYPE lines.
+std::string escape_prometheus_label(const std::string& value);
+void prometheus_family(std::string& out, const char* name, const char* type, const char* help);
+
 // Lets the NVMe-oF target add its own metric families to /metrics.
 void add_metrics_source(std::function<void(std::string& out)> source);
+// The same for families gathered from other threads: the source calls done(text) later, on the
+// control thread.
+void add_async_metrics_source(std::function<void(std::function<void(std::string)> done)> source);
 
 }  // namespace nocstor::control

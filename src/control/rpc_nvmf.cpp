@@ -416,6 +416,10 @@ void get_stats(const json& params, RpcReply reply) {
                               {"commands", g.commands},
                               {"term_reqs_sent", g.term_reqs_sent},
                               {"keep_alive_timeouts", g.kato_expired},
+                              {"unconnected_qpairs", g.unconnected},
+                              {"icreq_timeouts", g.icreq_timeouts},
+                              {"connect_timeouts", g.connect_timeouts},
+                              {"unconnected_evicted", g.unconnected_evicted},
                               {"transports", json::array({{{"trtype", "TCP"}}})}});
         reply.result({{"tick_rate", 1000000000}, {"poll_groups", groups}});
     });
@@ -460,13 +464,54 @@ json nvmf_section() {
 void nvmf_metrics(std::string& out) {
     NvmfTarget* t = NvmfTarget::instance();
     if (!t) return;
-    out +=
-        "# HELP nocstor_nvmf_namespaces Namespaces per subsystem.\n"
-        "# TYPE nocstor_nvmf_namespaces gauge\n";
+    prometheus_family(out, "nocstor_nvmf_namespaces", "gauge", "Namespaces per subsystem.");
     for (const auto& s : t->list_subsystems())
         if (s.params.nqn != nvme::kDiscoveryNqn)
-            out += fmt::format("nocstor_nvmf_namespaces{{subsystem=\"{}\"}} {}\n", s.params.nqn,
-                               s.namespaces.size());
+            out += fmt::format("nocstor_nvmf_namespaces{{subsystem=\"{}\"}} {}\n",
+                               escape_prometheus_label(s.params.nqn), s.namespaces.size());
+}
+
+// Connection counters of every poll group (gathered on their threads).
+void nvmf_connection_metrics(std::function<void(std::string)> done) {
+    NvmfTarget* t = NvmfTarget::instance();
+    if (!t) return done("");
+    t->get_stats([done = std::move(done)](nvmf::TargetStats s) {
+        std::string out;
+        using Group = nvmf::TargetStats::Group;
+        struct Family {
+            const char* name;
+            const char* type;
+            const char* help;
+            uint64_t Group::*field;
+        };
+        static const Family kFamilies[] = {
+            {"nocstor_nvmf_connections", "gauge", "Open NVMe/TCP connections (queue pairs).",
+             &Group::connections},
+            {"nocstor_nvmf_connections_unconnected", "gauge",
+             "Open NVMe/TCP connections that have not completed a Fabrics Connect.",
+             &Group::unconnected},
+            {"nocstor_nvmf_connections_accepted_total", "counter", "NVMe/TCP connections accepted.",
+             &Group::accepted},
+            {"nocstor_nvmf_commands_total", "counter", "NVMe commands received.", &Group::commands},
+            {"nocstor_nvmf_term_reqs_sent_total", "counter",
+             "Connections terminated with a C2HTermReq (protocol errors).", &Group::term_reqs_sent},
+            {"nocstor_nvmf_keep_alive_timeouts_total", "counter",
+             "Controllers torn down for a missed keep-alive.", &Group::kato_expired},
+            {"nocstor_nvmf_icreq_timeouts_total", "counter",
+             "Connections closed for sending no ICReq in time.", &Group::icreq_timeouts},
+            {"nocstor_nvmf_connect_timeouts_total", "counter",
+             "Connections closed for completing no Connect in time.", &Group::connect_timeouts},
+            {"nocstor_nvmf_unconnected_evicted_total", "counter",
+             "Connections without Connect closed to make room for new ones.",
+             &Group::unconnected_evicted},
+        };
+        for (const Family& f : kFamilies) {
+            prometheus_family(out, f.name, f.type, f.help);
+            for (const Group& g : s.poll_groups)
+                out += fmt::format("{}{{poll_group=\"{}\"}} {}\n", f.name, g.index, g.*f.field);
+        }
+        done(std::move(out));
+    });
 }
 
 }  // namespace
@@ -498,6 +543,7 @@ void register_nvmf_rpcs() {
     r.add("nvmf_get_stats", get_stats);
     register_config_section("nvmf", nvmf_section);
     add_metrics_source(nvmf_metrics);
+    add_async_metrics_source(nvmf_connection_metrics);
 }
 
 }  // namespace nocstor::control

@@ -1,7 +1,10 @@
-// nocstorctl: command-line client for the nocstor JSON-RPC socket (SPDK-compatible methods).
+// nocstorctl: command-line client for the nocstor JSON-RPC socket (SPDK-compatible methods), or,
+// with --http, for its REST API (authenticated with the management token).
 //
 // Exit codes: 0 ok, 1 the RPC returned an error, 2 usage error, 3 cannot reach the daemon
 // (connect failure, timeout, lost connection).
+#include "control/http_client.h"
+#include "control/mgmt_token.h"
 #include "control/rpc_client.h"
 
 #include <fmt/format.h>
@@ -112,11 +115,14 @@ std::uint64_t u64(const json& obj, const char* key) {
 class Ctl {
   public:
     std::string socket = "/var/tmp/nocstor.sock";
+    std::string http_url;    // non-empty: call methods over REST instead of the socket
+    std::string token_file;  // default: the socket's token file
     bool json_output = false;
     double timeout_s = 60;
 
     // Calls a method; on failure prints the error and returns the exit code to use.
     int call(const std::string& method, const json& params, json* result) {
+        if (!http_url.empty()) return call_http(method, params, result);
         if (!client_) {
             client_.emplace(socket,
                             std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000)));
@@ -147,6 +153,40 @@ class Ctl {
     }
 
   private:
+    // POST /api/v1/rpc/<method> with the management token.
+    int call_http(const std::string& method, const json& params, json* result) {
+        using namespace nocstor::control;
+        HttpEndpoint ep;
+        std::string error, token;
+        if (!parse_http_url(http_url, &ep, &error)) {
+            fmt::print(stderr, "error: --http: {}\n", error);
+            return kExitUsage;
+        }
+        const std::string path = token_file.empty() ? default_token_path(socket) : token_file;
+        if (!read_token_file(path, &token, &error)) {
+            fmt::print(stderr, "error: {}\n", error);
+            return kExitNoDaemon;
+        }
+        const auto reply =
+            http_call(ep, "POST", "/api/v1/rpc/" + method, params.is_null() ? "{}" : params.dump(),
+                      {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}},
+                      std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000)));
+        if (reply.status == 0) {
+            fmt::print(stderr, "error: {}\n", reply.error);
+            return kExitNoDaemon;
+        }
+        json body = json::parse(reply.body, nullptr, false);
+        if (reply.status / 100 == 2 && !body.is_discarded()) {
+            *result = std::move(body);
+            return kExitOk;
+        }
+        std::string message = reply.body;
+        if (!body.is_discarded() && body.contains("error") && body["error"].is_object())
+            message = body["error"].value("message", reply.body);
+        fmt::print(stderr, "error: {} (HTTP {})\n", message, reply.status);
+        return kExitRpcError;
+    }
+
     std::optional<RpcClient> client_;
 };
 
@@ -328,6 +368,12 @@ int main(int argc, char** argv) {
     CLI::App app{"nocstorctl: manage a running nocstor target over its JSON-RPC socket"};
     app.require_subcommand(1);
     app.add_option("-s,--socket", ctl.socket, "JSON-RPC Unix socket path")->capture_default_str();
+    app.add_option("--http", ctl.http_url,
+                   "talk to the REST API at this URL (http://HOST:PORT) instead of the socket; "
+                   "needs the management token");
+    app.add_option("--token-file", ctl.token_file,
+                   "management token file for --http (default: the socket path + '.token', "
+                   "which the daemon writes at start, readable by its user only)");
     app.add_flag("--json", ctl.json_output, "print raw JSON results");
     app.add_option("--timeout", ctl.timeout_s, "seconds to wait for each response")
         ->capture_default_str()

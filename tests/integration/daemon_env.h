@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,8 +42,10 @@ inline std::string temp_dir() {
 
 class Daemon {
   public:
-    explicit Daemon(std::vector<std::string> extra_args, std::string dir = temp_dir())
-        : dir_(std::move(dir)), args_(std::move(extra_args)) {
+    // max_open_files: RLIMIT_NOFILE of the daemon (0: inherited).
+    explicit Daemon(std::vector<std::string> extra_args, std::string dir = temp_dir(),
+                    rlim_t max_open_files = 0)
+        : dir_(std::move(dir)), args_(std::move(extra_args)), max_open_files_(max_open_files) {
         socket_ = dir_ + "/rpc.sock";
         http_port_ = free_tcp_port();
         start();
@@ -65,6 +68,10 @@ class Daemon {
         if (pid_ == 0) {
             FILE* f = freopen(log_.c_str(), "a", stderr);
             (void)f;
+            if (max_open_files_ != 0) {
+                rlimit rl{max_open_files_, max_open_files_};
+                setrlimit(RLIMIT_NOFILE, &rl);
+            }
             std::vector<char*> cargs;
             for (auto& a : argv) cargs.push_back(a.data());
             cargs.push_back(nullptr);
@@ -143,6 +150,7 @@ class Daemon {
         return r.result;
     }
 
+    const std::string& log_path() const { return log_; }
     std::string log() const {
         std::string s;
         if (FILE* f = fopen(log_.c_str(), "r")) {
@@ -153,6 +161,17 @@ class Daemon {
         }
         return s;
     }
+    // The REST API's management token (the daemon writes it next to the RPC socket).
+    std::string token() const {
+        std::string t;
+        if (FILE* f = fopen((socket_ + ".token").c_str(), "r")) {
+            char buf[256];
+            if (fgets(buf, sizeof(buf), f)) t = buf;
+            fclose(f);
+        }
+        while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+        return t;
+    }
     const std::string& socket() const { return socket_; }
     const std::string& dir() const { return dir_; }
     uint16_t http_port() const { return http_port_; }
@@ -161,6 +180,7 @@ class Daemon {
   private:
     std::string dir_, socket_, log_;
     std::vector<std::string> args_;
+    rlim_t max_open_files_ = 0;
     uint16_t http_port_ = 0;
     pid_t pid_ = -1;
     bool exited_ = false;
@@ -172,8 +192,9 @@ struct HttpReply {
     int status = 0;
     std::string headers, body;
 };
+// With a token, the request carries "Authorization: Bearer <token>".
 inline HttpReply http_request(uint16_t port, const std::string& method, const std::string& path,
-                              const std::string& body = "") {
+                              const std::string& body = "", const std::string& token = "") {
     HttpReply r;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -187,6 +208,7 @@ inline HttpReply http_request(uint16_t port, const std::string& method, const st
     timeval tv{10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+    if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
     if (!body.empty())
         req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
                "\r\n";

@@ -71,42 +71,45 @@ std::vector<std::string> check_prometheus(const std::string& text, size_t* sampl
 TEST(DaemonRest, ResourcesAndErrors) {
     Daemon d({"--empty"});
     uint16_t p = d.http_port();
+    const std::string tok = d.token();
+    ASSERT_EQ(tok.size(), 64u);
     auto r = http_request(p, "GET", "/api/v1/version");
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(json::parse(r.body)["version"], "nocstor v0.1.0");
     r = http_request(p, "POST", "/api/v1/bdevs",
-                     R"({"type":"malloc","name":"R0","num_blocks":1024,"block_size":512})");
+                     R"({"type":"malloc","name":"R0","num_blocks":1024,"block_size":512})", tok);
     EXPECT_EQ(r.status, 201) << r.body;
     r = http_request(p, "GET", "/api/v1/bdevs/R0");
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(json::parse(r.body)[0]["num_blocks"], 1024);
     EXPECT_EQ(http_request(p, "GET", "/api/v1/bdevs/missing").status, 404);
-    EXPECT_EQ(http_request(p, "POST", "/api/v1/bdevs", "{not json").status, 400);
-    EXPECT_EQ(
-        http_request(p, "POST", "/api/v1/bdevs", R"({"type":"malloc","name":"R0","num_blocks":8})")
-            .status,
-        409);
-    EXPECT_EQ(http_request(p, "POST", "/api/v1/bdevs", R"({"type":"warp","name":"X"})").status,
+    EXPECT_EQ(http_request(p, "POST", "/api/v1/bdevs", "{not json", tok).status, 400);
+    EXPECT_EQ(http_request(p, "POST", "/api/v1/bdevs",
+                           R"({"type":"malloc","name":"R0","num_blocks":8})", tok)
+                  .status,
+              409);
+    EXPECT_EQ(http_request(p, "POST", "/api/v1/bdevs", R"({"type":"warp","name":"X"})", tok).status,
               400);
     EXPECT_EQ(http_request(p, "GET", "/api/v1/nothing-here").status, 404);
-    EXPECT_EQ(http_request(p, "PUT", "/api/v1/bdevs").status, 405);
+    EXPECT_EQ(http_request(p, "PUT", "/api/v1/bdevs", "", tok).status, 405);
     r = http_request(p, "POST", "/api/v1/subsystems",
-                     R"({"nqn":"nqn.2024-01.io.nocstor:rest","allow_any_host":true})");
+                     R"({"nqn":"nqn.2024-01.io.nocstor:rest","allow_any_host":true})", tok);
     EXPECT_EQ(r.status, 201) << r.body;
     r = http_request(p, "POST", "/api/v1/subsystems/nqn.2024-01.io.nocstor:rest/namespaces",
-                     R"({"bdev_name":"R0"})");
+                     R"({"bdev_name":"R0"})", tok);
     EXPECT_EQ(r.status, 201) << r.body;
     r = http_request(p, "GET", "/api/v1/subsystems/nqn.2024-01.io.nocstor:rest");
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(json::parse(r.body)[0]["namespaces"].size(), 1u);
-    EXPECT_EQ(http_request(p, "DELETE", "/api/v1/bdevs/R0").status, 409);  // in use
-    EXPECT_EQ(
-        http_request(p, "DELETE", "/api/v1/subsystems/nqn.2024-01.io.nocstor:rest/namespaces/1")
-            .status,
-        200);
-    EXPECT_EQ(http_request(p, "DELETE", "/api/v1/subsystems/nqn.2024-01.io.nocstor:rest").status,
+    EXPECT_EQ(http_request(p, "DELETE", "/api/v1/bdevs/R0", "", tok).status, 409);  // in use
+    EXPECT_EQ(http_request(p, "DELETE",
+                           "/api/v1/subsystems/nqn.2024-01.io.nocstor:rest/namespaces/1", "", tok)
+                  .status,
               200);
-    EXPECT_EQ(http_request(p, "DELETE", "/api/v1/bdevs/R0").status, 200);
+    EXPECT_EQ(
+        http_request(p, "DELETE", "/api/v1/subsystems/nqn.2024-01.io.nocstor:rest", "", tok).status,
+        200);
+    EXPECT_EQ(http_request(p, "DELETE", "/api/v1/bdevs/R0", "", tok).status, 200);
     EXPECT_EQ(json::parse(http_request(p, "GET", "/api/v1/bdevs").body).size(), 0u);
     EXPECT_EQ(http_request(p, "GET", "/api/v1/clusters").status, 200);
     EXPECT_EQ(d.stop(), 0) << d.log();

@@ -318,6 +318,23 @@ TEST(DaemonConfig, SaveRestartRestoresTheSameState) {
     }
 }
 
+// kill -9 during a --persist write leaves "FILE.tmp.PID" behind: the next start removes those of
+// dead processes (and keeps unrelated files).
+TEST(DaemonConfig, StaleTemporariesOfThePersistedConfigAreRemovedAtStart) {
+    std::string dir = temp_dir();
+    std::string cfg = dir + "/nocstor.json";
+    const std::vector<std::string> stale = {cfg + ".tmp.999999999", cfg + ".tmp.1"};
+    const std::vector<std::string> kept = {cfg + ".tmp.x1", dir + "/other.json.tmp.999999999"};
+    for (const auto& f : stale) std::ofstream(f) << "{\"subsystems\": [";
+    for (const auto& f : kept) std::ofstream(f) << "keep";
+    Daemon d({"-c", cfg, "--persist", "--empty"}, dir);
+    ASSERT_TRUE(d.alive()) << d.log();
+    for (const auto& f : stale) EXPECT_FALSE(std::filesystem::exists(f)) << f;
+    for (const auto& f : kept) EXPECT_TRUE(std::filesystem::exists(f)) << f;
+    EXPECT_NE(d.log().find("left behind by an interrupted save"), std::string::npos);
+    EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(DaemonConfig, BrokenConfigFailsWithAClearMessage) {
     std::string dir = temp_dir();
     std::string cfg = dir + "/broken.json";

@@ -1,0 +1,33 @@
+// Blocking HTTP/1.1 client for tools and tests (nocstorctl --http): one request per connection,
+// Content-Length bodies, IPv4/IPv6 literals or host names.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace nocstor::control {
+
+struct HttpEndpoint {
+    std::string host;  // "127.0.0.1", "::1", "localhost"
+    std::string port = "80";
+};
+
+// "http://127.0.0.1:8080", "http://[::1]:8080/", "localhost:8080". False with *error otherwise
+// (https is not spoken: put a TLS proxy in front of the REST API).
+bool parse_http_url(const std::string& url, HttpEndpoint* out, std::string* error);
+
+struct HttpClientReply {
+    int status = 0;  // 0: no answer (see error)
+    std::string error;
+    std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+    std::string body;
+};
+
+HttpClientReply http_call(const HttpEndpoint& endpoint, const std::string& method,
+                          const std::string& path, const std::string& body = "",
+                          const std::vector<std::pair<std::string, std::string>>& headers = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+}  // namespace nocstor::control
