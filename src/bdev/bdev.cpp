@@ -4,6 +4,7 @@
 #include "bdev/bdev_channel.h"
 #include "bdev/bdev_module.h"
 #include "util/log.h"
+#include "util/spdk_histogram.h"
 
 #include <nlohmann/json.hpp>
 
@@ -200,6 +201,45 @@ class BdevRegistry {
         if (last) wait_channels_then_destruct(b);
     }
 
+    // Runs event_cb(ev) of each descriptor still open, on the descriptor's owner thread.
+    static void notify_descriptors(Bdev* b, const std::vector<BdevDesc*>& descs, BdevEvent ev) {
+        for (BdevDesc* d : descs) {
+            // The holder may close this descriptor before the message runs: only notify a
+            // descriptor that is still open.
+            auto notify = [d, b, ev] {
+                {
+                    std::lock_guard lock(g_mu);
+                    auto& v = b->descs_;
+                    if (std::find(v.begin(), v.end(), d) == v.end()) return;
+                }
+                // A copy: the holder may close the descriptor from inside the callback, which
+                // destroys the stored one while it runs.
+                BdevEventCb cb = d->event_cb_;
+                if (cb) cb(ev, b);
+            };
+            if (d->owner_ && d->owner_ != Thread::current())
+                d->owner_->send([notify] { notify(); });
+            else
+                notify();
+        }
+    }
+
+    static int resize(Bdev* b, uint64_t num_blocks) {
+        std::vector<BdevDesc*> descs;
+        {
+            std::lock_guard lock(g_mu);
+            if (b->removing_) return -ENODEV;
+            if (num_blocks < b->num_blocks && !b->descs_.empty()) return -EBUSY;
+            if (num_blocks == b->num_blocks) return 0;
+            b->num_blocks = num_blocks;
+            descs = b->descs_;
+        }
+        NOC_INFO("bdev", "{} resized to {} blocks ({} bytes)", b->name, num_blocks,
+                 num_blocks * b->block_size);
+        notify_descriptors(b, descs, BdevEvent::Resize);
+        return 0;
+    }
+
     static void unregister(Bdev* b, std::function<void(int)> done) {
         std::vector<BdevDesc*> descs;
         {
@@ -218,30 +258,16 @@ class BdevRegistry {
             return;
         }
         // Each holder closes its descriptor (after draining its I/O) when told of the removal.
-        for (BdevDesc* d : descs) {
-            // The holder may close this descriptor before the message runs: only notify a
-            // descriptor that is still open.
-            auto notify = [d, b] {
-                {
-                    std::lock_guard lock(g_mu);
-                    auto& v = b->descs_;
-                    if (std::find(v.begin(), v.end(), d) == v.end()) return;
-                }
-                // A copy: the holder usually closes the descriptor from inside the callback,
-                // which destroys the stored one while it runs.
-                BdevEventCb cb = d->event_cb_;
-                if (cb) cb(BdevEvent::Remove, b);
-            };
-            if (d->owner_ && d->owner_ != Thread::current())
-                d->owner_->send([notify] { notify(); });
-            else
-                notify();
-        }
+        notify_descriptors(b, descs, BdevEvent::Remove);
     }
 };
 
 void bdev_close(BdevDesc* desc) {
     if (desc) BdevRegistry::close(desc);
+}
+
+int bdev_notify_blockcnt_change(Bdev* bdev, uint64_t num_blocks) {
+    return BdevRegistry::resize(bdev, num_blocks);
 }
 
 void bdev_unregister(Bdev* bdev, std::function<void(int)> done) {
@@ -281,6 +307,66 @@ void bdev_get_stats(Bdev* bdev, std::function<void(const BdevStats&)> done) {
                 acc->merge(bdev->retired_stats());
             }
             done(*acc);
+        });
+}
+
+void bdev_get_channel_stats(
+    Bdev* bdev, std::function<void(std::vector<std::pair<std::string, BdevStats>>)> done) {
+    auto acc = std::make_shared<std::vector<std::pair<std::string, BdevStats>>>();
+    bdev->layer_device()->for_each_channel(
+        [acc](IoChannel& c, std::function<void(int)> next) {
+            acc->emplace_back(Thread::current()->name(), static_cast<BdevChannel&>(c).stats);
+            next(0);
+        },
+        [acc, bdev, done = std::move(done)](int) {
+            {
+                std::lock_guard lock(bdev_retired_stats_mutex());
+                if (bdev->retired_stats().latency.count() != 0)
+                    acc->emplace_back("retired", bdev->retired_stats());
+            }
+            done(std::move(*acc));
+        });
+}
+
+void bdev_set_histogram(Bdev* bdev, const BdevHistogramConfig& config, std::function<void()> done) {
+    {
+        std::lock_guard lock(bdev->histogram_mu_);
+        bdev->histogram_config_ = config;
+    }
+    bdev->layer_device()->for_each_channel(
+        [config](IoChannel& c, std::function<void(int)> next) {
+            static_cast<BdevChannel&>(c).set_histogram(config);
+            next(0);
+        },
+        [done = std::move(done)](int) { done(); });
+}
+
+void bdev_get_histogram(Bdev* bdev, std::function<void(std::unique_ptr<SpdkHistogram>)> done) {
+    const BdevHistogramConfig config = bdev->histogram_config();
+    if (!config.enabled) return done(nullptr);
+    auto acc = std::make_shared<std::unique_ptr<SpdkHistogram>>(
+        std::make_unique<SpdkHistogram>(config.granularity, config.min_ns, config.max_ns));
+    bdev->layer_device()->for_each_channel(
+        [acc](IoChannel& c, std::function<void(int)> next) {
+            auto& ch = static_cast<BdevChannel&>(c);
+            if (ch.histogram) (*acc)->merge(*ch.histogram);
+            next(0);
+        },
+        [acc, done = std::move(done)](int) { done(std::move(*acc)); });
+}
+
+void bdev_reset_stats(Bdev* bdev, StatsReset mode, std::function<void()> done) {
+    bdev->layer_device()->for_each_channel(
+        [mode](IoChannel& c, std::function<void(int)> next) {
+            static_cast<BdevChannel&>(c).stats.reset(mode);
+            next(0);
+        },
+        [bdev, mode, done = std::move(done)](int) {
+            {
+                std::lock_guard lock(bdev_retired_stats_mutex());
+                bdev->retired_stats().reset(mode);
+            }
+            done();
         });
 }
 

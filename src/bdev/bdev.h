@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,17 @@ std::string uuid_to_string(const Uuid& u);
 bool uuid_parse(const std::string& s, Uuid* out);
 
 enum class BdevEvent { Remove, Resize };
+
+class SpdkHistogram;
+
+// The optional latency histogram of a bdev in SPDK's layout (bdev_enable_histogram).
+struct BdevHistogramConfig {
+    bool enabled = false;
+    int io_type = -1;  // an IoType, or -1 for every type
+    uint32_t granularity = 7;
+    uint64_t min_ns = 1000;
+    uint64_t max_ns = 120'000'000'000ull;
+};
 using BdevEventCb = std::function<void(BdevEvent, Bdev*)>;
 
 // A module's device. Subclass it, fill the geometry, implement submit_request() and
@@ -71,6 +83,11 @@ class Bdev : public IoDevice {
     IoDevice* layer_device() const;
     // Statistics accumulated from channels that were destroyed.
     BdevStats& retired_stats() { return retired_stats_; }
+    // Any thread (new channels read it).
+    BdevHistogramConfig histogram_config() const {
+        std::lock_guard lock(histogram_mu_);
+        return histogram_config_;
+    }
 
   private:
     friend class BdevRegistry;
@@ -79,6 +96,7 @@ class Bdev : public IoDevice {
     friend int bdev_open(const std::string&, bool, BdevEventCb, BdevDesc**);
     friend void bdev_release_claim(Bdev*);
     friend void bdev_unregister(Bdev*, std::function<void(int)>);
+    friend int bdev_notify_blockcnt_change(Bdev*, uint64_t);
     friend class BdevChannel;
     friend class BdevLayerDevice;
     BdevModule* claim_module_ = nullptr;
@@ -86,6 +104,9 @@ class Bdev : public IoDevice {
     bool removing_ = false;
     std::function<void(int)> unregister_done_;
     BdevStats retired_stats_;
+    mutable std::mutex histogram_mu_;
+    BdevHistogramConfig histogram_config_;
+    friend void bdev_set_histogram(Bdev*, const BdevHistogramConfig&, std::function<void()>);
     std::unique_ptr<class BdevLayerDevice> layer_device_;  // per-thread BdevChannels
 };
 
@@ -114,6 +135,11 @@ int bdev_register(std::unique_ptr<Bdev> bdev);
 // Hot-remove: every open descriptor gets BdevEvent::Remove on its owner thread; once all are
 // closed the bdev is destructed and done(0) runs on the calling thread.
 void bdev_unregister(Bdev* bdev, std::function<void(int)> done);
+// A module's device changed size (a file grew, an image was resized): sets num_blocks and tells
+// every descriptor holder with BdevEvent::Resize on its thread (an NVMe-oF namespace then
+// announces the change to its hosts). Shrinking while a descriptor is open would pull blocks
+// from under its user: -EBUSY, nothing changed. Control thread.
+int bdev_notify_blockcnt_change(Bdev* bdev, uint64_t num_blocks);
 Bdev* bdev_get_by_name(const std::string& name);  // name or alias
 std::vector<Bdev*> bdev_list();
 
@@ -168,5 +194,16 @@ uint32_t bdev_io_pool_size();
 // Statistics for bdev_get_iostat: sums every thread's channel plus retired channels; done runs
 // on the calling thread.
 void bdev_get_stats(Bdev* bdev, std::function<void(const BdevStats&)> done);
+// Each channel's statistics with the name of its thread (retired channels under "retired").
+void bdev_get_channel_stats(
+    Bdev* bdev, std::function<void(std::vector<std::pair<std::string, BdevStats>>)> done);
+// Turns the SPDK-layout latency histogram on (with these settings, clearing it) or off on every
+// channel; done runs on the calling thread.
+void bdev_set_histogram(Bdev* bdev, const BdevHistogramConfig& config, std::function<void()> done);
+// The histogram summed over the channels, or null when it is off.
+void bdev_get_histogram(Bdev* bdev, std::function<void(std::unique_ptr<SpdkHistogram>)> done);
+// Clears statistics on every channel (on its own thread) and the retired ones; done runs on the
+// calling thread.
+void bdev_reset_stats(Bdev* bdev, StatsReset mode, std::function<void()> done);
 
 }  // namespace nocstor

@@ -65,7 +65,17 @@ std::unique_ptr<IoChannel> BdevMgmtDevice::create_channel() {
 }
 
 BdevChannel::BdevChannel(Bdev* b, IoChannel* m, BdevMgmtChannel* g)
-    : bdev(b), module_ch(m), mgmt(g) {}
+    : bdev(b), module_ch(m), mgmt(g) {
+    const BdevHistogramConfig config = b->histogram_config();
+    if (config.enabled) set_histogram(config);
+}
+
+void BdevChannel::set_histogram(const BdevHistogramConfig& config) {
+    histogram = config.enabled ? std::make_unique<SpdkHistogram>(config.granularity, config.min_ns,
+                                                                 config.max_ns)
+                               : nullptr;
+    histogram_type = config.io_type;
+}
 
 BdevChannel::~BdevChannel() {
     if (retry_poller) Thread::current()->unregister_poller(retry_poller);
@@ -101,6 +111,25 @@ void BdevStats::merge(const BdevStats& o) {
     }
     latency.merge(o.latency);
     nomem_retries += o.nomem_retries;
+}
+
+void BdevStats::reset(StatsReset mode) {
+    switch (mode) {
+        case StatsReset::None:
+            return;
+        case StatsReset::All:
+            *this = BdevStats{};
+            return;
+        case StatsReset::MaxMin:
+            for (auto& t : by_type) {
+                t.latency_min_ns = UINT64_MAX;
+                t.latency_max_ns = 0;
+            }
+            return;
+        case StatsReset::Errors:
+            for (auto& t : by_type) t.errors = 0;
+            return;
+    }
 }
 
 std::mutex& bdev_retired_stats_mutex() {

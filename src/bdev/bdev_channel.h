@@ -3,6 +3,7 @@
 #pragma once
 
 #include "bdev/bdev.h"
+#include "util/spdk_histogram.h"
 
 #include <memory>
 #include <vector>
@@ -47,6 +48,10 @@ class BdevChannel : public IoChannel {
     IoChannel* module_ch;
     BdevMgmtChannel* mgmt;
     BdevStats stats;
+    // bdev_enable_histogram: latencies of io_type (-1: all) in SPDK's layout; null when off.
+    std::unique_ptr<SpdkHistogram> histogram;
+    int histogram_type = -1;
+    void set_histogram(const BdevHistogramConfig& config);
     BdevIoQueue nomem_queue;  // I/O the module returned NoMemory for, retried on completions
     uint64_t outstanding = 0;
     Poller* retry_poller = nullptr;

@@ -283,6 +283,8 @@ void finish_io(BdevIo* io) {
             ? io->num_blocks * io->bdev->block_size
             : 0,
         lat, ok);
+    if (ch->histogram && (ch->histogram_type < 0 || ch->histogram_type == int(io->type)))
+        ch->histogram->tally(lat);
     io->cb(io, ok, io->cb_arg);
     if (!ch->nomem_queue.empty()) retry_nomem(ch);
 }

@@ -9,6 +9,9 @@
 
 namespace nocstor {
 
+// What bdev_reset_iostat / bdev_get_iostat reset_mode clear (SPDK's modes).
+enum class StatsReset { None, All, MaxMin, Errors };
+
 struct BdevStats {
     struct PerType {
         uint64_t ops = 0;
@@ -33,6 +36,7 @@ struct BdevStats {
         latency.record(latency_ns);
     }
     void merge(const BdevStats& o);
+    void reset(StatsReset mode);
 };
 
 }  // namespace nocstor

@@ -226,6 +226,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_bdev_nvme_rpcs();
     register_nvmf_rpcs();
     register_config_rpcs();
+    register_log_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);
 
     RuntimeOptions ro;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace nocstor::control {
 
 using nlohmann::json;
@@ -25,6 +27,60 @@ ParamsDecoder& ParamsDecoder::required_array(std::string key, json* out) {
 }
 ParamsDecoder& ParamsDecoder::optional_array(std::string key, json* out) {
     return add_kind(std::move(key), false, out, false);
+}
+
+ParamsDecoder& ParamsDecoder::hint(std::string key, ParamKind kind) {
+    Field f;
+    f.key = std::move(key);
+    f.assign = [kind](const json& v, const Field&, std::string* problem) {
+        if (v.is_null()) return true;
+        bool ok = false;
+        const char* what = "";
+        switch (kind) {
+            case ParamKind::kBool:
+                ok = v.is_boolean(), what = "a boolean";
+                break;
+            case ParamKind::kInteger:
+                ok = v.is_number_integer(), what = "an integer";
+                break;
+            case ParamKind::kUnsigned:
+                ok =
+                    v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
+                what = "an unsigned integer";
+                break;
+            case ParamKind::kString:
+                ok = v.is_string(), what = "a string";
+                break;
+            case ParamKind::kArray:
+                ok = v.is_array(), what = "an array";
+                break;
+            case ParamKind::kObject:
+                ok = v.is_object(), what = "an object";
+                break;
+        }
+        if (!ok) *problem = fmt::format("must be {}", what);
+        return ok;
+    };
+    fields_.push_back(std::move(f));
+    return *this;
+}
+
+ParamsDecoder& ParamsDecoder::unsupported(std::string key, std::string feature,
+                                          std::vector<json> also_neutral) {
+    Field f;
+    f.key = std::move(key);
+    f.assign = [feature = std::move(feature), also = std::move(also_neutral)](
+                   const json& v, const Field&, std::string* problem) {
+        const bool neutral = v.is_null() || (v.is_boolean() && !v.get<bool>()) ||
+                             (v.is_number() && v == 0) ||
+                             (v.is_string() && v.get_ref<const std::string&>().empty()) ||
+                             (v.is_array() && v.empty()) || (v.is_object() && v.empty());
+        if (neutral || std::find(also.begin(), also.end(), v) != also.end()) return true;
+        *problem = fmt::format("= {}: {} is not supported", v.dump(), feature);
+        return false;
+    };
+    fields_.push_back(std::move(f));
+    return *this;
 }
 
 ParamsDecoder& ParamsDecoder::range(std::int64_t min, std::uint64_t max) {

@@ -26,6 +26,9 @@
 
 namespace nocstor::control {
 
+// JSON types of SPDK parameters accepted as hints.
+enum class ParamKind { kBool, kInteger, kUnsigned, kString, kArray, kObject };
+
 template <class T>
 concept ParamInteger = std::integral<T> && !std::same_as<T, bool>;
 
@@ -56,6 +59,15 @@ class ParamsDecoder {
     ParamsDecoder& optional_object(std::string key, nlohmann::json* out);
     ParamsDecoder& required_array(std::string key, nlohmann::json* out);
     ParamsDecoder& optional_array(std::string key, nlohmann::json* out);
+
+    // SPDK parameters (what SPDK's rpc.py may send; ../shared/spdk has SPDK's schema):
+    // A tuning hint with no effect here: accepted (and ignored) when its JSON type is right.
+    ParamsDecoder& hint(std::string key, ParamKind kind);
+    // A feature nocstor lacks: accepted only with a value that asks for nothing (null, false, 0,
+    // "", [] or {}, or one of also_neutral), otherwise refused: "'key' ...: <feature> is not
+    // supported".
+    ParamsDecoder& unsupported(std::string key, std::string feature,
+                               std::vector<nlohmann::json> also_neutral = {});
 
     // Restricts the integer field added last to [min, max].
     ParamsDecoder& range(std::int64_t min, std::uint64_t max);

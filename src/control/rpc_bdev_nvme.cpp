@@ -41,7 +41,25 @@ void attach_controller(const json& params, RpcReply reply) {
         .optional("reconnect_delay_sec", &o.reconnect_delay_sec)
         .optional("fast_io_fail_timeout_sec", &o.fast_io_fail_timeout_sec)
         .optional("ctrlr_loss_timeout_sec", &o.ctrlr_loss_timeout_sec)
-        .range(-1, INT32_MAX);
+        .range(-1, INT32_MAX)
+        // Sizing hints: nocstor makes one I/O queue per data thread and one bdev per namespace.
+        .hint("num_io_queues", ParamKind::kUnsigned)
+        .hint("max_bdevs", ParamKind::kUnsigned)
+        .hint("fabrics_connect_timeout_us", ParamKind::kUnsigned)
+        .hint("priority", ParamKind::kString)
+        // With a new name "failover" (SPDK's default) and "disable" mean the same: one path.
+        .unsupported("multipath", "several paths to one controller (multipath)",
+                     {"failover", "disable"})
+        .unsupported("multipath_opts", "multipath policies (multipath_opts)")
+        .unsupported("hostaddr", "binding to a host address (hostaddr)")
+        .unsupported("hostsvcid", "binding to a host port (hostsvcid)")
+        .unsupported("prchk_reftag", "protection information checks (prchk_reftag)")
+        .unsupported("prchk_guard", "protection information checks (prchk_guard)")
+        .unsupported("psk", "TLS (psk)")
+        .unsupported("dhchap_key", "DH-HMAC-CHAP (dhchap_key)")
+        .unsupported("dhchap_ctrlr_key", "DH-HMAC-CHAP (dhchap_ctrlr_key)")
+        .unsupported("allow_unrecognized_csi",
+                     "namespaces of unrecognized command sets (allow_unrecognized_csi)");
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
     auto bad = [&](const std::string& m) { reply.invalid(fmt::format("{}: {}", kMethod, m)); };

@@ -41,6 +41,12 @@ nvmf::DoneFn answer(RpcReply reply, json result = true) {
     };
 }
 
+// SPDK can run several NVMe-oF targets in one process, named by tgt_name; nocstor has one, which
+// answers to SPDK's default name.
+ParamsDecoder& one_target(ParamsDecoder& d) {
+    return d.unsupported("tgt_name", "more than one NVMe-oF target (tgt_name)", {"nvmf_tgt"});
+}
+
 bool decode(ParamsDecoder& d, const json& params, const RpcReply& reply) {
     std::string err;
     if (!d.decode(params, &err)) {
@@ -99,24 +105,44 @@ std::string nguid_hex(const Uuid& u) {
 }
 
 void create_transport(const json& params, RpcReply reply) {
-    if (!params.is_object() || !params.contains("trtype") || !params["trtype"].is_string())
-        return reply.invalid("nvmf_create_transport: 'trtype' (\"TCP\") is required");
-    std::string trtype = params["trtype"];
+    std::string trtype;
+    ParamsDecoder d("nvmf_create_transport");
+    d.required("trtype", &trtype);
+    one_target(d);
+    // SPDK's tuning knobs, and those of its other transports (RDMA, vfio-user) that rpc.py may
+    // send: accepted and kept for nvmf_get_transports/save_config; nocstor's TCP transport sizes
+    // itself (limits.h).
+    for (const char* key :
+         {"max_queue_depth", "max_io_qpairs_per_ctrlr", "in_capsule_data_size", "max_io_size",
+          "io_unit_size", "max_aq_depth", "num_shared_buffers", "buf_cache_size",
+          "iobuf_small_cache_size", "iobuf_large_cache_size", "max_srq_depth", "sock_priority",
+          "abort_timeout_sec", "control_msg_num", "acceptor_poll_rate", "ack_timeout",
+          "data_wr_pool_size", "kas", "min_kato"})
+        d.hint(key, ParamKind::kUnsigned);
+    for (const char* key : {"num_cqe", "acceptor_backlog"}) d.hint(key, ParamKind::kInteger);
+    for (const char* key :
+         {"zcopy", "c2h_success", "no_srq", "no_wr_batching", "disable_mappable_bar0",
+          "disable_adaptive_irq", "disable_shadow_doorbells", "disable_command_passthru"})
+        d.hint(key, ParamKind::kBool);
+    d.unsupported("dif_insert_or_strip", "DIF insert/strip")
+        .unsupported("masked_oncs", "masking optional NVM commands (masked_oncs)")
+        .unsupported("masked_fuses", "masking fused operations (masked_fuses)");
+    if (!decode(d, params, reply)) return;
     if (trtype != "TCP" && trtype != "tcp")
         return reply.invalid("nvmf_create_transport: only trtype TCP is supported, not '" + trtype +
                              "'");
     if (!g_transport.is_null())
         return reply.error(-EEXIST, "nvmf_create_transport: the TCP transport already exists");
-    // SPDK's tuning options (max_queue_depth, io_unit_size, ...) are accepted and kept.
     g_transport = params;
     g_transport["trtype"] = "TCP";
     reply.result(true);
 }
 
 void get_transports(const json& params, RpcReply reply) {
-    std::optional<std::string> trtype, tgt_name;
+    std::optional<std::string> trtype;
     ParamsDecoder d("nvmf_get_transports");
-    d.optional("trtype", &trtype).optional("tgt_name", &tgt_name);
+    d.optional("trtype", &trtype);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     json out = json::array();
     if (!g_transport.is_null()) out.push_back(g_transport);
@@ -125,34 +151,28 @@ void get_transports(const json& params, RpcReply reply) {
 
 void create_subsystem(const json& params, RpcReply reply) {
     nvmf::SubsystemParams p;
-    std::optional<std::string> serial, model, tgt_name;
+    std::optional<std::string> serial, model;
     std::optional<bool> allow_any;
     std::optional<uint32_t> max_ns;
-    std::optional<int64_t> min_cntlid, max_cntlid;
-    std::optional<bool> ana, passthrough, nssr;
-    std::optional<uint64_t> max_discard_kib, max_wz_kib;
     ParamsDecoder d("nvmf_create_subsystem");
     d.required("nqn", &p.nqn)
         .optional("serial_number", &serial)
         .optional("model_number", &model)
         .optional("allow_any_host", &allow_any)
         .optional("max_namespaces", &max_ns)
-        .optional("min_cntlid", &min_cntlid)
-        .optional("max_cntlid", &max_cntlid)
-        .optional("ana_reporting", &ana)
-        .optional("passthrough", &passthrough)
-        .optional("enable_nssr", &nssr)
-        .optional("max_discard_size_kib", &max_discard_kib)
-        .optional("max_write_zeroes_size_kib", &max_wz_kib)
-        .optional("tgt_name", &tgt_name);
+        // The default CNTLID range is the only one (each poll group owns a slice of it).
+        .unsupported("min_cntlid", "a CNTLID range (min_cntlid)", {1})
+        .unsupported("max_cntlid", "a CNTLID range (max_cntlid)", {0xFFEF})
+        .unsupported("ana_reporting", "ANA reporting")
+        .unsupported("passthrough", "passthrough subsystems")
+        .unsupported("enable_nssr", "NVM subsystem reset")
+        // Limits on DSM/write-zeroes sizes: the bdev layer splits large requests anyway.
+        .hint("max_discard_size_kib", ParamKind::kUnsigned)
+        .hint("max_write_zeroes_size_kib", ParamKind::kUnsigned)
+        .hint("dmrsl", ParamKind::kUnsigned)
+        .hint("wzsl", ParamKind::kUnsigned);
+    one_target(d);
     if (!decode(d, params, reply)) return;
-    // SPDK's rpc.py sends these with false by default; only true asks for something missing.
-    if (ana.value_or(false))
-        return reply.invalid("nvmf_create_subsystem: ANA reporting is not supported yet");
-    if (passthrough.value_or(false))
-        return reply.invalid("nvmf_create_subsystem: passthrough subsystems are not supported");
-    if (nssr.value_or(false))
-        return reply.invalid("nvmf_create_subsystem: NVM subsystem reset is not supported");
     if (serial) {
         if (serial->empty() || serial->size() > 20)
             return reply.invalid("nvmf_create_subsystem: serial_number must be 1-20 characters");
@@ -172,9 +192,9 @@ void create_subsystem(const json& params, RpcReply reply) {
 
 void delete_subsystem(const json& params, RpcReply reply) {
     std::string nqn;
-    std::optional<std::string> tgt_name;
     ParamsDecoder d("nvmf_delete_subsystem");
-    d.required("nqn", &nqn).optional("tgt_name", &tgt_name);
+    d.required("nqn", &nqn);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     if (NvmfTarget* t = target(reply)) t->delete_subsystem(nqn, answer(reply));
 }
@@ -207,9 +227,10 @@ json subsystem_json(const nvmf::SubsystemConfig& s) {
 }
 
 void get_subsystems(const json& params, RpcReply reply) {
-    std::optional<std::string> nqn, tgt_name;
+    std::optional<std::string> nqn;
     ParamsDecoder d("nvmf_get_subsystems");
-    d.optional("nqn", &nqn).optional("tgt_name", &tgt_name);
+    d.optional("nqn", &nqn);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
@@ -225,18 +246,17 @@ void listener_method(const json& params, RpcReply reply, bool add) {
     const char* method = add ? "nvmf_subsystem_add_listener" : "nvmf_subsystem_remove_listener";
     std::string nqn;
     json addr;
-    std::optional<std::string> tgt_name;
-    std::optional<bool> secure;
-    json ana_state;
     ParamsDecoder d(method);
-    d.required("nqn", &nqn)
-        .required_object("listen_address", &addr)
-        .optional("tgt_name", &tgt_name)
-        .optional("secure_channel", &secure)
-        .optional("ana_state", &ana_state);
+    d.required("nqn", &nqn).required_object("listen_address", &addr);
+    one_target(d);
+    if (add) {
+        d.unsupported("secure_channel", "TLS (secure_channel)")
+            .unsupported("ana_state", "ANA states (ana_state)", {"optimized"})
+            // The socket driver is chosen for the whole target (--sock-impl).
+            .hint("sock_impl", ParamKind::kString)
+            .hint("numa_id", ParamKind::kInteger);
+    }
     if (!decode(d, params, reply)) return;
-    if (secure && *secure)
-        return reply.invalid(std::string(method) + ": TLS (secure_channel) is not supported yet");
     nvmf::ListenAddress la;
     if (!decode_listen_address(method, addr, &la, reply)) return;
     NvmfTarget* t = target(reply);
@@ -247,37 +267,45 @@ void listener_method(const json& params, RpcReply reply, bool add) {
         t->remove_listener(nqn, la, answer(reply));
 }
 
+void get_listeners(const json& params, RpcReply reply) {
+    std::string nqn;
+    ParamsDecoder d("nvmf_subsystem_get_listeners");
+    d.required("nqn", &nqn);
+    one_target(d);
+    if (!decode(d, params, reply)) return;
+    NvmfTarget* t = target(reply);
+    if (!t) return;
+    for (const auto& s : t->list_subsystems()) {
+        if (s.params.nqn != nqn) continue;
+        // SPDK adds "ana_states" only for subsystems with ANA reporting, which nocstor lacks.
+        json out = json::array();
+        for (const auto& l : s.listeners) out.push_back({{"address", listen_address_json(l)}});
+        return reply.result(out);
+    }
+    reply.error(-ENODEV, "nvmf_subsystem_get_listeners: no subsystem " + nqn);
+}
+
 void add_ns(const json& params, RpcReply reply) {
     std::string nqn;
     json ns;
-    std::optional<std::string> tgt_name;
     ParamsDecoder d("nvmf_subsystem_add_ns");
-    d.required("nqn", &nqn).required_object("namespace", &ns).optional("tgt_name", &tgt_name);
+    d.required("nqn", &nqn).required_object("namespace", &ns);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     nvmf::NamespaceParams p;
     std::optional<uint32_t> nsid;
-    std::optional<std::string> uuid, nguid, eui64, ptpl_file;
-    std::optional<uint32_t> anagrpid;
-    std::optional<bool> no_auto_visible, hide_metadata;
+    std::optional<std::string> uuid;
     ParamsDecoder nd("nvmf_subsystem_add_ns: namespace");
     nd.required("bdev_name", &p.bdev_name)
         .optional("nsid", &nsid)
         .optional("uuid", &uuid)
-        .optional("nguid", &nguid)
-        .optional("eui64", &eui64)
-        .optional("ptpl_file", &ptpl_file)
-        .optional("anagrpid", &anagrpid)
-        .optional("no_auto_visible", &no_auto_visible)
-        .optional("hide_metadata", &hide_metadata);
+        .unsupported("nguid", "setting the nguid (derived from the uuid: give 'uuid')")
+        .unsupported("eui64", "setting the eui64 (derived from the uuid: give 'uuid')")
+        .unsupported("ptpl_file", "persistent reservations (ptpl_file)")
+        .unsupported("anagrpid", "ANA groups (anagrpid)")
+        .unsupported("no_auto_visible", "per-host namespace visibility (no_auto_visible)")
+        .hint("hide_metadata", ParamKind::kBool);  // namespaces have no metadata here
     if (!decode(nd, ns, reply)) return;
-    if (no_auto_visible.value_or(false))
-        return reply.invalid(
-            "nvmf_subsystem_add_ns: per-host namespace visibility "
-            "(no_auto_visible) is not supported yet");
-    if (ptpl_file)
-        return reply.invalid(
-            "nvmf_subsystem_add_ns: persistent reservations (ptpl_file) are "
-            "not supported yet");
     if (nsid) {
         if (*nsid == 0xFFFFFFFFu)
             return reply.invalid("nvmf_subsystem_add_ns: nsid 0xFFFFFFFF is reserved");
@@ -289,10 +317,6 @@ void add_ns(const json& params, RpcReply reply) {
             return reply.invalid("nvmf_subsystem_add_ns: uuid '" + *uuid + "' is not a UUID");
         p.uuid = u;
     }
-    if (nguid || eui64)
-        return reply.invalid(
-            "nvmf_subsystem_add_ns: nguid/eui64 are derived from the uuid; "
-            "give 'uuid' instead");
     NvmfTarget* t = target(reply);
     if (!t) return;
     t->add_namespace(nqn, p, [reply](int rc, std::string err, uint32_t nsid) {
@@ -308,9 +332,9 @@ void add_ns(const json& params, RpcReply reply) {
 void remove_ns(const json& params, RpcReply reply) {
     std::string nqn;
     uint32_t nsid = 0;
-    std::optional<std::string> tgt_name;
     ParamsDecoder d("nvmf_subsystem_remove_ns");
-    d.required("nqn", &nqn).required("nsid", &nsid).optional("tgt_name", &tgt_name);
+    d.required("nqn", &nqn).required("nsid", &nsid);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     if (NvmfTarget* t = target(reply)) t->remove_namespace(nqn, nsid, answer(reply));
 }
@@ -318,19 +342,18 @@ void remove_ns(const json& params, RpcReply reply) {
 void host_method(const json& params, RpcReply reply, bool add) {
     const char* method = add ? "nvmf_subsystem_add_host" : "nvmf_subsystem_remove_host";
     std::string nqn, host;
-    std::optional<std::string> tgt_name, psk, dhchap_key, dhchap_ctrlr_key;
     ParamsDecoder d(method);
-    d.required("nqn", &nqn)
-        .required("host", &host)
-        .optional("tgt_name", &tgt_name)
-        .optional("psk", &psk)
-        .optional("dhchap_key", &dhchap_key)
-        .optional("dhchap_ctrlr_key", &dhchap_ctrlr_key);
+    d.required("nqn", &nqn).required("host", &host);
+    one_target(d);
+    if (add) {
+        d.unsupported("psk", "TLS PSKs (psk)")
+            .unsupported("dhchap_key", "DH-HMAC-CHAP (dhchap_key)")
+            .unsupported("dhchap_ctrlr_key", "DH-HMAC-CHAP (dhchap_ctrlr_key)");
+    } else {
+        // How long to wait for the host's connections to go: they are dropped at once here.
+        d.hint("timeout_ms", ParamKind::kUnsigned);
+    }
     if (!decode(d, params, reply)) return;
-    if (psk || dhchap_key || dhchap_ctrlr_key)
-        return reply.invalid(std::string(method) +
-                             ": TLS PSKs and DH-HMAC-CHAP keys are not "
-                             "supported yet");
     NvmfTarget* t = target(reply);
     if (!t) return;
     if (add)
@@ -342,9 +365,9 @@ void host_method(const json& params, RpcReply reply, bool add) {
 void allow_any_host(const json& params, RpcReply reply) {
     std::string nqn;
     bool allow = false;
-    std::optional<std::string> tgt_name;
     ParamsDecoder d("nvmf_subsystem_allow_any_host");
-    d.required("nqn", &nqn).required("allow_any_host", &allow).optional("tgt_name", &tgt_name);
+    d.required("nqn", &nqn).required("allow_any_host", &allow);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     if (NvmfTarget* t = target(reply)) t->set_allow_any_host(nqn, allow, answer(reply));
 }
@@ -357,9 +380,9 @@ bool subsystem_exists(NvmfTarget* t, const std::string& nqn) {
 
 void get_controllers(const json& params, RpcReply reply) {
     std::string nqn;
-    std::optional<std::string> tgt_name;
     ParamsDecoder d("nvmf_subsystem_get_controllers");
-    d.required("nqn", &nqn).optional("tgt_name", &tgt_name);
+    d.required("nqn", &nqn);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
@@ -379,9 +402,9 @@ void get_controllers(const json& params, RpcReply reply) {
 
 void get_qpairs(const json& params, RpcReply reply) {
     std::string nqn;
-    std::optional<std::string> tgt_name;
     ParamsDecoder d("nvmf_subsystem_get_qpairs");
-    d.required("nqn", &nqn).optional("tgt_name", &tgt_name);
+    d.required("nqn", &nqn);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
@@ -401,9 +424,8 @@ void get_qpairs(const json& params, RpcReply reply) {
 }
 
 void get_stats(const json& params, RpcReply reply) {
-    std::optional<std::string> tgt_name;
     ParamsDecoder d("nvmf_get_stats");
-    d.optional("tgt_name", &tgt_name);
+    one_target(d);
     if (!decode(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
@@ -529,6 +551,7 @@ void register_nvmf_rpcs() {
     r.add(
         "nvmf_subsystem_remove_listener",
         [](const json& p, RpcReply r) { listener_method(p, std::move(r), false); }, true);
+    r.add("nvmf_subsystem_get_listeners", get_listeners);
     r.add("nvmf_subsystem_add_ns", add_ns, true);
     r.add("nvmf_subsystem_remove_ns", remove_ns, true);
     r.add(

@@ -70,10 +70,10 @@ class RpcRegistry {
 void register_framework_rpcs();
 void register_bdev_rpcs();
 void register_bdev_module_rpcs();
-void register_bdev_nvme_rpcs();  // bdev_nvme_* (rpc_bdev_nvme.cpp)  // create/delete methods of the
-                                 // bdev modules
+void register_bdev_nvme_rpcs();  // bdev_nvme_* (rpc_bdev_nvme.cpp)
 nlohmann::json describe_bdev(const Bdev* b);
 void register_nvmf_rpcs();
 void register_config_rpcs();
+void register_log_rpcs();  // log_* (rpc_log.cpp)
 
 }  // namespace nocstor::control

@@ -39,6 +39,15 @@ class Params {
         }
         *out = v->get<std::string>();
     }
+    void boolean(const char* key, bool* out) {
+        const json* v = find(key, false);
+        if (!v) return;
+        if (!v->is_boolean()) {
+            ok_ = set_err(std::string(key) + " must be a boolean");
+            return;
+        }
+        *out = v->get<bool>();
+    }
     template <typename T>
     void uint(const char* key, T* out, bool required = false) {
         const json* v = find(key, required);
@@ -102,6 +111,20 @@ int uring_create(const json& j, std::string* err) {
     return p.ok() ? uring_bdev_create(o, err) : -EINVAL;
 }
 
+int aio_create(const json& j, std::string* err) {
+    UringBdevOptions o;
+    o.aio = true;
+    Params p(j, err);
+    p.str("name", &o.name, true);
+    p.str("filename", &o.filename, true);
+    p.uint("block_size", &o.block_size);
+    p.str("uuid", &o.uuid);
+    p.boolean("readonly", &o.readonly);
+    p.boolean("fallocate", &o.fallocate);
+    p.boolean("nowait", &o.nowait);
+    return p.ok() ? uring_bdev_create(o, err) : -EINVAL;
+}
+
 int passthru_create(const json& j, std::string* err) {
     PassthruBdevOptions o;
     Params p(j, err);
@@ -153,6 +176,13 @@ int error_inject(const json& j, std::string* err) {
     p.uint("percent", &o.percent);
     p.uint("sct", &o.sct);
     p.uint("sc", &o.sc);
+    p.uint("nvme_sct", &o.sct);  // SPDK's names for sct/sc
+    p.uint("nvme_sc", &o.sc);
+    p.uint("corrupt_offset", &o.corrupt_offset);
+    uint8_t value = 0;
+    bool have_value = j.is_object() && j.contains("corrupt_value") && !j["corrupt_value"].is_null();
+    p.uint("corrupt_value", &value);
+    if (have_value) o.corrupt_value = value;
     if (p.ok() && o.io_type != "clear" && o.error_type.empty())
         return fail(err, -EINVAL, "missing parameter error_type");
     return p.ok() ? error_bdev_inject(o, err) : -EINVAL;
@@ -163,10 +193,11 @@ struct Method {
     int (*fn)(const json&, std::string*);
 };
 const Method kMethods[] = {
-    {"bdev_malloc_create", malloc_create}, {"bdev_null_create", null_create},
-    {"bdev_uring_create", uring_create},   {"bdev_passthru_create", passthru_create},
-    {"bdev_delay_create", delay_create},   {"bdev_delay_update_latency", delay_update},
-    {"bdev_error_create", error_create},   {"bdev_error_inject_error", error_inject},
+    {"bdev_malloc_create", malloc_create},       {"bdev_null_create", null_create},
+    {"bdev_uring_create", uring_create},         {"bdev_aio_create", aio_create},
+    {"bdev_passthru_create", passthru_create},   {"bdev_delay_create", delay_create},
+    {"bdev_delay_update_latency", delay_update}, {"bdev_error_create", error_create},
+    {"bdev_error_inject_error", error_inject},
 };
 
 }  // namespace

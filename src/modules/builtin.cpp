@@ -15,6 +15,7 @@ void register_builtin_bdev_modules() {
     bdev_module_register(malloc_bdev_module());
     bdev_module_register(null_bdev_module());
     bdev_module_register(uring_bdev_module());
+    bdev_module_register(aio_bdev_module());
     bdev_module_register(passthru_bdev_module());
     bdev_module_register(delay_bdev_module());
     bdev_module_register(error_bdev_module());

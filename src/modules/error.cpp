@@ -29,6 +29,8 @@ struct Injection {
     std::atomic<uint32_t> percent{100};
     std::atomic<uint32_t> queue_depth{0};
     std::atomic<uint8_t> sct{0}, sc{0};
+    std::atomic<uint64_t> corrupt_offset{0};
+    std::atomic<uint8_t> corrupt_value{0xff};
 };
 
 class ErrorChannel : public VbdevChannel {
@@ -124,20 +126,26 @@ class ErrorBdev : public Vbdev {
         return left > 0 ? kind : ErrKind::None;
     }
 
-    // Flips the bits of the first byte of the data (as SPDK's corrupt_data does).
-    static void corrupt(BdevIo* io) {
+    // XORs the byte at the injection's offset into the I/O's data with its value (SPDK's
+    // corrupt_data); an offset past the data changes nothing.
+    void corrupt(BdevIo* io) const {
+        const Injection& in = inj[size_t(io->type)];
+        uint64_t off = in.corrupt_offset.load(std::memory_order_relaxed);
+        const uint8_t value = in.corrupt_value.load(std::memory_order_relaxed);
         for (int i = 0; i < io->iovcnt; ++i) {
-            if (io->iovs[i].iov_len) {
-                static_cast<unsigned char*>(io->iovs[i].iov_base)[0] ^= 0xff;
+            if (off < io->iovs[i].iov_len) {
+                static_cast<unsigned char*>(io->iovs[i].iov_base)[off] ^= value;
                 return;
             }
+            off -= io->iovs[i].iov_len;
         }
     }
 
     static void done(BdevIo* base_io, bool ok, void* arg) {
         auto* io = static_cast<BdevIo*>(arg);
         --static_cast<ErrorChannel*>(io->module_channel)->in_flight;
-        if (ok && io->type == IoType::Read && *io->ctx<bool>()) corrupt(io);
+        if (ok && io->type == IoType::Read && *io->ctx<bool>())
+            static_cast<ErrorBdev*>(io->bdev)->corrupt(io);
         complete_from_base(io, base_io);
     }
 
@@ -196,6 +204,8 @@ bool parse_kind(const std::string& s, ErrKind* k) {
         *k = ErrKind::CorruptData;
     else if (s == "nomem")
         *k = ErrKind::NoMem;
+    else if (s == "nvme_failure")  // a failure carrying the given NVMe status
+        *k = ErrKind::Failure;
     else
         return false;
     return true;
@@ -251,13 +261,21 @@ int error_bdev_inject(const ErrorInjectOptions& o, std::string* err) {
         return fail(err, -EINVAL, "error: unknown error_type '" + o.error_type + "'");
     if (o.percent == 0 || o.percent > 100)
         return fail(err, -EINVAL, "error: percent must be between 1 and 100");
+    if (o.error_type == "nvme_failure" && o.sct == 0 && o.sc == 0)
+        return fail(err, -EINVAL, "error: nvme_failure needs nvme_sct or nvme_sc");
+    if (kind != ErrKind::Failure && (o.sct || o.sc))
+        return fail(err, -EINVAL, "error: nvme_sct/nvme_sc only go with failure or nvme_failure");
+    if (kind == ErrKind::CorruptData && o.corrupt_value && *o.corrupt_value == 0)
+        return fail(err, -EINVAL, "error: corrupt_value 0 would not change the data");
     auto set = [&](Injection& in) {
         in.kind.store(ErrKind::None, std::memory_order_release);  // no one takes while we write
-        in.remaining.store(o.num ? o.num : 1);
+        in.remaining.store(o.num);
         in.percent.store(o.percent);
         in.queue_depth.store(o.queue_depth);
         in.sct.store(o.sct);
         in.sc.store(o.sc);
+        in.corrupt_offset.store(o.corrupt_offset);
+        in.corrupt_value.store(o.corrupt_value.value_or(0xff));
         in.kind.store(kind, std::memory_order_release);
     };
     for (int i = 0; i < int(IoType::Count); ++i)

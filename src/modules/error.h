@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace nocstor {
@@ -24,14 +25,18 @@ struct ErrorBdevOptions {
 struct ErrorInjectOptions {
     std::string name;          // the error bdev ("EE_...")
     std::string io_type;       // read, write, flush, unmap, write_zeroes, all, clear
-    std::string error_type;    // failure, pending, corrupt_data, nomem
-    uint32_t num = 1;          // how many I/Os to affect (0: as SPDK, means 1)
+    std::string error_type;    // failure, pending, corrupt_data, nomem, nvme_failure
+    uint32_t num = 1;          // how many I/Os to affect (0: none, as SPDK)
     uint32_t queue_depth = 0;  // only inject while this many I/Os (or more) are in flight on the
                                // channel, counting the new one; 0 = always
     // Our extensions.
     uint32_t percent = 100;  // each eligible I/O is chosen with this probability (1..100)
     uint8_t sct = 0;         // failure with an NVMe status: sct/sc reach the NVMe host
-    uint8_t sc = 0;          // (0/0: plain IoStatus::Failed)
+    uint8_t sc = 0;          // (0/0: plain IoStatus::Failed). SPDK: nvme_failure + nvme_sct/sc
+    // corrupt_data: the byte at corrupt_offset of the I/O's data is XORed with corrupt_value
+    // (SPDK's semantics; without a value, nocstor flips every bit of it).
+    uint64_t corrupt_offset = 0;
+    std::optional<uint8_t> corrupt_value;
 };
 
 int error_bdev_create(const ErrorBdevOptions& opts, std::string* err);

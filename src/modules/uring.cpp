@@ -26,10 +26,11 @@ namespace {
 
 class UringModule : public BdevModule {
   public:
-    UringModule() : BdevModule("uring") {}
+    explicit UringModule(const char* name) : BdevModule(name) {}
 };
 
-UringModule g_module;
+UringModule g_module("uring");
+UringModule g_aio_module("aio");
 std::atomic<bool> g_refuse_direct{false};
 
 constexpr unsigned kRingEntries = 256;
@@ -40,6 +41,7 @@ constexpr uint32_t kMaxRetries = 16;
 struct UringCtx {
     uint64_t done_bytes;
     uint32_t retries;
+    bool zero_by_punch;  // write-zeroes: the file system has no ZERO_RANGE, punch a hole
     iovec iov[kCtxIovs];
 };
 
@@ -55,6 +57,7 @@ class UringChannel : public IoChannel {
   private:
     io_uring_sqe* get_sqe();
     bool prep_rw(BdevIo* io);
+    bool prep_fallocate(BdevIo* io, uint64_t off, uint64_t len);
     void handle(BdevIo* io, int res);
     int poll();
 
@@ -74,21 +77,39 @@ class UringChannel : public IoChannel {
 
 class UringBdev : public Bdev {
   public:
-    UringBdev(const std::string& n, int fd, std::string file, bool direct, uint32_t len_align)
-        : Bdev(n, &g_module),
+    UringBdev(const std::string& n, int fd, const UringBdevOptions& o, bool direct,
+              uint32_t len_align, bool block_device)
+        : Bdev(n, o.aio ? &g_aio_module : &g_module),
           fd(fd),
-          filename(std::move(file)),
+          filename(o.filename),
           direct(direct),
-          len_align(len_align) {
-        product_name = "URING bdev";
+          len_align(len_align),
+          aio(o.aio),
+          readonly(o.readonly),
+          fallocate(o.fallocate),
+          nowait(o.nowait),
+          block_device(block_device),
+          block_size_override(o.block_size != 0) {
+        product_name = aio ? "AIO disk" : "URING bdev";
     }
     ~UringBdev() override {
         if (fd >= 0) close(fd);
     }
 
     bool io_type_supported(IoType t) const override {
-        return t == IoType::Read || t == IoType::Write || t == IoType::Flush ||
-               t == IoType::Unmap || t == IoType::Reset;
+        switch (t) {
+            case IoType::Read:
+            case IoType::Write:  // also when read-only: writes then fail (as SPDK's aio)
+            case IoType::Flush:
+            case IoType::Reset:
+                return true;
+            case IoType::Unmap:
+                return !aio || fallocate;
+            case IoType::WriteZeroes:
+                return fallocate;
+            default:
+                return false;
+        }
     }
 
     std::unique_ptr<IoChannel> create_channel() override {
@@ -106,22 +127,34 @@ class UringBdev : public Bdev {
     }
 
     void dump_info_json(nlohmann::json& out) const override {
-        out["uring"] = {{"filename", filename}, {"direct_io", direct}};
+        if (aio) {
+            out["aio"] = {{"filename", filename}, {"block_size_override", block_size_override},
+                          {"readonly", readonly}, {"fallocate", fallocate},
+                          {"nowait", nowait},     {"direct_io", direct}};
+        } else {
+            out["uring"] = {{"filename", filename}, {"direct_io", direct}};
+        }
     }
 
     void write_config_json(nlohmann::json& out) const override {
-        out = {{"method", "bdev_uring_create"},
-               {"params",
-                {{"name", name},
-                 {"filename", filename},
-                 {"block_size", block_size},
-                 {"uuid", uuid_to_string(uuid)}}}};
+        nlohmann::json params = {
+            {"name", name}, {"filename", filename}, {"uuid", uuid_to_string(uuid)}};
+        if (aio) {
+            params["readonly"] = readonly;
+            params["fallocate"] = fallocate;
+            params["nowait"] = nowait;
+            if (block_size_override) params["block_size"] = block_size;
+        } else {
+            params["block_size"] = block_size;
+        }
+        out = {{"method", aio ? "bdev_aio_create" : "bdev_uring_create"}, {"params", params}};
     }
 
     int fd;
     std::string filename;
     bool direct;
     uint32_t len_align;  // O_DIRECT: every iovec length must be a multiple of this
+    bool aio, readonly, fallocate, nowait, block_device, block_size_override;
 };
 
 UringChannel::~UringChannel() {
@@ -194,6 +227,8 @@ bool UringChannel::prep_rw(BdevIo* io) {
         io_uring_prep_writev(sqe, fd, iov, unsigned(cnt), off);
         if (io->fua) sqe->rw_flags = RWF_DSYNC;
     }
+    // nowait: the first attempt must not block in the kernel; a retry after EAGAIN may.
+    if (bdev_->nowait && c->retries == 0) sqe->rw_flags |= RWF_NOWAIT;
     if (fixed_) sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data(sqe, io);
     return true;
@@ -203,13 +238,19 @@ void UringChannel::submit(BdevIo* io) {
     auto* c = io->ctx<UringCtx>();
     c->done_bytes = 0;
     c->retries = 0;
+    c->zero_by_punch = false;
     uint64_t off = io->offset_blocks * bdev_->block_size;
     uint64_t len = io->num_blocks * bdev_->block_size;
     int fd = fixed_ ? 0 : fd_;
     io_uring_sqe* sqe = nullptr;
     switch (io->type) {
-        case IoType::Read:
         case IoType::Write:
+            if (bdev_->readonly) {
+                bdev_io_complete(io, IoStatus::Failed);
+                return;
+            }
+            [[fallthrough]];
+        case IoType::Read:
             if (bdev_->direct) {
                 for (int i = 0; i < io->iovcnt; ++i) {
                     if (io->iovs[i].iov_len % bdev_->len_align) {
@@ -225,9 +266,13 @@ void UringChannel::submit(BdevIo* io) {
             io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
             break;
         case IoType::Unmap:
-            if (!(sqe = get_sqe())) break;
-            io_uring_prep_fallocate(sqe, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
-            break;
+        case IoType::WriteZeroes:
+            if (bdev_->readonly) {
+                bdev_io_complete(io, IoStatus::Failed);
+                return;
+            }
+            prep_fallocate(io, off, len);  // completes the I/O itself when no SQE is free
+            return;
         case IoType::Reset:  // nothing to reset: what is in flight completes on its own
             bdev_io_complete(io, IoStatus::Success);
             return;
@@ -241,6 +286,22 @@ void UringChannel::submit(BdevIo* io) {
     }
     if (fixed_) sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data(sqe, io);
+}
+
+// Unmap punches a hole; write-zeroes asks for a zeroed range (a hole on file systems without
+// ZERO_RANGE, e.g. tmpfs: it reads back as zeros too). False when no SQE is free.
+bool UringChannel::prep_fallocate(BdevIo* io, uint64_t off, uint64_t len) {
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) {
+        bdev_io_complete(io, IoStatus::NoMemory);
+        return false;
+    }
+    const bool punch = io->type == IoType::Unmap || io->ctx<UringCtx>()->zero_by_punch;
+    const int mode = (punch ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
+    io_uring_prep_fallocate(sqe, fixed_ ? 0 : fd_, mode, off, len);
+    if (fixed_) sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data(sqe, io);
+    return true;
 }
 
 void UringChannel::handle(BdevIo* io, int res) {
@@ -266,6 +327,14 @@ void UringChannel::handle(BdevIo* io, int res) {
             return;
         }
         bdev_io_complete(io, IoStatus::Success);
+        return;
+    }
+    auto* c = io->ctx<UringCtx>();
+    if (res == -EOPNOTSUPP && io->type == IoType::WriteZeroes && !c->zero_by_punch &&
+        !bdev_->block_device) {
+        c->zero_by_punch = true;
+        prep_fallocate(io, io->offset_blocks * bdev_->block_size,
+                       io->num_blocks * bdev_->block_size);
         return;
     }
     if (res == -EOPNOTSUPP)
@@ -329,6 +398,10 @@ BdevModule* uring_bdev_module() {
     return &g_module;
 }
 
+BdevModule* aio_bdev_module() {
+    return &g_aio_module;
+}
+
 void uring_set_refuse_direct_for_test(bool refuse) {
     g_refuse_direct = refuse;
 }
@@ -339,32 +412,34 @@ bool uring_bdev_is_direct(const std::string& name) {
 }
 
 int uring_bdev_create(const UringBdevOptions& o, std::string* err) {
-    if (o.name.empty()) return fail(err, -EINVAL, "uring: name is required");
-    if (o.filename.empty()) return fail(err, -EINVAL, "uring: filename is required");
+    const std::string mod = o.aio ? "aio" : "uring";
+    if (o.name.empty()) return fail(err, -EINVAL, mod + ": name is required");
+    if (o.filename.empty()) return fail(err, -EINVAL, mod + ": filename is required");
     if (o.block_size && !valid_block_size(o.block_size))
         return fail(err, -EINVAL,
-                    "uring: block_size " + std::to_string(o.block_size) +
+                    mod + ": block_size " + std::to_string(o.block_size) +
                         " is not a power of two between 512 and 65536");
     Uuid uuid{};
     if (!parse_optional_uuid(o.uuid, &uuid, err)) return -EINVAL;
     if (bdev_get_by_name(o.name)) return fail(err, -EEXIST, "bdev " + o.name + " already exists");
 
+    const int access = o.readonly ? O_RDONLY : O_RDWR;
     bool direct = !g_refuse_direct;
-    int fd = direct ? open(o.filename.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC) : -1;
+    int fd = direct ? open(o.filename.c_str(), access | O_DIRECT | O_CLOEXEC) : -1;
     if (fd < 0 && (!direct || errno == EINVAL)) {
         if (direct)
-            NOC_WARN("bdev", "uring {}: {} does not support O_DIRECT, using buffered I/O", o.name,
+            NOC_WARN("bdev", "{} {}: {} does not support O_DIRECT, using buffered I/O", mod, o.name,
                      o.filename);
         direct = false;
-        fd = open(o.filename.c_str(), O_RDWR | O_CLOEXEC);
+        fd = open(o.filename.c_str(), access | O_CLOEXEC);
     }
     if (fd < 0) {
         int e = errno;
-        return fail(err, -e, "uring: cannot open " + o.filename + ": " + std::strerror(e));
+        return fail(err, -e, mod + ": cannot open " + o.filename + ": " + std::strerror(e));
     }
     auto close_fail = [&](int rc, std::string msg) {
         close(fd);
-        return fail(err, rc, "uring: " + o.filename + ": " + msg);
+        return fail(err, rc, mod + ": " + o.filename + ": " + msg);
     };
     struct stat st {};
     if (fstat(fd, &st) != 0) return close_fail(-errno, std::strerror(errno));
@@ -380,6 +455,8 @@ int uring_bdev_create(const UringBdevOptions& o, std::string* err) {
     } else {
         return close_fail(-EINVAL, "not a regular file or block device");
     }
+    if (o.nowait && !S_ISBLK(st.st_mode))
+        return close_fail(-ENOTSUP, "nowait (RWF_NOWAIT) needs a block device");
     uint32_t mem_align = 0, len_align = 0;
     if (direct) {
         dio_alignment(fd, &mem_align, &len_align);
@@ -396,21 +473,56 @@ int uring_bdev_create(const UringBdevOptions& o, std::string* err) {
         NOC_WARN("bdev", "uring {}: {} bytes at the end of {} are not used", o.name, size % bs,
                  o.filename);
 
-    auto b = std::make_unique<UringBdev>(o.name, fd, o.filename, direct, direct ? len_align : 1);
+    auto b = std::make_unique<UringBdev>(o.name, fd, o, direct, direct ? len_align : 1,
+                                         S_ISBLK(st.st_mode));
     b->block_size = bs;
     b->num_blocks = size / bs;
     b->uuid = uuid;
     b->write_cache = true;
     if (direct) b->required_alignment = std::max(bs, mem_align);
     int rc = bdev_register(std::move(b));  // closes the fd on failure
-    if (rc) return fail(err, rc, "uring: cannot register " + o.name + ": " + std::strerror(-rc));
-    NOC_INFO("bdev", "uring {}: {} ({} I/O, block size {})", o.name, o.filename,
-             direct ? "direct" : "buffered", bs);
+    if (rc) return fail(err, rc, mod + ": cannot register " + o.name + ": " + std::strerror(-rc));
+    NOC_INFO("bdev", "{} {}: {} ({} I/O, block size {}{})", mod, o.name, o.filename,
+             direct ? "direct" : "buffered", bs, o.readonly ? ", read-only" : "");
     return 0;
 }
 
 void uring_bdev_delete(const std::string& name, std::function<void(int)> done) {
     delete_module_bdev(name, &g_module, std::move(done));
+}
+
+void aio_bdev_delete(const std::string& name, std::function<void(int)> done) {
+    delete_module_bdev(name, &g_aio_module, std::move(done));
+}
+
+int uring_bdev_rescan(const std::string& name, bool aio, std::string* err) {
+    const std::string mod = aio ? "aio" : "uring";
+    Bdev* found = bdev_get_by_name(name);
+    if (!found || found->module != (aio ? &g_aio_module : &g_module))
+        return fail(err, -ENODEV, "no " + mod + " bdev named '" + name + "'");
+    auto* b = static_cast<UringBdev*>(found);
+    uint64_t size = 0;
+    struct stat st {};
+    if (fstat(b->fd, &st) != 0) return fail(err, -errno, std::strerror(errno));
+    if (S_ISBLK(st.st_mode)) {
+        if (ioctl(b->fd, BLKGETSIZE64, &size) != 0)
+            return fail(err, -errno, std::string("ioctl: ") + std::strerror(errno));
+    } else {
+        size = uint64_t(st.st_size);
+    }
+    const uint64_t blocks = size / b->block_size;
+    if (blocks == 0) {
+        NOC_WARN("bdev", "{} {}: {} is now empty, removing the bdev", mod, name, b->filename);
+        bdev_unregister(b, nullptr);
+        return 0;
+    }
+    const int rc = bdev_notify_blockcnt_change(b, blocks);
+    if (rc == -EBUSY)
+        return fail(err, rc,
+                    mod + " " + name + ": " + b->filename + " shrank to " + std::to_string(size) +
+                        " bytes while the bdev is in use");
+    if (rc) return fail(err, rc, mod + " " + name + ": cannot resize: " + std::strerror(-rc));
+    return 0;
 }
 
 }  // namespace nocstor

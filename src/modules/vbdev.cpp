@@ -29,6 +29,7 @@ int Vbdev::attach_base(const std::string& base_name, std::string* err) {
         base_name, true,
         [this](BdevEvent ev, Bdev*) {
             if (ev == BdevEvent::Remove) on_base_removed();
+            if (ev == BdevEvent::Resize) on_base_resized();
         },
         &desc);
     if (rc == -EPERM) return fail(err, -EPERM, "bdev " + base_name + " is already claimed");
@@ -74,6 +75,10 @@ void Vbdev::destruct(std::function<void()> done) {
 void Vbdev::on_base_removed() {
     NOC_INFO("bdev", "{}: base bdev {} is being removed", name, base_ ? base_->name : "?");
     if (!removing()) bdev_unregister(this, nullptr);
+}
+
+void Vbdev::on_base_resized() {
+    if (base_ && !removing()) bdev_notify_blockcnt_change(this, base_->num_blocks);
 }
 
 void Vbdev::forward(BdevIo* io, BdevIoCompletion cb) {

@@ -54,6 +54,8 @@ class Vbdev : public Bdev {
     static void complete_from_base(BdevIo* upper, BdevIo* base_io);
     // Called on the control thread when the base bdev is being removed. Default: unregister.
     virtual void on_base_removed();
+    // The base changed size: by default this vbdev takes the base's size too.
+    virtual void on_base_resized();
 
   private:
     void detach_base();

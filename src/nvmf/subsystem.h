@@ -30,6 +30,9 @@ struct NamespaceInfo {
     uint32_t nsid = 0;
     std::string bdev_name;
     BdevDesc* desc = nullptr;
+    // Closes desc on the control thread once the last NamespaceInfo sharing it is gone (a
+    // resized namespace is a new NamespaceInfo on the same descriptor).
+    std::shared_ptr<const void> desc_guard;
     Uuid uuid{};  // NGUID = UUID bytes, EUI64 = first 8 bytes
     uint32_t block_size = 512;
     uint64_t num_blocks = 0;

@@ -205,31 +205,47 @@ void NvmfTarget::add_namespace(const std::string& nqn, const NamespaceParams& p,
             if (ev == BdevEvent::Remove) {
                 NOC_INFO("nvmf", "bdev of {} NSID {} is going away", nqn, nsid);
                 remove_namespace(nqn, nsid, [](int, std::string) {});
+            } else if (ev == BdevEvent::Resize) {
+                namespace_resized(nqn, nsid);
             }
         },
         &desc);
     if (rc != 0) return done(rc, "cannot open bdev " + p.bdev_name, 0);
     Bdev* b = desc->bdev();
-    Thread* ctl = control_thread();
-    auto* raw = new NamespaceInfo;
-    raw->nsid = nsid;
-    raw->bdev_name = p.bdev_name;
-    raw->desc = desc;
-    raw->uuid = p.uuid ? *p.uuid : b->uuid;
-    if (raw->uuid == Uuid{}) raw->uuid = derive_uuid(nqn, p.bdev_name);
-    raw->block_size = b->block_size;
-    raw->num_blocks = b->num_blocks;
-    raw->write_cache = b->write_cache;
+    auto info = std::make_shared<NamespaceInfo>();
+    info->nsid = nsid;
+    info->bdev_name = p.bdev_name;
+    info->desc = desc;
     // The last holder (a poll group or the master copy) closes the descriptor on the control
     // thread, after every poll group has put its channel.
-    std::shared_ptr<const NamespaceInfo> info(raw, [ctl](const NamespaceInfo* p) {
-        BdevDesc* d = p->desc;
-        delete p;
-        ctl->send([d] { bdev_close(d); });
-    });
+    info->desc_guard = std::shared_ptr<const void>(
+        static_cast<const void*>(desc), [ctl = control_thread()](const void* d) {
+            ctl->send([d] { bdev_close(static_cast<BdevDesc*>(const_cast<void*>(d))); });
+        });
+    info->uuid = p.uuid ? *p.uuid : b->uuid;
+    if (info->uuid == Uuid{}) info->uuid = derive_uuid(nqn, p.bdev_name);
+    info->block_size = b->block_size;
+    info->num_blocks = b->num_blocks;
+    info->write_cache = b->write_cache;
     s->namespaces[nsid] = std::move(info);
     NOC_INFO("nvmf", "{}: namespace {} = bdev {}", nqn, nsid, p.bdev_name);
     publish([done = std::move(done), nsid] { done(0, "", nsid); });
+}
+
+// The namespace's bdev changed size: a new NamespaceInfo with the new size (same descriptor)
+// replaces the old one; poll groups pick it up and raise Namespace Attribute Changed AENs.
+void NvmfTarget::namespace_resized(const std::string& nqn, uint32_t nsid) {
+    Subsys* s = find(nqn);
+    if (!s) return;
+    auto it = s->namespaces.find(nsid);
+    if (it == s->namespaces.end()) return;
+    const uint64_t blocks = it->second->desc->bdev()->num_blocks;
+    if (blocks == it->second->num_blocks) return;
+    auto resized = std::make_shared<NamespaceInfo>(*it->second);
+    resized->num_blocks = blocks;
+    NOC_INFO("nvmf", "{}: namespace {} now has {} blocks", nqn, nsid, blocks);
+    it->second = std::move(resized);
+    publish([] {});
 }
 
 void NvmfTarget::remove_namespace(const std::string& nqn, uint32_t nsid, DoneFn done) {

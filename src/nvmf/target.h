@@ -158,6 +158,7 @@ class NvmfTarget {
     // Pushes the current configuration to every poll group, then runs done.
     void publish(std::function<void()> done);
     void on_bdev_event(BdevEvent ev, const std::string& nqn, uint32_t nsid);
+    void namespace_resized(const std::string& nqn, uint32_t nsid);
 
     NvmfTargetOptions opts_;
     std::vector<std::unique_ptr<PollGroup>> pgs_;

@@ -77,9 +77,9 @@ inline uint16_t bring_up_admin(TestHost& h, bool hd = false, bool dd = false, ui
 }
 
 inline bool bring_up_io(TestHost& h, uint16_t cntlid, uint16_t qid, bool hd = false,
-                        bool dd = false) {
+                        bool dd = false, const std::string& subnqn = kTestNqn) {
     if (!h.ok() || !h.ic(hd, dd)) return false;
-    auto c = connect(h, qid, cntlid, kTestNqn, kTestHostNqn, 0, 127);
+    auto c = connect(h, qid, cntlid, subnqn, kTestHostNqn, 0, 127);
     return c && c->status.ok() && c->dw0 == cntlid;
 }
 
@@ -89,6 +89,28 @@ inline std::optional<nvme::CompletionQueueEntry> identify(TestHost& h, uint8_t c
     auto s = sqe(nvme::admin_opc::kIdentify, cid, nsid);
     s.cdw10 = cns;
     set_transport(s, 4096);
+    out->clear();
+    h.send_cmd(s);
+    return h.wait_resp(cid, out);
+}
+
+inline std::optional<nvme::CompletionQueueEntry> write_incapsule(TestHost& h, uint16_t cid,
+                                                                 uint64_t lba,
+                                                                 const std::vector<uint8_t>& d) {
+    auto s = sqe(nvme::nvm_opc::kWrite, cid, 1);
+    s.cdw10 = static_cast<uint32_t>(lba);
+    s.cdw12 = static_cast<uint32_t>(d.size() / 512 - 1);
+    set_incapsule(s, static_cast<uint32_t>(d.size()));
+    h.send_cmd(s, d.data(), static_cast<uint32_t>(d.size()));
+    return h.wait_resp(cid);
+}
+
+inline std::optional<nvme::CompletionQueueEntry> read(TestHost& h, uint16_t cid, uint64_t lba,
+                                                      uint32_t bytes, std::vector<uint8_t>* out) {
+    auto s = sqe(nvme::nvm_opc::kRead, cid, 1);
+    s.cdw10 = static_cast<uint32_t>(lba);
+    s.cdw12 = bytes / 512 - 1;
+    set_transport(s, bytes);
     out->clear();
     h.send_cmd(s);
     return h.wait_resp(cid, out);

@@ -14,16 +14,6 @@ namespace sc = nocstor::nvme::sc;
 
 namespace {
 
-std::optional<nvme::CompletionQueueEntry> write_incapsule(TestHost& h, uint16_t cid, uint64_t lba,
-                                                          const std::vector<uint8_t>& d) {
-    auto s = sqe(nvme::nvm_opc::kWrite, cid, 1);
-    s.cdw10 = static_cast<uint32_t>(lba);
-    s.cdw12 = static_cast<uint32_t>(d.size() / 512 - 1);
-    set_incapsule(s, static_cast<uint32_t>(d.size()));
-    h.send_cmd(s, d.data(), static_cast<uint32_t>(d.size()));
-    return h.wait_resp(cid);
-}
-
 // Write through R2T, answering with H2CData PDUs of `chunk` bytes.
 std::optional<nvme::CompletionQueueEntry> write_r2t(TestHost& h, uint16_t cid, uint64_t lba,
                                                     const std::vector<uint8_t>& d, uint32_t chunk) {
@@ -43,17 +33,6 @@ std::optional<nvme::CompletionQueueEntry> write_r2t(TestHost& h, uint16_t cid, u
         h.send_h2c(cid, r2t.ttag, off, d.data() + off, n, off + n == d.size());
     }
     return h.wait_resp(cid);
-}
-
-std::optional<nvme::CompletionQueueEntry> read(TestHost& h, uint16_t cid, uint64_t lba,
-                                               uint32_t bytes, std::vector<uint8_t>* out) {
-    auto s = sqe(nvme::nvm_opc::kRead, cid, 1);
-    s.cdw10 = static_cast<uint32_t>(lba);
-    s.cdw12 = bytes / 512 - 1;
-    set_transport(s, bytes);
-    out->clear();
-    h.send_cmd(s);
-    return h.wait_resp(cid, out);
 }
 
 std::vector<uint8_t> pattern(size_t n, uint8_t seed) {

@@ -299,3 +299,60 @@ TEST(ModulesError, CorruptDataFlipsTheWrittenData) {
     EXPECT_EQ(r.p[0], uint8_t(copy.p[0] ^ 0xff));
     EXPECT_EQ(std::memcmp(r.p + 1, copy.p + 1, w.size - 1), 0);
 }
+
+// SPDK's corrupt_offset/corrupt_value: one byte at that offset of the data, XORed.
+TEST(ModulesError, CorruptOffsetAndValueAsSpdk) {
+    ModEnv env;
+    env.run(env.ctl(), [] {
+        make_malloc("m0", 1024);
+        std::string err;
+        ASSERT_EQ(error_bdev_create({"m0", ""}, &err), 0) << err;
+        ErrorInjectOptions o;
+        o.name = "EE_m0";
+        o.io_type = "read";
+        o.error_type = "corrupt_data";
+        o.corrupt_offset = 700;  // in the second block of the read
+        o.corrupt_value = 0x21;
+        ASSERT_EQ(error_bdev_inject(o, &err), 0) << err;
+        o.corrupt_value = 0;
+        EXPECT_EQ(error_bdev_inject(o, &err), -EINVAL) << "a zero value changes nothing";
+    });
+    TestDesc d(env, "EE_m0");
+    AlignedBuf w(1024), r(1024);
+    fill_pattern(w.p, w.size, 9);
+    ASSERT_TRUE(d.write(w.p, 0, 2).ok);
+    ASSERT_TRUE(d.read(r.p, 0, 2).ok);
+    for (size_t i = 0; i < 1024; ++i)
+        ASSERT_EQ(r.p[i], i == 700 ? uint8_t(w.p[i] ^ 0x21) : w.p[i]) << i;
+    ASSERT_TRUE(d.read(r.p, 0, 2).ok);  // num 1: once only
+    EXPECT_EQ(std::memcmp(r.p, w.p, 1024), 0);
+}
+
+TEST(ModulesError, NvmeFailureNeedsAStatusAndNumZeroInjectsNothing) {
+    ModEnv env;
+    env.run(env.ctl(), [] {
+        make_malloc("m0", 1024);
+        std::string err;
+        ASSERT_EQ(error_bdev_create({"m0", ""}, &err), 0) << err;
+        ErrorInjectOptions o;
+        o.name = "EE_m0";
+        o.io_type = "read";
+        o.error_type = "nvme_failure";
+        EXPECT_EQ(error_bdev_inject(o, &err), -EINVAL);
+        o.error_type = "pending";
+        o.sct = 0;
+        o.sc = 2;
+        EXPECT_EQ(error_bdev_inject(o, &err), -EINVAL) << "a status only goes with failures";
+        o.error_type = "failure";
+        o.sc = 0;
+        o.num = 0;
+        EXPECT_EQ(error_bdev_inject(o, &err), 0) << err;
+    });
+    TestDesc d(env, "EE_m0");
+    AlignedBuf r(512);
+    EXPECT_TRUE(d.read(r.p, 0, 1).ok) << "num 0 injects nothing (SPDK)";
+    env.run(env.ctl(), [] { inject("EE_m0", "read", "nvme_failure", 1, /*sct*/ 0, /*sc*/ 0x81); });
+    IoResult res = d.read(r.p, 0, 1);
+    EXPECT_FALSE(res.ok);
+    EXPECT_EQ(res.sc, 0x81);
+}
