@@ -74,6 +74,7 @@ void register_bdev_nvme_rpcs();  // bdev_nvme_* (rpc_bdev_nvme.cpp)
 nlohmann::json describe_bdev(const Bdev* b);
 void register_nvmf_rpcs();
 void register_config_rpcs();
-void register_log_rpcs();  // log_* (rpc_log.cpp)
+void register_log_rpcs();   // log_* (rpc_log.cpp)
+void register_raid_rpcs();  // bdev_raid_* (rpc_raid.cpp)
 
 }  // namespace nocstor::control

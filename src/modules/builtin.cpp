@@ -6,6 +6,7 @@
 #include "modules/malloc.h"
 #include "modules/null.h"
 #include "modules/passthru.h"
+#include "modules/raid/raid.h"
 #include "modules/uring.h"
 
 namespace nocstor {
@@ -19,6 +20,7 @@ void register_builtin_bdev_modules() {
     bdev_module_register(passthru_bdev_module());
     bdev_module_register(delay_bdev_module());
     bdev_module_register(error_bdev_module());
+    bdev_module_register(raid::raid_bdev_module());
 }
 
 }  // namespace nocstor

@@ -23,11 +23,12 @@ struct Waiter {
 };
 }  // namespace
 
-ModEnv::ModEnv() {
+ModEnv::ModEnv(int data_threads) {
     set_log_level("*", "warn");
     register_builtin_bdev_modules();
     RuntimeOptions o;
-    o.clusters = {{0, ClusterSpec::Role::Control, {0}}, {1, ClusterSpec::Role::Data, {0}}};
+    o.clusters = {{0, ClusterSpec::Role::Control, {0}},
+                  {1, ClusterSpec::Role::Data, std::vector<int>(size_t(data_threads), 0)}};
     o.reactor.pin = false;
     o.reactor.idle_sleep_us = 100;
     rt_ = std::make_unique<Runtime>(o);

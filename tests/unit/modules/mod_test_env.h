@@ -20,11 +20,11 @@ namespace nocstor::test {
 
 class ModEnv {
   public:
-    ModEnv();
+    explicit ModEnv(int data_threads = 1);
     ~ModEnv();  // unregisters every bdev left, then stops the runtime
 
     Thread* ctl() const { return rt_->control_thread(); }
-    Thread* data() const { return rt_->data_threads().front(); }
+    Thread* data(size_t i = 0) const { return rt_->data_threads().at(i); }
 
     // Runs fn on t and waits for it (false on timeout).
     bool run(Thread* t, std::function<void()> fn, int timeout_ms = 10000);

@@ -1,0 +1,42 @@
+// RAID vbdevs (SPDK's bdev_raid_*): raid0, raid1 (N-way mirror), raid5, raid6 and concat over any
+// bdevs, with degraded I/O. Control-thread API; the data path is in raid_io.cpp and
+// raid_stripe.cpp. The on-disk format and the layout are in docs/raid.md.
+#pragma once
+
+#include "bdev/bdev_module.h"
+#include "modules/raid/raid_layout.h"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace nocstor::raid {
+
+struct RaidCreateOptions {
+    std::string name;
+    Level level = Level::Raid0;
+    std::vector<std::string> base_bdevs;
+    uint32_t strip_size_kb = 0;  // raid1: 0; others: a power of two, at least 4
+    std::string uuid;            // optional
+    bool superblock = false;     // metadata on every member; the array assembles by itself
+};
+
+int raid_create(const RaidCreateOptions& opts, std::string* err);
+// Deletes the array (its members stay). done(0) or -ENODEV.
+void raid_delete(const std::string& name, std::function<void(int)> done);
+
+// bdev_raid_get_bdevs: category "all", "online", "configuring" or "offline".
+nlohmann::json raid_list(const std::string& category);
+
+// Fails a member out of an array, as an I/O error would (tests, administrators).
+int raid_fail_member(const std::string& raid, const std::string& member, std::string* err);
+// bdev_raid_remove_base_bdev: the array lets the member go (degraded, or offline past its
+// tolerance). -ENODEV if no array has it.
+int raid_remove_member(const std::string& member, std::string* err);
+
+BdevModule* raid_bdev_module();
+
+}  // namespace nocstor::raid

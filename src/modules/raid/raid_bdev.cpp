@@ -1,0 +1,515 @@
+// The RAID bdev on the control path: creation (checks, claims, geometry), member failure and
+// removal, deletion, bdev_raid_get_bdevs, save_config.
+#include "modules/raid/raid_bdev.h"
+
+#include "modules/raid/raid_stripe.h"
+
+#include "modules/module_util.h"
+#include "runtime/runtime.h"
+#include "util/log.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+namespace nocstor::raid {
+
+namespace {
+
+class RaidModule : public BdevModule {
+  public:
+    RaidModule() : BdevModule("raid") {}
+};
+
+RaidModule g_module;
+
+RaidBdev* find_raid(const std::string& name) {
+    Bdev* b = bdev_get_by_name(name);
+    return b && b->module == &g_module ? static_cast<RaidBdev*>(b) : nullptr;
+}
+
+bool power_of_two(uint64_t v) {
+    return v && (v & (v - 1)) == 0;
+}
+
+}  // namespace
+
+const char* member_state_name(MemberState s) {
+    switch (s) {
+        case MemberState::Online:
+            return "online";
+        case MemberState::Failed:
+            return "failed";
+        case MemberState::Missing:
+            return "missing";
+    }
+    return "?";
+}
+
+const char* array_state_name(ArrayState s) {
+    switch (s) {
+        case ArrayState::Online:
+            return "online";
+        case ArrayState::Degraded:
+            return "degraded";
+        case ArrayState::Offline:
+            return "offline";
+    }
+    return "?";
+}
+
+BdevModule* raid_bdev_module() {
+    return &g_module;
+}
+
+// --- MemberChannels ---
+
+void MemberChannels::open(RaidBdev* r) {
+    for (uint32_t m = 0; m < r->members(); ++m) {
+        if (r->member(m).desc) ch[m] = bdev_get_io_channel(r->member(m).desc);
+    }
+}
+
+void MemberChannels::close_all() {
+    for (uint32_t m = 0; m < kMaxMembers; ++m) {
+        if (ch[m]) bdev_put_io_channel(ch[m]);
+        ch[m] = nullptr;
+    }
+}
+
+void MemberChannels::release(uint32_t m, std::function<void()> done) {
+    auto put = [this, m, done = std::move(done)] {
+        if (ch[m]) bdev_put_io_channel(ch[m]);
+        ch[m] = nullptr;
+        done();
+    };
+    if (inflight[m] == 0)
+        put();
+    else
+        on_idle[m] = std::move(put);
+}
+
+RaidChannel::RaidChannel(RaidBdev* r) : raid(r) {
+    mc.open(r);
+}
+
+RaidChannel::~RaidChannel() {
+    mc.close_all();
+}
+
+// --- RaidBdev ---
+
+RaidBdev::RaidBdev(std::string n, Geometry g) : Bdev(std::move(n), &g_module), g_(std::move(g)) {
+    product_name = "Raid Volume";
+    for (uint32_t i = 0; i < g_.members; ++i) members_.push_back(std::make_unique<Member>());
+    if (g_.parity()) parity_ = std::make_unique<Parity>(g_.data_members(), g_.parity_members());
+}
+
+RaidBdev::~RaidBdev() {
+    for (auto& m : members_) {
+        if (m->desc) {
+            bdev_release_claim(m->bdev);
+            bdev_close(m->desc);
+            m->desc = nullptr;
+        }
+    }
+}
+
+uint32_t RaidBdev::failed_members() const {
+    uint32_t n = 0;
+    for (const auto& m : members_)
+        n += m->state.load(std::memory_order_acquire) != MemberState::Online;
+    return n;
+}
+
+ArrayState RaidBdev::array_state() const {
+    const uint32_t failed = failed_members();
+    if (failed == 0) return ArrayState::Online;
+    return failed <= g_.tolerance() ? ArrayState::Degraded : ArrayState::Offline;
+}
+
+uint32_t RaidBdev::member_of(const Bdev* b) const {
+    for (uint32_t i = 0; i < g_.members; ++i)
+        if (members_[i]->bdev == b) return i;
+    return kMaxMembers;
+}
+
+void RaidBdev::fail_member(uint32_t m, const char* why) {
+    MemberState expected = MemberState::Online;
+    if (!members_[m]->state.compare_exchange_strong(expected, MemberState::Failed)) return;
+    // Logged on the control thread (this may be a data thread; the array may be gone by then).
+    struct Report {
+        std::string raid, member, reason;
+        uint32_t slot;
+    };
+    auto rep = std::make_shared<Report>(Report{name, members_[m]->name, why, m});
+    auto log = [rep] {
+        RaidBdev* r = find_raid(rep->raid);
+        if (!r) return;
+        const ArrayState s = r->array_state();
+        if (s == ArrayState::Offline)
+            NOC_ERROR("bdev",
+                      "raid {}: member {} ({}) failed: {}; too many members lost, the array "
+                      "is offline",
+                      rep->raid, rep->slot, rep->member, rep->reason);
+        else
+            NOC_WARN("bdev", "raid {}: member {} ({}) failed: {}; the array is {}", rep->raid,
+                     rep->slot, rep->member, rep->reason, array_state_name(s));
+    };
+    if (Runtime* rt = Runtime::instance())
+        rt->control_thread()->send(std::move(log));
+    else
+        log();
+}
+
+int RaidBdev::attach_member(uint32_t slot, const std::string& base, std::string* err) {
+    BdevDesc* desc = nullptr;
+    const std::string raid = name;
+    int rc = bdev_open(
+        base, true,
+        [raid, slot](BdevEvent ev, Bdev*) {
+            RaidBdev* r = find_raid(raid);
+            if (r && ev == BdevEvent::Remove) r->detach_member(slot);
+        },
+        &desc);
+    if (rc == -EPERM) return fail(err, -EPERM, "bdev " + base + " is already claimed");
+    if (rc) return fail(err, rc, "cannot open bdev " + base + ": " + std::strerror(-rc));
+    rc = bdev_claim(desc->bdev(), &g_module);
+    if (rc) {
+        bdev_close(desc);
+        return fail(err, -EPERM, "bdev " + base + " is already claimed");
+    }
+    Member& m = *members_[slot];
+    m.name = base;
+    m.bdev = desc->bdev();
+    m.desc = desc;
+    m.state.store(MemberState::Online);
+    return 0;
+}
+
+void RaidBdev::detach_member(uint32_t m) {
+    Member& mem = *members_[m];
+    if (!mem.desc) return;
+    fail_member(m, "the base bdev is being removed");
+    mem.state.store(MemberState::Missing);
+    NOC_WARN("bdev", "raid {}: member {} ({}) removed", name, m, mem.name);
+    // Every thread lets go of its channel to the member once its I/O there is done; then the
+    // descriptor is closed so that the member bdev can go.
+    struct Detach {
+        std::string raid;
+        uint32_t slot;
+        Thread* ctl;
+        std::atomic<size_t> owners_left{0};
+    };
+    auto st = std::make_shared<Detach>();
+    st->raid = name;
+    st->slot = m;
+    st->ctl = Thread::current();
+    auto close_desc = [st] {
+        RaidBdev* r = find_raid(st->raid);
+        if (!r) return;
+        Member& mem = *r->members_[st->slot];
+        if (!mem.desc) return;
+        bdev_release_claim(mem.bdev);
+        bdev_close(mem.desc);
+        mem.desc = nullptr;
+        mem.bdev = nullptr;
+    };
+    for_each_channel(
+        [m](IoChannel& c, std::function<void(int)> next) {
+            static_cast<RaidChannel&>(c).mc.release(m, [next] { next(0); });
+        },
+        [st, close_desc](int) {
+            RaidBdev* r = find_raid(st->raid);
+            if (!r) return;
+            // Owner threads: each releases its own channel; the last one closes the member.
+            st->owners_left = r->owners_.size();
+            for (size_t i = 0; i < r->owners_.size(); ++i) {
+                r->owners_[i]->send([r, i, st, close_desc] {
+                    auto last = [st, close_desc] {
+                        if (st->owners_left.fetch_sub(1) == 1) st->ctl->send(close_desc);
+                    };
+                    if (r->owner_ctx_[i])
+                        owner_member_channels(r->owner_ctx_[i].get())->release(st->slot, last);
+                    else
+                        last();
+                });
+            }
+        });
+}
+
+void RaidBdev::set_owner_threads(std::vector<Thread*> threads) {
+    owners_ = std::move(threads);
+    owner_ctx_.resize(owners_.size());
+}
+
+StripeOwner* RaidBdev::owner_here() {
+    Thread* t = Thread::current();
+    for (size_t i = 0; i < owners_.size(); ++i) {
+        if (owners_[i] != t) continue;
+        if (!owner_ctx_[i]) owner_ctx_[i] = make_stripe_owner(this);
+        return owner_ctx_[i].get();
+    }
+    return nullptr;
+}
+
+bool RaidBdev::io_type_supported(IoType t) const {
+    switch (t) {
+        case IoType::Read:
+        case IoType::Write:
+        case IoType::Flush:
+        case IoType::Reset:
+            return true;
+        case IoType::Unmap:
+        case IoType::WriteZeroes:
+            // Parity levels: the bdev layer turns write-zeroes into writes of zeros, which keep
+            // the parity right; an unmapped member is not known to read back zeros.
+            if (g_.parity()) return false;
+            for (const auto& m : members_)
+                if (m->bdev && !m->bdev->io_type_supported(t)) return false;
+            return true;
+        default:
+            return false;
+    }
+}
+
+std::unique_ptr<IoChannel> RaidBdev::create_channel() {
+    return std::make_unique<RaidChannel>(this);
+}
+
+void RaidBdev::submit_request(IoChannel* c, BdevIo* io) {
+    auto* ch = static_cast<RaidChannel*>(c);
+    if (io->type == IoType::Reset) {
+        bdev_io_complete(io, IoStatus::Success);  // nothing of ours to abort
+        return;
+    }
+    if (array_state() == ArrayState::Offline) {
+        bdev_io_complete(io, IoStatus::Failed);
+        return;
+    }
+    if (io->type == IoType::Flush) return submit_all_members(this, ch, io);
+    switch (g_.level) {
+        case Level::Raid0:
+        case Level::Concat:
+            return submit_plain(this, ch, io);
+        case Level::Raid1:
+            return submit_mirror(this, ch, io);
+        case Level::Raid5:
+        case Level::Raid6:
+            return submit_parity(this, ch, io);
+    }
+}
+
+void RaidBdev::destruct(std::function<void()> done) {
+    // Each owner thread drops its stripe state and member channels; then the members are
+    // released (the destructor closes them).
+    std::vector<Thread*> threads;
+    for (size_t i = 0; i < owners_.size(); ++i)
+        if (owner_ctx_[i]) threads.push_back(owners_[i]);
+    run_on_threads(
+        threads,
+        [this](Thread* t) {
+            for (size_t i = 0; i < owners_.size(); ++i)
+                if (owners_[i] == t && owner_ctx_[i])
+                    destroy_stripe_owner(std::move(owner_ctx_[i]));
+        },
+        std::move(done));
+}
+
+void RaidBdev::dump_info_json(nlohmann::json& out) const {
+    nlohmann::json members = nlohmann::json::array();
+    for (uint32_t i = 0; i < g_.members; ++i) {
+        const Member& m = *members_[i];
+        members.push_back({{"name", m.name},
+                           {"slot", i},
+                           {"state", member_state_name(m.state.load())},
+                           {"is_configured", m.desc != nullptr}});
+    }
+    out["raid"] = {{"uuid", uuid_to_string(uuid)},
+                   {"strip_size_kb", strip_size_kb},
+                   {"state", array_state_name(array_state())},
+                   {"raid_level", level_name(g_.level)},
+                   {"superblock", superblock},
+                   {"num_base_bdevs", g_.members},
+                   {"num_base_bdevs_discovered", g_.members - failed_members()},
+                   {"num_base_bdevs_operational", g_.members - failed_members()},
+                   {"base_bdevs_list", members}};
+}
+
+void RaidBdev::write_config_json(nlohmann::json& out) const {
+    nlohmann::json bases = nlohmann::json::array();
+    for (const auto& m : members_) bases.push_back(m->name);
+    out = {{"method", "bdev_raid_create"},
+           {"params",
+            {{"name", name},
+             {"raid_level", level_name(g_.level)},
+             {"strip_size_kb", strip_size_kb},
+             {"base_bdevs", bases},
+             {"uuid", uuid_to_string(uuid)},
+             {"superblock", superblock}}}};
+}
+
+// --- control API ---
+
+int raid_create(const RaidCreateOptions& o, std::string* err) {
+    if (o.name.empty()) return fail(err, -EINVAL, "raid: name is required");
+    if (bdev_get_by_name(o.name)) return fail(err, -EEXIST, "bdev " + o.name + " already exists");
+    const uint32_t n = uint32_t(o.base_bdevs.size());
+    const uint32_t min_members = o.level == Level::Raid1   ? 2
+                                 : o.level == Level::Raid5 ? 3
+                                 : o.level == Level::Raid6 ? 4
+                                                           : 1;
+    if (n < min_members)
+        return fail(err, -EINVAL,
+                    std::string("raid: ") + level_name(o.level) + " needs at least " +
+                        std::to_string(min_members) + " base bdevs, got " + std::to_string(n));
+    if (n > kMaxMembers)
+        return fail(err, -EINVAL, "raid: at most " + std::to_string(kMaxMembers) + " base bdevs");
+    std::set<std::string> seen;
+    for (const auto& b : o.base_bdevs)
+        if (!seen.insert(b).second)
+            return fail(err, -EINVAL, "raid: base bdev " + b + " is listed twice");
+    if (o.level == Level::Raid1) {
+        if (o.strip_size_kb != 0)
+            return fail(err, -EINVAL, "raid: raid1 has no strips (strip_size_kb must be 0)");
+    } else if (!power_of_two(o.strip_size_kb) || o.strip_size_kb < 4) {
+        return fail(err, -EINVAL,
+                    "raid: strip_size_kb must be a power of two of at least 4, not " +
+                        std::to_string(o.strip_size_kb));
+    }
+    if (o.superblock) return fail(err, -ENOTSUP, "raid: superblock = true is not supported yet");
+    Uuid uuid{};
+    if (!parse_optional_uuid(o.uuid, &uuid, err)) return -EINVAL;
+
+    // Geometry from the members, checked before anything is claimed.
+    std::vector<Bdev*> bases;
+    for (const auto& b : o.base_bdevs) {
+        Bdev* bd = bdev_get_by_name(b);
+        if (!bd) return fail(err, -ENODEV, "raid: base bdev " + b + " does not exist");
+        if (bd->claimed_by())
+            return fail(
+                err, -EPERM,
+                "raid: base bdev " + b + " is already claimed by " + bd->claimed_by()->name());
+        if (!bases.empty() && bd->block_size != bases[0]->block_size)
+            return fail(err, -EINVAL,
+                        "raid: base bdevs must have the same block size (" + o.base_bdevs[0] +
+                            ": " + std::to_string(bases[0]->block_size) + ", " + b + ": " +
+                            std::to_string(bd->block_size) + ")");
+        bases.push_back(bd);
+    }
+    Geometry g;
+    g.level = o.level;
+    g.members = n;
+    g.block_size = bases[0]->block_size;
+    const uint64_t strip_bytes = uint64_t(o.strip_size_kb) * 1024;
+    if (o.level != Level::Raid1 && strip_bytes < g.block_size)
+        return fail(err, -EINVAL, "raid: the strip is smaller than a block");
+    g.strip_blocks = strip_bytes / g.block_size;
+    g.data_offset = 0;
+    uint64_t min_blocks = UINT64_MAX;
+    for (Bdev* b : bases) {
+        uint64_t usable = b->num_blocks > g.data_offset ? b->num_blocks - g.data_offset : 0;
+        if (g.strip_blocks) usable -= usable % g.strip_blocks;
+        if (usable == 0)
+            return fail(err, -EINVAL, "raid: base bdev " + b->name + " is smaller than one strip");
+        g.concat_blocks.push_back(usable);
+        min_blocks = std::min(min_blocks, usable);
+    }
+    if (o.level != Level::Concat) {
+        g.member_blocks = min_blocks;
+        g.concat_blocks.clear();
+    }
+
+    auto raid = std::make_unique<RaidBdev>(o.name, g);
+    raid->strip_size_kb = o.strip_size_kb;
+    raid->superblock = o.superblock;
+    raid->block_size = g.block_size;
+    raid->num_blocks = g.num_blocks();
+    raid->uuid = uuid;
+    raid->write_cache = false;
+    for (Bdev* b : bases) raid->write_cache = raid->write_cache || b->write_cache;
+    // Each I/O the layer hands us stays in one strip (raid0, concat: one member) or one stripe
+    // (raid5/6: one parity computation).
+    if (g.level == Level::Raid0 || g.level == Level::Concat)
+        raid->optimal_io_boundary = uint32_t(g.strip_blocks);
+    else if (g.parity())
+        raid->optimal_io_boundary = uint32_t(g.stripe_data_blocks());
+    for (Bdev* b : bases)
+        raid->required_alignment = std::max(raid->required_alignment, b->required_alignment);
+    if (Runtime* rt = Runtime::instance()) {
+        std::vector<Thread*> owners = rt->data_threads();
+        if (owners.empty()) owners.push_back(rt->control_thread());
+        raid->set_owner_threads(std::move(owners));
+    } else {
+        raid->set_owner_threads({Thread::current()});
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+        int rc = raid->attach_member(i, o.base_bdevs[i], err);
+        if (rc) return rc;  // the destructor releases what was attached
+    }
+    const std::string name = o.name;
+    int rc = bdev_register(std::move(raid));
+    if (rc) return fail(err, rc, "raid: cannot register " + name + ": " + std::strerror(-rc));
+    NOC_INFO("bdev", "raid {}: {} over {} members, strip {} KiB, {} blocks of {} B", name,
+             level_name(o.level), n, o.strip_size_kb, g.num_blocks(), g.block_size);
+    return 0;
+}
+
+void raid_delete(const std::string& name, std::function<void(int)> done) {
+    RaidBdev* r = find_raid(name);
+    if (!r) {
+        if (done) done(-ENODEV);
+        return;
+    }
+    bdev_unregister(r, std::move(done));
+}
+
+int raid_fail_member(const std::string& raid, const std::string& member, std::string* err) {
+    RaidBdev* r = find_raid(raid);
+    if (!r) return fail(err, -ENODEV, "no raid bdev named '" + raid + "'");
+    for (uint32_t i = 0; i < r->members(); ++i) {
+        if (r->member(i).name == member) {
+            r->fail_member(i, "failed by request");
+            return 0;
+        }
+    }
+    return fail(err, -ENODEV, "raid " + raid + " has no member " + member);
+}
+
+int raid_remove_member(const std::string& member, std::string* err) {
+    for (Bdev* b : bdev_list()) {
+        if (b->module != &g_module) continue;
+        auto* r = static_cast<RaidBdev*>(b);
+        for (uint32_t i = 0; i < r->members(); ++i) {
+            if (r->member(i).name == member && r->member(i).desc) {
+                r->detach_member(i);
+                return 0;
+            }
+        }
+    }
+    return fail(err, -ENODEV, "no raid bdev has a base bdev named '" + member + "'");
+}
+
+nlohmann::json raid_list(const std::string& category) {
+    nlohmann::json out = nlohmann::json::array();
+    for (Bdev* b : bdev_list()) {
+        if (b->module != &g_module) continue;
+        auto* r = static_cast<RaidBdev*>(b);
+        const ArrayState s = r->array_state();
+        const bool online = s != ArrayState::Offline;
+        if (category == "online" && !online) continue;
+        if (category == "offline" && online) continue;
+        if (category == "configuring") continue;  // arrays are whole once created
+        nlohmann::json info;
+        r->dump_info_json(info);
+        nlohmann::json e = info["raid"];
+        e["name"] = r->name;
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+}  // namespace nocstor::raid

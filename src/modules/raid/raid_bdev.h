@@ -1,0 +1,169 @@
+// The RAID bdev and its per-thread state (internal to the raid module).
+//
+// Threads: any thread submits array I/O through its RaidChannel. raid0, raid1, concat and
+// healthy raid5/6 reads go straight to the members from there. raid5/6 writes and degraded reads
+// change or depend on a whole stripe, so each stripe has an owner thread (stripe number modulo
+// the data threads): the I/O goes there by message, takes the stripe's lock in that thread's
+// StripeOwner (a table, not a mutex), reads, computes parity and writes with the owner's member
+// channels, and its completion goes back to the submitting thread by message.
+#pragma once
+
+#include "bdev/bdev.h"
+#include "modules/raid/raid.h"
+#include "modules/raid/raid_layout.h"
+#include "modules/raid/raid_parity.h"
+#include "runtime/buffer_pool.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nocstor::raid {
+
+enum class MemberState : uint8_t { Online, Failed, Missing };
+const char* member_state_name(MemberState s);
+
+enum class ArrayState : uint8_t { Online, Degraded, Offline };
+const char* array_state_name(ArrayState s);
+
+struct Member {
+    std::string name;  // the base bdev's name
+    Bdev* bdev = nullptr;
+    BdevDesc* desc = nullptr;
+    std::atomic<MemberState> state{MemberState::Missing};
+};
+
+class RaidBdev;
+class StripeOwner;
+struct StripeOp;
+
+// A piece of an I/O sent to one member, with its own iovecs.
+struct MemberIo {
+    static constexpr int kIovs = 16;
+    StripeOp* op = nullptr;    // parity operations
+    BdevIo* parent = nullptr;  // direct fan-out
+    uint32_t member = 0;
+    bool write = false;
+    iovec iov[kIovs];
+    int iovcnt = 0;
+    MemberIo* next = nullptr;  // free list
+};
+
+// The member channels of one thread, with the I/O in flight on each, so that a member that goes
+// away is let go (its channel put) only once nothing of ours is in flight on it.
+struct MemberChannels {
+    IoChannel* ch[kMaxMembers] = {};
+    uint32_t inflight[kMaxMembers] = {};
+    std::function<void()> on_idle[kMaxMembers];
+
+    void open(RaidBdev* r);
+    void close_all();
+    void started(uint32_t m) { ++inflight[m]; }
+    void finished(uint32_t m) {
+        if (--inflight[m] == 0 && on_idle[m]) {
+            auto f = std::move(on_idle[m]);
+            on_idle[m] = nullptr;
+            f();
+        }
+    }
+    // Puts member m's channel once its I/O is done, then runs done.
+    void release(uint32_t m, std::function<void()> done);
+};
+
+// A preallocated free list of MemberIo (one per thread context; no allocation on the data path).
+class MemberIoPool {
+  public:
+    explicit MemberIoPool(uint32_t n) : storage_(std::make_unique<MemberIo[]>(n)) {
+        for (uint32_t i = 0; i < n; ++i) put(&storage_[i]);
+    }
+    MemberIo* get() {
+        MemberIo* m = free_;
+        if (m) free_ = m->next;
+        return m;
+    }
+    void put(MemberIo* m) {
+        m->next = free_;
+        free_ = m;
+    }
+
+  private:
+    std::unique_ptr<MemberIo[]> storage_;
+    MemberIo* free_ = nullptr;
+};
+
+// Per-thread context of the array on a submitting thread.
+class RaidChannel : public IoChannel {
+  public:
+    explicit RaidChannel(RaidBdev* raid);
+    ~RaidChannel() override;
+    RaidBdev* raid;
+    MemberChannels mc;
+    MemberIoPool mios{256};
+    uint32_t next_mirror = 0;  // raid1 read balancing
+};
+
+class RaidBdev : public Bdev {
+  public:
+    RaidBdev(std::string name, Geometry g);
+    ~RaidBdev() override;
+
+    const Geometry& geometry() const { return g_; }
+    uint32_t members() const { return g_.members; }
+    Member& member(uint32_t i) { return *members_[i]; }
+    const Member& member(uint32_t i) const { return *members_[i]; }
+    bool member_ok(uint32_t i) const {
+        return members_[i]->state.load(std::memory_order_acquire) == MemberState::Online;
+    }
+    uint32_t failed_members() const;
+    ArrayState array_state() const;
+    const Parity& parity() const { return *parity_; }
+
+    // Any thread: takes member m out of service after an I/O error (the first report wins, the
+    // control thread logs it). The array serves I/O from the others while it can.
+    void fail_member(uint32_t m, const char* why);
+    // The member index of a base bdev (from a member I/O's completion), or kMaxMembers.
+    uint32_t member_of(const Bdev* b) const;
+
+    // --- control thread ---
+    int attach_member(uint32_t slot, const std::string& base, std::string* err);
+    // A member bdev is going away: fail it, then put every thread's channel to it and close it.
+    void detach_member(uint32_t m);
+    void set_owner_threads(std::vector<Thread*> threads);
+
+    // --- parity levels ---
+    Thread* owner_thread(uint64_t stripe) const { return owners_[stripe % owners_.size()]; }
+    // The calling owner thread's StripeOwner, created on first use.
+    StripeOwner* owner_here();
+
+    // --- Bdev ---
+    bool io_type_supported(IoType t) const override;
+    std::unique_ptr<IoChannel> create_channel() override;
+    void submit_request(IoChannel* ch, BdevIo* io) override;
+    void destruct(std::function<void()> done) override;
+    void dump_info_json(nlohmann::json& out) const override;
+    void write_config_json(nlohmann::json& out) const override;
+
+    bool superblock = false;
+    uint32_t strip_size_kb = 0;
+
+  private:
+    Geometry g_;
+    std::vector<std::unique_ptr<Member>> members_;
+    std::unique_ptr<Parity> parity_;
+    std::vector<Thread*> owners_;
+    // Indexed like owners_; each slot is created and used only by its own thread.
+    std::vector<std::unique_ptr<StripeOwner>> owner_ctx_;
+    friend MemberChannels* owner_member_channels(StripeOwner* o);
+};
+
+// --- data path entry points (raid_io.cpp, raid_stripe.cpp) ---
+void submit_plain(RaidBdev* r, RaidChannel* ch, BdevIo* io);        // raid0, concat
+void submit_mirror(RaidBdev* r, RaidChannel* ch, BdevIo* io);       // raid1
+void submit_parity(RaidBdev* r, RaidChannel* ch, BdevIo* io);       // raid5, raid6
+void submit_all_members(RaidBdev* r, RaidChannel* ch, BdevIo* io);  // flush
+std::unique_ptr<StripeOwner> make_stripe_owner(RaidBdev* r);
+void destroy_stripe_owner(std::unique_ptr<StripeOwner> owner);
+MemberChannels* owner_member_channels(StripeOwner* o);
+
+}  // namespace nocstor::raid

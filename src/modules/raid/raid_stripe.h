@@ -1,0 +1,113 @@
+// raid5/raid6 stripe operations and the per-owner-thread state that runs them (see
+// raid_stripe.cpp). Internal to the raid module.
+#pragma once
+
+#include "modules/raid/raid_bdev.h"
+#include "runtime/runtime.h"
+
+namespace nocstor::raid {
+
+namespace stripe_detail {
+
+constexpr uint64_t kChunkBytes = 128 * 1024;  // fits a large pool buffer
+constexpr uint32_t kOpsPerOwner = 128;
+constexpr uint32_t kBuckets = 256;
+
+enum class Mode : uint8_t { Rmw, Rcw, Reconstruct, Read };
+enum class Phase : uint8_t { Reading, Writing };
+
+}  // namespace stripe_detail
+
+struct StripeOp {
+    using Mode = stripe_detail::Mode;
+    using Phase = stripe_detail::Phase;
+    RaidBdev* raid = nullptr;
+    StripeOwner* owner = nullptr;
+    BdevIo* io = nullptr;
+    Thread* origin = nullptr;
+    uint64_t stripe = 0;
+    uint64_t w0[kMaxMembers], w1[kMaxMembers];  // rows of each data strip the I/O covers
+    uint64_t r0 = 0, r1 = 0;                    // their hull
+    uint64_t c0 = 0, c1 = 0;                    // the chunk in progress
+    Mode mode = Mode::Rmw;
+    Phase phase = Phase::Reading;
+    Buffer buf[kMaxMembers];     // per member: its rows [c0, c1)
+    Buffer newbuf[kMaxMembers];  // per data index: new data gathered from scattered iovecs
+    uint8_t* newp[kMaxMembers];  // per data index: new data of its rows written in the chunk
+    uint32_t pending = 0;
+    IoStatus status = IoStatus::Success;
+    bool replan = false;
+    uint32_t attempts = 0;
+    StripeOp* next_in_bucket = nullptr;
+    StripeOp* waiters = nullptr;
+    StripeOp* next_waiter = nullptr;
+    StripeOp* next_free = nullptr;
+};
+
+class StripeOwner {
+  public:
+    explicit StripeOwner(RaidBdev* r)
+        : raid(r),
+          buffers(Runtime::instance()->noc().buffers()),
+          small_size(Runtime::instance()->noc().buffers().buffer_size(BufClass::Small)),
+          ops_(std::make_unique<StripeOp[]>(stripe_detail::kOpsPerOwner)) {
+        mc.open(r);
+        for (uint32_t i = 0; i < stripe_detail::kOpsPerOwner; ++i) {
+            ops_[i].next_free = free_;
+            free_ = &ops_[i];
+        }
+    }
+    ~StripeOwner() { mc.close_all(); }
+
+    StripeOp* get_op() {
+        StripeOp* op = free_;
+        if (op) free_ = op->next_free;
+        return op;
+    }
+    void put_op(StripeOp* op) {
+        op->next_free = free_;
+        free_ = op;
+    }
+
+    // True if op holds the stripe now; false if it waits behind the current holder.
+    bool lock(StripeOp* op) {
+        StripeOp** bucket = &buckets_[op->stripe % stripe_detail::kBuckets];
+        for (StripeOp* h = *bucket; h; h = h->next_in_bucket) {
+            if (h->stripe != op->stripe) continue;
+            op->next_waiter = nullptr;
+            StripeOp** tail = &h->waiters;
+            while (*tail) tail = &(*tail)->next_waiter;
+            *tail = op;
+            return false;
+        }
+        op->waiters = nullptr;
+        op->next_in_bucket = *bucket;
+        *bucket = op;
+        return true;
+    }
+    // Releases op's stripe; returns the next holder (to start), if any.
+    StripeOp* unlock(StripeOp* op) {
+        StripeOp** p = &buckets_[op->stripe % stripe_detail::kBuckets];
+        while (*p != op) p = &(*p)->next_in_bucket;
+        *p = op->next_in_bucket;
+        StripeOp* next = op->waiters;
+        if (!next) return nullptr;
+        next->waiters = next->next_waiter;
+        next->next_in_bucket = buckets_[next->stripe % stripe_detail::kBuckets];
+        buckets_[next->stripe % stripe_detail::kBuckets] = next;
+        return next;
+    }
+
+    RaidBdev* raid;
+    MemberChannels mc;
+    BufferCache buffers;
+    uint32_t small_size;
+    MemberIoPool mios{512};
+
+  private:
+    std::unique_ptr<StripeOp[]> ops_;
+    StripeOp* free_ = nullptr;
+    StripeOp* buckets_[stripe_detail::kBuckets] = {};
+};
+
+}  // namespace nocstor::raid

@@ -1,0 +1,419 @@
+// RAID: layout and parity math, data correctness of every level under concurrent random I/O,
+// parity on the members checked independently, degraded operation, member failures from I/O
+// errors, offline arrays, and bad input.
+#include "modules/raid/raid.h"
+#include "mod_test_env.h"
+#include "modules/error.h"
+#include "modules/malloc.h"
+#include "modules/raid/raid_parity.h"
+#include "modules/uring.h"
+#include "raid_verify.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <random>
+
+using namespace nocstor;
+using namespace nocstor::raid;
+using namespace nocstor::test;
+
+namespace {
+
+void make_malloc(ModEnv& env, const std::string& name, uint64_t blocks, uint32_t bs = 512) {
+    env.run(env.ctl(), [&] {
+        MallocBdevOptions o;
+        o.name = name;
+        o.num_blocks = blocks;
+        o.block_size = bs;
+        std::string err;
+        ASSERT_EQ(malloc_bdev_create(o, &err), 0) << err;
+    });
+}
+
+int make_raid(ModEnv& env, const std::string& name, Level level, std::vector<std::string> bases,
+              uint32_t strip_kb, std::string* err_out = nullptr) {
+    int rc = 0;
+    env.run(env.ctl(), [&] {
+        RaidCreateOptions o;
+        o.name = name;
+        o.level = level;
+        o.base_bdevs = bases;
+        o.strip_size_kb = strip_kb;
+        std::string err;
+        rc = raid_create(o, &err);
+        if (err_out) *err_out = err;
+        if (!err_out) {
+            EXPECT_EQ(rc, 0) << err;
+        }
+    });
+    return rc;
+}
+
+std::vector<std::string> names(const std::string& prefix, int n) {
+    std::vector<std::string> v;
+    for (int i = 0; i < n; ++i) v.push_back(prefix + std::to_string(i));
+    return v;
+}
+
+// --- layout and parity ---
+
+TEST(RaidLayout, LeftSymmetricParityRotation) {
+    Geometry g;
+    g.level = Level::Raid6;
+    g.members = 5;
+    g.strip_blocks = 8;
+    g.member_blocks = 80;
+    EXPECT_EQ(g.num_blocks(), 240u);
+    EXPECT_EQ(g.p_member(0), 4u);
+    EXPECT_EQ(g.q_member(0), 0u);
+    EXPECT_EQ(g.data_member(0, 0), 1u);
+    EXPECT_EQ(g.p_member(1), 3u);
+    EXPECT_EQ(g.q_member(1), 4u);
+    EXPECT_EQ(g.data_member(1, 2), 2u);
+    // Every stripe uses every member exactly once.
+    for (uint64_t s = 0; s < 10; ++s) {
+        std::vector<int> used(5, 0);
+        ++used[g.p_member(s)];
+        ++used[g.q_member(s)];
+        for (uint32_t d = 0; d < 3; ++d) ++used[g.data_member(s, d)];
+        for (int u : used) EXPECT_EQ(u, 1) << "stripe " << s;
+    }
+    const StripeAddr a = map_stripe(g, 24 * 2 + 8 + 3);
+    EXPECT_EQ(a.stripe, 2u);
+    EXPECT_EQ(a.d, 1u);
+    EXPECT_EQ(a.row, 3u);
+}
+
+TEST(RaidLayout, Raid0AndConcatMapping) {
+    Geometry g;
+    g.level = Level::Raid0;
+    g.members = 3;
+    g.strip_blocks = 4;
+    g.member_blocks = 40;
+    Extent e = map_plain(g, 13, 100);  // strip 3: member 0, its second strip
+    EXPECT_EQ(e.member, 0u);
+    EXPECT_EQ(e.member_block, 4u + 1);
+    EXPECT_EQ(e.blocks, 3u);
+    g.level = Level::Concat;
+    g.concat_blocks = {8, 16, 4};
+    e = map_plain(g, 10, 100);
+    EXPECT_EQ(e.member, 1u);
+    EXPECT_EQ(e.member_block, 2u);
+    EXPECT_EQ(e.blocks, 14u);
+    EXPECT_EQ(g.num_blocks(), 28u);
+}
+
+TEST(RaidParity, MatchesAnIndependentGf256AndRecoversAnyTwo) {
+    const uint32_t k = 5;
+    const size_t len = 4096;
+    Parity par(k, 2);
+    std::vector<std::unique_ptr<AlignedBuf>> data;
+    std::vector<uint8_t*> ptr;
+    std::mt19937_64 rng(7);
+    for (uint32_t d = 0; d < k; ++d) {
+        data.push_back(std::make_unique<AlignedBuf>(len));
+        for (size_t i = 0; i < len; ++i) data[d]->p[i] = uint8_t(rng());
+        ptr.push_back(data[d]->p);
+    }
+    AlignedBuf P(len), Q(len);
+    par.generate(len, ptr.data(), P.p, Q.p);
+    for (size_t i = 0; i < len; ++i) {
+        uint8_t p = 0, q = 0, g = 1;
+        for (uint32_t d = 0; d < k; ++d) {
+            p ^= ptr[d][i];
+            q ^= gf_mul_ref(g, ptr[d][i]);
+            g = gf_mul_ref(g, 2);
+        }
+        ASSERT_EQ(P.p[i], p) << i;
+        ASSERT_EQ(Q.p[i], q) << i;
+    }
+    EXPECT_TRUE(par.check(len, ptr.data(), P.p, Q.p));
+    // Read-modify-write of strip 3 gives the same parity as computing it again.
+    AlignedBuf fresh(len), P2(len), Q2(len);
+    for (size_t i = 0; i < len; ++i) fresh.p[i] = uint8_t(rng());
+    std::memcpy(P2.p, P.p, len);
+    std::memcpy(Q2.p, Q.p, len);
+    par.update(len, 3, ptr[3], P2.p, Q2.p);
+    par.update(len, 3, fresh.p, P2.p, Q2.p);
+    std::memcpy(ptr[3], fresh.p, len);
+    par.generate(len, ptr.data(), P.p, Q.p);
+    EXPECT_EQ(std::memcmp(P.p, P2.p, len), 0);
+    EXPECT_EQ(std::memcmp(Q.p, Q2.p, len), 0);
+    // Every pair of missing data strips, and one data strip with either parity missing.
+    std::vector<std::vector<uint8_t>> saved;
+    for (uint32_t d = 0; d < k; ++d) saved.emplace_back(ptr[d], ptr[d] + len);
+    for (uint32_t x = 0; x < k; ++x) {
+        for (uint32_t y = x; y < k; ++y) {
+            for (int lost_parity = 0; lost_parity < 3; ++lost_parity) {
+                if (x != y && lost_parity) continue;  // two data + a parity is too many
+                std::memset(ptr[x], 0, len);
+                std::memset(ptr[y], 0, len);
+                uint32_t missing[2] = {x, y};
+                const uint32_t n = x == y ? 1 : 2;
+                ASSERT_TRUE(par.reconstruct(len, ptr.data(), missing, n,
+                                            lost_parity == 1 ? nullptr : P.p,
+                                            lost_parity == 2 ? nullptr : Q.p));
+                ASSERT_EQ(std::memcmp(ptr[x], saved[x].data(), len), 0) << x << "," << y;
+                ASSERT_EQ(std::memcmp(ptr[y], saved[y].data(), len), 0) << x << "," << y;
+            }
+        }
+    }
+    Parity p5(4, 1);
+    uint32_t one = 2;
+    std::memset(ptr[2], 0, len);
+    AlignedBuf P5(len);
+    std::vector<uint8_t*> four(ptr.begin(), ptr.begin() + 4);
+    std::memcpy(ptr[2], saved[2].data(), len);
+    p5.generate(len, four.data(), P5.p, nullptr);
+    std::memset(ptr[2], 0, len);
+    ASSERT_TRUE(p5.reconstruct(len, four.data(), &one, 1, P5.p, nullptr));
+    EXPECT_EQ(std::memcmp(ptr[2], saved[2].data(), len), 0);
+}
+
+// --- data correctness of every level ---
+
+struct LevelCase {
+    Level level;
+    int members;
+    uint32_t strip_kb;
+};
+
+class RaidLevels : public ::testing::TestWithParam<LevelCase> {};
+
+TEST_P(RaidLevels, RandomConcurrentIoVerifiesAndParityIsRight) {
+    const LevelCase c = GetParam();
+    ModEnv env(2);  // two data threads: stripes are owned by both
+    const uint64_t member_blocks = 4096;
+    auto bases = names("m", c.members);
+    for (int i = 0; i < c.members; ++i)
+        make_malloc(env, bases[size_t(i)],
+                    member_blocks + (c.level == Level::Concat ? i * 512 : 0));
+    ASSERT_EQ(make_raid(env, "r", c.level, bases, c.strip_kb), 0);
+    Bdev* r = bdev_get_by_name("r");
+    ASSERT_NE(r, nullptr);
+    std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+    {
+        // From both data threads at once, on the same stripes.
+        RandomVerify v0(env, env.data(0), "r", &shadow);
+        VerifyOptions o;
+        o.ops = 1500;
+        o.region_blocks = std::min<uint64_t>(r->num_blocks, 2048);
+        VerifyResult res = v0.run(o);
+        EXPECT_TRUE(res.finished);
+        EXPECT_EQ(res.errors, 0u) << io_status_name(res.first_error);
+        EXPECT_EQ(res.mismatches, 0u);
+        EXPECT_GT(res.writes, 500u);
+        EXPECT_EQ(v0.check_all(), 0u);
+    }
+    {
+        RandomVerify v1(env, env.data(1), "r", &shadow);
+        VerifyOptions o;
+        o.ops = 500;
+        o.seed = 2;
+        VerifyResult res = v1.run(o);
+        EXPECT_EQ(res.errors, 0u) << io_status_name(res.first_error);
+        EXPECT_EQ(res.mismatches, 0u);
+        EXPECT_EQ(v1.check_all(), 0u);
+    }
+    if (c.level == Level::Raid5 || c.level == Level::Raid6) {
+        const uint64_t strip_blocks = c.strip_kb * 1024 / 512;
+        EXPECT_EQ(check_parity_on_members(env, bases, c.level == Level::Raid6 ? 2 : 1, strip_blocks,
+                                          0, member_blocks, 512),
+                  0u);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, RaidLevels,
+    ::testing::Values(LevelCase{Level::Raid0, 3, 4}, LevelCase{Level::Raid0, 4, 64},
+                      LevelCase{Level::Raid1, 3, 0}, LevelCase{Level::Concat, 3, 16},
+                      LevelCase{Level::Raid5, 3, 4}, LevelCase{Level::Raid5, 5, 16},
+                      LevelCase{Level::Raid6, 4, 4}, LevelCase{Level::Raid6, 6, 32}),
+    [](const auto& info) {
+        return std::string(level_name(info.param.level)) + "_" +
+               std::to_string(info.param.members) + "x" + std::to_string(info.param.strip_kb) + "k";
+    });
+
+// --- degraded operation ---
+
+// Members fail mid-run (as an administrator or an I/O error would take them out): the data keeps
+// verifying, and the parity of the survivors stays right.
+TEST(RaidDegraded, Raid6SurvivesTwoFailuresRaid5One) {
+    for (Level level : {Level::Raid5, Level::Raid6}) {
+        ModEnv env(2);
+        const int n = level == Level::Raid6 ? 6 : 4;
+        auto bases = names("d", n);
+        for (auto& b : bases) make_malloc(env, b, 2048);
+        ASSERT_EQ(make_raid(env, "r", level, bases, 8), 0);
+        Bdev* r = bdev_get_by_name("r");
+        std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+        RandomVerify v(env, env.data(0), "r", &shadow);
+        VerifyOptions o;
+        o.ops = 600;
+        EXPECT_EQ(v.run(o).mismatches, 0u);
+        std::vector<bool> gone(size_t(n), false);
+        const int failures = level == Level::Raid6 ? 2 : 1;
+        for (int f = 0; f < failures; ++f) {
+            env.run(env.ctl(), [&] {
+                std::string err;
+                EXPECT_EQ(raid_fail_member("r", bases[size_t(f * 2 + 1)], &err), 0) << err;
+            });
+            gone[size_t(f * 2 + 1)] = true;
+            o.seed = 10 + uint64_t(f);
+            VerifyResult res = v.run(o);
+            EXPECT_EQ(res.errors, 0u)
+                << level_name(level) << " " << io_status_name(res.first_error);
+            EXPECT_EQ(res.mismatches, 0u) << level_name(level) << " after " << f + 1;
+            EXPECT_EQ(v.check_all(), 0u);
+        }
+        EXPECT_EQ(check_parity_on_members(env, bases, failures, 16, 0, 2048, 512, gone), 0u);
+        // One more failure: the array goes offline and fails I/O, never returns wrong data.
+        env.run(env.ctl(), [&] {
+            std::string err;
+            EXPECT_EQ(raid_fail_member("r", bases[0], &err), 0);
+        });
+        o.seed = 99;
+        o.ops = 50;
+        VerifyResult res = v.run(o);
+        EXPECT_EQ(res.errors, 50u);
+        EXPECT_EQ(res.mismatches, 0u);
+    }
+}
+
+// A member whose writes fail (error bdev underneath) is failed out; the array keeps working.
+TEST(RaidDegraded, IoErrorsFailAMemberOut) {
+    ModEnv env(1);
+    std::vector<std::string> bases;
+    for (int i = 0; i < 5; ++i) {
+        make_malloc(env, "b" + std::to_string(i), 2048);
+        env.run(env.ctl(), [&] {
+            std::string err;
+            ASSERT_EQ(error_bdev_create({"b" + std::to_string(i), ""}, &err), 0) << err;
+        });
+        bases.push_back("EE_b" + std::to_string(i));
+    }
+    ASSERT_EQ(make_raid(env, "r", Level::Raid6, bases, 4), 0);
+    Bdev* r = bdev_get_by_name("r");
+    std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+    RandomVerify v(env, env.data(0), "r", &shadow);
+    VerifyOptions o;
+    o.ops = 300;
+    EXPECT_EQ(v.run(o).mismatches, 0u);
+    env.run(env.ctl(), [&] {
+        ErrorInjectOptions e;
+        e.name = "EE_b2";
+        e.io_type = "all";
+        e.error_type = "failure";
+        e.num = 1000000;
+        std::string err;
+        ASSERT_EQ(error_bdev_inject(e, &err), 0) << err;
+    });
+    o.seed = 5;
+    VerifyResult res = v.run(o);
+    EXPECT_EQ(res.errors, 0u) << io_status_name(res.first_error);
+    EXPECT_EQ(res.mismatches, 0u);
+    EXPECT_EQ(v.check_all(), 0u);
+    const auto list = raid_list("all");
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0]["state"], "degraded");
+    EXPECT_EQ(list[0]["base_bdevs_list"][2]["state"], "failed");
+}
+
+// raid1: reads fail over to the next mirror.
+TEST(RaidDegraded, MirrorReadsFailOver) {
+    ModEnv env(1);
+    std::vector<std::string> bases;
+    for (int i = 0; i < 2; ++i) {
+        make_malloc(env, "b" + std::to_string(i), 1024);
+        env.run(env.ctl(), [&] {
+            std::string err;
+            ASSERT_EQ(error_bdev_create({"b" + std::to_string(i), ""}, &err), 0) << err;
+        });
+        bases.push_back("EE_b" + std::to_string(i));
+    }
+    ASSERT_EQ(make_raid(env, "r", Level::Raid1, bases, 0), 0);
+    Bdev* r = bdev_get_by_name("r");
+    std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+    RandomVerify v(env, env.data(0), "r", &shadow);
+    VerifyOptions o;
+    o.ops = 200;
+    EXPECT_EQ(v.run(o).mismatches, 0u);
+    env.run(env.ctl(), [&] {
+        ErrorInjectOptions e;
+        e.name = "EE_b0";
+        e.io_type = "read";
+        e.error_type = "failure";
+        e.num = 1000000;
+        std::string err;
+        ASSERT_EQ(error_bdev_inject(e, &err), 0) << err;
+    });
+    o.seed = 3;
+    o.write_percent = 0;
+    VerifyResult res = v.run(o);
+    EXPECT_EQ(res.errors, 0u);
+    EXPECT_EQ(res.mismatches, 0u);
+}
+
+// raid6 on files through io_uring (O_DIRECT where the file system allows it).
+TEST(RaidFiles, Raid6OnUringFiles) {
+    TempDir dir;
+    ModEnv env(1);
+    std::vector<std::string> bases;
+    for (int i = 0; i < 4; ++i) {
+        const std::string f = dir.make_file("m" + std::to_string(i), 4 << 20);
+        env.run(env.ctl(), [&] {
+            UringBdevOptions u;
+            u.name = "u" + std::to_string(i);
+            u.filename = f;
+            u.block_size = 4096;
+            std::string err;
+            ASSERT_EQ(uring_bdev_create(u, &err), 0) << err;
+        });
+        bases.push_back("u" + std::to_string(i));
+    }
+    ASSERT_EQ(make_raid(env, "r", Level::Raid6, bases, 16), 0);
+    Bdev* r = bdev_get_by_name("r");
+    std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+    RandomVerify v(env, env.data(0), "r", &shadow);
+    VerifyOptions o;
+    o.ops = 400;
+    o.max_blocks = 16;
+    o.scattered_iovecs = false;  // O_DIRECT members need aligned buffers
+    VerifyResult res = v.run(o);
+    EXPECT_EQ(res.errors, 0u) << io_status_name(res.first_error);
+    EXPECT_EQ(res.mismatches, 0u);
+    EXPECT_EQ(v.check_all(), 0u);
+    EXPECT_EQ(check_parity_on_members(env, bases, 2, 4, 0, r->num_blocks / 2, 4096), 0u);
+}
+
+// --- bad input ---
+
+TEST(RaidBadInput, ClearErrorsAndNothingCreated) {
+    ModEnv env(1);
+    make_malloc(env, "a", 1024);
+    make_malloc(env, "b", 1024);
+    make_malloc(env, "c", 1024);
+    make_malloc(env, "big", 1024, 4096);
+    std::string err;
+    EXPECT_EQ(make_raid(env, "r", Level::Raid5, {"a", "b"}, 4, &err), -EINVAL);
+    EXPECT_NE(err.find("at least 3"), std::string::npos) << err;
+    EXPECT_EQ(make_raid(env, "r", Level::Raid0, {"a", "b"}, 12, &err), -EINVAL);
+    EXPECT_NE(err.find("power of two"), std::string::npos) << err;
+    EXPECT_EQ(make_raid(env, "r", Level::Raid0, {"a", "big"}, 4, &err), -EINVAL);
+    EXPECT_NE(err.find("same block size"), std::string::npos) << err;
+    EXPECT_EQ(make_raid(env, "r", Level::Raid0, {"a", "a"}, 4, &err), -EINVAL);
+    EXPECT_EQ(make_raid(env, "r", Level::Raid0, {"a", "nope"}, 4, &err), -ENODEV);
+    EXPECT_EQ(make_raid(env, "r", Level::Raid1, {"a", "b"}, 4, &err), -EINVAL);
+    EXPECT_EQ(make_raid(env, "r0", Level::Raid0, {"a", "b"}, 4, &err), 0) << err;
+    EXPECT_EQ(make_raid(env, "r1", Level::Raid1, {"b", "c"}, 0, &err), -EPERM);
+    EXPECT_NE(err.find("claimed"), std::string::npos) << err;
+    EXPECT_EQ(bdev_get_by_name("r1"), nullptr);
+    EXPECT_EQ(bdev_get_by_name("r"), nullptr);
+    // c is still free: nothing half-created kept a claim on it.
+    EXPECT_EQ(make_raid(env, "r2", Level::Raid1, {"c", "big"}, 0, &err), -EINVAL);
+    EXPECT_EQ(bdev_get_by_name("c")->claimed_by(), nullptr);
+}
+
+}  // namespace
