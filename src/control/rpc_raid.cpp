@@ -84,9 +84,9 @@ void remove_base(const json& params, RpcReply reply) {
     d.required("name", &name);
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
-    const int rc = raid::raid_remove_member(name, &err);
+    const int rc = raid::raid_remove_member(
+        name, [reply] { reply.result(true); }, &err);
     if (rc) return reply.error(rc, "bdev_raid_remove_base_bdev: " + err);
-    reply.result(true);
 }
 
 }  // namespace

@@ -34,8 +34,9 @@ nlohmann::json raid_list(const std::string& category);
 // Fails a member out of an array, as an I/O error would (tests, administrators).
 int raid_fail_member(const std::string& raid, const std::string& member, std::string* err);
 // bdev_raid_remove_base_bdev: the array lets the member go (degraded, or offline past its
-// tolerance). -ENODEV if no array has it.
-int raid_remove_member(const std::string& member, std::string* err);
+// tolerance); done runs once the member bdev is closed. -ENODEV (done not called) if no array
+// has it.
+int raid_remove_member(const std::string& member, std::function<void()> done, std::string* err);
 
 BdevModule* raid_bdev_module();
 

@@ -22,9 +22,28 @@ namespace {
 class RaidModule : public BdevModule {
   public:
     RaidModule() : BdevModule("raid") {}
+    void examine(Bdev* b) override;
+    void write_config_json(nlohmann::json& calls) const override;
 };
 
 RaidModule g_module;
+
+// An array created before all its members exist ("configuring", as in SPDK): the members that
+// are there are claimed; examine() claims the others as they appear and builds the array once
+// the last one is there.
+struct PendingRaid {
+    RaidCreateOptions opts;
+    std::vector<BdevDesc*> descs;  // per slot; null while the member is missing
+};
+std::vector<std::unique_ptr<PendingRaid>>& pending() {
+    static auto* v = new std::vector<std::unique_ptr<PendingRaid>>();
+    return *v;
+}
+PendingRaid* find_pending(const std::string& name) {
+    for (auto& p : pending())
+        if (p->opts.name == name) return p.get();
+    return nullptr;
+}
 
 RaidBdev* find_raid(const std::string& name) {
     Bdev* b = bdev_get_by_name(name);
@@ -165,34 +184,62 @@ void RaidBdev::fail_member(uint32_t m, const char* why) {
         log();
 }
 
-int RaidBdev::attach_member(uint32_t slot, const std::string& base, std::string* err) {
+namespace {
+
+void member_event(const std::string& raid, uint32_t slot, BdevEvent ev) {
+    if (ev != BdevEvent::Remove) return;
+    if (RaidBdev* r = find_raid(raid)) return r->detach_member(slot);
+    if (PendingRaid* p = find_pending(raid)) {
+        if (BdevDesc* d = p->descs[slot]) {
+            bdev_release_claim(d->bdev());
+            bdev_close(d);
+            p->descs[slot] = nullptr;
+        }
+    }
+}
+
+// Opens a member writable and claims it for the raid module.
+int open_member(const std::string& raid, uint32_t slot, const std::string& base, BdevDesc** out,
+                std::string* err) {
     BdevDesc* desc = nullptr;
-    const std::string raid = name;
     int rc = bdev_open(
-        base, true,
-        [raid, slot](BdevEvent ev, Bdev*) {
-            RaidBdev* r = find_raid(raid);
-            if (r && ev == BdevEvent::Remove) r->detach_member(slot);
-        },
-        &desc);
-    if (rc == -EPERM) return fail(err, -EPERM, "bdev " + base + " is already claimed");
-    if (rc) return fail(err, rc, "cannot open bdev " + base + ": " + std::strerror(-rc));
+        base, true, [raid, slot](BdevEvent ev, Bdev*) { member_event(raid, slot, ev); }, &desc);
+    if (rc == -EPERM) return fail(err, -EPERM, "raid: base bdev " + base + " is already claimed");
+    if (rc) return fail(err, rc, "raid: cannot open base bdev " + base + ": " + std::strerror(-rc));
     rc = bdev_claim(desc->bdev(), &g_module);
     if (rc) {
         bdev_close(desc);
-        return fail(err, -EPERM, "bdev " + base + " is already claimed");
+        return fail(err, -EPERM, "raid: base bdev " + base + " is already claimed");
     }
+    *out = desc;
+    return 0;
+}
+
+void close_members(std::vector<BdevDesc*>& descs) {
+    for (BdevDesc*& d : descs) {
+        if (!d) continue;
+        bdev_release_claim(d->bdev());
+        bdev_close(d);
+        d = nullptr;
+    }
+}
+
+}  // namespace
+
+void RaidBdev::adopt_member(uint32_t slot, const std::string& base, BdevDesc* desc) {
     Member& m = *members_[slot];
     m.name = base;
     m.bdev = desc->bdev();
     m.desc = desc;
     m.state.store(MemberState::Online);
-    return 0;
 }
 
-void RaidBdev::detach_member(uint32_t m) {
+void RaidBdev::detach_member(uint32_t m, std::function<void()> done) {
     Member& mem = *members_[m];
-    if (!mem.desc) return;
+    if (!mem.desc) {
+        if (done) done();
+        return;
+    }
     fail_member(m, "the base bdev is being removed");
     mem.state.store(MemberState::Missing);
     NOC_WARN("bdev", "raid {}: member {} ({}) removed", name, m, mem.name);
@@ -203,20 +250,25 @@ void RaidBdev::detach_member(uint32_t m) {
         uint32_t slot;
         Thread* ctl;
         std::atomic<size_t> owners_left{0};
+        std::function<void()> done;
     };
     auto st = std::make_shared<Detach>();
     st->raid = name;
     st->slot = m;
     st->ctl = Thread::current();
+    st->done = std::move(done);
     auto close_desc = [st] {
         RaidBdev* r = find_raid(st->raid);
-        if (!r) return;
-        Member& mem = *r->members_[st->slot];
-        if (!mem.desc) return;
-        bdev_release_claim(mem.bdev);
-        bdev_close(mem.desc);
-        mem.desc = nullptr;
-        mem.bdev = nullptr;
+        if (r) {
+            Member& mem = *r->members_[st->slot];
+            if (mem.desc) {
+                bdev_release_claim(mem.bdev);
+                bdev_close(mem.desc);
+                mem.desc = nullptr;
+                mem.bdev = nullptr;
+            }
+        }
+        if (st->done) st->done();
     };
     for_each_channel(
         [m](IoChannel& c, std::function<void(int)> next) {
@@ -224,7 +276,7 @@ void RaidBdev::detach_member(uint32_t m) {
         },
         [st, close_desc](int) {
             RaidBdev* r = find_raid(st->raid);
-            if (!r) return;
+            if (!r) return close_desc();
             // Owner threads: each releases its own channel; the last one closes the member.
             st->owners_left = r->owners_.size();
             for (size_t i = 0; i < r->owners_.size(); ++i) {
@@ -354,9 +406,13 @@ void RaidBdev::write_config_json(nlohmann::json& out) const {
 
 // --- control API ---
 
-int raid_create(const RaidCreateOptions& o, std::string* err) {
+namespace {
+
+// Checks what can be checked before the members exist.
+int validate(const RaidCreateOptions& o, std::string* err) {
     if (o.name.empty()) return fail(err, -EINVAL, "raid: name is required");
-    if (bdev_get_by_name(o.name)) return fail(err, -EEXIST, "bdev " + o.name + " already exists");
+    if (bdev_get_by_name(o.name) || find_pending(o.name))
+        return fail(err, -EEXIST, "bdev " + o.name + " already exists");
     const uint32_t n = uint32_t(o.base_bdevs.size());
     const uint32_t min_members = o.level == Level::Raid1   ? 2
                                  : o.level == Level::Raid5 ? 3
@@ -369,9 +425,11 @@ int raid_create(const RaidCreateOptions& o, std::string* err) {
     if (n > kMaxMembers)
         return fail(err, -EINVAL, "raid: at most " + std::to_string(kMaxMembers) + " base bdevs");
     std::set<std::string> seen;
-    for (const auto& b : o.base_bdevs)
+    for (const auto& b : o.base_bdevs) {
+        if (b.empty()) return fail(err, -EINVAL, "raid: empty base bdev name");
         if (!seen.insert(b).second)
             return fail(err, -EINVAL, "raid: base bdev " + b + " is listed twice");
+    }
     if (o.level == Level::Raid1) {
         if (o.strip_size_kb != 0)
             return fail(err, -EINVAL, "raid: raid1 has no strips (strip_size_kb must be 0)");
@@ -383,38 +441,55 @@ int raid_create(const RaidCreateOptions& o, std::string* err) {
     if (o.superblock) return fail(err, -ENOTSUP, "raid: superblock = true is not supported yet");
     Uuid uuid{};
     if (!parse_optional_uuid(o.uuid, &uuid, err)) return -EINVAL;
-
-    // Geometry from the members, checked before anything is claimed.
-    std::vector<Bdev*> bases;
+    // The members there now: not claimed by anyone else, one block size.
+    uint32_t block_size = 0;
     for (const auto& b : o.base_bdevs) {
         Bdev* bd = bdev_get_by_name(b);
-        if (!bd) return fail(err, -ENODEV, "raid: base bdev " + b + " does not exist");
+        if (!bd) continue;
         if (bd->claimed_by())
             return fail(
                 err, -EPERM,
                 "raid: base bdev " + b + " is already claimed by " + bd->claimed_by()->name());
-        if (!bases.empty() && bd->block_size != bases[0]->block_size)
+        if (block_size && bd->block_size != block_size)
             return fail(err, -EINVAL,
-                        "raid: base bdevs must have the same block size (" + o.base_bdevs[0] +
-                            ": " + std::to_string(bases[0]->block_size) + ", " + b + ": " +
+                        "raid: base bdevs must have the same block size (" +
+                            std::to_string(block_size) + " and " + b + ": " +
                             std::to_string(bd->block_size) + ")");
-        bases.push_back(bd);
+        block_size = bd->block_size;
     }
+    return 0;
+}
+
+// Builds and registers the array over its claimed members (every slot present). Takes the
+// descriptors: on failure they are closed.
+int build(const RaidCreateOptions& o, std::vector<BdevDesc*> descs, std::string* err) {
+    const uint32_t n = uint32_t(o.base_bdevs.size());
     Geometry g;
     g.level = o.level;
     g.members = n;
-    g.block_size = bases[0]->block_size;
+    g.block_size = descs[0]->bdev()->block_size;
+    for (BdevDesc* d : descs) {
+        if (d->bdev()->block_size != g.block_size) {
+            close_members(descs);
+            return fail(err, -EINVAL, "raid: base bdevs must have the same block size");
+        }
+    }
     const uint64_t strip_bytes = uint64_t(o.strip_size_kb) * 1024;
-    if (o.level != Level::Raid1 && strip_bytes < g.block_size)
+    if (o.level != Level::Raid1 && strip_bytes < g.block_size) {
+        close_members(descs);
         return fail(err, -EINVAL, "raid: the strip is smaller than a block");
+    }
     g.strip_blocks = strip_bytes / g.block_size;
     g.data_offset = 0;
     uint64_t min_blocks = UINT64_MAX;
-    for (Bdev* b : bases) {
+    for (BdevDesc* d : descs) {
+        const Bdev* b = d->bdev();
         uint64_t usable = b->num_blocks > g.data_offset ? b->num_blocks - g.data_offset : 0;
         if (g.strip_blocks) usable -= usable % g.strip_blocks;
-        if (usable == 0)
+        if (usable == 0) {
+            close_members(descs);
             return fail(err, -EINVAL, "raid: base bdev " + b->name + " is smaller than one strip");
+        }
         g.concat_blocks.push_back(usable);
         min_blocks = std::min(min_blocks, usable);
     }
@@ -422,7 +497,8 @@ int raid_create(const RaidCreateOptions& o, std::string* err) {
         g.member_blocks = min_blocks;
         g.concat_blocks.clear();
     }
-
+    Uuid uuid{};
+    parse_optional_uuid(o.uuid, &uuid, nullptr);
     auto raid = std::make_unique<RaidBdev>(o.name, g);
     raid->strip_size_kb = o.strip_size_kb;
     raid->superblock = o.superblock;
@@ -430,15 +506,17 @@ int raid_create(const RaidCreateOptions& o, std::string* err) {
     raid->num_blocks = g.num_blocks();
     raid->uuid = uuid;
     raid->write_cache = false;
-    for (Bdev* b : bases) raid->write_cache = raid->write_cache || b->write_cache;
+    for (BdevDesc* d : descs) {
+        raid->write_cache = raid->write_cache || d->bdev()->write_cache;
+        raid->required_alignment =
+            std::max(raid->required_alignment, d->bdev()->required_alignment);
+    }
     // Each I/O the layer hands us stays in one strip (raid0, concat: one member) or one stripe
     // (raid5/6: one parity computation).
     if (g.level == Level::Raid0 || g.level == Level::Concat)
         raid->optimal_io_boundary = uint32_t(g.strip_blocks);
     else if (g.parity())
         raid->optimal_io_boundary = uint32_t(g.stripe_data_blocks());
-    for (Bdev* b : bases)
-        raid->required_alignment = std::max(raid->required_alignment, b->required_alignment);
     if (Runtime* rt = Runtime::instance()) {
         std::vector<Thread*> owners = rt->data_threads();
         if (owners.empty()) owners.push_back(rt->control_thread());
@@ -446,19 +524,86 @@ int raid_create(const RaidCreateOptions& o, std::string* err) {
     } else {
         raid->set_owner_threads({Thread::current()});
     }
-    for (uint32_t i = 0; i < n; ++i) {
-        int rc = raid->attach_member(i, o.base_bdevs[i], err);
-        if (rc) return rc;  // the destructor releases what was attached
-    }
-    const std::string name = o.name;
-    int rc = bdev_register(std::move(raid));
-    if (rc) return fail(err, rc, "raid: cannot register " + name + ": " + std::strerror(-rc));
-    NOC_INFO("bdev", "raid {}: {} over {} members, strip {} KiB, {} blocks of {} B", name,
+    for (uint32_t i = 0; i < n; ++i) raid->adopt_member(i, o.base_bdevs[i], descs[i]);
+    int rc = bdev_register(std::move(raid));  // on failure its destructor closes the members
+    if (rc) return fail(err, rc, "raid: cannot register " + o.name + ": " + std::strerror(-rc));
+    NOC_INFO("bdev", "raid {}: {} over {} members, strip {} KiB, {} blocks of {} B", o.name,
              level_name(o.level), n, o.strip_size_kb, g.num_blocks(), g.block_size);
     return 0;
 }
 
+}  // namespace
+
+int raid_create(const RaidCreateOptions& o, std::string* err) {
+    int rc = validate(o, err);
+    if (rc) return rc;
+    std::vector<BdevDesc*> descs(o.base_bdevs.size(), nullptr);
+    std::vector<std::string> missing;
+    for (uint32_t i = 0; i < descs.size(); ++i) {
+        if (!bdev_get_by_name(o.base_bdevs[i])) {
+            missing.push_back(o.base_bdevs[i]);
+            continue;
+        }
+        rc = open_member(o.name, i, o.base_bdevs[i], &descs[i], err);
+        if (rc) {
+            close_members(descs);
+            return rc;
+        }
+    }
+    if (missing.empty()) return build(o, std::move(descs), err);
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    NOC_INFO("bdev", "raid {}: configuring, waiting for base bdev(s) {}", o.name, list);
+    auto p = std::make_unique<PendingRaid>();
+    p->opts = o;
+    p->descs = std::move(descs);
+    pending().push_back(std::move(p));
+    return 0;
+}
+
+void RaidModule::examine(Bdev* b) {
+    for (size_t i = 0; i < pending().size(); ++i) {
+        PendingRaid* p = pending()[i].get();
+        for (uint32_t slot = 0; slot < p->descs.size(); ++slot) {
+            if (p->descs[slot] || p->opts.base_bdevs[slot] != b->name) continue;
+            std::string err;
+            if (open_member(p->opts.name, slot, b->name, &p->descs[slot], &err) != 0) {
+                NOC_WARN("bdev", "raid {}: {}", p->opts.name, err);
+                return;
+            }
+            NOC_INFO("bdev", "raid {}: base bdev {} appeared", p->opts.name, b->name);
+        }
+        if (std::find(p->descs.begin(), p->descs.end(), nullptr) != p->descs.end()) continue;
+        std::unique_ptr<PendingRaid> done = std::move(pending()[i]);
+        pending().erase(pending().begin() + long(i));
+        std::string err;
+        if (build(done->opts, std::move(done->descs), &err) != 0)
+            NOC_ERROR("bdev", "raid {}: cannot assemble: {}", done->opts.name, err);
+        return;
+    }
+}
+
+void RaidModule::write_config_json(nlohmann::json& calls) const {
+    for (const auto& p : pending()) {
+        calls.push_back({{"method", "bdev_raid_create"},
+                         {"params",
+                          {{"name", p->opts.name},
+                           {"raid_level", level_name(p->opts.level)},
+                           {"strip_size_kb", p->opts.strip_size_kb},
+                           {"base_bdevs", p->opts.base_bdevs},
+                           {"superblock", p->opts.superblock}}}});
+        if (!p->opts.uuid.empty()) calls.back()["params"]["uuid"] = p->opts.uuid;
+    }
+}
+
 void raid_delete(const std::string& name, std::function<void(int)> done) {
+    for (size_t i = 0; i < pending().size(); ++i) {
+        if (pending()[i]->opts.name != name) continue;
+        close_members(pending()[i]->descs);
+        pending().erase(pending().begin() + long(i));
+        if (done) done(0);
+        return;
+    }
     RaidBdev* r = find_raid(name);
     if (!r) {
         if (done) done(-ENODEV);
@@ -479,13 +624,13 @@ int raid_fail_member(const std::string& raid, const std::string& member, std::st
     return fail(err, -ENODEV, "raid " + raid + " has no member " + member);
 }
 
-int raid_remove_member(const std::string& member, std::string* err) {
+int raid_remove_member(const std::string& member, std::function<void()> done, std::string* err) {
     for (Bdev* b : bdev_list()) {
         if (b->module != &g_module) continue;
         auto* r = static_cast<RaidBdev*>(b);
         for (uint32_t i = 0; i < r->members(); ++i) {
             if (r->member(i).name == member && r->member(i).desc) {
-                r->detach_member(i);
+                r->detach_member(i, std::move(done));
                 return 0;
             }
         }
@@ -502,12 +647,35 @@ nlohmann::json raid_list(const std::string& category) {
         const bool online = s != ArrayState::Offline;
         if (category == "online" && !online) continue;
         if (category == "offline" && online) continue;
-        if (category == "configuring") continue;  // arrays are whole once created
+        if (category == "configuring") continue;  // registered arrays are whole
         nlohmann::json info;
         r->dump_info_json(info);
         nlohmann::json e = info["raid"];
         e["name"] = r->name;
         out.push_back(std::move(e));
+    }
+    if (category == "all" || category == "configuring") {
+        for (const auto& p : pending()) {
+            nlohmann::json members = nlohmann::json::array();
+            uint32_t found = 0;
+            for (uint32_t i = 0; i < p->descs.size(); ++i) {
+                found += p->descs[i] != nullptr;
+                members.push_back({{"name", p->opts.base_bdevs[i]},
+                                   {"slot", i},
+                                   {"state", p->descs[i] ? "online" : "missing"},
+                                   {"is_configured", p->descs[i] != nullptr}});
+            }
+            out.push_back({{"name", p->opts.name},
+                           {"uuid", p->opts.uuid},
+                           {"strip_size_kb", p->opts.strip_size_kb},
+                           {"state", "configuring"},
+                           {"raid_level", level_name(p->opts.level)},
+                           {"superblock", p->opts.superblock},
+                           {"num_base_bdevs", p->descs.size()},
+                           {"num_base_bdevs_discovered", found},
+                           {"num_base_bdevs_operational", found},
+                           {"base_bdevs_list", members}});
+        }
     }
     return out;
 }

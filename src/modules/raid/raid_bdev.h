@@ -126,9 +126,11 @@ class RaidBdev : public Bdev {
     uint32_t member_of(const Bdev* b) const;
 
     // --- control thread ---
-    int attach_member(uint32_t slot, const std::string& base, std::string* err);
-    // A member bdev is going away: fail it, then put every thread's channel to it and close it.
-    void detach_member(uint32_t m);
+    // A claimed, open member for slot (before bdev_register).
+    void adopt_member(uint32_t slot, const std::string& base, BdevDesc* desc);
+    // A member bdev is going away: fail it, then put every thread's channel to it and close it;
+    // done (if given) runs on the control thread once it is closed.
+    void detach_member(uint32_t m, std::function<void()> done = nullptr);
     void set_owner_threads(std::vector<Thread*> threads);
 
     // --- parity levels ---

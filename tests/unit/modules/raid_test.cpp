@@ -390,6 +390,25 @@ TEST(RaidFiles, Raid6OnUringFiles) {
 
 // --- bad input ---
 
+// An array whose members appear later is built when the last one is there.
+TEST(RaidConfiguring, AssemblesWhenTheLastMemberAppears) {
+    ModEnv env(1);
+    make_malloc(env, "x0", 1024);
+    ASSERT_EQ(make_raid(env, "r", Level::Raid5, {"x0", "x1", "x2"}, 4), 0);
+    EXPECT_EQ(bdev_get_by_name("r"), nullptr);
+    make_malloc(env, "x1", 1024);
+    EXPECT_EQ(bdev_get_by_name("r"), nullptr);
+    make_malloc(env, "x2", 1024);
+    Bdev* r = bdev_get_by_name("r");
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->num_blocks, 2048u);
+    std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+    RandomVerify v(env, env.data(0), "r", &shadow);
+    VerifyOptions o;
+    o.ops = 200;
+    EXPECT_EQ(v.run(o).mismatches, 0u);
+}
+
 TEST(RaidBadInput, ClearErrorsAndNothingCreated) {
     ModEnv env(1);
     make_malloc(env, "a", 1024);
@@ -404,7 +423,18 @@ TEST(RaidBadInput, ClearErrorsAndNothingCreated) {
     EXPECT_EQ(make_raid(env, "r", Level::Raid0, {"a", "big"}, 4, &err), -EINVAL);
     EXPECT_NE(err.find("same block size"), std::string::npos) << err;
     EXPECT_EQ(make_raid(env, "r", Level::Raid0, {"a", "a"}, 4, &err), -EINVAL);
-    EXPECT_EQ(make_raid(env, "r", Level::Raid0, {"a", "nope"}, 4, &err), -ENODEV);
+    // A member that does not exist yet: the array waits for it ("configuring", as SPDK), holding
+    // the members that are there; deleting it lets them go.
+    EXPECT_EQ(make_raid(env, "r", Level::Raid0, {"a", "nope"}, 4, &err), 0) << err;
+    EXPECT_EQ(bdev_get_by_name("r"), nullptr);
+    env.run(env.ctl(), [] {
+        auto l = raid_list("configuring");
+        ASSERT_EQ(l.size(), 1u);
+        EXPECT_EQ(l[0]["num_base_bdevs_discovered"], 1);
+    });
+    EXPECT_NE(bdev_get_by_name("a")->claimed_by(), nullptr);
+    env.run_async(env.ctl(), [](auto done) { raid_delete("r", [done](int) { done(); }); });
+    EXPECT_EQ(bdev_get_by_name("a")->claimed_by(), nullptr);
     EXPECT_EQ(make_raid(env, "r", Level::Raid1, {"a", "b"}, 4, &err), -EINVAL);
     EXPECT_EQ(make_raid(env, "r0", Level::Raid0, {"a", "b"}, 4, &err), 0) << err;
     EXPECT_EQ(make_raid(env, "r1", Level::Raid1, {"b", "c"}, 0, &err), -EPERM);
