@@ -64,6 +64,8 @@ const char* member_state_name(MemberState s) {
             return "failed";
         case MemberState::Missing:
             return "missing";
+        case MemberState::Rebuilding:
+            return "rebuilding";
     }
     return "?";
 }
@@ -517,6 +519,8 @@ int build(const RaidCreateOptions& o, std::vector<BdevDesc*> descs, std::string*
         raid->optimal_io_boundary = uint32_t(g.strip_blocks);
     else if (g.parity())
         raid->optimal_io_boundary = uint32_t(g.stripe_data_blocks());
+    else
+        raid->optimal_io_boundary = uint32_t(RaidBdev::kMirrorUnitBlocks);
     if (Runtime* rt = Runtime::instance()) {
         std::vector<Thread*> owners = rt->data_threads();
         if (owners.empty()) owners.push_back(rt->control_thread());

@@ -21,7 +21,9 @@
 
 namespace nocstor::raid {
 
-enum class MemberState : uint8_t { Online, Failed, Missing };
+// Online: read and written. Rebuilding: written always, read only where already rebuilt.
+// Failed, Missing: neither (a failed member is never written again until re-added).
+enum class MemberState : uint8_t { Online, Failed, Missing, Rebuilding };
 const char* member_state_name(MemberState s);
 
 enum class ArrayState : uint8_t { Online, Degraded, Offline };
@@ -115,6 +117,27 @@ class RaidBdev : public Bdev {
     bool member_ok(uint32_t i) const {
         return members_[i]->state.load(std::memory_order_acquire) == MemberState::Online;
     }
+    bool member_writable(uint32_t i) const {
+        const MemberState s = members_[i]->state.load(std::memory_order_acquire);
+        return s == MemberState::Online || s == MemberState::Rebuilding;
+    }
+    // Member i holds valid data for lock unit `unit` (a stripe; raid1: kMirrorUnitBlocks rows).
+    bool member_readable(uint32_t i, uint64_t unit) const {
+        const MemberState s = members_[i]->state.load(std::memory_order_acquire);
+        if (s == MemberState::Online) return true;
+        return s == MemberState::Rebuilding &&
+               (unit + 1) * unit_blocks() <= rebuild_pos_.load(std::memory_order_acquire);
+    }
+    // Parity of lock unit `unit` matches its data (false before the initial or crash resync got
+    // there: writes then compute parity from scratch instead of updating it).
+    bool parity_trusted(uint64_t unit) const {
+        return (unit + 1) * unit_blocks() <= resync_pos_.load(std::memory_order_acquire);
+    }
+    // Rows of a lock unit: a strip for parity levels, a fixed window for raid1, else 0.
+    uint64_t unit_blocks() const {
+        return g_.parity() ? g_.strip_blocks : g_.level == Level::Raid1 ? kMirrorUnitBlocks : 0;
+    }
+    static constexpr uint64_t kMirrorUnitBlocks = 256;  // raid1 lock unit (rows)
     uint32_t failed_members() const;
     ArrayState array_state() const;
     const Parity& parity() const { return *parity_; }
@@ -148,6 +171,10 @@ class RaidBdev : public Bdev {
 
     bool superblock = false;
     uint32_t strip_size_kb = 0;
+    // Background processes (raid_process.cpp): member data blocks rebuilt on rebuild_slot_, and
+    // resynced (parity trusted below this).
+    std::atomic<uint64_t> rebuild_pos_{0};
+    std::atomic<uint64_t> resync_pos_{UINT64_MAX};
 
   private:
     Geometry g_;
@@ -164,6 +191,7 @@ void submit_plain(RaidBdev* r, RaidChannel* ch, BdevIo* io);        // raid0, co
 void submit_mirror(RaidBdev* r, RaidChannel* ch, BdevIo* io);       // raid1
 void submit_parity(RaidBdev* r, RaidChannel* ch, BdevIo* io);       // raid5, raid6
 void submit_all_members(RaidBdev* r, RaidChannel* ch, BdevIo* io);  // flush
+void submit_to_owner(RaidBdev* r, BdevIo* io);                      // raid_stripe.cpp
 std::unique_ptr<StripeOwner> make_stripe_owner(RaidBdev* r);
 void destroy_stripe_owner(std::unique_ptr<StripeOwner> owner);
 MemberChannels* owner_member_channels(StripeOwner* o);

@@ -8,8 +8,6 @@
 
 namespace nocstor::raid {
 
-void submit_to_owner(RaidBdev* r, BdevIo* io);  // raid_stripe.cpp
-
 namespace {
 
 // Per array I/O state while its member I/O is out (in the BdevIo's driver context).
@@ -110,7 +108,7 @@ void fanout(RaidBdev* r, RaidChannel* ch, BdevIo* io, bool whole_members) {
     c->status = IoStatus::Success;
     c->pending = 1;  // held while submitting
     for (uint32_t m = 0; m < r->members(); ++m) {
-        if (!r->member_ok(m)) continue;
+        if (!r->member_writable(m)) continue;
         const uint64_t block = whole_members ? r->geometry().data_offset
                                              : r->geometry().data_offset + io->offset_blocks;
         const uint64_t blocks =
@@ -212,7 +210,9 @@ void submit_mirror(RaidBdev* r, RaidChannel* ch, BdevIo* io) {
         c->tried = 0;
         return mirror_read(r, ch, io);
     }
-    fanout(r, ch, io, /*whole_members=*/false);
+    // Writes take their unit's lock on its owner, so that a resync or rebuild copying that unit
+    // never puts older data over them.
+    submit_to_owner(r, io);
 }
 
 void submit_all_members(RaidBdev* r, RaidChannel* ch, BdevIo* io) {

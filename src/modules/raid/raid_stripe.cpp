@@ -1,12 +1,14 @@
-// raid5/raid6 stripe operations on the stripe's owner thread: writes (read-modify-write,
-// reconstruct-write, or a full reconstruction when a member is missing) and degraded reads.
+// Operations on a lock unit's owner thread: raid5/6 user writes (read-modify-write,
+// reconstruct-write, or a full reconstruction when a member cannot be read) and degraded reads,
+// raid1 user writes, and the background resync, rebuild and scrub of every redundant level.
 //
-// An operation takes its stripe's lock (a hash table of the operations running on this thread;
-// later ones for the same stripe wait behind the holder), then works through the rows it touches
-// in chunks of at most kChunkBytes per member: read what the chosen mode needs into pool buffers,
-// compute, write the new data (straight from the caller's buffers when they are contiguous and
-// aligned) and the parity. Every write is idempotent, so an operation that runs out of resources
-// half-way completes with NoMemory and the bdev layer simply runs it again.
+// An operation takes its unit's lock (a hash table of the operations running on this thread;
+// later ones for the same unit wait behind the holder), then works through its rows in chunks of
+// at most kChunkBytes per member: snapshot which members can be read and written, read what the
+// chosen mode needs into pool buffers, compute, write. New user data is written straight from the
+// caller's buffers when they are contiguous and aligned. Every write is idempotent, so a user
+// operation that runs out of resources half-way completes with NoMemory and the bdev layer runs
+// it again.
 #include "modules/raid/raid_stripe.h"
 
 #include "modules/raid/raid_iov.h"
@@ -49,15 +51,19 @@ uint64_t chunk_bytes(const StripeOp* op) {
     return (op->c1 - op->c0) * geo(op).block_size;
 }
 
-// Byte offset in the array I/O of row `row` of data strip d.
+bool is_user_parity(const StripeOp* op) {
+    return op->kind == OpKind::Write || op->kind == OpKind::Read;
+}
+
+// Byte offset in the user I/O of row `row` of data strip d.
 uint64_t io_offset(const StripeOp* op, uint32_t d, uint64_t row) {
     const Geometry& g = geo(op);
-    const uint64_t lba = op->stripe * g.stripe_data_blocks() + d * g.strip_blocks + row;
+    const uint64_t lba = op->unit * g.stripe_data_blocks() + d * g.strip_blocks + row;
     return (lba - op->io->offset_blocks) * g.block_size;
 }
 
-// Rows of data strip d written by the op within the current chunk: [*a, *b), false if none.
-bool written_in_chunk(const StripeOp* op, uint32_t d, uint64_t* a, uint64_t* b) {
+// Rows of data strip d the user op covers within the current chunk: [*a, *b), false if none.
+bool covered_in_chunk(const StripeOp* op, uint32_t d, uint64_t* a, uint64_t* b) {
     *a = std::max(op->w0[d], op->c0);
     *b = std::min(op->w1[d], op->c1);
     return *a < *b;
@@ -83,19 +89,42 @@ void release_buffers(StripeOp* op) {
 uint8_t* bufp(const StripeOp* op, uint32_t member, uint64_t row) {
     return reinterpret_cast<uint8_t*>(op->buf[member].data) + (row - op->c0) * geo(op).block_size;
 }
+uint8_t* scratch(const StripeOp* op, uint32_t i) {
+    return reinterpret_cast<uint8_t*>(op->newbuf[i].data);
+}
+
+uint32_t p_member(const StripeOp* op) {
+    return geo(op).p_member(op->unit);
+}
+uint32_t q_member(const StripeOp* op) {
+    return geo(op).parity_members() == 2 ? geo(op).q_member(op->unit) : kMaxMembers;
+}
+uint32_t data_member(const StripeOp* op, uint32_t d) {
+    return geo(op).data_member(op->unit, d);
+}
 
 void finish(StripeOp* op) {
     release_buffers(op);
     StripeOwner* owner = op->owner;
-    BdevIo* io = op->io;
     Thread* origin = op->origin;
     const IoStatus status = op->status;
     StripeOp* next = owner->unlock(op);
+    if (op->io) {
+        BdevIo* io = op->io;
+        if (origin == Thread::current())
+            bdev_io_complete(io, status);
+        else
+            origin->send([io, status] { bdev_io_complete(io, status); });
+    } else {
+        ProcessDone done = op->done;
+        void* arg = op->done_arg;
+        const uint64_t mismatches = op->mismatches;
+        if (origin == Thread::current())
+            done(arg, status, mismatches);
+        else
+            origin->send([done, arg, status, mismatches] { done(arg, status, mismatches); });
+    }
     owner->put_op(op);
-    if (origin == Thread::current())
-        bdev_io_complete(io, status);
-    else
-        origin->send([io, status] { bdev_io_complete(io, status); });
     if (next) run_chunk(next);
 }
 
@@ -106,7 +135,7 @@ void member_done(BdevIo* child, bool ok, void* arg) {
     bdev_free_io(child);
     op->owner->mc.finished(mio->member);
     if (!ok) {
-        if (member_error(s)) {
+        if (member_error(s) && op->raid->geometry().tolerance() > 0) {
             op->raid->fail_member(mio->member, io_status_name(s));
             if (!mio->write) op->replan = true;  // read the chunk another way
         } else if (op->status == IoStatus::Success) {
@@ -117,11 +146,13 @@ void member_done(BdevIo* child, bool ok, void* arg) {
     if (--op->pending == 0) advance(op);
 }
 
-// Queues one member I/O of the op: rows [row, row + rows) of `member` from/to `data`.
-bool submit(StripeOp* op, uint32_t member, bool write, uint64_t row, uint64_t rows, uint8_t* data) {
+// Queues one member I/O of the op: rows [row, row + rows) of the unit on `member`, from/to the
+// given iovecs. False (status set) if it could not be queued.
+bool submit_iov(StripeOp* op, uint32_t member, bool write, uint64_t row, uint64_t rows,
+                const iovec* iov, int iovcnt) {
     StripeOwner* o = op->owner;
     MemberIo* mio = o->mios.get();
-    if (!mio || !o->mc.ch[member] || !op->raid->member(member).desc) {
+    if (!mio || !o->mc.ch[member] || !op->raid->member(member).desc || iovcnt > MemberIo::kIovs) {
         if (mio) o->mios.put(mio);
         op->status = mio ? IoStatus::Failed : IoStatus::NoMemory;
         return false;
@@ -130,14 +161,15 @@ bool submit(StripeOp* op, uint32_t member, bool write, uint64_t row, uint64_t ro
     mio->op = op;
     mio->member = member;
     mio->write = write;
-    mio->iov[0] = {data, rows * g.block_size};
-    mio->iovcnt = 1;
+    for (int i = 0; i < iovcnt; ++i) mio->iov[i] = iov[i];
+    mio->iovcnt = iovcnt;
     ++op->pending;
     o->mc.started(member);
     BdevDesc* desc = op->raid->member(member).desc;
-    const uint64_t block = strip_block(g, op->stripe, row);
-    int rc = write ? bdev_writev(desc, o->mc.ch[member], mio->iov, 1, block, rows, member_done, mio)
-                   : bdev_readv(desc, o->mc.ch[member], mio->iov, 1, block, rows, member_done, mio);
+    const uint64_t block = g.data_offset + op->unit * op->raid->unit_blocks() + row;
+    int rc =
+        write ? bdev_writev(desc, o->mc.ch[member], mio->iov, iovcnt, block, rows, member_done, mio)
+              : bdev_readv(desc, o->mc.ch[member], mio->iov, iovcnt, block, rows, member_done, mio);
     if (rc) {
         --op->pending;
         o->mc.finished(member);
@@ -148,44 +180,98 @@ bool submit(StripeOp* op, uint32_t member, bool write, uint64_t row, uint64_t ro
     return true;
 }
 
+bool submit(StripeOp* op, uint32_t member, bool write, uint64_t row, uint64_t rows, uint8_t* data) {
+    const iovec v{data, rows * geo(op).block_size};
+    return submit_iov(op, member, write, row, rows, &v, 1);
+}
+
+// Reads rows [a, b) of member m into its buffer.
+bool read_rows(StripeOp* op, uint32_t m, uint64_t a, uint64_t b) {
+    if (!get_buffer(op, &op->buf[m])) {
+        op->status = IoStatus::NoMemory;
+        return false;
+    }
+    return submit(op, m, false, a, b - a, bufp(op, m, a));
+}
+
+bool read_chunk_of(StripeOp* op, uint32_t m) {
+    return read_rows(op, m, op->c0, op->c1);
+}
+
+// --- raid5/6 ---
+
 // The new data of data strip d for the rows it writes in this chunk: straight from the caller's
 // iovecs when contiguous and aligned, else gathered into a buffer. False without a buffer.
 bool prepare_new_data(StripeOp* op, uint32_t d) {
     uint64_t a, b;
-    if (!written_in_chunk(op, d, &a, &b)) return true;
+    if (!covered_in_chunk(op, d, &a, &b)) return true;
     const BdevIo* io = op->io;
     const uint64_t off = io_offset(op, d, a), len = (b - a) * geo(op).block_size;
     op->newp[d] = iov_flat(io->iovs, io->iovcnt, off, len, 32);
     if (op->newp[d]) return true;
     if (!get_buffer(op, &op->newbuf[d])) return false;
     iov_read(io->iovs, io->iovcnt, off, len, op->newbuf[d].data);
-    op->newp[d] = reinterpret_cast<uint8_t*>(op->newbuf[d].data);
+    op->newp[d] = scratch(op, d);
     return true;
+}
+
+// Reconstructs the data strips that cannot be read from what was read (all readable members
+// of the chunk must have been read).
+bool reconstruct_unreadable(StripeOp* op) {
+    const Geometry& g = geo(op);
+    const uint32_t k = g.data_members();
+    uint8_t* data[kMaxMembers];
+    uint32_t missing[2];
+    uint32_t n_missing = 0;
+    for (uint32_t d = 0; d < k; ++d) {
+        const uint32_t m = data_member(op, d);
+        if (!op->rd[m]) {
+            if (n_missing == 2 || !get_buffer(op, &op->buf[m])) return false;
+            missing[n_missing++] = d;
+        }
+        data[d] = bufp(op, m, op->c0);
+    }
+    const uint32_t pm = p_member(op), qm = q_member(op);
+    const uint8_t* P = op->rd[pm] ? bufp(op, pm, op->c0) : nullptr;
+    const uint8_t* Q = qm < kMaxMembers && op->rd[qm] ? bufp(op, qm, op->c0) : nullptr;
+    return op->raid->parity().reconstruct(chunk_bytes(op), data, missing, n_missing, P, Q);
+}
+
+bool read_all_readable(StripeOp* op) {
+    bool ok = true;
+    for (uint32_t m = 0; m < geo(op).members && ok; ++m)
+        if (op->rd[m]) ok = read_chunk_of(op, m);
+    return ok;
 }
 
 // Chooses how to write this chunk and issues its reads.
 void plan_write(StripeOp* op) {
     const Geometry& g = geo(op);
-    RaidBdev* r = op->raid;
     const uint32_t k = g.data_members();
     const uint64_t rows = op->c1 - op->c0;
-    const uint32_t pm = g.p_member(op->stripe);
-    const uint32_t qm = g.parity_members() == 2 ? g.q_member(op->stripe) : kMaxMembers;
-    const uint32_t ok_parities = r->member_ok(pm) + (qm < kMaxMembers && r->member_ok(qm));
-    bool rmw_ok = true, rcw_ok = true;
-    uint64_t rmw_reads = uint64_t(ok_parities) * rows, rcw_reads = 0;
+    const uint32_t pm = p_member(op), qm = q_member(op);
+    // Read-modify-write needs the old data it replaces and the old parity of every parity member
+    // it updates, and parity that matches the data in the first place.
+    bool rmw_ok = op->raid->parity_trusted(op->unit);
+    bool rcw_ok = true;
+    uint64_t rmw_reads = 0, rcw_reads = 0;
+    for (uint32_t m : {pm, qm}) {
+        if (m == kMaxMembers || !op->wr[m]) continue;
+        rmw_ok = rmw_ok && op->rd[m];
+        rmw_reads += rows;
+    }
     for (uint32_t d = 0; d < k; ++d) {
-        const bool ok = r->member_ok(g.data_member(op->stripe, d));
+        const bool readable = op->rd[data_member(op, d)];
         uint64_t a, b;
-        const bool written = written_in_chunk(op, d, &a, &b);
+        const bool written = covered_in_chunk(op, d, &a, &b);
         const bool full = written && a == op->c0 && b == op->c1;
         if (written) {
             rmw_reads += b - a;
-            rmw_ok = rmw_ok && ok;
+            rmw_ok = rmw_ok && readable;
         }
         if (!full) {
             rcw_reads += rows;
-            rcw_ok = rcw_ok && ok;
+            rcw_ok = rcw_ok && readable;
         }
     }
     if (rmw_ok && (!rcw_ok || rmw_reads < rcw_reads))
@@ -203,114 +289,62 @@ void plan_write(StripeOp* op) {
     }
     op->phase = Phase::Reading;
     op->pending = 1;  // held while submitting
-    auto read = [&](uint32_t m, uint64_t a, uint64_t b) {
-        if (!get_buffer(op, &op->buf[m])) {
-            op->status = IoStatus::NoMemory;
-            return false;
-        }
-        return submit(op, m, false, a, b - a, bufp(op, m, a));
-    };
     bool ok = true;
     switch (op->mode) {
         case Mode::Rmw:
             for (uint32_t d = 0; d < k && ok; ++d) {
                 uint64_t a, b;
-                if (written_in_chunk(op, d, &a, &b)) ok = read(g.data_member(op->stripe, d), a, b);
+                if (covered_in_chunk(op, d, &a, &b)) ok = read_rows(op, data_member(op, d), a, b);
             }
-            if (ok && r->member_ok(pm)) ok = read(pm, op->c0, op->c1);
-            if (ok && qm < kMaxMembers && r->member_ok(qm)) ok = read(qm, op->c0, op->c1);
+            for (uint32_t m : {pm, qm})
+                if (ok && m != kMaxMembers && op->wr[m]) ok = read_chunk_of(op, m);
             break;
         case Mode::Rcw:
             for (uint32_t d = 0; d < k && ok; ++d) {
                 uint64_t a, b;
-                const bool written = written_in_chunk(op, d, &a, &b);
+                const bool written = covered_in_chunk(op, d, &a, &b);
                 if (!(written && a == op->c0 && b == op->c1))
-                    ok = read(g.data_member(op->stripe, d), op->c0, op->c1);
+                    ok = read_chunk_of(op, data_member(op, d));
             }
             break;
         case Mode::Reconstruct:
-        case Mode::Read:
-            for (uint32_t m = 0; m < g.members && ok; ++m)
-                if (r->member_ok(m)) ok = read(m, op->c0, op->c1);
+            ok = read_all_readable(op);
             break;
     }
     if (--op->pending == 0) advance(op);
-}
-
-void plan_read(StripeOp* op) {
-    op->mode = Mode::Read;
-    op->phase = Phase::Reading;
-    op->pending = 1;
-    const Geometry& g = geo(op);
-    bool ok = true;
-    for (uint32_t m = 0; m < g.members && ok; ++m) {
-        if (!op->raid->member_ok(m)) continue;
-        ok = get_buffer(op, &op->buf[m]);
-        if (!ok) {
-            op->status = IoStatus::NoMemory;
-            break;
-        }
-        ok = submit(op, m, false, op->c0, op->c1 - op->c0, bufp(op, m, op->c0));
-    }
-    if (--op->pending == 0) advance(op);
-}
-
-// Rebuilds the missing data strips of the chunk from what was read (Reconstruct, Read modes).
-bool reconstruct_missing(StripeOp* op) {
-    const Geometry& g = geo(op);
-    RaidBdev* r = op->raid;
-    const uint32_t k = g.data_members();
-    uint8_t* data[kMaxMembers];
-    uint32_t missing[2];
-    uint32_t n_missing = 0;
-    for (uint32_t d = 0; d < k; ++d) {
-        const uint32_t m = g.data_member(op->stripe, d);
-        if (!r->member_ok(m)) {
-            if (n_missing == 2 || !get_buffer(op, &op->buf[m])) return false;
-            missing[n_missing++] = d;
-        }
-        data[d] = bufp(op, m, op->c0);
-    }
-    const uint32_t pm = g.p_member(op->stripe);
-    const uint32_t qm = g.parity_members() == 2 ? g.q_member(op->stripe) : kMaxMembers;
-    const uint8_t* P = r->member_ok(pm) ? bufp(op, pm, op->c0) : nullptr;
-    const uint8_t* Q = qm < kMaxMembers && r->member_ok(qm) ? bufp(op, qm, op->c0) : nullptr;
-    return r->parity().reconstruct(chunk_bytes(op), data, missing, n_missing, P, Q);
 }
 
 // Reads are in: compute the parity and write the new data and the parity.
-void write_chunk(StripeOp* op) {
+void write_after_reads(StripeOp* op) {
     const Geometry& g = geo(op);
-    RaidBdev* r = op->raid;
-    const Parity& par = r->parity();
+    const Parity& par = op->raid->parity();
     const uint32_t k = g.data_members();
-    const uint32_t pm = g.p_member(op->stripe);
-    const uint32_t qm = g.parity_members() == 2 ? g.q_member(op->stripe) : kMaxMembers;
-    const bool p_ok = r->member_ok(pm), q_ok = qm < kMaxMembers && r->member_ok(qm);
+    const uint32_t pm = p_member(op), qm = q_member(op);
+    const bool p_wr = op->wr[pm], q_wr = qm < kMaxMembers && op->wr[qm];
     const size_t bs = g.block_size;
 
     if (op->mode == Mode::Rmw) {
-        uint8_t* P = p_ok ? bufp(op, pm, op->c0) : nullptr;
-        uint8_t* Q = q_ok ? bufp(op, qm, op->c0) : nullptr;
+        uint8_t* P = p_wr ? bufp(op, pm, op->c0) : nullptr;
+        uint8_t* Q = q_wr ? bufp(op, qm, op->c0) : nullptr;
         for (uint32_t d = 0; d < k; ++d) {
             uint64_t a, b;
-            if (!written_in_chunk(op, d, &a, &b)) continue;
+            if (!covered_in_chunk(op, d, &a, &b)) continue;
             const size_t off = (a - op->c0) * bs, len = (b - a) * bs;
-            uint8_t* old = bufp(op, g.data_member(op->stripe, d), a);
+            uint8_t* old = bufp(op, data_member(op, d), a);
             par.update(len, d, old, P ? P + off : nullptr, Q ? Q + off : nullptr);
             par.update(len, d, op->newp[d], P ? P + off : nullptr, Q ? Q + off : nullptr);
         }
     } else {
-        if (op->mode == Mode::Reconstruct && !reconstruct_missing(op)) {
+        if (op->mode == Mode::Reconstruct && !reconstruct_unreadable(op)) {
             op->status = IoStatus::Failed;
             return finish(op);
         }
         // The chunk's data after the write, then its parity from scratch.
         uint8_t* data[kMaxMembers];
         for (uint32_t d = 0; d < k; ++d) {
-            const uint32_t m = g.data_member(op->stripe, d);
+            const uint32_t m = data_member(op, d);
             uint64_t a, b;
-            const bool written = written_in_chunk(op, d, &a, &b);
+            const bool written = covered_in_chunk(op, d, &a, &b);
             if (written && a == op->c0 && b == op->c1) {
                 data[d] = op->newp[d];
                 continue;
@@ -318,48 +352,241 @@ void write_chunk(StripeOp* op) {
             data[d] = bufp(op, m, op->c0);
             if (written) std::memcpy(bufp(op, m, a), op->newp[d], (b - a) * bs);
         }
-        if ((p_ok && !get_buffer(op, &op->buf[pm])) || (q_ok && !get_buffer(op, &op->buf[qm]))) {
+        if ((p_wr && !get_buffer(op, &op->buf[pm])) || (q_wr && !get_buffer(op, &op->buf[qm]))) {
             op->status = IoStatus::NoMemory;
             return finish(op);
         }
-        par.generate(chunk_bytes(op), data, p_ok ? bufp(op, pm, op->c0) : nullptr,
-                     q_ok ? bufp(op, qm, op->c0) : nullptr);
+        par.generate(chunk_bytes(op), data, p_wr ? bufp(op, pm, op->c0) : nullptr,
+                     q_wr ? bufp(op, qm, op->c0) : nullptr);
     }
 
     op->phase = Phase::Writing;
     op->pending = 1;
     bool ok = true;
     for (uint32_t d = 0; d < k && ok; ++d) {
-        const uint32_t m = g.data_member(op->stripe, d);
+        const uint32_t m = data_member(op, d);
         uint64_t a, b;
-        if (!written_in_chunk(op, d, &a, &b) || !r->member_ok(m)) continue;
+        if (!covered_in_chunk(op, d, &a, &b) || !op->wr[m]) continue;
         ok = submit(op, m, true, a, b - a, op->newp[d]);
     }
-    if (ok && p_ok) ok = submit(op, pm, true, op->c0, op->c1 - op->c0, bufp(op, pm, op->c0));
-    if (ok && q_ok) submit(op, qm, true, op->c0, op->c1 - op->c0, bufp(op, qm, op->c0));
+    if (ok && p_wr) ok = submit(op, pm, true, op->c0, op->c1 - op->c0, bufp(op, pm, op->c0));
+    if (ok && q_wr) submit(op, qm, true, op->c0, op->c1 - op->c0, bufp(op, qm, op->c0));
     if (--op->pending == 0) advance(op);
 }
 
-// Reads are in: rebuild what is missing and copy the requested rows out.
-void read_chunk(StripeOp* op) {
+// Degraded read: rebuild what cannot be read and copy the requested rows out.
+void read_after_reads(StripeOp* op) {
     const Geometry& g = geo(op);
-    if (!reconstruct_missing(op)) {
+    if (!reconstruct_unreadable(op)) {
         op->status = IoStatus::Failed;
         return finish(op);
     }
     for (uint32_t d = 0; d < g.data_members(); ++d) {
         uint64_t a, b;
-        if (!written_in_chunk(op, d, &a, &b)) continue;  // (w0/w1: the rows read)
+        if (!covered_in_chunk(op, d, &a, &b)) continue;
         iov_write(op->io->iovs, op->io->iovcnt, io_offset(op, d, a), (b - a) * g.block_size,
-                  bufp(op, g.data_member(op->stripe, d), a));
+                  bufp(op, data_member(op, d), a));
     }
-    op->c0 = op->c1;
+    op->phase = Phase::Writing;  // nothing to write: the chunk is done
     advance(op);
+}
+
+// Background operations on raid5/6 once the chunk's reads are in.
+void parity_process_after_reads(StripeOp* op) {
+    const Geometry& g = geo(op);
+    const Parity& par = op->raid->parity();
+    const uint32_t k = g.data_members();
+    const uint32_t pm = p_member(op), qm = q_member(op);
+    const size_t bs = g.block_size, len = chunk_bytes(op);
+    if (!reconstruct_unreadable(op)) {
+        op->status = IoStatus::Failed;
+        return finish(op);
+    }
+    uint8_t* data[kMaxMembers];
+    for (uint32_t d = 0; d < k; ++d) data[d] = bufp(op, data_member(op, d), op->c0);
+    // The parity the data calls for, in scratch buffers 0 (P) and 1 (Q).
+    if (!get_buffer(op, &op->newbuf[0]) || (qm < kMaxMembers && !get_buffer(op, &op->newbuf[1]))) {
+        op->status = IoStatus::NoMemory;
+        return finish(op);
+    }
+    uint8_t* P = scratch(op, 0);
+    uint8_t* Q = qm < kMaxMembers ? scratch(op, 1) : nullptr;
+    par.generate(len, data, P, Q);
+
+    op->phase = Phase::Writing;
+    op->pending = 1;
+    bool ok = true;
+    switch (op->kind) {
+        case OpKind::Resync:
+            if (op->wr[pm]) ok = submit(op, pm, true, op->c0, op->c1 - op->c0, P);
+            if (ok && Q && op->wr[qm]) submit(op, qm, true, op->c0, op->c1 - op->c0, Q);
+            break;
+        case OpKind::Rebuild: {
+            const uint32_t t = op->target;
+            uint8_t* content = t == pm ? P : t == qm ? Q : bufp(op, t, op->c0);
+            submit(op, t, true, op->c0, op->c1 - op->c0, content);
+            break;
+        }
+        case OpKind::Scrub:
+            for (uint64_t row = op->c0; row < op->c1; ++row) {
+                const size_t off = (row - op->c0) * bs;
+                const bool bad_p = std::memcmp(P + off, bufp(op, pm, row), bs) != 0;
+                const bool bad_q = Q && std::memcmp(Q + off, bufp(op, qm, row), bs) != 0;
+                if (bad_p || bad_q) ++op->mismatches;
+            }
+            if (op->repair && op->mismatches) {
+                if (op->wr[pm]) ok = submit(op, pm, true, op->c0, op->c1 - op->c0, P);
+                if (ok && Q && op->wr[qm]) submit(op, qm, true, op->c0, op->c1 - op->c0, Q);
+            }
+            break;
+        default:
+            break;
+    }
+    if (--op->pending == 0) advance(op);
+}
+
+void plan_parity_process(StripeOp* op) {
+    const Geometry& g = geo(op);
+    // Scrub compares everything: it needs every member. The others read what can be read and
+    // rebuild the rest (a rebuild target is never readable in its unrebuilt part).
+    if (op->kind == OpKind::Scrub) {
+        for (uint32_t m = 0; m < g.members; ++m) {
+            if (!op->rd[m]) {
+                op->phase = Phase::Writing;  // skipped: not comparable while degraded
+                return advance(op);
+            }
+        }
+    }
+    if (op->kind == OpKind::Rebuild) op->rd[op->target] = false;
+    op->phase = Phase::Reading;
+    op->pending = 1;
+    read_all_readable(op);
+    if (--op->pending == 0) advance(op);
+}
+
+// --- raid1 ---
+
+// Write, unmap or write-zeroes of rows [c0, c1) on member m (raid1: the user I/O as it is).
+bool submit_mirror(StripeOp* op, uint32_t m) {
+    const BdevIo* io = op->io;
+    if (io->type == IoType::Write)
+        return submit_iov(op, m, true, op->c0, op->c1 - op->c0, io->iovs, io->iovcnt);
+    StripeOwner* o = op->owner;
+    MemberIo* mio = o->mios.get();
+    if (!mio) {
+        op->status = IoStatus::NoMemory;
+        return false;
+    }
+    mio->op = op;
+    mio->member = m;
+    mio->write = true;
+    ++op->pending;
+    o->mc.started(m);
+    BdevDesc* desc = op->raid->member(m).desc;
+    const uint64_t block = geo(op).data_offset + op->unit * op->raid->unit_blocks() + op->c0;
+    const uint64_t n = op->c1 - op->c0;
+    int rc = io->type == IoType::Unmap
+                 ? bdev_unmap(desc, o->mc.ch[m], block, n, member_done, mio)
+                 : bdev_write_zeroes(desc, o->mc.ch[m], block, n, member_done, mio);
+    if (rc) {
+        --op->pending;
+        o->mc.finished(m);
+        o->mios.put(mio);
+        op->status = rc == -ENOMEM ? IoStatus::NoMemory : status_from_submit_rc(rc);
+        return false;
+    }
+    return true;
+}
+
+void plan_mirror_write(StripeOp* op) {
+    op->phase = Phase::Writing;
+    op->pending = 1;
+    bool ok = true;
+    for (uint32_t m = 0; m < geo(op).members && ok; ++m)
+        if (op->wr[m]) ok = submit_mirror(op, m);
+    if (--op->pending == 0) advance(op);
+}
+
+uint32_t first_readable(const StripeOp* op) {
+    for (uint32_t m = 0; m < geo(op).members; ++m)
+        if (op->rd[m] && m != op->target) return m;
+    return kMaxMembers;
+}
+
+void plan_mirror_process(StripeOp* op) {
+    const uint32_t src = first_readable(op);
+    if (src == kMaxMembers) {
+        op->status = IoStatus::Failed;
+        return finish(op);
+    }
+    op->phase = Phase::Reading;
+    op->pending = 1;
+    if (op->kind == OpKind::Scrub) {
+        for (uint32_t m = 0; m < geo(op).members; ++m)
+            if (op->rd[m]) read_chunk_of(op, m);
+    } else {
+        read_chunk_of(op, src);
+    }
+    if (--op->pending == 0) advance(op);
+}
+
+void mirror_process_after_reads(StripeOp* op) {
+    const Geometry& g = geo(op);
+    const uint32_t src = first_readable(op);
+    const uint64_t rows = op->c1 - op->c0;
+    op->phase = Phase::Writing;
+    op->pending = 1;
+    uint8_t* data = bufp(op, src, op->c0);
+    switch (op->kind) {
+        case OpKind::Resync:
+            for (uint32_t m = 0; m < g.members; ++m)
+                if (m != src && op->wr[m]) submit(op, m, true, op->c0, rows, data);
+            break;
+        case OpKind::Rebuild:
+            submit(op, op->target, true, op->c0, rows, data);
+            break;
+        case OpKind::Scrub:
+            for (uint32_t m = 0; m < g.members; ++m) {
+                if (m == src || !op->rd[m]) continue;
+                uint64_t bad = 0;
+                for (uint64_t row = op->c0; row < op->c1; ++row)
+                    bad += std::memcmp(bufp(op, m, row), bufp(op, src, row), g.block_size) != 0;
+                op->mismatches += bad;
+                if (bad && op->repair && op->wr[m]) submit(op, m, true, op->c0, rows, data);
+            }
+            break;
+        default:
+            break;
+    }
+    if (--op->pending == 0) advance(op);
+}
+
+// --- the chunk loop ---
+
+void plan_chunk(StripeOp* op) {
+    for (uint32_t m = 0; m < geo(op).members; ++m) {
+        op->rd[m] = op->raid->member_readable(m, op->unit);
+        op->wr[m] = op->raid->member_writable(m);
+    }
+    switch (op->kind) {
+        case OpKind::Write:
+            return plan_write(op);
+        case OpKind::Read:
+            op->phase = Phase::Reading;
+            op->pending = 1;
+            read_all_readable(op);
+            if (--op->pending == 0) advance(op);
+            return;
+        case OpKind::MirrorWrite:
+            return plan_mirror_write(op);
+        default:
+            return geo(op).parity() ? plan_parity_process(op) : plan_mirror_process(op);
+    }
 }
 
 void advance(StripeOp* op) {
     if (op->status != IoStatus::Success) return finish(op);
-    if (op->phase == Phase::Reading && op->pending == 0 && op->c0 < op->c1) {
+    if (op->phase == Phase::Reading) {
         if (op->raid->array_state() == ArrayState::Offline) {
             op->status = IoStatus::Failed;
             return finish(op);
@@ -373,41 +600,77 @@ void advance(StripeOp* op) {
             }
             return run_chunk(op);
         }
-        return op->io->type == IoType::Read ? read_chunk(op) : write_chunk(op);
+        switch (op->kind) {
+            case OpKind::Write:
+                return write_after_reads(op);
+            case OpKind::Read:
+                return read_after_reads(op);
+            default:
+                return geo(op).parity() ? parity_process_after_reads(op)
+                                        : mirror_process_after_reads(op);
+        }
     }
-    // The chunk is done (written, or read and copied out).
-    if (op->phase == Phase::Writing) {
+    // The chunk is done.
+    if (is_user_parity(op) || op->kind == OpKind::MirrorWrite) {
         if (op->raid->array_state() == ArrayState::Offline) {
             op->status = IoStatus::Failed;
             return finish(op);
         }
-        op->c0 = op->c1;
     }
     release_buffers(op);
+    op->c0 = op->c1;
     if (op->c0 >= op->r1) return finish(op);
     run_chunk(op);
 }
 
 void run_chunk(StripeOp* op) {
-    const Geometry& g = geo(op);
-    const uint64_t max_rows = std::max<uint64_t>(1, kChunkBytes / g.block_size);
-    op->c1 = std::min(op->r1, op->c0 + max_rows);
-    if (op->io->type == IoType::Read)
-        plan_read(op);
-    else
-        plan_write(op);
+    const uint64_t max_rows = std::max<uint64_t>(1, kChunkBytes / geo(op).block_size);
+    op->c1 = op->kind == OpKind::MirrorWrite ? op->r1 : std::min(op->r1, op->c0 + max_rows);
+    plan_chunk(op);
+}
+
+// Takes an op on the calling (owner) thread and starts it once it holds its unit.
+StripeOp* new_op(RaidBdev* r, OpKind kind, uint64_t unit, Thread* origin) {
+    StripeOwner* owner = r->owner_here();
+    StripeOp* op = owner ? owner->get_op() : nullptr;
+    if (!op) return nullptr;
+    op->raid = r;
+    op->owner = owner;
+    op->kind = kind;
+    op->io = nullptr;
+    op->origin = origin;
+    op->unit = unit;
+    op->status = IoStatus::Success;
+    op->replan = false;
+    op->attempts = 0;
+    op->pending = 0;
+    op->target = kMaxMembers;
+    op->repair = false;
+    op->mismatches = 0;
+    op->done = nullptr;
+    op->done_arg = nullptr;
+    return op;
+}
+
+void start(StripeOp* op) {
+    op->c0 = op->r0;
+    op->c1 = op->r0;
+    if (op->owner->lock(op)) run_chunk(op);
 }
 
 }  // namespace
 
-// The stripe's owner runs the operation (raid5/6 writes, degraded reads).
 void submit_to_owner(RaidBdev* r, BdevIo* io) {
     const Geometry& g = r->geometry();
-    const uint64_t stripe = io->offset_blocks / g.stripe_data_blocks();
+    const bool mirror = g.level == Level::Raid1;
+    const uint64_t unit = mirror ? io->offset_blocks / RaidBdev::kMirrorUnitBlocks
+                                 : io->offset_blocks / g.stripe_data_blocks();
     Thread* origin = Thread::current();
-    auto start = [r, io, origin, stripe] {
-        StripeOwner* owner = r->owner_here();
-        StripeOp* op = owner ? owner->get_op() : nullptr;
+    auto begin = [r, io, origin, unit, mirror] {
+        const OpKind kind = mirror                     ? OpKind::MirrorWrite
+                            : io->type == IoType::Read ? OpKind::Read
+                                                       : OpKind::Write;
+        StripeOp* op = new_op(r, kind, unit, origin);
         if (!op) {
             const IoStatus s = IoStatus::NoMemory;
             if (origin == Thread::current())
@@ -417,38 +680,52 @@ void submit_to_owner(RaidBdev* r, BdevIo* io) {
             return;
         }
         const Geometry& g = r->geometry();
-        op->raid = r;
-        op->owner = owner;
         op->io = io;
-        op->origin = origin;
-        op->stripe = stripe;
-        op->status = IoStatus::Success;
-        op->replan = false;
-        op->attempts = 0;
-        op->pending = 0;
-        const uint64_t first = io->offset_blocks - stripe * g.stripe_data_blocks();
-        const uint64_t last = first + io->num_blocks;  // exclusive, within the stripe
-        op->r0 = g.strip_blocks;
-        op->r1 = 0;
-        for (uint32_t d = 0; d < g.data_members(); ++d) {
-            const uint64_t s0 = uint64_t(d) * g.strip_blocks, s1 = s0 + g.strip_blocks;
-            const uint64_t a = std::max(first, s0), b = std::min(last, s1);
-            op->w0[d] = a < b ? a - s0 : 0;
-            op->w1[d] = a < b ? b - s0 : 0;
-            if (a < b) {
-                op->r0 = std::min(op->r0, op->w0[d]);
-                op->r1 = std::max(op->r1, op->w1[d]);
+        if (mirror) {
+            op->r0 = io->offset_blocks - unit * RaidBdev::kMirrorUnitBlocks;
+            op->r1 = op->r0 + io->num_blocks;
+        } else {
+            const uint64_t first = io->offset_blocks - unit * g.stripe_data_blocks();
+            const uint64_t last = first + io->num_blocks;  // exclusive, within the stripe
+            op->r0 = g.strip_blocks;
+            op->r1 = 0;
+            for (uint32_t d = 0; d < g.data_members(); ++d) {
+                const uint64_t s0 = uint64_t(d) * g.strip_blocks, s1 = s0 + g.strip_blocks;
+                const uint64_t a = std::max(first, s0), b = std::min(last, s1);
+                op->w0[d] = a < b ? a - s0 : 0;
+                op->w1[d] = a < b ? b - s0 : 0;
+                if (a < b) {
+                    op->r0 = std::min(op->r0, op->w0[d]);
+                    op->r1 = std::max(op->r1, op->w1[d]);
+                }
             }
         }
-        op->c0 = op->r0;
-        op->c1 = op->r0;
-        if (owner->lock(op)) run_chunk(op);
+        start(op);
     };
-    Thread* owner = r->owner_thread(stripe);
+    Thread* owner = r->owner_thread(unit);
     if (owner == origin)
-        start();
+        begin();
     else
-        owner->send(std::move(start));
+        owner->send(std::move(begin));
+}
+
+void submit_process(RaidBdev* r, const ProcessRequest* req) {
+    Thread* origin = Thread::current();
+    auto begin = [r, req, origin] {
+        StripeOp* op = new_op(r, req->kind, req->unit, origin);
+        if (!op) {
+            origin->send([req] { req->done(req->arg, IoStatus::NoMemory, 0); });
+            return;
+        }
+        op->r0 = req->row0;
+        op->r1 = req->row1;
+        op->target = req->target;
+        op->repair = req->repair;
+        op->done = req->done;
+        op->done_arg = req->arg;
+        start(op);
+    };
+    r->owner_thread(req->unit)->send(std::move(begin));
 }
 
 }  // namespace nocstor::raid

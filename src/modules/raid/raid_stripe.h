@@ -1,5 +1,6 @@
-// raid5/raid6 stripe operations and the per-owner-thread state that runs them (see
-// raid_stripe.cpp). Internal to the raid module.
+// Operations that run on a lock unit's owner thread (see raid_bdev.h): user writes and degraded
+// reads of raid5/6, user writes of raid1, and the background processes (resync, rebuild, scrub)
+// of every redundant level. Internal to the raid module.
 #pragma once
 
 #include "modules/raid/raid_bdev.h"
@@ -7,13 +8,40 @@
 
 namespace nocstor::raid {
 
+enum class OpKind : uint8_t {
+    Write,        // raid5/6 user write
+    Read,         // raid5/6 user read that needs a reconstruction
+    MirrorWrite,  // raid1 user write
+    Resync,       // make the parity (raid1: the other mirrors) match the data
+    Scrub,        // compare, count mismatching block rows, repair on request
+    Rebuild,      // write the target member's content from the others
+};
+
+// A background operation's outcome, delivered on the thread that submitted it.
+using ProcessDone = void (*)(void* arg, IoStatus status, uint64_t mismatches);
+
+// One background operation: rows [row0, row1) of lock unit `unit`. target: the member being
+// rebuilt (Rebuild); repair: Scrub rewrites what does not match. Owned by the caller until done
+// runs.
+struct ProcessRequest {
+    OpKind kind = OpKind::Resync;
+    uint64_t unit = 0, row0 = 0, row1 = 0;
+    uint32_t target = kMaxMembers;
+    bool repair = false;
+    ProcessDone done = nullptr;
+    void* arg = nullptr;
+};
+
+// Runs it on the unit's owner thread.
+void submit_process(RaidBdev* r, const ProcessRequest* req);
+
 namespace stripe_detail {
 
 constexpr uint64_t kChunkBytes = 128 * 1024;  // fits a large pool buffer
 constexpr uint32_t kOpsPerOwner = 128;
 constexpr uint32_t kBuckets = 256;
 
-enum class Mode : uint8_t { Rmw, Rcw, Reconstruct, Read };
+enum class Mode : uint8_t { Rmw, Rcw, Reconstruct };
 enum class Phase : uint8_t { Reading, Writing };
 
 }  // namespace stripe_detail
@@ -23,14 +51,17 @@ struct StripeOp {
     using Phase = stripe_detail::Phase;
     RaidBdev* raid = nullptr;
     StripeOwner* owner = nullptr;
-    BdevIo* io = nullptr;
+    OpKind kind = OpKind::Write;
+    BdevIo* io = nullptr;  // user operations
     Thread* origin = nullptr;
-    uint64_t stripe = 0;
-    uint64_t w0[kMaxMembers], w1[kMaxMembers];  // rows of each data strip the I/O covers
-    uint64_t r0 = 0, r1 = 0;                    // their hull
+    uint64_t unit = 0;                          // stripe, or raid1 lock unit
+    uint64_t w0[kMaxMembers], w1[kMaxMembers];  // user ops: rows of each data strip covered
+    uint64_t r0 = 0, r1 = 0;                    // rows the operation covers
     uint64_t c0 = 0, c1 = 0;                    // the chunk in progress
     Mode mode = Mode::Rmw;
     Phase phase = Phase::Reading;
+    bool rd[kMaxMembers];        // readable for this unit (snapshot per chunk)
+    bool wr[kMaxMembers];        // writable
     Buffer buf[kMaxMembers];     // per member: its rows [c0, c1)
     Buffer newbuf[kMaxMembers];  // per data index: new data gathered from scattered iovecs
     uint8_t* newp[kMaxMembers];  // per data index: new data of its rows written in the chunk
@@ -38,6 +69,13 @@ struct StripeOp {
     IoStatus status = IoStatus::Success;
     bool replan = false;
     uint32_t attempts = 0;
+    // Background operations.
+    uint32_t target = kMaxMembers;
+    bool repair = false;
+    uint64_t mismatches = 0;
+    ProcessDone done = nullptr;
+    void* done_arg = nullptr;
+    // Lock table and free list.
     StripeOp* next_in_bucket = nullptr;
     StripeOp* waiters = nullptr;
     StripeOp* next_waiter = nullptr;
@@ -69,11 +107,11 @@ class StripeOwner {
         free_ = op;
     }
 
-    // True if op holds the stripe now; false if it waits behind the current holder.
+    // True if op holds its unit now; false if it waits behind the current holder.
     bool lock(StripeOp* op) {
-        StripeOp** bucket = &buckets_[op->stripe % stripe_detail::kBuckets];
+        StripeOp** bucket = &buckets_[op->unit % stripe_detail::kBuckets];
         for (StripeOp* h = *bucket; h; h = h->next_in_bucket) {
-            if (h->stripe != op->stripe) continue;
+            if (h->unit != op->unit) continue;
             op->next_waiter = nullptr;
             StripeOp** tail = &h->waiters;
             while (*tail) tail = &(*tail)->next_waiter;
@@ -85,16 +123,16 @@ class StripeOwner {
         *bucket = op;
         return true;
     }
-    // Releases op's stripe; returns the next holder (to start), if any.
+    // Releases op's unit; returns the next holder (to start), if any.
     StripeOp* unlock(StripeOp* op) {
-        StripeOp** p = &buckets_[op->stripe % stripe_detail::kBuckets];
+        StripeOp** p = &buckets_[op->unit % stripe_detail::kBuckets];
         while (*p != op) p = &(*p)->next_in_bucket;
         *p = op->next_in_bucket;
         StripeOp* next = op->waiters;
         if (!next) return nullptr;
         next->waiters = next->next_waiter;
-        next->next_in_bucket = buckets_[next->stripe % stripe_detail::kBuckets];
-        buckets_[next->stripe % stripe_detail::kBuckets] = next;
+        next->next_in_bucket = buckets_[next->unit % stripe_detail::kBuckets];
+        buckets_[next->unit % stripe_detail::kBuckets] = next;
         return next;
     }
 

@@ -1,0 +1,66 @@
+// The RAID superblock: what every member carries so that an array assembles by itself after a
+// restart and knows which members it can trust (docs/raid.md has the byte layout).
+//
+//   member bytes [0, 4 KiB)        superblock copy A  } written alternately (seq even: A, odd: B);
+//   member bytes [4 KiB, 8 KiB)    superblock copy B  } the valid copy with the highest seq counts
+//   member bytes [64 KiB, 1 MiB)   write-intent bitmap (one bit per region of every member)
+//   member bytes [1 MiB, ...)      array data (data_offset)
+//
+// Little-endian, CRC32C over the 4 KiB with the CRC field zero, format version 1.
+#pragma once
+
+#include "bdev/bdev.h"
+#include "modules/raid/raid_layout.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nocstor::raid {
+
+inline constexpr uint32_t kSbVersion = 1;
+inline constexpr uint32_t kSbBytes = 4096;
+inline constexpr uint64_t kSbCopyOffset[2] = {0, 4096};
+inline constexpr uint64_t kBitmapOffset = 64 * 1024;
+inline constexpr uint64_t kMetadataBytes = 1024 * 1024;  // data starts here
+inline constexpr char kSbMagic[8] = {'N', 'O', 'C', 'R', 'A', 'I', 'D', '1'};
+
+enum class SbMemberState : uint8_t { Online = 0, Failed = 1, Missing = 2, Rebuilding = 3 };
+const char* sb_member_state_name(SbMemberState s);
+
+struct SbMember {
+    Uuid uuid{};
+    SbMemberState state = SbMemberState::Online;
+    uint64_t data_blocks = 0;     // concat: this member's data blocks
+    uint64_t rebuild_offset = 0;  // Rebuilding: member data blocks already rebuilt
+};
+
+struct Superblock {
+    uint64_t seq = 0;
+    bool clean = false;  // the array was stopped cleanly: no resync needed
+    Uuid array_uuid{};
+    std::string name;  // at most 63 bytes
+    Level level = Level::Raid0;
+    uint32_t strip_size_kb = 0;
+    uint32_t block_size = 0;
+    uint64_t data_offset = 0;           // blocks
+    uint64_t member_blocks = 0;         // data blocks per member (striped levels, raid1)
+    uint32_t slot = 0;                  // the slot of the member this copy is on
+    uint64_t bitmap_region_blocks = 0;  // 0: no bitmap
+    uint64_t bitmap_regions = 0;
+    std::vector<SbMember> members;
+};
+
+// Serialises into 4 KiB (CRC included).
+void sb_encode(const Superblock& sb, uint8_t* out);
+// False with a reason for anything that is not a valid version-1 superblock.
+bool sb_decode(const uint8_t* in, Superblock* out, std::string* why);
+// True if the 4 KiB starts with the magic (a superblock, maybe damaged or of another version).
+bool sb_has_magic(const uint8_t* in);
+
+// Bitmap geometry for a member of data_blocks blocks: the smallest power-of-two region (at
+// least 64 KiB and a whole number of strips) whose bits fit the bitmap area.
+void bitmap_geometry(uint64_t data_blocks, uint32_t block_size, uint64_t strip_blocks,
+                     uint64_t* region_blocks, uint64_t* regions);
+
+}  // namespace nocstor::raid
