@@ -2,6 +2,7 @@
 // bdev_raid_get_bdevs, bdev_raid_remove_base_bdev. Arrays come back through save_config (the
 // bdev section writes bdev_raid_create for each).
 #include "control/json_params.h"
+#include "control/rest_api.h"
 #include "control/rpc_registry.h"
 #include "modules/raid/raid.h"
 
@@ -89,6 +90,45 @@ void remove_base(const json& params, RpcReply reply) {
     if (rc) return reply.error(rc, "bdev_raid_remove_base_bdev: " + err);
 }
 
+void add_base(const json& params, RpcReply reply) {
+    std::string raid, base;
+    ParamsDecoder d("bdev_raid_add_base_bdev");
+    d.required("raid_bdev", &raid).required("base_bdev", &base);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    const int rc = raid::raid_add_member(raid, base, &err);
+    if (rc == -EINVAL) return reply.invalid("bdev_raid_add_base_bdev: " + err);
+    if (rc) return reply.error(rc, "bdev_raid_add_base_bdev: " + err);
+    reply.result(true);
+}
+
+void set_options(const json& params, RpcReply reply) {
+    json current = raid::raid_process_options_json();
+    uint32_t window = current["process_window_size_kb"],
+             bw = current["process_max_bandwidth_mb_sec"];
+    ParamsDecoder d("bdev_raid_set_options");
+    d.optional("process_window_size_kb", &window)
+        .range(4, 1u << 20)
+        .optional("process_max_bandwidth_mb_sec", &bw);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    raid::raid_set_process_options(window, bw);
+    reply.result(true);
+}
+
+void start_scrub(const json& params, RpcReply reply) {
+    std::string name;
+    bool repair = false;
+    ParamsDecoder d("bdev_raid_start_scrub");
+    d.required("name", &name).optional("repair", &repair);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    const int rc = raid::raid_start_scrub(name, repair, &err);
+    if (rc == -EINVAL) return reply.invalid("bdev_raid_start_scrub: " + err);
+    if (rc) return reply.error(rc, "bdev_raid_start_scrub: " + err);
+    reply.result(true);
+}
+
 }  // namespace
 
 void register_raid_rpcs() {
@@ -97,6 +137,10 @@ void register_raid_rpcs() {
     r.add("bdev_raid_delete", remove, true);
     r.add("bdev_raid_get_bdevs", get_bdevs);
     r.add("bdev_raid_remove_base_bdev", remove_base, true);
+    r.add("bdev_raid_add_base_bdev", add_base, true);
+    r.add("bdev_raid_set_options", set_options, true);
+    r.add("bdev_raid_start_scrub", start_scrub);
+    add_metrics_source(raid::raid_metrics);
 }
 
 }  // namespace nocstor::control

@@ -38,6 +38,19 @@ int raid_fail_member(const std::string& raid, const std::string& member, std::st
 // has it.
 int raid_remove_member(const std::string& member, std::function<void()> done, std::string* err);
 
+// bdev_raid_add_base_bdev: `base` takes an empty (missing or failed) slot of `raid` and is
+// rebuilt in the background.
+int raid_add_member(const std::string& raid, const std::string& base, std::string* err);
+// Scrub (nocstor): reads everything, counts block rows whose redundancy does not match, and with
+// repair rewrites it. Progress and the result show in raid_list().
+int raid_start_scrub(const std::string& raid, bool repair, std::string* err);
+// bdev_raid_set_options.
+void raid_set_process_options(uint32_t window_size_kb, uint32_t max_bandwidth_mb_sec);
+nlohmann::json raid_process_options_json();
+
+// Prometheus families of every array (state, degraded, process progress, scrub mismatches).
+void raid_metrics(std::string& out);
+
 BdevModule* raid_bdev_module();
 
 }  // namespace nocstor::raid

@@ -2,6 +2,7 @@
 // removal, deletion, bdev_raid_get_bdevs, save_config.
 #include "modules/raid/raid_bdev.h"
 
+#include "modules/raid/raid_process.h"
 #include "modules/raid/raid_stripe.h"
 
 #include "modules/module_util.h"
@@ -358,8 +359,17 @@ void RaidBdev::submit_request(IoChannel* c, BdevIo* io) {
 }
 
 void RaidBdev::destruct(std::function<void()> done) {
-    // Each owner thread drops its stripe state and member channels; then the members are
-    // released (the destructor closes them).
+    // A background process stops first (its windows use the owners' state); then each owner
+    // thread drops its stripe state and member channels; then the members are released (the
+    // destructor closes them).
+    if (process_) {
+        RaidProcess* p = process_.get();
+        p->stop([this, done = std::move(done)]() mutable {
+            process_.reset();
+            destruct(std::move(done));
+        });
+        return;
+    }
     std::vector<Thread*> threads;
     for (size_t i = 0; i < owners_.size(); ++i)
         if (owner_ctx_[i]) threads.push_back(owners_[i]);
@@ -371,6 +381,152 @@ void RaidBdev::destruct(std::function<void()> done) {
                     destroy_stripe_owner(std::move(owner_ctx_[i]));
         },
         std::move(done));
+}
+
+// --- background processes ---
+
+void RaidBdev::start_process(OpKind kind, uint32_t target, bool repair, uint64_t start) {
+    process_ = std::make_unique<RaidProcess>(
+        this, kind, target, repair, start,
+        [raid = name, kind, target](IoStatus status, uint64_t mismatches) {
+            // Runs from inside the process: it is destroyed by a message, not here (and the
+            // array may be gone by then).
+            auto name = std::make_shared<std::string>(raid);
+            Thread::current()->send([name, kind, target, status, mismatches] {
+                if (RaidBdev* r = find_raid(*name))
+                    r->process_finished(kind, target, status, mismatches);
+            });
+        });
+    process_->start();
+}
+
+void RaidBdev::process_finished(OpKind kind, uint32_t target, IoStatus status,
+                                uint64_t mismatches) {
+    if (!process_ || process_->kind() != kind) return;  // stopped for another one
+    process_.reset();
+    const bool ok = status == IoStatus::Success;
+    if (kind == OpKind::Resync && ok) resync_pos_.store(UINT64_MAX);
+    if (kind == OpKind::Scrub && ok) last_scrub_mismatches_ = int64_t(mismatches);
+    if (kind == OpKind::Rebuild && ok) {
+        MemberState expected = MemberState::Rebuilding;
+        if (members_[target]->state.compare_exchange_strong(expected, MemberState::Online))
+            NOC_INFO("bdev", "raid {}: member {} ({}) rebuilt, the array is {}", name, target,
+                     members_[target]->name, array_state_name(array_state()));
+        rebuild_pos_.store(0);
+    }
+    // A resync interrupted by a rebuild goes on from where it was.
+    if (!process_ && resync_pos_.load() != UINT64_MAX && array_state() != ArrayState::Offline)
+        start_process(OpKind::Resync, kMaxMembers, false, resync_pos_.load());
+}
+
+void RaidBdev::start_initial_resync() {
+    if (g_.tolerance() == 0) return;
+    resync_pos_.store(0);
+    start_process(OpKind::Resync, kMaxMembers, false, 0);
+}
+
+int RaidBdev::start_scrub(bool repair, std::string* err) {
+    if (g_.tolerance() == 0)
+        return fail(err, -EINVAL,
+                    "raid " + name + ": " + level_name(g_.level) + " has no redundancy to check");
+    if (process_)
+        return fail(err, -EBUSY,
+                    "raid " + name + ": a " + process_type_name(process_->kind()) + " is running");
+    start_process(OpKind::Scrub, kMaxMembers, repair, 0);
+    return 0;
+}
+
+int RaidBdev::add_member(const std::string& base, std::string* err) {
+    if (g_.tolerance() == 0)
+        return fail(err, -EINVAL,
+                    "raid " + name + ": " + level_name(g_.level) + " cannot take a new base bdev");
+    uint32_t slot = kMaxMembers;
+    for (uint32_t i = 0; i < g_.members && slot == kMaxMembers; ++i) {
+        const MemberState st = members_[i]->state.load();
+        if (st == MemberState::Missing || (st == MemberState::Failed && !members_[i]->desc))
+            slot = i;
+    }
+    if (slot == kMaxMembers) {
+        // A failed member still attached gives its slot up to the new one.
+        for (uint32_t i = 0; i < g_.members && slot == kMaxMembers; ++i)
+            if (members_[i]->state.load() == MemberState::Failed) slot = i;
+    }
+    if (slot == kMaxMembers)
+        return fail(err, -EINVAL, "raid " + name + " has no missing or failed member to replace");
+    for (uint32_t i = 0; i < g_.members; ++i) {
+        if (members_[i]->state.load() == MemberState::Rebuilding)
+            return fail(
+                err, -EBUSY,
+                "raid " + name + ": member " + members_[i]->name + " is still being rebuilt");
+    }
+    Bdev* b = bdev_get_by_name(base);
+    if (!b) return fail(err, -ENODEV, "raid: base bdev " + base + " does not exist");
+    if (b->block_size != g_.block_size)
+        return fail(err, -EINVAL,
+                    "raid: base bdev " + base + " has " + std::to_string(b->block_size) +
+                        " B blocks, the array " + std::to_string(g_.block_size));
+    if (b->num_blocks < g_.data_offset + g_.member_blocks)
+        return fail(err, -EINVAL,
+                    "raid: base bdev " + base + " is smaller than a member (" +
+                        std::to_string(g_.data_offset + g_.member_blocks) + " blocks needed)");
+    Member& old = *members_[slot];
+    if (old.desc) {
+        // The failed member leaves (its channels first), then the new one takes the slot.
+        auto base_copy = std::make_shared<std::string>(base);
+        const std::string raid = name;
+        detach_member(slot, [raid, base_copy] {
+            RaidBdev* r = find_raid(raid);
+            std::string e;
+            if (r && r->add_member(*base_copy, &e) != 0)
+                NOC_ERROR("bdev", "raid {}: cannot add {}: {}", raid, *base_copy, e);
+        });
+        return 0;
+    }
+    BdevDesc* desc = nullptr;
+    int rc = open_member(name, slot, base, &desc, err);
+    if (rc) return rc;
+    old.name = base;
+    old.bdev = desc->bdev();
+    old.desc = desc;
+    rebuild_pos_.store(0);
+    NOC_INFO("bdev", "raid {}: base bdev {} takes slot {}, rebuilding", name, base, slot);
+    // Every thread opens its channel to the new member before the member is written to; then
+    // the rebuild starts (a resync or scrub gives way, and the resync resumes afterwards).
+    const std::string raid = name;
+    for_each_channel(
+        [slot](IoChannel& c, std::function<void(int)> next) {
+            auto& ch = static_cast<RaidChannel&>(c);
+            if (!ch.mc.ch[slot]) ch.mc.ch[slot] = bdev_get_io_channel(ch.raid->member(slot).desc);
+            next(0);
+        },
+        [raid, slot](int) {
+            RaidBdev* r = find_raid(raid);
+            if (!r) return;
+            run_on_threads(
+                r->owners_,
+                [r, slot](Thread* t) {
+                    for (size_t i = 0; i < r->owners_.size(); ++i) {
+                        if (r->owners_[i] != t || !r->owner_ctx_[i]) continue;
+                        MemberChannels* mc = owner_member_channels(r->owner_ctx_[i].get());
+                        if (!mc->ch[slot] && r->members_[slot]->desc)
+                            mc->ch[slot] = bdev_get_io_channel(r->members_[slot]->desc);
+                    }
+                },
+                [raid, slot] {
+                    RaidBdev* r = find_raid(raid);
+                    if (!r || !r->members_[slot]->desc) return;
+                    r->members_[slot]->state.store(MemberState::Rebuilding);
+                    if (r->process_) {
+                        r->process_->stop([r, slot] {
+                            r->process_.reset();
+                            r->start_process(OpKind::Rebuild, slot, false, 0);
+                        });
+                    } else {
+                        r->start_process(OpKind::Rebuild, slot, false, 0);
+                    }
+                });
+        });
+    return 0;
 }
 
 void RaidBdev::dump_info_json(nlohmann::json& out) const {
@@ -391,6 +547,8 @@ void RaidBdev::dump_info_json(nlohmann::json& out) const {
                    {"num_base_bdevs_discovered", g_.members - failed_members()},
                    {"num_base_bdevs_operational", g_.members - failed_members()},
                    {"base_bdevs_list", members}};
+    if (process_) out["raid"]["process"] = process_->to_json();
+    if (last_scrub_mismatches_ >= 0) out["raid"]["last_scrub_mismatches"] = last_scrub_mismatches_;
 }
 
 void RaidBdev::write_config_json(nlohmann::json& out) const {
@@ -529,8 +687,12 @@ int build(const RaidCreateOptions& o, std::vector<BdevDesc*> descs, std::string*
         raid->set_owner_threads({Thread::current()});
     }
     for (uint32_t i = 0; i < n; ++i) raid->adopt_member(i, o.base_bdevs[i], descs[i]);
+    RaidBdev* created = raid.get();
     int rc = bdev_register(std::move(raid));  // on failure its destructor closes the members
     if (rc) return fail(err, rc, "raid: cannot register " + o.name + ": " + std::strerror(-rc));
+    // The members may hold anything: make the redundancy match before trusting it. Writes in
+    // the part not resynced yet compute their parity from scratch.
+    created->start_initial_resync();
     NOC_INFO("bdev", "raid {}: {} over {} members, strip {} KiB, {} blocks of {} B", o.name,
              level_name(o.level), n, o.strip_size_kb, g.num_blocks(), g.block_size);
     return 0;
@@ -588,6 +750,7 @@ void RaidModule::examine(Bdev* b) {
 }
 
 void RaidModule::write_config_json(nlohmann::json& calls) const {
+    calls.push_back({{"method", "bdev_raid_set_options"}, {"params", raid_process_options_json()}});
     for (const auto& p : pending()) {
         calls.push_back({{"method", "bdev_raid_create"},
                          {"params",
@@ -640,6 +803,85 @@ int raid_remove_member(const std::string& member, std::function<void()> done, st
         }
     }
     return fail(err, -ENODEV, "no raid bdev has a base bdev named '" + member + "'");
+}
+
+int raid_add_member(const std::string& raid, const std::string& base, std::string* err) {
+    RaidBdev* r = find_raid(raid);
+    if (!r) return fail(err, -ENODEV, "no raid bdev named '" + raid + "'");
+    return r->add_member(base, err);
+}
+
+int raid_start_scrub(const std::string& raid, bool repair, std::string* err) {
+    RaidBdev* r = find_raid(raid);
+    if (!r) return fail(err, -ENODEV, "no raid bdev named '" + raid + "'");
+    return r->start_scrub(repair, err);
+}
+
+void raid_set_process_options(uint32_t window_size_kb, uint32_t max_bandwidth_mb_sec) {
+    process_options().window_size_kb = window_size_kb;
+    process_options().max_bandwidth_mb_sec = max_bandwidth_mb_sec;
+}
+
+nlohmann::json raid_process_options_json() {
+    return {{"process_window_size_kb", process_options().window_size_kb},
+            {"process_max_bandwidth_mb_sec", process_options().max_bandwidth_mb_sec}};
+}
+
+void raid_metrics(std::string& out) {
+    struct Sample {
+        std::string name;
+        int state;  // 0 online, 1 degraded, 2 offline
+        uint32_t failed;
+        double progress;  // percent, -1 without a process
+        std::string process;
+        int64_t mismatches;
+    };
+    std::vector<Sample> samples;
+    for (Bdev* b : bdev_list()) {
+        if (b->module != &g_module) continue;
+        auto* r = static_cast<RaidBdev*>(b);
+        Sample s{r->name, int(r->array_state()),     r->failed_members(), -1,
+                 "",      r->last_scrub_mismatches()};
+        if (RaidProcess* p = r->process()) {
+            s.process = process_type_name(p->kind());
+            s.progress = p->total() ? double(p->position()) * 100.0 / double(p->total()) : 100.0;
+        }
+        samples.push_back(std::move(s));
+    }
+    for (auto& s : samples) {
+        std::string e;
+        for (char c : s.name) {
+            if (c == '\\' || c == '"' || c == '\n') e += '\\';
+            e += c == '\n' ? 'n' : c;
+        }
+        s.name = std::move(e);
+    }
+    auto family = [&](const char* name, const char* type, const char* help) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    };
+    family("nocstor_raid_state", "gauge", "Array state: 0 online, 1 degraded, 2 offline.");
+    for (const auto& s : samples)
+        out += "nocstor_raid_state{raid=\"" + s.name + "\"} " + std::to_string(s.state) + "\n";
+    family("nocstor_raid_degraded", "gauge", "1 while the array runs without full redundancy.");
+    for (const auto& s : samples)
+        out +=
+            "nocstor_raid_degraded{raid=\"" + s.name + "\"} " + (s.state == 1 ? "1" : "0") + "\n";
+    family("nocstor_raid_members_unavailable", "gauge", "Members failed, missing or rebuilding.");
+    for (const auto& s : samples)
+        out += "nocstor_raid_members_unavailable{raid=\"" + s.name + "\"} " +
+               std::to_string(s.failed) + "\n";
+    family("nocstor_raid_process_progress_percent", "gauge",
+           "Progress of the running resync, rebuild or scrub.");
+    for (const auto& s : samples)
+        if (s.progress >= 0)
+            out += "nocstor_raid_process_progress_percent{raid=\"" + s.name + "\",process=\"" +
+                   s.process + "\"} " + std::to_string(s.progress) + "\n";
+    family("nocstor_raid_scrub_mismatches", "gauge",
+           "Block rows whose redundancy did not match in the last finished scrub.");
+    for (const auto& s : samples)
+        if (s.mismatches >= 0)
+            out += "nocstor_raid_scrub_mismatches{raid=\"" + s.name + "\"} " +
+                   std::to_string(s.mismatches) + "\n";
 }
 
 nlohmann::json raid_list(const std::string& category) {

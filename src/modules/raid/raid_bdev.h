@@ -12,6 +12,7 @@
 #include "modules/raid/raid.h"
 #include "modules/raid/raid_layout.h"
 #include "modules/raid/raid_parity.h"
+#include "modules/raid/raid_stripe_kind.h"
 #include "runtime/buffer_pool.h"
 
 #include <atomic>
@@ -37,6 +38,7 @@ struct Member {
 };
 
 class RaidBdev;
+class RaidProcess;
 class StripeOwner;
 struct StripeOp;
 
@@ -171,10 +173,21 @@ class RaidBdev : public Bdev {
 
     bool superblock = false;
     uint32_t strip_size_kb = 0;
-    // Background processes (raid_process.cpp): member data blocks rebuilt on rebuild_slot_, and
-    // resynced (parity trusted below this).
+    // Background processes (raid_process.cpp): member data blocks rebuilt on the member in the
+    // Rebuilding state, and resynced (parity trusted below this).
     std::atomic<uint64_t> rebuild_pos_{0};
     std::atomic<uint64_t> resync_pos_{UINT64_MAX};
+
+    // --- background processes (control thread) ---
+    // The initial resync of a new redundant array (its members may hold anything).
+    void start_initial_resync();
+    // Takes `base` into an empty (missing or failed) slot and rebuilds onto it.
+    int add_member(const std::string& base, std::string* err);
+    // Scrub: -EBUSY while another process runs.
+    int start_scrub(bool repair, std::string* err);
+    RaidProcess* process() const { return process_.get(); }
+    // The last finished scrub: mismatching block rows, or -1 if none ran.
+    int64_t last_scrub_mismatches() const { return last_scrub_mismatches_; }
 
   private:
     Geometry g_;
@@ -183,6 +196,10 @@ class RaidBdev : public Bdev {
     std::vector<Thread*> owners_;
     // Indexed like owners_; each slot is created and used only by its own thread.
     std::vector<std::unique_ptr<StripeOwner>> owner_ctx_;
+    std::unique_ptr<RaidProcess> process_;
+    int64_t last_scrub_mismatches_ = -1;
+    void start_process(OpKind kind, uint32_t target, bool repair, uint64_t start);
+    void process_finished(OpKind kind, uint32_t target, IoStatus status, uint64_t mismatches);
     friend MemberChannels* owner_member_channels(StripeOwner* o);
 };
 

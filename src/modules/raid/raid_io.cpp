@@ -152,10 +152,14 @@ void mirror_read_done(BdevIo* child, bool ok, void* arg) {
 void mirror_read(RaidBdev* r, RaidChannel* ch, BdevIo* io) {
     FanoutCtx* c = ctx(io);
     const uint32_t n = r->members();
+    // Until the resync got there the mirrors may differ: read what the resync copies from (the
+    // first member that can be read), so that every read of a block answers the same.
+    const bool synced = r->parity_trusted(io->offset_blocks / RaidBdev::kMirrorUnitBlocks);
+    const uint32_t first = synced ? ch->next_mirror : 0;
     for (uint32_t i = 0; i < n; ++i) {
-        const uint32_t m = (ch->next_mirror + i) % n;
+        const uint32_t m = (first + i) % n;
         if (!r->member_ok(m) || (c->tried & (1u << m))) continue;
-        ch->next_mirror = m + 1;
+        if (synced) ch->next_mirror = m + 1;
         c->tried |= 1u << m;
         int rc = submit_member(ch, m, IoType::Read, io->iovs, io->iovcnt,
                                r->geometry().data_offset + io->offset_blocks, io->num_blocks,

@@ -423,6 +423,10 @@ void parity_process_after_reads(StripeOp* op) {
             break;
         case OpKind::Rebuild: {
             const uint32_t t = op->target;
+            if (!op->wr[t]) {  // the target failed: the rebuild stops
+                op->status = IoStatus::Aborted;
+                break;
+            }
             uint8_t* content = t == pm ? P : t == qm ? Q : bufp(op, t, op->c0);
             submit(op, t, true, op->c0, op->c1 - op->c0, content);
             break;
@@ -543,7 +547,10 @@ void mirror_process_after_reads(StripeOp* op) {
                 if (m != src && op->wr[m]) submit(op, m, true, op->c0, rows, data);
             break;
         case OpKind::Rebuild:
-            submit(op, op->target, true, op->c0, rows, data);
+            if (op->wr[op->target])
+                submit(op, op->target, true, op->c0, rows, data);
+            else
+                op->status = IoStatus::Aborted;  // the target failed: the rebuild stops
             break;
         case OpKind::Scrub:
             for (uint32_t m = 0; m < g.members; ++m) {

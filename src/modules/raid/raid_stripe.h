@@ -4,18 +4,10 @@
 #pragma once
 
 #include "modules/raid/raid_bdev.h"
+#include "modules/raid/raid_stripe_kind.h"
 #include "runtime/runtime.h"
 
 namespace nocstor::raid {
-
-enum class OpKind : uint8_t {
-    Write,        // raid5/6 user write
-    Read,         // raid5/6 user read that needs a reconstruction
-    MirrorWrite,  // raid1 user write
-    Resync,       // make the parity (raid1: the other mirrors) match the data
-    Scrub,        // compare, count mismatching block rows, repair on request
-    Rebuild,      // write the target member's content from the others
-};
 
 // A background operation's outcome, delivered on the thread that submitted it.
 using ProcessDone = void (*)(void* arg, IoStatus status, uint64_t mismatches);

@@ -14,6 +14,7 @@
 
 #include <cstring>
 #include <random>
+#include <thread>
 
 using namespace nocstor;
 using namespace nocstor::raid;
@@ -444,6 +445,185 @@ TEST(RaidBadInput, ClearErrorsAndNothingCreated) {
     // c is still free: nothing half-created kept a claim on it.
     EXPECT_EQ(make_raid(env, "r2", Level::Raid1, {"c", "big"}, 0, &err), -EINVAL);
     EXPECT_EQ(bdev_get_by_name("c")->claimed_by(), nullptr);
+}
+
+}  // namespace
+
+namespace {
+
+// Waits until the array runs no background process; returns its raid_list entry.
+nlohmann::json wait_idle(ModEnv& env, const std::string& name, int timeout_ms = 30000) {
+    nlohmann::json entry;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < end) {
+        env.run(env.ctl(), [&] {
+            for (const auto& e : raid_list("all"))
+                if (e["name"] == name) entry = e;
+        });
+        if (!entry.contains("process")) return entry;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "process still running: " << entry.dump();
+    return entry;
+}
+
+void fill_garbage(ModEnv& env, const std::string& bdev, uint64_t blocks, uint64_t seed) {
+    TestDesc d(env, bdev);
+    AlignedBuf b(blocks * 512);
+    fill_pattern(b.p, b.size, seed);
+    ASSERT_TRUE(d.write(b.p, 0, blocks).ok);
+}
+
+// Members full of old data: the initial resync makes the parity match, user I/O meanwhile
+// stays correct (parity computed from scratch where not resynced yet).
+TEST(RaidProcesses, InitialResyncMakesOldDataConsistent) {
+    for (Level level : {Level::Raid5, Level::Raid6, Level::Raid1}) {
+        ModEnv env(2);
+        const int n = level == Level::Raid6 ? 5 : level == Level::Raid5 ? 4 : 3;
+        auto bases = names("g", n);
+        for (int i = 0; i < n; ++i) {
+            make_malloc(env, bases[size_t(i)], 4096);
+            fill_garbage(env, bases[size_t(i)], 4096, uint64_t(i + 1));
+        }
+        ASSERT_EQ(make_raid(env, "r", level, bases, level == Level::Raid1 ? 0 : 8), 0);
+        Bdev* r = bdev_get_by_name("r");
+        // The shadow: what the array reads now (its data members' old contents).
+        std::vector<uint8_t> shadow(r->num_blocks * r->block_size);
+        {
+            TestDesc d(env, "r");
+            for (uint64_t off = 0; off < r->num_blocks; off += 256) {
+                const uint64_t cnt = std::min<uint64_t>(256, r->num_blocks - off);
+                ASSERT_TRUE(d.read(shadow.data() + off * 512, off, cnt).ok);
+            }
+        }
+        RandomVerify v(env, env.data(0), "r", &shadow);
+        VerifyOptions o;
+        o.ops = 400;
+        VerifyResult res = v.run(o);
+        EXPECT_EQ(res.errors, 0u) << level_name(level);
+        EXPECT_EQ(res.mismatches, 0u) << level_name(level);
+        wait_idle(env, "r");
+        if (level != Level::Raid1) {
+            EXPECT_EQ(check_parity_on_members(env, bases, level == Level::Raid6 ? 2 : 1, 16, 0,
+                                              4096, 512),
+                      0u)
+                << level_name(level);
+        }
+        // Degraded after the resync: what the missing member held comes back from parity.
+        env.run(env.ctl(), [&] {
+            std::string err;
+            EXPECT_EQ(raid_fail_member("r", bases[0], &err), 0);
+        });
+        EXPECT_EQ(v.check_all(), 0u) << level_name(level);
+    }
+}
+
+// A member fails, a new bdev replaces it: the rebuild runs under user I/O and the new member
+// then holds exactly what the array needs (checked by failing the others).
+TEST(RaidProcesses, RebuildOntoANewMemberUnderIo) {
+    for (Level level : {Level::Raid6, Level::Raid5, Level::Raid1}) {
+        ModEnv env(2);
+        const int n = level == Level::Raid6 ? 5 : 3;
+        auto bases = names("b", n);
+        for (auto& b : bases) make_malloc(env, b, 4096);
+        make_malloc(env, "spare", 4096 + 64);
+        ASSERT_EQ(make_raid(env, "r", level, bases, level == Level::Raid1 ? 0 : 8), 0);
+        wait_idle(env, "r");
+        Bdev* r = bdev_get_by_name("r");
+        std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+        RandomVerify v(env, env.data(0), "r", &shadow);
+        VerifyOptions o;
+        o.ops = 500;
+        EXPECT_EQ(v.run(o).mismatches, 0u);
+        env.run(env.ctl(), [&] {
+            std::string err;
+            EXPECT_EQ(raid_fail_member("r", bases[1], &err), 0);
+        });
+        o.seed = 2;
+        EXPECT_EQ(v.run(o).mismatches, 0u);
+        raid_set_process_options(64, 0);  // small windows: many of them, under I/O
+        env.run(env.ctl(), [&] {
+            std::string err;
+            EXPECT_EQ(raid_add_member("r", "spare", &err), 0) << err;
+        });
+        o.seed = 3;
+        o.ops = 800;
+        VerifyResult res = v.run(o);
+        EXPECT_EQ(res.errors, 0u) << level_name(level) << " " << io_status_name(res.first_error);
+        EXPECT_EQ(res.mismatches, 0u) << level_name(level);
+        nlohmann::json e = wait_idle(env, "r");
+        raid_set_process_options(1024, 0);
+        EXPECT_EQ(e["state"], "online") << e.dump();
+        EXPECT_EQ(e["base_bdevs_list"][1]["name"], "spare");
+        EXPECT_EQ(bdev_get_by_name(bases[1])->claimed_by(), nullptr) << "the failed member left";
+        bases[1] = "spare";
+        if (level != Level::Raid1) {
+            EXPECT_EQ(check_parity_on_members(env, bases, level == Level::Raid6 ? 2 : 1, 16, 0,
+                                              4096, 512),
+                      0u)
+                << level_name(level);
+        }
+        // Only the rebuilt member and the minimum of others left: the data is all there.
+        const int others = level == Level::Raid6 ? 2 : 1;
+        for (int f = 0; f < others; ++f) {
+            env.run(env.ctl(), [&] {
+                std::string err;
+                EXPECT_EQ(raid_fail_member("r", bases[size_t(f == 0 ? 0 : 2)], &err), 0);
+            });
+        }
+        EXPECT_EQ(v.check_all(), 0u) << level_name(level);
+    }
+}
+
+// Scrub finds redundancy that does not match (a member corrupting what it is given), repair
+// rewrites it, and a second scrub finds nothing.
+TEST(RaidProcesses, ScrubCountsAndRepairs) {
+    ModEnv env(1);
+    std::vector<std::string> bases;
+    for (int i = 0; i < 4; ++i) {
+        make_malloc(env, "s" + std::to_string(i), 2048);
+        env.run(env.ctl(), [&] {
+            std::string err;
+            ASSERT_EQ(error_bdev_create({"s" + std::to_string(i), ""}, &err), 0) << err;
+        });
+        bases.push_back("EE_s" + std::to_string(i));
+    }
+    ASSERT_EQ(make_raid(env, "r", Level::Raid5, bases, 4), 0);
+    wait_idle(env, "r");
+    auto scrub = [&](bool repair) {
+        env.run(env.ctl(), [&] {
+            std::string err;
+            EXPECT_EQ(raid_start_scrub("r", repair, &err), 0) << err;
+        });
+        return wait_idle(env, "r")["last_scrub_mismatches"].get<int64_t>();
+    };
+    EXPECT_EQ(scrub(false), 0);
+    env.run(env.ctl(), [&] {
+        ErrorInjectOptions e;
+        e.name = "EE_s2";
+        e.io_type = "write";
+        e.error_type = "corrupt_data";
+        e.num = 5;
+        std::string err;
+        ASSERT_EQ(error_bdev_inject(e, &err), 0) << err;
+    });
+    Bdev* r = bdev_get_by_name("r");
+    std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+    {
+        RandomVerify v(env, env.data(0), "r", &shadow);
+        VerifyOptions o;
+        o.ops = 200;
+        o.write_percent = 100;
+        v.run(o);
+    }
+    const int64_t found = scrub(false);
+    EXPECT_GE(found, 1);
+    EXPECT_LE(found, 5 * 64);  // at most the rows of 5 writes
+    EXPECT_EQ(scrub(false), found) << "a check changes nothing";
+    EXPECT_EQ(scrub(true), found);
+    EXPECT_EQ(scrub(false), 0) << "repaired";
+    std::string err;
+    env.run(env.ctl(), [&] { EXPECT_EQ(raid_start_scrub("missing", false, &err), -ENODEV); });
 }
 
 }  // namespace
