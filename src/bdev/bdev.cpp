@@ -131,6 +131,31 @@ int bdev_register(std::unique_ptr<Bdev> bdev) {
     return 0;
 }
 
+namespace {
+uint32_t g_examining = 0;
+std::vector<std::function<void()>>& examine_waiters() {
+    static auto* v = new std::vector<std::function<void()>>();
+    return *v;
+}
+}  // namespace
+
+void bdev_examine_begin() {
+    ++g_examining;
+}
+
+void bdev_examine_end() {
+    if (g_examining > 0 && --g_examining == 0) {
+        auto waiters = std::move(examine_waiters());
+        examine_waiters().clear();
+        for (auto& w : waiters) w();
+    }
+}
+
+void bdev_wait_for_examine(std::function<void()> done) {
+    if (g_examining == 0) return done();
+    examine_waiters().push_back(std::move(done));
+}
+
 Bdev* bdev_get_by_name(const std::string& name) {
     std::lock_guard lock(g_mu);
     return find_locked(name);

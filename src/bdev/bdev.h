@@ -149,6 +149,14 @@ void bdev_close(BdevDesc* desc);
 int bdev_claim(Bdev* bdev, BdevModule* module);
 void bdev_release_claim(Bdev* bdev);
 
+// --- examine in progress (control thread) ---
+// Modules that read metadata of a new bdev asynchronously (RAID superblocks) bracket that work;
+// bdev_wait_for_examine runs done once nothing is being examined (config loading waits so that
+// the arrays assembled from disks exist before namespaces name them).
+void bdev_examine_begin();
+void bdev_examine_end();
+void bdev_wait_for_examine(std::function<void()> done);
+
 // --- I/O (reactor threads) ---
 // The calling thread's channel for this descriptor's bdev. Put it with bdev_put_io_channel.
 IoChannel* bdev_get_io_channel(BdevDesc* desc);

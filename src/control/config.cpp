@@ -1,5 +1,6 @@
 #include "control/config.h"
 
+#include "bdev/bdev.h"
 #include "control/rpc_registry.h"
 #include "util/log.h"
 
@@ -32,13 +33,25 @@ std::vector<Section>& sections() {
 // SPDK methods that tune SPDK internals with no nocstor equivalent: skipped on load.
 const std::set<std::string>& ignorable_methods() {
     static const std::set<std::string> s = {
-        "bdev_set_options",        "bdev_wait_for_examine",   "bdev_nvme_set_options",
-        "bdev_nvme_set_hotplug",   "bdev_raid_set_options",   "bdev_iscsi_set_options",
-        "iobuf_set_options",       "sock_set_default_impl",   "sock_impl_set_options",
-        "accel_set_options",       "framework_set_scheduler", "nvmf_set_config",
-        "nvmf_set_max_subsystems", "nvmf_set_crdt",           "vmd_enable",
-        "keyring_set_options",     "vfu_tgt_set_base_path",   "scheduler_set_options",
-        "bdev_malloc_set_options", "bdev_nvme_set_options",   "accel_crypto_key_create",
+        "bdev_set_options",
+        "bdev_nvme_set_options",
+        "bdev_nvme_set_hotplug",
+        "bdev_iscsi_set_options",
+        "iobuf_set_options",
+        "sock_set_default_impl",
+        "sock_impl_set_options",
+        "accel_set_options",
+        "framework_set_scheduler",
+        "nvmf_set_config",
+        "nvmf_set_max_subsystems",
+        "nvmf_set_crdt",
+        "vmd_enable",
+        "keyring_set_options",
+        "vfu_tgt_set_base_path",
+        "scheduler_set_options",
+        "bdev_malloc_set_options",
+        "bdev_nvme_set_options",
+        "accel_crypto_key_create",
     };
     return s;
 }
@@ -55,6 +68,7 @@ int section_rank(const std::string& name) {
 struct Call {
     std::string section, method;
     json params;
+    bool waited = false;
 };
 
 void run_calls(std::shared_ptr<std::vector<Call>> calls, size_t i,
@@ -64,6 +78,14 @@ void run_calls(std::shared_ptr<std::vector<Call>> calls, size_t i,
         return;
     }
     const Call& c = (*calls)[i];
+    // A new section may name what the previous one's modules are still assembling (RAID arrays
+    // from their superblocks): wait for the bdev layer's examine first.
+    if (i > 0 && c.section != (*calls)[i - 1].section && !c.waited) {
+        (*calls)[i].waited = true;
+        bdev_wait_for_examine(
+            [calls, i, done = std::move(done)]() mutable { run_calls(calls, i, std::move(done)); });
+        return;
+    }
     if (ignorable_methods().count(c.method)) {
         NOC_WARN("config", "{}: skipping SPDK tuning method {} (no nocstor equivalent)", c.section,
                  c.method);

@@ -286,6 +286,12 @@ void register_bdev_rpcs() {
     r.add("bdev_get_bdevs", get_bdevs);
     r.add("bdev_get_iostat", get_iostat);
     r.add("bdev_reset_iostat", reset_iostat);
+    r.add("bdev_wait_for_examine", [](const json& params, RpcReply reply) {
+        ParamsDecoder d("bdev_wait_for_examine");
+        std::string err;
+        if (!d.decode(params, &err)) return reply.invalid(err);
+        bdev_wait_for_examine([reply] { reply.result(true); });
+    });
     r.add("bdev_enable_histogram", enable_histogram, true);
     r.add("bdev_get_histogram", get_histogram);
     register_bdev_module_rpcs();

@@ -200,6 +200,8 @@ json bdev_section() {
             calls.push_back({{"method", "bdev_enable_histogram"}, {"params", params}});
         }
     }
+    // Arrays assembled from superblocks come back by themselves: what follows may name them.
+    calls.push_back({{"method", "bdev_wait_for_examine"}});
     return calls;
 }
 

@@ -45,10 +45,11 @@ void create(const json& params, RpcReply reply) {
     } else {
         return reply.invalid("bdev_raid_create: base_bdevs must be an array of bdev names");
     }
-    const int rc = raid::raid_create(o, &err);
-    if (rc == -EINVAL) return reply.invalid("bdev_raid_create: " + err);
-    if (rc) return reply.error(rc, "bdev_raid_create: " + err);
-    reply.result(true);
+    raid::raid_create_async(o, [reply](int rc, std::string err) {
+        if (rc == -EINVAL) return reply.invalid("bdev_raid_create: " + err);
+        if (rc) return reply.error(rc, "bdev_raid_create: " + err);
+        reply.result(true);
+    });
 }
 
 void remove(const json& params, RpcReply reply) {
@@ -58,7 +59,7 @@ void remove(const json& params, RpcReply reply) {
     d.required("name", &name).optional("clear_sb", &clear_sb);
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
-    raid::raid_delete(name, [reply, name](int rc) {
+    raid::raid_delete(name, clear_sb, [reply, name](int rc) {
         if (rc == -ENODEV)
             return reply.error(rc, "bdev_raid_delete: no raid bdev named '" + name + "'");
         if (rc) return reply.error(rc, "bdev_raid_delete: cannot delete " + name);

@@ -125,7 +125,7 @@ TEST(DaemonRest, MetricsAreStrictPrometheusText) {
     auto problems = check_prometheus(r.body, &samples);
     for (const auto& p : problems) ADD_FAILURE() << p;
     EXPECT_GT(samples, 10u);
-    EXPECT_NE(r.body.find("nocstor_bdev_ops_total{bdev=\"M\\\"0\",type=\"read\"} 0"),
+    EXPECT_NE(r.body.find("nocstor_bdev_ops_total{bdev=\"M\\\"0\",type=\"write\"} 0"),
               std::string::npos)
         << r.body;
     EXPECT_NE(r.body.find("nocstor_reactor_busy_seconds_total"), std::string::npos);

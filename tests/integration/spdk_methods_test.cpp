@@ -116,6 +116,7 @@ TEST(SpdkMethods, HistogramIsReadableAsSpdkData) {
     ASSERT_NE(cntlid, 0);
     TestHost q(port);
     ASSERT_TRUE(bring_up_io(q, cntlid, 1, false, false, kNqn));
+    d.ok("bdev_reset_iostat", {{"name", "M"}});  // (examine read the bdev when it appeared)
     std::vector<uint8_t> data;
     for (uint16_t i = 0; i < 25; ++i) ASSERT_TRUE(read(q, i, i, 4096, &data));
     ASSERT_TRUE(write_incapsule(q, 99, 0, std::vector<uint8_t>(4096, 1)));  // not counted

@@ -72,6 +72,7 @@ std::map<std::string, json> baselines(const std::string& port) {
         {"bdev_raid_get_bdevs", {{"category", "all"}}},
         {"bdev_raid_remove_base_bdev", {{"name", "Missing"}}},
         {"bdev_reset_iostat", json::object()},
+        {"bdev_wait_for_examine", json::object()},
         {"bdev_uring_create", {{"name", "Base"}, {"filename", "/nonexistent/uring"}}},
         {"bdev_uring_delete", {{"name", "Missing"}}},
         {"bdev_uring_rescan", {{"name", "Missing"}}},

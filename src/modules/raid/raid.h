@@ -24,9 +24,13 @@ struct RaidCreateOptions {
     bool superblock = false;     // metadata on every member; the array assembles by itself
 };
 
+// Without a superblock: synchronous (0 or -errno with *err).
 int raid_create(const RaidCreateOptions& opts, std::string* err);
-// Deletes the array (its members stay). done(0) or -ENODEV.
-void raid_delete(const std::string& name, std::function<void(int)> done);
+// Any array; with a superblock the members' metadata is written first. done on this thread.
+void raid_create_async(const RaidCreateOptions& opts, std::function<void(int, std::string)> done);
+// Deletes the array (its members stay; with clear_sb their superblocks are erased, else the
+// array assembles again when they next appear). done(0) or -ENODEV.
+void raid_delete(const std::string& name, bool clear_sb, std::function<void(int)> done);
 
 // bdev_raid_get_bdevs: category "all", "online", "configuring" or "offline".
 nlohmann::json raid_list(const std::string& category);

@@ -2,8 +2,12 @@
 // removal, deletion, bdev_raid_get_bdevs, save_config.
 #include "modules/raid/raid_bdev.h"
 
+#include "modules/raid/raid_internal.h"
+
 #include "modules/raid/raid_process.h"
+#include "modules/raid/raid_sb_io.h"
 #include "modules/raid/raid_stripe.h"
+#include "util/tick.h"
 
 #include "modules/module_util.h"
 #include "runtime/runtime.h"
@@ -18,44 +22,7 @@
 
 namespace nocstor::raid {
 
-namespace {
-
-class RaidModule : public BdevModule {
-  public:
-    RaidModule() : BdevModule("raid") {}
-    void examine(Bdev* b) override;
-    void write_config_json(nlohmann::json& calls) const override;
-};
-
-RaidModule g_module;
-
-// An array created before all its members exist ("configuring", as in SPDK): the members that
-// are there are claimed; examine() claims the others as they appear and builds the array once
-// the last one is there.
-struct PendingRaid {
-    RaidCreateOptions opts;
-    std::vector<BdevDesc*> descs;  // per slot; null while the member is missing
-};
-std::vector<std::unique_ptr<PendingRaid>>& pending() {
-    static auto* v = new std::vector<std::unique_ptr<PendingRaid>>();
-    return *v;
-}
-PendingRaid* find_pending(const std::string& name) {
-    for (auto& p : pending())
-        if (p->opts.name == name) return p.get();
-    return nullptr;
-}
-
-RaidBdev* find_raid(const std::string& name) {
-    Bdev* b = bdev_get_by_name(name);
-    return b && b->module == &g_module ? static_cast<RaidBdev*>(b) : nullptr;
-}
-
-bool power_of_two(uint64_t v) {
-    return v && (v & (v - 1)) == 0;
-}
-
-}  // namespace
+using namespace detail;
 
 const char* member_state_name(MemberState s) {
     switch (s) {
@@ -171,6 +138,7 @@ void RaidBdev::fail_member(uint32_t m, const char* why) {
     auto log = [rep] {
         RaidBdev* r = find_raid(rep->raid);
         if (!r) return;
+        r->save_superblocks();  // the others record that this member is not to be trusted
         const ArrayState s = r->array_state();
         if (s == ArrayState::Offline)
             NOC_ERROR("bdev",
@@ -186,48 +154,6 @@ void RaidBdev::fail_member(uint32_t m, const char* why) {
     else
         log();
 }
-
-namespace {
-
-void member_event(const std::string& raid, uint32_t slot, BdevEvent ev) {
-    if (ev != BdevEvent::Remove) return;
-    if (RaidBdev* r = find_raid(raid)) return r->detach_member(slot);
-    if (PendingRaid* p = find_pending(raid)) {
-        if (BdevDesc* d = p->descs[slot]) {
-            bdev_release_claim(d->bdev());
-            bdev_close(d);
-            p->descs[slot] = nullptr;
-        }
-    }
-}
-
-// Opens a member writable and claims it for the raid module.
-int open_member(const std::string& raid, uint32_t slot, const std::string& base, BdevDesc** out,
-                std::string* err) {
-    BdevDesc* desc = nullptr;
-    int rc = bdev_open(
-        base, true, [raid, slot](BdevEvent ev, Bdev*) { member_event(raid, slot, ev); }, &desc);
-    if (rc == -EPERM) return fail(err, -EPERM, "raid: base bdev " + base + " is already claimed");
-    if (rc) return fail(err, rc, "raid: cannot open base bdev " + base + ": " + std::strerror(-rc));
-    rc = bdev_claim(desc->bdev(), &g_module);
-    if (rc) {
-        bdev_close(desc);
-        return fail(err, -EPERM, "raid: base bdev " + base + " is already claimed");
-    }
-    *out = desc;
-    return 0;
-}
-
-void close_members(std::vector<BdevDesc*>& descs) {
-    for (BdevDesc*& d : descs) {
-        if (!d) continue;
-        bdev_release_claim(d->bdev());
-        bdev_close(d);
-        d = nullptr;
-    }
-}
-
-}  // namespace
 
 void RaidBdev::adopt_member(uint32_t slot, const std::string& base, BdevDesc* desc) {
     Member& m = *members_[slot];
@@ -270,6 +196,7 @@ void RaidBdev::detach_member(uint32_t m, std::function<void()> done) {
                 mem.desc = nullptr;
                 mem.bdev = nullptr;
             }
+            r->save_superblocks();
         }
         if (st->done) st->done();
     };
@@ -370,6 +297,24 @@ void RaidBdev::destruct(std::function<void()> done) {
         });
         return;
     }
+    if (superblock && clear_sb_on_delete) {
+        // bdev_raid_delete clear_sb: the members forget the array.
+        superblock = false;
+        std::vector<SbTarget> targets;
+        for (uint32_t i = 0; i < g_.members; ++i)
+            if (members_[i]->desc) targets.push_back({i, members_[i]->desc});
+        sb_clear(targets, [this, done = std::move(done)](uint32_t failed) mutable {
+            if (failed) NOC_ERROR("bdev", "raid {}: could not clear every superblock", name);
+            destruct(std::move(done));
+        });
+        return;
+    }
+    if (superblock && !clean_) {
+        // Stopped in order: the next start needs no resync.
+        clean_ = true;
+        save_superblocks([this, done = std::move(done)]() mutable { destruct(std::move(done)); });
+        return;
+    }
     std::vector<Thread*> threads;
     for (size_t i = 0; i < owners_.size(); ++i)
         if (owner_ctx_[i]) threads.push_back(owners_[i]);
@@ -381,6 +326,82 @@ void RaidBdev::destruct(std::function<void()> done) {
                     destroy_stripe_owner(std::move(owner_ctx_[i]));
         },
         std::move(done));
+}
+
+// --- superblock ---
+
+Superblock RaidBdev::make_superblock(bool clean) const {
+    Superblock sb;
+    sb.seq = sb_seq;
+    sb.clean = clean;
+    sb.array_uuid = uuid;
+    sb.name = name;
+    sb.level = g_.level;
+    sb.strip_size_kb = strip_size_kb;
+    sb.block_size = g_.block_size;
+    sb.data_offset = g_.data_offset;
+    sb.member_blocks = g_.member_blocks;
+    for (uint32_t i = 0; i < g_.members; ++i) {
+        SbMember m;
+        m.uuid = members_[i]->uuid;
+        switch (members_[i]->state.load()) {
+            case MemberState::Online:
+                m.state = SbMemberState::Online;
+                break;
+            case MemberState::Failed:
+                m.state = SbMemberState::Failed;
+                break;
+            case MemberState::Missing:
+                m.state = SbMemberState::Missing;
+                break;
+            case MemberState::Rebuilding:
+                m.state = SbMemberState::Rebuilding;
+                m.rebuild_offset = rebuild_pos_.load();
+                break;
+        }
+        if (g_.level == Level::Concat) m.data_blocks = g_.concat_blocks[i];
+        sb.members.push_back(m);
+    }
+    return sb;
+}
+
+void RaidBdev::save_superblocks(std::function<void()> done) {
+    if (!superblock) {
+        if (done) done();
+        return;
+    }
+    if (done) sb_waiters_.push_back(std::move(done));
+    if (sb_writing_) {
+        sb_again_ = true;
+        return;
+    }
+    sb_writing_ = true;
+    sb_again_ = false;
+    ++sb_seq;
+    std::vector<SbTarget> targets;
+    for (uint32_t i = 0; i < g_.members; ++i)
+        if (members_[i]->desc && member_writable(i)) targets.push_back({i, members_[i]->desc});
+    auto waiters = std::make_shared<std::vector<std::function<void()>>>(std::move(sb_waiters_));
+    sb_waiters_.clear();
+    const std::string raid = name;
+    sb_write(targets, make_superblock(clean_), [raid, waiters](uint32_t failed) {
+        RaidBdev* r = find_raid(raid);
+        RaidBdev* self = r ? r : nullptr;
+        if (self) {
+            self->sb_writing_ = false;
+            for (uint32_t i = 0; i < self->g_.members; ++i)
+                if (failed & (1u << i)) self->fail_member(i, "superblock write failed");
+        }
+        for (auto& w : *waiters) w();
+        if (self && self->sb_again_) self->save_superblocks();
+    });
+}
+
+void RaidBdev::rebuild_progress() {
+    const uint64_t now = now_ns();
+    if (now - rebuild_saved_ns_ < 2'000'000'000ull) return;
+    rebuild_saved_ns_ = now;
+    save_superblocks();
 }
 
 // --- background processes ---
@@ -414,15 +435,21 @@ void RaidBdev::process_finished(OpKind kind, uint32_t target, IoStatus status,
                      members_[target]->name, array_state_name(array_state()));
         rebuild_pos_.store(0);
     }
+    save_superblocks();
     // A resync interrupted by a rebuild goes on from where it was.
     if (!process_ && resync_pos_.load() != UINT64_MAX && array_state() != ArrayState::Offline)
         start_process(OpKind::Resync, kMaxMembers, false, resync_pos_.load());
 }
 
-void RaidBdev::start_initial_resync() {
+void RaidBdev::start_resync(uint64_t from) {
     if (g_.tolerance() == 0) return;
-    resync_pos_.store(0);
-    start_process(OpKind::Resync, kMaxMembers, false, 0);
+    resync_pos_.store(from);
+    if (!process_) start_process(OpKind::Resync, kMaxMembers, false, from);
+}
+
+void RaidBdev::start_rebuild(uint32_t slot, uint64_t from) {
+    rebuild_pos_.store(from);
+    start_process(OpKind::Rebuild, slot, false, from);
 }
 
 int RaidBdev::start_scrub(bool repair, std::string* err) {
@@ -436,11 +463,11 @@ int RaidBdev::start_scrub(bool repair, std::string* err) {
     return 0;
 }
 
-int RaidBdev::add_member(const std::string& base, std::string* err) {
+int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slot_hint) {
     if (g_.tolerance() == 0)
         return fail(err, -EINVAL,
                     "raid " + name + ": " + level_name(g_.level) + " cannot take a new base bdev");
-    uint32_t slot = kMaxMembers;
+    uint32_t slot = slot_hint < g_.members && !members_[slot_hint]->desc ? slot_hint : kMaxMembers;
     for (uint32_t i = 0; i < g_.members && slot == kMaxMembers; ++i) {
         const MemberState st = members_[i]->state.load();
         if (st == MemberState::Missing || (st == MemberState::Failed && !members_[i]->desc))
@@ -488,6 +515,8 @@ int RaidBdev::add_member(const std::string& base, std::string* err) {
     old.name = base;
     old.bdev = desc->bdev();
     old.desc = desc;
+    // A new disk is a new member; a member that comes back keeps its identity.
+    if (slot_hint >= g_.members) old.uuid = uuid_generate_random();
     rebuild_pos_.store(0);
     NOC_INFO("bdev", "raid {}: base bdev {} takes slot {}, rebuilding", name, base, slot);
     // Every thread opens its channel to the new member before the member is written to; then
@@ -516,6 +545,9 @@ int RaidBdev::add_member(const std::string& base, std::string* err) {
                     RaidBdev* r = find_raid(raid);
                     if (!r || !r->members_[slot]->desc) return;
                     r->members_[slot]->state.store(MemberState::Rebuilding);
+                    if (r->members_[slot]->uuid == Uuid{})
+                        r->members_[slot]->uuid = uuid_generate_random();
+                    r->save_superblocks();
                     if (r->process_) {
                         r->process_->stop([r, slot] {
                             r->process_.reset();
@@ -552,6 +584,7 @@ void RaidBdev::dump_info_json(nlohmann::json& out) const {
 }
 
 void RaidBdev::write_config_json(nlohmann::json& out) const {
+    if (superblock) return;  // assembled from its members' superblocks
     nlohmann::json bases = nlohmann::json::array();
     for (const auto& m : members_) bases.push_back(m->name);
     out = {{"method", "bdev_raid_create"},
@@ -566,204 +599,7 @@ void RaidBdev::write_config_json(nlohmann::json& out) const {
 
 // --- control API ---
 
-namespace {
-
-// Checks what can be checked before the members exist.
-int validate(const RaidCreateOptions& o, std::string* err) {
-    if (o.name.empty()) return fail(err, -EINVAL, "raid: name is required");
-    if (bdev_get_by_name(o.name) || find_pending(o.name))
-        return fail(err, -EEXIST, "bdev " + o.name + " already exists");
-    const uint32_t n = uint32_t(o.base_bdevs.size());
-    const uint32_t min_members = o.level == Level::Raid1   ? 2
-                                 : o.level == Level::Raid5 ? 3
-                                 : o.level == Level::Raid6 ? 4
-                                                           : 1;
-    if (n < min_members)
-        return fail(err, -EINVAL,
-                    std::string("raid: ") + level_name(o.level) + " needs at least " +
-                        std::to_string(min_members) + " base bdevs, got " + std::to_string(n));
-    if (n > kMaxMembers)
-        return fail(err, -EINVAL, "raid: at most " + std::to_string(kMaxMembers) + " base bdevs");
-    std::set<std::string> seen;
-    for (const auto& b : o.base_bdevs) {
-        if (b.empty()) return fail(err, -EINVAL, "raid: empty base bdev name");
-        if (!seen.insert(b).second)
-            return fail(err, -EINVAL, "raid: base bdev " + b + " is listed twice");
-    }
-    if (o.level == Level::Raid1) {
-        if (o.strip_size_kb != 0)
-            return fail(err, -EINVAL, "raid: raid1 has no strips (strip_size_kb must be 0)");
-    } else if (!power_of_two(o.strip_size_kb) || o.strip_size_kb < 4) {
-        return fail(err, -EINVAL,
-                    "raid: strip_size_kb must be a power of two of at least 4, not " +
-                        std::to_string(o.strip_size_kb));
-    }
-    if (o.superblock) return fail(err, -ENOTSUP, "raid: superblock = true is not supported yet");
-    Uuid uuid{};
-    if (!parse_optional_uuid(o.uuid, &uuid, err)) return -EINVAL;
-    // The members there now: not claimed by anyone else, one block size.
-    uint32_t block_size = 0;
-    for (const auto& b : o.base_bdevs) {
-        Bdev* bd = bdev_get_by_name(b);
-        if (!bd) continue;
-        if (bd->claimed_by())
-            return fail(
-                err, -EPERM,
-                "raid: base bdev " + b + " is already claimed by " + bd->claimed_by()->name());
-        if (block_size && bd->block_size != block_size)
-            return fail(err, -EINVAL,
-                        "raid: base bdevs must have the same block size (" +
-                            std::to_string(block_size) + " and " + b + ": " +
-                            std::to_string(bd->block_size) + ")");
-        block_size = bd->block_size;
-    }
-    return 0;
-}
-
-// Builds and registers the array over its claimed members (every slot present). Takes the
-// descriptors: on failure they are closed.
-int build(const RaidCreateOptions& o, std::vector<BdevDesc*> descs, std::string* err) {
-    const uint32_t n = uint32_t(o.base_bdevs.size());
-    Geometry g;
-    g.level = o.level;
-    g.members = n;
-    g.block_size = descs[0]->bdev()->block_size;
-    for (BdevDesc* d : descs) {
-        if (d->bdev()->block_size != g.block_size) {
-            close_members(descs);
-            return fail(err, -EINVAL, "raid: base bdevs must have the same block size");
-        }
-    }
-    const uint64_t strip_bytes = uint64_t(o.strip_size_kb) * 1024;
-    if (o.level != Level::Raid1 && strip_bytes < g.block_size) {
-        close_members(descs);
-        return fail(err, -EINVAL, "raid: the strip is smaller than a block");
-    }
-    g.strip_blocks = strip_bytes / g.block_size;
-    g.data_offset = 0;
-    uint64_t min_blocks = UINT64_MAX;
-    for (BdevDesc* d : descs) {
-        const Bdev* b = d->bdev();
-        uint64_t usable = b->num_blocks > g.data_offset ? b->num_blocks - g.data_offset : 0;
-        if (g.strip_blocks) usable -= usable % g.strip_blocks;
-        if (usable == 0) {
-            close_members(descs);
-            return fail(err, -EINVAL, "raid: base bdev " + b->name + " is smaller than one strip");
-        }
-        g.concat_blocks.push_back(usable);
-        min_blocks = std::min(min_blocks, usable);
-    }
-    if (o.level != Level::Concat) {
-        g.member_blocks = min_blocks;
-        g.concat_blocks.clear();
-    }
-    Uuid uuid{};
-    parse_optional_uuid(o.uuid, &uuid, nullptr);
-    auto raid = std::make_unique<RaidBdev>(o.name, g);
-    raid->strip_size_kb = o.strip_size_kb;
-    raid->superblock = o.superblock;
-    raid->block_size = g.block_size;
-    raid->num_blocks = g.num_blocks();
-    raid->uuid = uuid;
-    raid->write_cache = false;
-    for (BdevDesc* d : descs) {
-        raid->write_cache = raid->write_cache || d->bdev()->write_cache;
-        raid->required_alignment =
-            std::max(raid->required_alignment, d->bdev()->required_alignment);
-    }
-    // Each I/O the layer hands us stays in one strip (raid0, concat: one member) or one stripe
-    // (raid5/6: one parity computation).
-    if (g.level == Level::Raid0 || g.level == Level::Concat)
-        raid->optimal_io_boundary = uint32_t(g.strip_blocks);
-    else if (g.parity())
-        raid->optimal_io_boundary = uint32_t(g.stripe_data_blocks());
-    else
-        raid->optimal_io_boundary = uint32_t(RaidBdev::kMirrorUnitBlocks);
-    if (Runtime* rt = Runtime::instance()) {
-        std::vector<Thread*> owners = rt->data_threads();
-        if (owners.empty()) owners.push_back(rt->control_thread());
-        raid->set_owner_threads(std::move(owners));
-    } else {
-        raid->set_owner_threads({Thread::current()});
-    }
-    for (uint32_t i = 0; i < n; ++i) raid->adopt_member(i, o.base_bdevs[i], descs[i]);
-    RaidBdev* created = raid.get();
-    int rc = bdev_register(std::move(raid));  // on failure its destructor closes the members
-    if (rc) return fail(err, rc, "raid: cannot register " + o.name + ": " + std::strerror(-rc));
-    // The members may hold anything: make the redundancy match before trusting it. Writes in
-    // the part not resynced yet compute their parity from scratch.
-    created->start_initial_resync();
-    NOC_INFO("bdev", "raid {}: {} over {} members, strip {} KiB, {} blocks of {} B", o.name,
-             level_name(o.level), n, o.strip_size_kb, g.num_blocks(), g.block_size);
-    return 0;
-}
-
-}  // namespace
-
-int raid_create(const RaidCreateOptions& o, std::string* err) {
-    int rc = validate(o, err);
-    if (rc) return rc;
-    std::vector<BdevDesc*> descs(o.base_bdevs.size(), nullptr);
-    std::vector<std::string> missing;
-    for (uint32_t i = 0; i < descs.size(); ++i) {
-        if (!bdev_get_by_name(o.base_bdevs[i])) {
-            missing.push_back(o.base_bdevs[i]);
-            continue;
-        }
-        rc = open_member(o.name, i, o.base_bdevs[i], &descs[i], err);
-        if (rc) {
-            close_members(descs);
-            return rc;
-        }
-    }
-    if (missing.empty()) return build(o, std::move(descs), err);
-    std::string list;
-    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-    NOC_INFO("bdev", "raid {}: configuring, waiting for base bdev(s) {}", o.name, list);
-    auto p = std::make_unique<PendingRaid>();
-    p->opts = o;
-    p->descs = std::move(descs);
-    pending().push_back(std::move(p));
-    return 0;
-}
-
-void RaidModule::examine(Bdev* b) {
-    for (size_t i = 0; i < pending().size(); ++i) {
-        PendingRaid* p = pending()[i].get();
-        for (uint32_t slot = 0; slot < p->descs.size(); ++slot) {
-            if (p->descs[slot] || p->opts.base_bdevs[slot] != b->name) continue;
-            std::string err;
-            if (open_member(p->opts.name, slot, b->name, &p->descs[slot], &err) != 0) {
-                NOC_WARN("bdev", "raid {}: {}", p->opts.name, err);
-                return;
-            }
-            NOC_INFO("bdev", "raid {}: base bdev {} appeared", p->opts.name, b->name);
-        }
-        if (std::find(p->descs.begin(), p->descs.end(), nullptr) != p->descs.end()) continue;
-        std::unique_ptr<PendingRaid> done = std::move(pending()[i]);
-        pending().erase(pending().begin() + long(i));
-        std::string err;
-        if (build(done->opts, std::move(done->descs), &err) != 0)
-            NOC_ERROR("bdev", "raid {}: cannot assemble: {}", done->opts.name, err);
-        return;
-    }
-}
-
-void RaidModule::write_config_json(nlohmann::json& calls) const {
-    calls.push_back({{"method", "bdev_raid_set_options"}, {"params", raid_process_options_json()}});
-    for (const auto& p : pending()) {
-        calls.push_back({{"method", "bdev_raid_create"},
-                         {"params",
-                          {{"name", p->opts.name},
-                           {"raid_level", level_name(p->opts.level)},
-                           {"strip_size_kb", p->opts.strip_size_kb},
-                           {"base_bdevs", p->opts.base_bdevs},
-                           {"superblock", p->opts.superblock}}}});
-        if (!p->opts.uuid.empty()) calls.back()["params"]["uuid"] = p->opts.uuid;
-    }
-}
-
-void raid_delete(const std::string& name, std::function<void(int)> done) {
+void raid_delete(const std::string& name, bool clear_sb, std::function<void(int)> done) {
     for (size_t i = 0; i < pending().size(); ++i) {
         if (pending()[i]->opts.name != name) continue;
         close_members(pending()[i]->descs);
@@ -776,6 +612,7 @@ void raid_delete(const std::string& name, std::function<void(int)> done) {
         if (done) done(-ENODEV);
         return;
     }
+    r->clear_sb_on_delete = clear_sb;
     bdev_unregister(r, std::move(done));
 }
 
@@ -900,6 +737,7 @@ nlohmann::json raid_list(const std::string& category) {
         e["name"] = r->name;
         out.push_back(std::move(e));
     }
+    assembly_list(category, &out);
     if (category == "all" || category == "configuring") {
         for (const auto& p : pending()) {
             nlohmann::json members = nlohmann::json::array();

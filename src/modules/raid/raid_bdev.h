@@ -13,6 +13,7 @@
 #include "modules/raid/raid_layout.h"
 #include "modules/raid/raid_parity.h"
 #include "modules/raid/raid_stripe_kind.h"
+#include "modules/raid/raid_superblock.h"
 #include "runtime/buffer_pool.h"
 
 #include <atomic>
@@ -31,6 +32,7 @@ enum class ArrayState : uint8_t { Online, Degraded, Offline };
 const char* array_state_name(ArrayState s);
 
 struct Member {
+    Uuid uuid{};       // this member's identity in the superblock
     std::string name;  // the base bdev's name
     Bdev* bdev = nullptr;
     BdevDesc* desc = nullptr;
@@ -172,6 +174,7 @@ class RaidBdev : public Bdev {
     void write_config_json(nlohmann::json& out) const override;
 
     bool superblock = false;
+    bool clear_sb_on_delete = false;
     uint32_t strip_size_kb = 0;
     // Background processes (raid_process.cpp): member data blocks rebuilt on the member in the
     // Rebuilding state, and resynced (parity trusted below this).
@@ -179,15 +182,28 @@ class RaidBdev : public Bdev {
     std::atomic<uint64_t> resync_pos_{UINT64_MAX};
 
     // --- background processes (control thread) ---
-    // The initial resync of a new redundant array (its members may hold anything).
-    void start_initial_resync();
-    // Takes `base` into an empty (missing or failed) slot and rebuilds onto it.
-    int add_member(const std::string& base, std::string* err);
+    // The initial resync of a new redundant array (its members may hold anything), or the
+    // resync after an unclean stop, from member block `from`.
+    void start_initial_resync() { start_resync(0); }
+    void start_resync(uint64_t from);
+    // Assembly: member `slot` (Rebuilding) is rebuilt from member block `from`.
+    void start_rebuild(uint32_t slot, uint64_t from);
+    // Takes `base` into an empty (missing or failed) slot, `slot` if given, and rebuilds onto it.
+    int add_member(const std::string& base, std::string* err, uint32_t slot_hint = kMaxMembers);
     // Scrub: -EBUSY while another process runs.
     int start_scrub(bool repair, std::string* err);
     RaidProcess* process() const { return process_.get(); }
     // The last finished scrub: mismatching block rows, or -1 if none ran.
     int64_t last_scrub_mismatches() const { return last_scrub_mismatches_; }
+    // A rebuild moved on: the superblocks record it now and then (so that a restart resumes).
+    void rebuild_progress();
+
+    // --- superblock (control thread; no-ops without one) ---
+    Superblock make_superblock(bool clean) const;
+    // Writes the current state to every member that is written to; members whose write fails
+    // are failed out. Writes are serialised; done runs once the state as of this call is on disk.
+    void save_superblocks(std::function<void()> done = nullptr);
+    uint64_t sb_seq = 0;
 
   private:
     Geometry g_;
@@ -198,6 +214,11 @@ class RaidBdev : public Bdev {
     std::vector<std::unique_ptr<StripeOwner>> owner_ctx_;
     std::unique_ptr<RaidProcess> process_;
     int64_t last_scrub_mismatches_ = -1;
+    bool clean_ = false;
+    bool sb_writing_ = false;
+    bool sb_again_ = false;
+    std::vector<std::function<void()>> sb_waiters_;
+    uint64_t rebuild_saved_ns_ = 0;
     void start_process(OpKind kind, uint32_t target, bool repair, uint64_t start);
     void process_finished(OpKind kind, uint32_t target, IoStatus status, uint64_t mismatches);
     friend MemberChannels* owner_member_channels(StripeOwner* o);

@@ -142,7 +142,10 @@ void RaidProcess::complete_in_order() {
             continue;
         }
         done_pos_ = w.pos + w.rows;
-        if (kind_ == OpKind::Rebuild) raid_->rebuild_pos_.store(done_pos_);
+        if (kind_ == OpKind::Rebuild) {
+            raid_->rebuild_pos_.store(done_pos_);
+            raid_->rebuild_progress();
+        }
         if (kind_ == OpKind::Resync) raid_->resync_pos_.store(done_pos_);
     }
     pump();

@@ -124,6 +124,10 @@ TEST(ModulesStats, CountOpsAndBytes) {
         ASSERT_EQ(malloc_bdev_create({"m0", 1024, 512, ""}, &err), 0) << err;
     });
     TestDesc d(env, "m0");
+    // Start from zero: examine (RAID superblock lookup) read the bdev when it appeared.
+    env.run_async(env.ctl(), [&](auto done) {
+        bdev_wait_for_examine([&, done] { bdev_reset_stats(d.bdev(), StatsReset::All, done); });
+    });
     AlignedBuf buf(8 * 512);
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(d.write(buf.p, uint64_t(i) * 8, 8).ok);
     for (int i = 0; i < 5; ++i) ASSERT_TRUE(d.read(buf.p, uint64_t(i) * 8, 4).ok);

@@ -5,6 +5,7 @@
 #include "mod_test_env.h"
 #include "modules/error.h"
 #include "modules/malloc.h"
+#include "modules/passthru.h"
 #include "modules/raid/raid_parity.h"
 #include "modules/uring.h"
 #include "raid_verify.h"
@@ -434,7 +435,7 @@ TEST(RaidBadInput, ClearErrorsAndNothingCreated) {
         EXPECT_EQ(l[0]["num_base_bdevs_discovered"], 1);
     });
     EXPECT_NE(bdev_get_by_name("a")->claimed_by(), nullptr);
-    env.run_async(env.ctl(), [](auto done) { raid_delete("r", [done](int) { done(); }); });
+    env.run_async(env.ctl(), [](auto done) { raid_delete("r", false, [done](int) { done(); }); });
     EXPECT_EQ(bdev_get_by_name("a")->claimed_by(), nullptr);
     EXPECT_EQ(make_raid(env, "r", Level::Raid1, {"a", "b"}, 4, &err), -EINVAL);
     EXPECT_EQ(make_raid(env, "r0", Level::Raid0, {"a", "b"}, 4, &err), 0) << err;
@@ -451,7 +452,8 @@ TEST(RaidBadInput, ClearErrorsAndNothingCreated) {
 
 namespace {
 
-// Waits until the array runs no background process; returns its raid_list entry.
+// Waits until the array runs no background process and no member is on its way in (attached
+// but not rebuilding yet); returns its raid_list entry.
 nlohmann::json wait_idle(ModEnv& env, const std::string& name, int timeout_ms = 30000) {
     nlohmann::json entry;
     const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -460,7 +462,10 @@ nlohmann::json wait_idle(ModEnv& env, const std::string& name, int timeout_ms = 
             for (const auto& e : raid_list("all"))
                 if (e["name"] == name) entry = e;
         });
-        if (!entry.contains("process")) return entry;
+        bool arriving = false;
+        for (const auto& m : entry.value("base_bdevs_list", nlohmann::json::array()))
+            arriving = arriving || (m["is_configured"] == true && m["state"] == "missing");
+        if (!entry.contains("process") && !arriving) return entry;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     ADD_FAILURE() << "process still running: " << entry.dump();
@@ -624,6 +629,215 @@ TEST(RaidProcesses, ScrubCountsAndRepairs) {
     EXPECT_EQ(scrub(false), 0) << "repaired";
     std::string err;
     env.run(env.ctl(), [&] { EXPECT_EQ(raid_start_scrub("missing", false, &err), -ENODEV); });
+}
+
+}  // namespace
+
+namespace {
+
+// Members behind passthru bdevs, so that they can disappear and come back (as disks do).
+struct SbArray {
+    ModEnv& env;
+    std::vector<std::string> members;
+    uint64_t blocks;
+
+    SbArray(ModEnv& e, int n, uint64_t member_blocks) : env(e), blocks(member_blocks) {
+        for (int i = 0; i < n; ++i) {
+            make_malloc(env, "disk" + std::to_string(i), member_blocks);
+            members.push_back("p" + std::to_string(i));
+            plug(i);
+        }
+    }
+    void plug(int i) {
+        env.run(env.ctl(), [&] {
+            std::string err;
+            ASSERT_EQ(
+                passthru_bdev_create({"disk" + std::to_string(i), members[size_t(i)], ""}, &err), 0)
+                << err;
+        });
+    }
+    void unplug(int i) {
+        env.run_async(env.ctl(), [&](auto done) {
+            passthru_bdev_delete(members[size_t(i)], [done](int) { done(); });
+        });
+    }
+    int create(Level level, uint32_t strip_kb) {
+        int rc = -1;
+        env.run_async(env.ctl(), [&](auto done) {
+            RaidCreateOptions o;
+            o.name = "r";
+            o.level = level;
+            o.base_bdevs = members;
+            o.strip_size_kb = strip_kb;
+            o.superblock = true;
+            raid_create_async(o, [&, done](int r, std::string err) {
+                rc = r;
+                if (r) ADD_FAILURE() << err;
+                done();
+            });
+        });
+        return rc;
+    }
+    void remove(bool clear_sb = false) {
+        env.run_async(env.ctl(), [&](auto done) {
+            raid_delete("r", clear_sb, [done](int rc) {
+                EXPECT_EQ(rc, 0);
+                done();
+            });
+        });
+    }
+    // Waits until every examine is done.
+    void settle() {
+        env.run_async(env.ctl(), [](auto done) { bdev_wait_for_examine(done); });
+    }
+};
+
+std::vector<uint8_t> read_all(ModEnv& env, const std::string& name) {
+    Bdev* b = bdev_get_by_name(name);
+    std::vector<uint8_t> out(b->num_blocks * b->block_size);
+    TestDesc d(env, name, false);
+    for (uint64_t off = 0; off < b->num_blocks; off += 256) {
+        const uint64_t n = std::min<uint64_t>(256, b->num_blocks - off);
+        EXPECT_TRUE(d.read(out.data() + off * b->block_size, off, n).ok);
+    }
+    return out;
+}
+
+TEST(RaidSuperblock, ArraysAssembleWhenTheirMembersComeBackInAnyOrder) {
+    for (Level level : {Level::Raid6, Level::Raid5, Level::Raid1, Level::Raid0}) {
+        ModEnv env(2);
+        const int n = level == Level::Raid6 ? 5 : 3;
+        SbArray a(env, n, 4096);
+        ASSERT_EQ(a.create(level, level == Level::Raid1 ? 0 : 8), 0);
+        wait_idle(env, "r");
+        Bdev* r = bdev_get_by_name("r");
+        ASSERT_NE(r, nullptr);
+        EXPECT_EQ(r->num_blocks % 8, 0u);
+        std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+        {
+            RandomVerify v(env, env.data(0), "r", &shadow);
+            VerifyOptions o;
+            o.ops = 400;
+            EXPECT_EQ(v.run(o).mismatches, 0u);
+        }
+        shadow = read_all(env, "r");
+        a.remove();
+        EXPECT_EQ(bdev_get_by_name("r"), nullptr);
+        for (int i = 0; i < n; ++i) a.unplug(i);
+        for (int i = n - 1; i >= 0; --i) {
+            EXPECT_EQ(bdev_get_by_name("r"), nullptr) << "assembled before member " << i;
+            a.plug(i);
+            a.settle();
+        }
+        ASSERT_NE(bdev_get_by_name("r"), nullptr) << level_name(level);
+        nlohmann::json e = wait_idle(env, "r");
+        EXPECT_EQ(e["state"], "online") << e.dump();
+        EXPECT_EQ(read_all(env, "r"), shadow) << level_name(level);
+    }
+}
+
+// A member failed while the others carried on: at the next assembly its superblock is older, so
+// it is rebuilt rather than trusted.
+TEST(RaidSuperblock, AStaleMemberIsRebuiltNotTrusted) {
+    ModEnv env(1);
+    SbArray a(env, 4, 4096);
+    ASSERT_EQ(a.create(Level::Raid5, 8), 0);
+    wait_idle(env, "r");
+    Bdev* r = bdev_get_by_name("r");
+    std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+    {
+        RandomVerify v(env, env.data(0), "r", &shadow);
+        VerifyOptions o;
+        o.ops = 200;
+        EXPECT_EQ(v.run(o).mismatches, 0u);
+        env.run(env.ctl(), [&] {
+            std::string err;
+            EXPECT_EQ(raid_fail_member("r", "p1", &err), 0);
+        });
+        o.seed = 2;
+        o.write_percent = 100;
+        EXPECT_EQ(v.run(o).errors, 0u);  // p1 misses these writes
+    }
+    a.remove();
+    for (int i = 0; i < 4; ++i) a.unplug(i);
+    for (int i = 0; i < 4; ++i) a.plug(i);
+    a.settle();
+    ASSERT_NE(bdev_get_by_name("r"), nullptr);
+    nlohmann::json e = wait_idle(env, "r");
+    EXPECT_EQ(e["state"], "online") << e.dump();
+    // Only p1 and two others: p1 must hold the writes it missed.
+    env.run(env.ctl(), [&] {
+        std::string err;
+        EXPECT_EQ(raid_fail_member("r", "p0", &err), 0);
+    });
+    EXPECT_EQ(read_all(env, "r"), shadow);
+}
+
+// A member that goes away and comes back while the array runs is rebuilt into its slot.
+TEST(RaidSuperblock, AMemberThatComesBackIsRebuilt) {
+    ModEnv env(1);
+    SbArray a(env, 5, 4096);
+    ASSERT_EQ(a.create(Level::Raid6, 8), 0);
+    wait_idle(env, "r");
+    Bdev* r = bdev_get_by_name("r");
+    std::vector<uint8_t> shadow(r->num_blocks * r->block_size, 0);
+    RandomVerify v(env, env.data(0), "r", &shadow);
+    VerifyOptions o;
+    o.ops = 200;
+    EXPECT_EQ(v.run(o).mismatches, 0u);
+    a.unplug(2);  // hot-removed: the array goes on degraded
+    o.seed = 5;
+    VerifyResult res = v.run(o);
+    EXPECT_EQ(res.errors, 0u);
+    EXPECT_EQ(res.mismatches, 0u);
+    a.plug(2);
+    a.settle();
+    nlohmann::json e = wait_idle(env, "r");
+    EXPECT_EQ(e["state"], "online") << e.dump();
+    EXPECT_EQ(e["base_bdevs_list"][2]["name"], "p2");
+    for (const char* m : {"p0", "p1"}) {
+        env.run(env.ctl(), [&] {
+            std::string err;
+            EXPECT_EQ(raid_fail_member("r", m, &err), 0);
+        });
+    }
+    EXPECT_EQ(v.check_all(), 0u);
+}
+
+TEST(RaidSuperblock, MembersOfAnotherArrayAreRefusedUntilCleared) {
+    ModEnv env(1);
+    SbArray a(env, 3, 4096);
+    ASSERT_EQ(a.create(Level::Raid5, 4), 0);
+    wait_idle(env, "r");
+    a.remove();  // the superblocks stay
+    int rc = 0;
+    std::string why;
+    env.run_async(env.ctl(), [&](auto done) {
+        RaidCreateOptions o;
+        o.name = "other";
+        o.level = Level::Raid1;
+        o.base_bdevs = {"p0", "p1"};
+        o.superblock = true;
+        raid_create_async(o, [&, done](int r, std::string err) {
+            rc = r;
+            why = err;
+            done();
+        });
+    });
+    EXPECT_EQ(rc, -EEXIST);
+    EXPECT_NE(why.find("belongs to raid r"), std::string::npos) << why;
+    // Assembled again (the members reappear), then deleted with clear_sb: they are free.
+    for (int i = 0; i < 3; ++i) a.unplug(i);
+    for (int i = 0; i < 3; ++i) a.plug(i);
+    a.settle();
+    ASSERT_NE(bdev_get_by_name("r"), nullptr);
+    wait_idle(env, "r");
+    a.remove(/*clear_sb=*/true);
+    for (int i = 0; i < 3; ++i) a.unplug(i);
+    for (int i = 0; i < 3; ++i) a.plug(i);
+    a.settle();
+    EXPECT_EQ(bdev_get_by_name("r"), nullptr) << "cleared: nothing assembles";
+    EXPECT_EQ(bdev_get_by_name("p0")->claimed_by(), nullptr);
 }
 
 }  // namespace
