@@ -27,7 +27,8 @@ void create(const json& params, RpcReply reply) {
         .required("base_bdevs", &bases)
         .optional("strip_size_kb", &o.strip_size_kb)
         .optional("uuid", &o.uuid)
-        .optional("superblock", &o.superblock);
+        .optional("superblock", &o.superblock)
+        .optional("bitmap_region_kb", &o.bitmap_region_kb);
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
     if (!raid::parse_level(level, &o.level))
@@ -106,14 +107,17 @@ void add_base(const json& params, RpcReply reply) {
 void set_options(const json& params, RpcReply reply) {
     json current = raid::raid_process_options_json();
     uint32_t window = current["process_window_size_kb"],
-             bw = current["process_max_bandwidth_mb_sec"];
+             bw = current["process_max_bandwidth_mb_sec"],
+             clear_ms = current["bitmap_clear_interval_ms"];
     ParamsDecoder d("bdev_raid_set_options");
     d.optional("process_window_size_kb", &window)
         .range(4, 1u << 20)
-        .optional("process_max_bandwidth_mb_sec", &bw);
+        .optional("process_max_bandwidth_mb_sec", &bw)
+        .optional("bitmap_clear_interval_ms", &clear_ms)
+        .range(100, 3'600'000);
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
-    raid::raid_set_process_options(window, bw);
+    raid::raid_set_process_options(window, bw, clear_ms);
     reply.result(true);
 }
 

@@ -22,6 +22,9 @@ struct RaidCreateOptions {
     uint32_t strip_size_kb = 0;  // raid1: 0; others: a power of two, at least 4
     std::string uuid;            // optional
     bool superblock = false;     // metadata on every member; the array assembles by itself
+    // Redundant levels with a superblock keep a write-intent bitmap; its region size in KiB
+    // (a power of two; 0: chosen from the member size, docs/raid.md).
+    uint32_t bitmap_region_kb = 0;
 };
 
 // Without a superblock: synchronous (0 or -errno with *err).
@@ -48,8 +51,10 @@ int raid_add_member(const std::string& raid, const std::string& base, std::strin
 // Scrub (nocstor): reads everything, counts block rows whose redundancy does not match, and with
 // repair rewrites it. Progress and the result show in raid_list().
 int raid_start_scrub(const std::string& raid, bool repair, std::string* err);
-// bdev_raid_set_options.
-void raid_set_process_options(uint32_t window_size_kb, uint32_t max_bandwidth_mb_sec);
+// bdev_raid_set_options (bitmap_clear_interval_ms: nocstor's, how often idle write-intent bits
+// are cleared).
+void raid_set_process_options(uint32_t window_size_kb, uint32_t max_bandwidth_mb_sec,
+                              uint32_t bitmap_clear_interval_ms = 5000);
 nlohmann::json raid_process_options_json();
 
 // Prometheus families of every array (state, degraded, process progress, scrub mismatches).

@@ -26,6 +26,7 @@ struct Candidate {
 struct Assembly {
     Uuid uuid{};
     std::map<uint32_t, Candidate> found;  // by slot
+    bool building = false;                // its bitmap is being read
 };
 
 std::vector<std::unique_ptr<Assembly>>& assemblies() {
@@ -51,7 +52,71 @@ const Candidate* member_candidate(const Assembly& a, const Superblock& best, uin
     return it->second.sb.members[i].uuid == best.members[i].uuid ? &it->second : nullptr;
 }
 
-void assemble(std::unique_ptr<Assembly> a) {
+// How an assembled array gets whole again.
+struct AssemblyPlan {
+    uint32_t rebuilding = kMaxMembers;  // the one stale member rebuilt now
+    uint64_t rebuild_from = 0;
+    bool partial = false;  // only the regions whose bitmap bit is set
+};
+
+void drop_assembly(const Assembly* a) {
+    for (size_t i = 0; i < assemblies().size(); ++i) {
+        if (assemblies()[i].get() != a) continue;
+        assemblies().erase(assemblies().begin() + long(i));
+        return;
+    }
+}
+
+// The bitmap is in (bits, or null if it could not be read): register the array and start what
+// it needs.
+void finish_assembly(const Assembly* a, std::unique_ptr<RaidBdev> raid, const Superblock& best,
+                     const AssemblyPlan& plan, const uint8_t* bits) {
+    drop_assembly(a);
+    RaidBdev* r = raid.get();
+    WriteIntentBitmap* bm = r->bitmap();
+    if (bm && bits) {
+        bm->load(bits);
+    } else if (bm) {
+        NOC_WARN("bdev",
+                 "raid {}: cannot read the write-intent bitmap; every region counts as "
+                 "written",
+                 best.name);
+        std::vector<uint8_t> all(bitmap_bytes(bm->regions(), 1), 0xFF);
+        bm->load(all.data());
+    }
+    // A crash: the regions that may have been written are resynced (all of them without a
+    // bitmap). An unfinished whole-array resync goes on where the superblock says.
+    const bool resync = !best.clean || best.resync_pending;
+    if (resync) {
+        const uint64_t from = best.resync_pending && (best.clean || bm) ? best.resync_offset : 0;
+        if (!best.clean && bm) bm->dirty(r->resync_set());
+        r->plan_resync(from, best.resync_pending || !bm);
+    }
+    const std::string name = best.name;
+    std::string err;
+    if (register_raid(std::move(raid), false, &err) != 0) {
+        NOC_ERROR("bdev", "raid {}: {}", name, err);
+        return;
+    }
+    NOC_INFO("bdev", "raid {}: assembled from superblocks (seq {}, {}){}{}", name, best.seq,
+             best.clean ? "clean" : "not stopped cleanly",
+             resync ? bm ? ", resyncing " + std::to_string(r->resync_set()->count()) + " of " +
+                               std::to_string(bm->regions()) + " regions"
+                         : ", resyncing"
+                    : "",
+             plan.rebuilding < kMaxMembers
+                 ? ", rebuilding member " + std::to_string(plan.rebuilding) +
+                       (plan.partial ? " (regions written while it was away)" : "") +
+                       " from block " + std::to_string(plan.rebuild_from)
+                 : "");
+    if (plan.rebuilding < kMaxMembers)
+        r->start_rebuild(plan.rebuilding, plan.rebuild_from, plan.partial);  // resync follows
+    else
+        r->start_planned_resync();
+    r->save_superblocks();
+}
+
+void assemble(Assembly* a) {
     const Superblock best = newest(*a);
     const uint32_t n = uint32_t(best.members.size());
     RaidCreateOptions o;
@@ -63,12 +128,11 @@ void assemble(std::unique_ptr<Assembly> a) {
     if (bdev_get_by_name(o.name)) {
         NOC_ERROR("bdev", "raid {}: a bdev of that name exists; array {} not assembled", o.name,
                   uuid_to_string(best.array_uuid));
-        return;
+        return drop_assembly(a);
     }
     std::vector<BdevDesc*> descs(n, nullptr);
     std::vector<bool> stale(n, false);
-    uint32_t rebuilding = kMaxMembers;
-    uint64_t rebuild_from = 0;
+    AssemblyPlan plan;
     for (uint32_t i = 0; i < n; ++i) {
         const Candidate* c = member_candidate(*a, best, i);
         if (!c) continue;
@@ -79,62 +143,67 @@ void assemble(std::unique_ptr<Assembly> a) {
         stale[i] = !current;
         if (stale[i]) {
             // Only one member is rebuilt at a time; the others wait to be added again.
-            if (rebuilding != kMaxMembers) {
+            if (plan.rebuilding != kMaxMembers) {
                 NOC_WARN("bdev",
                          "raid {}: member {} ({}) is out of date; add it again with "
                          "bdev_raid_add_base_bdev once the rebuild is done",
                          o.name, i, c->bdev);
                 continue;
             }
-            rebuilding = i;
-            rebuild_from = resuming ? best.members[i].rebuild_offset : 0;
+            plan.rebuilding = i;
+            plan.rebuild_from = resuming ? best.members[i].rebuild_offset : 0;
+            // A member that left while whole holds everything but what was written since
+            // (those regions' bits are still set: nothing is cleared while one is away).
+            plan.partial = resuming ? best.members[i].partial_rebuild
+                                    : c->sb.members[i].state == SbMemberState::Online;
         }
         o.base_bdevs[i] = c->bdev;
         std::string err;
         if (open_member(o.name, i, c->bdev, &descs[i], &err) != 0) {
             NOC_ERROR("bdev", "raid {}: {}", o.name, err);
             close_members(descs);
-            return;
+            return drop_assembly(a);
         }
     }
     std::string err;
     auto raid = make_raid(o, std::move(descs), &best, &err);
     if (!raid) {
         NOC_ERROR("bdev", "raid {}: cannot assemble: {}", o.name, err);
-        return;
+        return drop_assembly(a);
     }
     RaidBdev* r = raid.get();
+    uint32_t untrusted = 0;
     for (uint32_t i = 0; i < n; ++i) {
+        if (best.members[i].state != SbMemberState::Online) untrusted |= 1u << i;
         if (!r->member(i).desc) {
             r->member(i).state.store(best.members[i].state == SbMemberState::Failed
                                          ? MemberState::Failed
                                          : MemberState::Missing);
-            if (r->member(i).name.empty()) r->member(i).name = "";
-        } else if (i == rebuilding) {
+        } else if (i == plan.rebuilding) {
             r->member(i).state.store(MemberState::Rebuilding);
         }
     }
+    r->set_recorded_untrusted(untrusted);
     r->sb_seq = best.seq;
     if (r->array_state() == ArrayState::Offline) {
         NOC_ERROR("bdev", "raid {}: too few members to assemble", o.name);
-        return;  // the destructor releases the members
+        return drop_assembly(a);  // the destructor releases the members
     }
-    const bool clean = best.clean;
-    if (register_raid(std::move(raid), false, &err) != 0) {
-        NOC_ERROR("bdev", "raid {}: {}", o.name, err);
-        return;
-    }
-    NOC_INFO("bdev", "raid {}: assembled from superblocks (seq {}, {}){}", o.name, best.seq,
-             clean ? "clean" : "not stopped cleanly: resyncing",
-             rebuilding < kMaxMembers ? ", rebuilding member " + std::to_string(rebuilding) +
-                                            " from block " + std::to_string(rebuild_from)
-                                      : "");
-    if (!clean) r->resync_pos_.store(0);  // parity is rewritten from scratch until resynced
-    if (rebuilding < kMaxMembers)
-        r->start_rebuild(rebuilding, rebuild_from);  // the resync follows (process_finished)
-    else if (!clean)
-        r->start_resync(0);
-    r->save_superblocks();
+    if (!plan.partial || !r->bitmap()) plan.partial = false;
+    WriteIntentBitmap* bm = r->bitmap();
+    uint32_t source = kMaxMembers;  // a member whose bitmap is current
+    for (uint32_t i = 0; i < n && bm; ++i)
+        if (r->member(i).desc && !stale[i] && source == kMaxMembers) source = i;
+    if (!bm || source == kMaxMembers)
+        return finish_assembly(a, std::move(raid), best, plan, nullptr);
+    a->building = true;  // members that show up meanwhile wait for the array
+    bdev_examine_begin();
+    auto holder = std::make_shared<std::unique_ptr<RaidBdev>>(std::move(raid));
+    meta_read(r->member(source).desc, kBitmapOffset, bitmap_bytes(bm->regions(), 1),
+              [a, holder, best, plan](int rc, const uint8_t* bits) {
+                  finish_assembly(a, std::move(*holder), best, plan, rc == 0 ? bits : nullptr);
+                  bdev_examine_end();
+              });
 }
 
 void on_superblock(const std::string& name, const SbReadResult& res) {
@@ -159,9 +228,11 @@ void on_superblock(const std::string& name, const SbReadResult& res) {
         if (sb.slot < r->members() && !r->member(sb.slot).desc &&
             r->member(sb.slot).uuid == sb.members[sb.slot].uuid) {
             std::string err;
-            NOC_INFO("bdev", "raid {}: member {} ({}) is back, rebuilding it", r->name, sb.slot,
-                     name);
-            if (r->add_member(name, &err, sb.slot) != 0)
+            // It left while whole: only what was written since is rebuilt.
+            const bool partial = r->bitmap() && sb.members[sb.slot].state == SbMemberState::Online;
+            NOC_INFO("bdev", "raid {}: member {} ({}) is back, rebuilding {}", r->name, sb.slot,
+                     name, partial ? "the regions written while it was away" : "it");
+            if (r->add_member(name, &err, sb.slot, partial) != 0)
                 NOC_WARN("bdev", "raid {}: cannot take {} back: {}", r->name, name, err);
         } else {
             NOC_WARN("bdev", "{}: carries a superblock of raid {} for a slot in use; ignored", name,
@@ -172,6 +243,13 @@ void on_superblock(const std::string& name, const SbReadResult& res) {
     Assembly* a = nullptr;
     for (auto& x : assemblies())
         if (x->uuid == sb.array_uuid) a = x.get();
+    if (a && a->building) {
+        NOC_WARN("bdev",
+                 "{}: member of raid {} arrived while the array is being assembled; add it "
+                 "with bdev_raid_add_base_bdev",
+                 name, sb.name);
+        return;
+    }
     if (!a) {
         assemblies().push_back(std::make_unique<Assembly>());
         a = assemblies().back().get();
@@ -187,13 +265,7 @@ void on_superblock(const std::string& name, const SbReadResult& res) {
             return;
         }
     }
-    for (size_t i = 0; i < assemblies().size(); ++i) {
-        if (assemblies()[i].get() != a) continue;
-        std::unique_ptr<Assembly> ready = std::move(assemblies()[i]);
-        assemblies().erase(assemblies().begin() + long(i));
-        assemble(std::move(ready));
-        return;
-    }
+    assemble(a);
 }
 
 }  // namespace

@@ -58,7 +58,8 @@ BdevModule* raid_bdev_module() {
 
 void MemberChannels::open(RaidBdev* r) {
     for (uint32_t m = 0; m < r->members(); ++m) {
-        if (r->member(m).desc) ch[m] = bdev_get_io_channel(r->member(m).desc);
+        if (r->member(m).open_channels.load(std::memory_order_acquire))
+            ch[m] = bdev_get_io_channel(r->member(m).desc);
     }
 }
 
@@ -161,6 +162,7 @@ void RaidBdev::adopt_member(uint32_t slot, const std::string& base, BdevDesc* de
     m.bdev = desc->bdev();
     m.desc = desc;
     m.state.store(MemberState::Online);
+    m.open_channels.store(true, std::memory_order_release);
 }
 
 void RaidBdev::detach_member(uint32_t m, std::function<void()> done) {
@@ -171,6 +173,7 @@ void RaidBdev::detach_member(uint32_t m, std::function<void()> done) {
     }
     fail_member(m, "the base bdev is being removed");
     mem.state.store(MemberState::Missing);
+    mem.open_channels.store(false, std::memory_order_release);
     NOC_WARN("bdev", "raid {}: member {} ({}) removed", name, m, mem.name);
     // Every thread lets go of its channel to the member once its I/O there is done; then the
     // descriptor is closed so that the member bdev can go.
@@ -297,6 +300,17 @@ void RaidBdev::destruct(std::function<void()> done) {
         });
         return;
     }
+    if (bitmap_) {
+        // No clear pass starts from now on; one in flight finishes first.
+        bitmap_->stop();
+        if (!bitmap_idle_) {
+            bitmap_->when_idle([this, done = std::move(done)]() mutable {
+                bitmap_idle_ = true;
+                destruct(std::move(done));
+            });
+            return;
+        }
+    }
     if (superblock && clear_sb_on_delete) {
         // bdev_raid_delete clear_sb: the members forget the array.
         superblock = false;
@@ -309,17 +323,16 @@ void RaidBdev::destruct(std::function<void()> done) {
         });
         return;
     }
-    if (superblock && !clean_) {
+    if (superblock && !clean_ && !crash_on_delete) {
         // Stopped in order: the next start needs no resync.
         clean_ = true;
         save_superblocks([this, done = std::move(done)]() mutable { destruct(std::move(done)); });
         return;
     }
-    std::vector<Thread*> threads;
-    for (size_t i = 0; i < owners_.size(); ++i)
-        if (owner_ctx_[i]) threads.push_back(owners_[i]);
+    // Every owner thread, also those without stripe state: messages sent to them earlier
+    // (wake_owners) are behind this one.
     run_on_threads(
-        threads,
+        owners_,
         [this](Thread* t) {
             for (size_t i = 0; i < owners_.size(); ++i)
                 if (owners_[i] == t && owner_ctx_[i])
@@ -341,6 +354,13 @@ Superblock RaidBdev::make_superblock(bool clean) const {
     sb.block_size = g_.block_size;
     sb.data_offset = g_.data_offset;
     sb.member_blocks = g_.member_blocks;
+    if (bitmap_) {
+        sb.bitmap_region_blocks = bitmap_->region_blocks();
+        sb.bitmap_regions = bitmap_->regions();
+    }
+    const uint64_t resync = resync_pos_.load();
+    sb.resync_pending = whole_resync_ && resync != UINT64_MAX;
+    sb.resync_offset = sb.resync_pending ? resync : 0;
     for (uint32_t i = 0; i < g_.members; ++i) {
         SbMember m;
         m.uuid = members_[i]->uuid;
@@ -357,6 +377,7 @@ Superblock RaidBdev::make_superblock(bool clean) const {
             case MemberState::Rebuilding:
                 m.state = SbMemberState::Rebuilding;
                 m.rebuild_offset = rebuild_pos_.load();
+                m.partial_rebuild = partial_rebuild_.load();
                 break;
         }
         if (g_.level == Level::Concat) m.data_blocks = g_.concat_blocks[i];
@@ -378,30 +399,69 @@ void RaidBdev::save_superblocks(std::function<void()> done) {
     sb_writing_ = true;
     sb_again_ = false;
     ++sb_seq;
-    std::vector<SbTarget> targets;
-    for (uint32_t i = 0; i < g_.members; ++i)
-        if (members_[i]->desc && member_writable(i)) targets.push_back({i, members_[i]->desc});
     auto waiters = std::make_shared<std::vector<std::function<void()>>>(std::move(sb_waiters_));
     sb_waiters_.clear();
     const std::string raid = name;
-    sb_write(targets, make_superblock(clean_), [raid, waiters](uint32_t failed) {
-        RaidBdev* r = find_raid(raid);
-        RaidBdev* self = r ? r : nullptr;
+    const Superblock sb = make_superblock(clean_);
+    uint32_t untrusted = 0;
+    for (uint32_t i = 0; i < sb.members.size(); ++i)
+        if (sb.members[i].state != SbMemberState::Online) untrusted |= 1u << i;
+    sb_write(metadata_targets(), sb, [raid, waiters, untrusted](uint32_t failed) {
+        RaidBdev* self = find_raid(raid);
         if (self) {
             self->sb_writing_ = false;
             for (uint32_t i = 0; i < self->g_.members; ++i)
                 if (failed & (1u << i)) self->fail_member(i, "superblock write failed");
+            // Writes that left these members out may be acknowledged now.
+            self->set_recorded_untrusted(untrusted);
+            self->wake_owners();
         }
         for (auto& w : *waiters) w();
         if (self && self->sb_again_) self->save_superblocks();
     });
 }
 
-void RaidBdev::rebuild_progress() {
+std::vector<SbTarget> RaidBdev::metadata_targets() const {
+    std::vector<SbTarget> targets;
+    for (uint32_t i = 0; i < g_.members; ++i)
+        if (members_[i]->desc && member_writable(i)) targets.push_back({i, members_[i]->desc});
+    return targets;
+}
+
+void RaidBdev::wake_owners() {
+    for (size_t i = 0; i < owners_.size(); ++i) {
+        owners_[i]->send([this, i] {
+            if (owner_ctx_[i]) wake_parked(owner_ctx_[i].get());
+        });
+    }
+}
+
+void RaidBdev::set_bitmap(uint64_t region_blocks, uint64_t regions) {
+    bitmap_ = std::make_unique<WriteIntentBitmap>(this, region_blocks, regions);
+    resync_set_ = std::make_unique<RegionSet>(regions);
+    rebuild_set_ = std::make_unique<RegionSet>(regions);
+}
+
+bool RaidBdev::bitmap_may_clear() const {
+    return failed_members() == 0 && !process_ && resync_pos_.load() == UINT64_MAX;
+}
+
+void RaidBdev::process_progress() {
     const uint64_t now = now_ns();
-    if (now - rebuild_saved_ns_ < 2'000'000'000ull) return;
-    rebuild_saved_ns_ = now;
+    if (now - progress_saved_ns_ < 2'000'000'000ull) return;
+    progress_saved_ns_ = now;
     save_superblocks();
+}
+
+uint64_t RaidBdev::process_next(OpKind kind, uint64_t pos) const {
+    const RegionSet* set = nullptr;
+    if (kind == OpKind::Resync) set = resync_set_.get();
+    if (kind == OpKind::Rebuild && partial_rebuild_.load()) set = rebuild_set_.get();
+    if (!set || !bitmap_) return pos;
+    const uint64_t r = bitmap_->region_of(pos);
+    const uint64_t next = set->next(r);
+    if (next == r) return pos;
+    return std::min(next * bitmap_->region_blocks(), g_.member_blocks);
 }
 
 // --- background processes ---
@@ -424,9 +484,14 @@ void RaidBdev::start_process(OpKind kind, uint32_t target, bool repair, uint64_t
 void RaidBdev::process_finished(OpKind kind, uint32_t target, IoStatus status,
                                 uint64_t mismatches) {
     if (!process_ || process_->kind() != kind) return;  // stopped for another one
+    last_process_ = process_->summary(status);
     process_.reset();
     const bool ok = status == IoStatus::Success;
-    if (kind == OpKind::Resync && ok) resync_pos_.store(UINT64_MAX);
+    if (kind == OpKind::Resync && ok) {
+        resync_pos_.store(UINT64_MAX);
+        whole_resync_ = false;
+        if (resync_set_) resync_set_->clear();
+    }
     if (kind == OpKind::Scrub && ok) last_scrub_mismatches_ = int64_t(mismatches);
     if (kind == OpKind::Rebuild && ok) {
         MemberState expected = MemberState::Rebuilding;
@@ -434,6 +499,8 @@ void RaidBdev::process_finished(OpKind kind, uint32_t target, IoStatus status,
             NOC_INFO("bdev", "raid {}: member {} ({}) rebuilt, the array is {}", name, target,
                      members_[target]->name, array_state_name(array_state()));
         rebuild_pos_.store(0);
+        partial_rebuild_.store(false);
+        if (rebuild_set_) rebuild_set_->clear();
     }
     save_superblocks();
     // A resync interrupted by a rebuild goes on from where it was.
@@ -441,15 +508,37 @@ void RaidBdev::process_finished(OpKind kind, uint32_t target, IoStatus status,
         start_process(OpKind::Resync, kMaxMembers, false, resync_pos_.load());
 }
 
-void RaidBdev::start_resync(uint64_t from) {
-    if (g_.tolerance() == 0) return;
-    resync_pos_.store(from);
-    if (!process_) start_process(OpKind::Resync, kMaxMembers, false, from);
+void RaidBdev::plan_resync(uint64_t from, bool whole) {
+    whole_resync_ = whole;
+    if (whole && resync_set_) resync_set_->set_from(bitmap_->region_of(from));
+    // With a bitmap the pass goes over the regions in the set, wherever they are.
+    resync_pos_.store(resync_set_ ? 0 : from);
 }
 
-void RaidBdev::start_rebuild(uint32_t slot, uint64_t from) {
+void RaidBdev::start_resync(uint64_t from, bool whole) {
+    if (g_.tolerance() == 0) return;
+    plan_resync(from, whole);
+    start_planned_resync();
+}
+
+void RaidBdev::start_planned_resync() {
+    const uint64_t pos = resync_pos_.load();
+    if (g_.tolerance() == 0 || pos == UINT64_MAX || process_) return;
+    start_process(OpKind::Resync, kMaxMembers, false, pos);
+}
+
+void RaidBdev::start_rebuild(uint32_t slot, uint64_t from, bool partial) {
     rebuild_pos_.store(from);
+    set_partial_rebuild(partial && bitmap_);
     start_process(OpKind::Rebuild, slot, false, from);
+}
+
+void RaidBdev::set_partial_rebuild(bool partial) {
+    if (rebuild_set_) {
+        rebuild_set_->clear();
+        if (partial) bitmap_->dirty(rebuild_set_.get());
+    }
+    partial_rebuild_.store(partial);
 }
 
 int RaidBdev::start_scrub(bool repair, std::string* err) {
@@ -463,7 +552,8 @@ int RaidBdev::start_scrub(bool repair, std::string* err) {
     return 0;
 }
 
-int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slot_hint) {
+int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slot_hint,
+                         bool partial) {
     if (g_.tolerance() == 0)
         return fail(err, -EINVAL,
                     "raid " + name + ": " + level_name(g_.level) + " cannot take a new base bdev");
@@ -515,6 +605,7 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
     old.name = base;
     old.bdev = desc->bdev();
     old.desc = desc;
+    old.open_channels.store(true, std::memory_order_release);
     // A new disk is a new member; a member that comes back keeps its identity.
     if (slot_hint >= g_.members) old.uuid = uuid_generate_random();
     rebuild_pos_.store(0);
@@ -528,7 +619,7 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
             if (!ch.mc.ch[slot]) ch.mc.ch[slot] = bdev_get_io_channel(ch.raid->member(slot).desc);
             next(0);
         },
-        [raid, slot](int) {
+        [raid, slot, partial](int) {
             RaidBdev* r = find_raid(raid);
             if (!r) return;
             run_on_threads(
@@ -541,12 +632,16 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
                             mc->ch[slot] = bdev_get_io_channel(r->members_[slot]->desc);
                     }
                 },
-                [raid, slot] {
+                [raid, slot, partial] {
                     RaidBdev* r = find_raid(raid);
                     if (!r || !r->members_[slot]->desc) return;
+                    // A member that comes back gets only the regions written while it was
+                    // away: their bits are still set (nothing is cleared while degraded).
+                    r->set_partial_rebuild(partial && r->bitmap_);
                     r->members_[slot]->state.store(MemberState::Rebuilding);
                     if (r->members_[slot]->uuid == Uuid{})
                         r->members_[slot]->uuid = uuid_generate_random();
+                    if (r->bitmap_) r->bitmap_->refresh();  // its bitmap area as the others'
                     r->save_superblocks();
                     if (r->process_) {
                         r->process_->stop([r, slot] {
@@ -580,6 +675,8 @@ void RaidBdev::dump_info_json(nlohmann::json& out) const {
                    {"num_base_bdevs_operational", g_.members - failed_members()},
                    {"base_bdevs_list", members}};
     if (process_) out["raid"]["process"] = process_->to_json();
+    if (!last_process_.is_null()) out["raid"]["last_process"] = last_process_;
+    if (bitmap_) out["raid"]["write_intent_bitmap"] = bitmap_->to_json();
     if (last_scrub_mismatches_ >= 0) out["raid"]["last_scrub_mismatches"] = last_scrub_mismatches_;
 }
 
@@ -654,14 +751,25 @@ int raid_start_scrub(const std::string& raid, bool repair, std::string* err) {
     return r->start_scrub(repair, err);
 }
 
-void raid_set_process_options(uint32_t window_size_kb, uint32_t max_bandwidth_mb_sec) {
+void raid_set_process_options(uint32_t window_size_kb, uint32_t max_bandwidth_mb_sec,
+                              uint32_t bitmap_clear_interval_ms) {
     process_options().window_size_kb = window_size_kb;
     process_options().max_bandwidth_mb_sec = max_bandwidth_mb_sec;
+    process_options().bitmap_clear_interval_ms = bitmap_clear_interval_ms;
+    // Arrays that run already take the new interval.
+    for (Bdev* b : bdev_list()) {
+        if (b->module != &g_module) continue;
+        if (WriteIntentBitmap* bm = static_cast<RaidBdev*>(b)->bitmap()) {
+            bm->stop();
+            bm->start(bitmap_clear_interval_ms);
+        }
+    }
 }
 
 nlohmann::json raid_process_options_json() {
     return {{"process_window_size_kb", process_options().window_size_kb},
-            {"process_max_bandwidth_mb_sec", process_options().max_bandwidth_mb_sec}};
+            {"process_max_bandwidth_mb_sec", process_options().max_bandwidth_mb_sec},
+            {"bitmap_clear_interval_ms", process_options().bitmap_clear_interval_ms}};
 }
 
 void raid_metrics(std::string& out) {

@@ -10,11 +10,16 @@
 
 #include "bdev/bdev.h"
 #include "modules/raid/raid.h"
+#include "modules/raid/raid_bitmap.h"
 #include "modules/raid/raid_layout.h"
 #include "modules/raid/raid_parity.h"
+#include "modules/raid/raid_region_set.h"
+#include "modules/raid/raid_sb_io.h"
 #include "modules/raid/raid_stripe_kind.h"
 #include "modules/raid/raid_superblock.h"
 #include "runtime/buffer_pool.h"
+
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <memory>
@@ -37,6 +42,9 @@ struct Member {
     Bdev* bdev = nullptr;
     BdevDesc* desc = nullptr;
     std::atomic<MemberState> state{MemberState::Missing};
+    // New channels of the array open one to this member (false from the moment it is being
+    // detached: channels made after that would never be let go).
+    std::atomic<bool> open_channels{false};
 };
 
 class RaidBdev;
@@ -129,13 +137,23 @@ class RaidBdev : public Bdev {
     bool member_readable(uint32_t i, uint64_t unit) const {
         const MemberState s = members_[i]->state.load(std::memory_order_acquire);
         if (s == MemberState::Online) return true;
-        return s == MemberState::Rebuilding &&
-               (unit + 1) * unit_blocks() <= rebuild_pos_.load(std::memory_order_acquire);
+        if (s != MemberState::Rebuilding) return false;
+        if ((unit + 1) * unit_blocks() <= rebuild_pos_.load(std::memory_order_acquire)) return true;
+        // A member that came back holds everything outside the regions written while it was away.
+        return partial_rebuild_.load(std::memory_order_acquire) &&
+               !rebuild_set_->test(region_of_unit(unit));
     }
-    // Parity of lock unit `unit` matches its data (false before the initial or crash resync got
-    // there: writes then compute parity from scratch instead of updating it).
-    bool parity_trusted(uint64_t unit) const {
-        return (unit + 1) * unit_blocks() <= resync_pos_.load(std::memory_order_acquire);
+    // Parity (raid1: the mirrors) of lock unit `unit` may not match its data: the initial
+    // resync, or the resync after a crash, has not got there (writes then compute parity from
+    // scratch instead of updating it, raid1 reads go to one mirror).
+    bool needs_resync(uint64_t unit) const {
+        const uint64_t pos = resync_pos_.load(std::memory_order_acquire);
+        if (pos == UINT64_MAX || (unit + 1) * unit_blocks() <= pos) return false;
+        return !resync_set_ || resync_set_->test(region_of_unit(unit));
+    }
+    bool parity_trusted(uint64_t unit) const { return !needs_resync(unit); }
+    uint64_t region_of_unit(uint64_t unit) const {
+        return bitmap_ ? bitmap_->region_of(unit * unit_blocks()) : 0;
     }
     // Rows of a lock unit: a strip for parity levels, a fixed window for raid1, else 0.
     uint64_t unit_blocks() const {
@@ -175,28 +193,61 @@ class RaidBdev : public Bdev {
 
     bool superblock = false;
     bool clear_sb_on_delete = false;
+    // Tests: deletion leaves the metadata as a crash would (not marked clean).
+    bool crash_on_delete = false;
     uint32_t strip_size_kb = 0;
     // Background processes (raid_process.cpp): member data blocks rebuilt on the member in the
     // Rebuilding state, and resynced (parity trusted below this).
     std::atomic<uint64_t> rebuild_pos_{0};
     std::atomic<uint64_t> resync_pos_{UINT64_MAX};
+    bool whole_resync_ = false;  // control thread
+    bool bitmap_idle_ = false;   // destruct: no bitmap I/O left
 
     // --- background processes (control thread) ---
-    // The initial resync of a new redundant array (its members may hold anything), or the
-    // resync after an unclean stop, from member block `from`.
-    void start_initial_resync() { start_resync(0); }
-    void start_resync(uint64_t from);
-    // Assembly: member `slot` (Rebuilding) is rebuilt from member block `from`.
-    void start_rebuild(uint32_t slot, uint64_t from);
-    // Takes `base` into an empty (missing or failed) slot, `slot` if given, and rebuilds onto it.
-    int add_member(const std::string& base, std::string* err, uint32_t slot_hint = kMaxMembers);
+    // The initial resync of a new redundant array (its members may hold anything).
+    void start_initial_resync() { start_resync(0, true); }
+    // Resync from member block `from`: of the whole array (whole: the superblocks record how
+    // far it got), or with a bitmap only of the regions in resync_set().
+    void start_resync(uint64_t from, bool whole);
+    // The same in two steps (assembly: planned before the array takes I/O, started after).
+    void plan_resync(uint64_t from, bool whole);
+    void start_planned_resync();
+    // Assembly: member `slot` (Rebuilding) is rebuilt from member block `from`; partial: only
+    // the regions whose bitmap bit is set.
+    void start_rebuild(uint32_t slot, uint64_t from, bool partial);
+    // Takes `base` into an empty (missing or failed) slot, `slot` if given, and rebuilds onto it
+    // (partial: a member that comes back gets only the regions written while it was away).
+    int add_member(const std::string& base, std::string* err, uint32_t slot_hint = kMaxMembers,
+                   bool partial = false);
     // Scrub: -EBUSY while another process runs.
     int start_scrub(bool repair, std::string* err);
     RaidProcess* process() const { return process_.get(); }
     // The last finished scrub: mismatching block rows, or -1 if none ran.
     int64_t last_scrub_mismatches() const { return last_scrub_mismatches_; }
-    // A rebuild moved on: the superblocks record it now and then (so that a restart resumes).
-    void rebuild_progress();
+    // A rebuild or a whole resync moved on: the superblocks record it now and then (so that a
+    // restart resumes there).
+    void process_progress();
+    // Where a resync or rebuild finds work next, from member block pos (regions not in its set
+    // are skipped); the member size if nothing is left.
+    uint64_t process_next(OpKind kind, uint64_t pos) const;
+
+    // --- write-intent bitmap (null without one) ---
+    WriteIntentBitmap* bitmap() const { return bitmap_.get(); }
+    void set_bitmap(uint64_t region_blocks, uint64_t regions);
+    RegionSet* resync_set() const { return resync_set_.get(); }
+    // The next rebuild covers only the regions whose bit is set (partial), or everything.
+    void set_partial_rebuild(bool partial);
+    // The bitmap may be cleared: every member online, no resync due, no process running.
+    bool bitmap_may_clear() const;
+    // The members the metadata goes to (open and written to).
+    std::vector<SbTarget> metadata_targets() const;
+    // Owner threads: operations waiting for metadata (a bitmap bit, a recorded failure) look
+    // again. Control thread.
+    void wake_owners();
+    // Members that the superblocks on disk record as not trusted (failed, missing, rebuilding):
+    // a write that left one of them out may complete only once it is in this mask.
+    uint32_t recorded_untrusted() const { return recorded_untrusted_.load(); }
+    void set_recorded_untrusted(uint32_t mask) { recorded_untrusted_.store(mask); }
 
     // --- superblock (control thread; no-ops without one) ---
     Superblock make_superblock(bool clean) const;
@@ -214,11 +265,16 @@ class RaidBdev : public Bdev {
     std::vector<std::unique_ptr<StripeOwner>> owner_ctx_;
     std::unique_ptr<RaidProcess> process_;
     int64_t last_scrub_mismatches_ = -1;
+    nlohmann::json last_process_;  // the last finished process (get_bdevs)
     bool clean_ = false;
     bool sb_writing_ = false;
     bool sb_again_ = false;
     std::vector<std::function<void()>> sb_waiters_;
-    uint64_t rebuild_saved_ns_ = 0;
+    uint64_t progress_saved_ns_ = 0;
+    std::unique_ptr<WriteIntentBitmap> bitmap_;
+    std::unique_ptr<RegionSet> resync_set_, rebuild_set_;
+    std::atomic<bool> partial_rebuild_{false};
+    std::atomic<uint32_t> recorded_untrusted_{0};
     void start_process(OpKind kind, uint32_t target, bool repair, uint64_t start);
     void process_finished(OpKind kind, uint32_t target, IoStatus status, uint64_t mismatches);
     friend MemberChannels* owner_member_channels(StripeOwner* o);
@@ -233,5 +289,7 @@ void submit_to_owner(RaidBdev* r, BdevIo* io);                      // raid_stri
 std::unique_ptr<StripeOwner> make_stripe_owner(RaidBdev* r);
 void destroy_stripe_owner(std::unique_ptr<StripeOwner> owner);
 MemberChannels* owner_member_channels(StripeOwner* o);
+// On o's thread: the operations parked there for metadata look again.
+void wake_parked(StripeOwner* o);
 
 }  // namespace nocstor::raid

@@ -1,5 +1,6 @@
 // Creating arrays: checks, claims, geometry, registration, and arrays that wait for members.
 #include "modules/raid/raid_internal.h"
+#include "modules/raid/raid_process.h"
 
 #include "modules/module_util.h"
 #include "runtime/runtime.h"
@@ -111,6 +112,10 @@ int validate(const RaidCreateOptions& o, std::string* err) {
                     "raid: strip_size_kb must be a power of two of at least 4, not " +
                         std::to_string(o.strip_size_kb));
     }
+    if (o.bitmap_region_kb && (!power_of_two(o.bitmap_region_kb) || o.bitmap_region_kb < 64))
+        return fail(err, -EINVAL,
+                    "raid: bitmap_region_kb must be a power of two of at least 64, not " +
+                        std::to_string(o.bitmap_region_kb));
     Uuid uuid{};
     if (!parse_optional_uuid(o.uuid, &uuid, err)) return -EINVAL;
     // The members there now: not claimed by anyone else, one block size.
@@ -214,6 +219,27 @@ std::unique_ptr<RaidBdev> make_raid(const RaidCreateOptions& o, std::vector<Bdev
     } else {
         raid->set_owner_threads({Thread::current()});
     }
+    if (o.superblock && g.tolerance() > 0) {
+        // The write-intent bitmap: regions are whole lock units.
+        const uint64_t unit = raid->unit_blocks();
+        uint64_t region_blocks = 0, regions = 0;
+        if (from) {
+            region_blocks = from->bitmap_region_blocks;
+            regions = from->bitmap_regions;
+            const bool fits = region_blocks && region_blocks % unit == 0 &&
+                              regions * region_blocks >= g.member_blocks &&
+                              (regions + 7) / 8 <= kMetadataBytes - kBitmapOffset;
+            if (region_blocks && !fits) {
+                NOC_WARN("bdev", "raid {}: the superblock's bitmap geometry is invalid; no bitmap",
+                         o.name);
+                region_blocks = 0;
+            }
+        } else {
+            bitmap_geometry(g.member_blocks, g.block_size, unit,
+                            uint64_t(o.bitmap_region_kb) * 1024, &region_blocks, &regions);
+        }
+        if (region_blocks) raid->set_bitmap(region_blocks, regions);
+    }
     for (uint32_t i = 0; i < n; ++i) {
         if (descs[i]) {
             raid->adopt_member(i, o.base_bdevs[i], descs[i]);
@@ -240,6 +266,7 @@ int register_raid(std::unique_ptr<RaidBdev> raid, bool initial_resync, std::stri
              r->superblock ? ", superblock" : "");
     // The members may hold anything: make the redundancy match before trusting it. Writes in
     // the part not resynced yet compute their parity from scratch.
+    if (r->bitmap()) r->bitmap()->start(process_options().bitmap_clear_interval_ms);
     if (initial_resync) r->start_initial_resync();
     return 0;
 }

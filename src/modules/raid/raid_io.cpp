@@ -30,7 +30,7 @@ bool member_error(IoStatus s) {
 }
 
 int submit_member(RaidChannel* ch, uint32_t m, IoType type, iovec* iov, int iovcnt, uint64_t block,
-                  uint64_t blocks, BdevIoCompletion cb, void* arg) {
+                  uint64_t blocks, BdevIoCompletion cb, void* arg, bool fua = false) {
     BdevDesc* desc = ch->raid->member(m).desc;
     IoChannel* mch = ch->mc.ch[m];
     if (!desc || !mch) return -ENODEV;
@@ -41,7 +41,7 @@ int submit_member(RaidChannel* ch, uint32_t m, IoType type, iovec* iov, int iovc
             rc = bdev_readv(desc, mch, iov, iovcnt, block, blocks, cb, arg);
             break;
         case IoType::Write:
-            rc = bdev_writev(desc, mch, iov, iovcnt, block, blocks, cb, arg);
+            rc = bdev_writev(desc, mch, iov, iovcnt, block, blocks, cb, arg, fua);
             break;
         case IoType::Unmap:
             rc = bdev_unmap(desc, mch, block, blocks, cb, arg);
@@ -116,8 +116,8 @@ void fanout(RaidBdev* r, RaidChannel* ch, BdevIo* io, bool whole_members) {
                                                                   : r->geometry().member_blocks)
                           : io->num_blocks;
         ++c->pending;
-        int rc =
-            submit_member(ch, m, io->type, io->iovs, io->iovcnt, block, blocks, fanout_done, io);
+        int rc = submit_member(ch, m, io->type, io->iovs, io->iovcnt, block, blocks, fanout_done,
+                               io, io->fua);
         if (rc) {
             --c->pending;
             merge_status(c, rc == -ENOMEM ? IoStatus::NoMemory : status_from_submit_rc(rc));
@@ -203,7 +203,7 @@ void submit_plain(RaidBdev* r, RaidChannel* ch, BdevIo* io) {
     if (!r->member_ok(e.member)) return bdev_io_complete(io, IoStatus::Failed);
     ctx(io)->ch = ch;
     int rc = submit_member(ch, e.member, io->type, io->iovs, io->iovcnt, e.member_block, e.blocks,
-                           plain_done, io);
+                           plain_done, io, io->fua);
     if (rc) bdev_io_complete(io, status_from_submit_rc(rc));
 }
 

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace nocstor::raid {
 
 ProcessOptions& process_options() {
@@ -61,7 +63,11 @@ void RaidProcess::pump() {
     const uint64_t unit_rows = raid_->unit_blocks();
     const uint64_t bs = raid_->geometry().block_size;
     const uint64_t window_rows = std::max<uint64_t>(1, uint64_t(opt.window_size_kb) * 1024 / bs);
-    while (!stopping_ && count_ < kInFlight && next_pos_ < total_) {
+    while (!stopping_ && count_ < kInFlight) {
+        // Regions with nothing to do (a bitmap-driven resync or rebuild) are skipped.
+        next_pos_ = std::min(raid_->process_next(kind_, next_pos_), total_);
+        if (count_ == 0) done_pos_ = next_pos_;
+        if (next_pos_ >= total_) break;
         if (opt.max_bandwidth_mb_sec) {
             // Spread the windows: wait until the average rate is back under the cap.
             const double elapsed = double(now_ns() - started_ns_) / 1e9;
@@ -142,11 +148,9 @@ void RaidProcess::complete_in_order() {
             continue;
         }
         done_pos_ = w.pos + w.rows;
-        if (kind_ == OpKind::Rebuild) {
-            raid_->rebuild_pos_.store(done_pos_);
-            raid_->rebuild_progress();
-        }
+        if (kind_ == OpKind::Rebuild) raid_->rebuild_pos_.store(done_pos_);
         if (kind_ == OpKind::Resync) raid_->resync_pos_.store(done_pos_);
+        if (kind_ != OpKind::Scrub) raid_->process_progress();
     }
     pump();
 }
@@ -166,6 +170,18 @@ void RaidProcess::finish(IoStatus status) {
     auto stopped = std::move(stopped_);
     if (done) done(status, mismatches_);  // may destroy this object
     if (stopped) stopped();
+}
+
+nlohmann::json RaidProcess::summary(IoStatus status) const {
+    nlohmann::json j = {{"type", process_type_name(kind_)},
+                        {"result", status == IoStatus::Success   ? "finished"
+                                   : status == IoStatus::Aborted ? "stopped"
+                                                                 : "failed"},
+                        {"blocks_processed", bytes_ / raid_->geometry().block_size},
+                        {"seconds", double(now_ns() - started_ns_) / 1e9}};
+    if (target_ < kMaxMembers) j["target_slot"] = target_;
+    if (kind_ == OpKind::Scrub) j["mismatches"] = mismatches_;
+    return j;
 }
 
 nlohmann::json RaidProcess::to_json() const {

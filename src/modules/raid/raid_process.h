@@ -19,6 +19,9 @@ namespace nocstor::raid {
 struct ProcessOptions {
     uint32_t window_size_kb = 1024;
     uint32_t max_bandwidth_mb_sec = 0;  // 0: no cap
+    // How often idle regions' write-intent bits are cleared (a region is cleared after one to
+    // two intervals without writes).
+    uint32_t bitmap_clear_interval_ms = 5000;
 };
 ProcessOptions& process_options();  // bdev_raid_set_options (control thread)
 
@@ -39,6 +42,8 @@ class RaidProcess {
     uint64_t mismatches() const { return mismatches_; }
     bool repair() const { return repair_; }
     nlohmann::json to_json() const;
+    // What the finished pass did: type, result, blocks gone through, seconds.
+    nlohmann::json summary(IoStatus status) const;
 
   private:
     struct Window {

@@ -56,9 +56,9 @@ void write_done(BdevIo* io, bool ok, void* arg) {
     }
 }
 
-// Writes `bytes` from bufs[i] at byte offset `off` of each target.
+// Writes bufs[i] at byte offset `off` of each target; fua: durable when done runs.
 void write_all(const std::vector<SbTarget>& targets, std::shared_ptr<WriteBatch> batch,
-               uint64_t off) {
+               uint64_t off, bool fua = true) {
     batch->pending = 1;
     batch->iovs.resize(targets.size());
     for (size_t i = 0; i < targets.size(); ++i) {
@@ -69,7 +69,7 @@ void write_all(const std::vector<SbTarget>& targets, std::shared_ptr<WriteBatch>
         ++batch->pending;
         auto* arg = new WriteArg{batch, t.slot, ch};
         int rc = ch ? bdev_writev(t.desc, ch, &batch->iovs[i], 1, off / bs,
-                                  blocks_for(batch->bufs[i]->size, bs), write_done, arg)
+                                  blocks_for(batch->bufs[i]->size, bs), write_done, arg, fua)
                     : -ENODEV;
         if (rc) {
             delete arg;
@@ -179,6 +179,69 @@ void sb_clear(const std::vector<SbTarget>& targets, std::function<void(uint32_t)
     for (size_t i = 0; i < targets.size(); ++i)
         batch->bufs.push_back(std::make_unique<AlignedMem>(kMetadataBytes));
     write_all(targets, batch, 0);
+}
+
+void meta_flush(const std::vector<SbTarget>& targets, std::function<void(uint32_t)> done) {
+    auto batch = std::make_shared<WriteBatch>();
+    batch->done = std::move(done);
+    batch->pending = 1;
+    for (const SbTarget& t : targets) {
+        IoChannel* ch = bdev_get_io_channel(t.desc);
+        ++batch->pending;
+        auto* arg = new WriteArg{batch, t.slot, ch};
+        int rc =
+            ch ? bdev_flush(t.desc, ch, 0, t.desc->bdev()->num_blocks, write_done, arg) : -ENODEV;
+        if (rc) {
+            delete arg;
+            if (ch) bdev_put_io_channel(ch);
+            if (rc != -ENOTSUP) batch->failed |= 1u << t.slot;  // nothing to flush
+            --batch->pending;
+        }
+    }
+    if (--batch->pending == 0) {
+        auto d = std::move(batch->done);
+        d(batch->failed);
+    }
+}
+
+void meta_write(const std::vector<SbTarget>& targets, uint64_t off, const uint8_t* data,
+                size_t bytes, bool flush, std::function<void(uint32_t)> done) {
+    auto batch = std::make_shared<WriteBatch>();
+    batch->done = std::move(done);
+    for (size_t i = 0; i < targets.size(); ++i) {
+        batch->bufs.push_back(std::make_unique<AlignedMem>(bytes));
+        std::memcpy(batch->bufs.back()->data, data, bytes);
+    }
+    write_all(targets, batch, off, flush);
+}
+
+void meta_read(BdevDesc* desc, uint64_t off, size_t bytes,
+               std::function<void(int, const uint8_t*)> done) {
+    struct Read {
+        IoChannel* ch = nullptr;
+        std::unique_ptr<AlignedMem> buf;
+        iovec iov{};
+        std::function<void(int, const uint8_t*)> done;
+    };
+    auto* r = new Read();
+    r->done = std::move(done);
+    const uint32_t bs = desc->bdev()->block_size;
+    r->buf = std::make_unique<AlignedMem>(blocks_for(bytes, bs) * bs);
+    r->iov = {r->buf->data, r->buf->size};
+    r->ch = bdev_get_io_channel(desc);
+    auto cb = [](BdevIo* io, bool ok, void* arg) {
+        std::unique_ptr<Read> r(static_cast<Read*>(arg));
+        bdev_free_io(io);
+        bdev_put_io_channel(r->ch);
+        auto d = std::move(r->done);
+        d(ok ? 0 : -EIO, r->buf->data);
+    };
+    if (!r->ch || bdev_readv(desc, r->ch, &r->iov, 1, off / bs, r->buf->size / bs, cb, r) != 0) {
+        if (r->ch) bdev_put_io_channel(r->ch);
+        auto d = std::move(r->done);
+        delete r;
+        d(-EIO, nullptr);
+    }
 }
 
 }  // namespace nocstor::raid

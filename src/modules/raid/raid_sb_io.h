@@ -32,4 +32,16 @@ void sb_write(const std::vector<SbTarget>& targets, const Superblock& sb,
 void sb_clear(const std::vector<SbTarget>& targets,
               std::function<void(uint32_t failed_slots)> done);
 
+// Other metadata (the write-intent bitmap): writes `bytes` of `data` (a whole number of blocks)
+// at byte offset `off` of every target, then, with flush, flushes each target so that it is
+// durable before done(mask of the slots that failed) runs.
+void meta_write(const std::vector<SbTarget>& targets, uint64_t off, const uint8_t* data,
+                size_t bytes, bool flush, std::function<void(uint32_t failed_slots)> done);
+// Flushes every target (their completed writes are durable once done runs).
+void meta_flush(const std::vector<SbTarget>& targets,
+                std::function<void(uint32_t failed_slots)> done);
+// Reads `bytes` at byte offset `off` through an open descriptor: done(0, data) or done(-EIO).
+void meta_read(BdevDesc* desc, uint64_t off, size_t bytes,
+               std::function<void(int rc, const uint8_t* data)> done);
+
 }  // namespace nocstor::raid

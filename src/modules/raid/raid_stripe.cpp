@@ -103,7 +103,36 @@ uint32_t data_member(const StripeOp* op, uint32_t d) {
     return geo(op).data_member(op->unit, d);
 }
 
+bool writes_members(const StripeOp* op) {
+    return op->kind == OpKind::Write || op->kind == OpKind::MirrorWrite ||
+           (op->kind == OpKind::Scrub && op->repair);
+}
+
+// A user write that left members out completes once the superblocks on disk say those members
+// are not to be trusted; else a crash now would bring them back as if they held this write.
+bool must_wait_for_record(StripeOp* op) {
+    RaidBdev* r = op->raid;
+    if (!op->io || op->status != IoStatus::Success || !r->superblock || !writes_members(op))
+        return false;
+    if ((op->skipped & ~r->recorded_untrusted()) == 0) return false;
+    if (r->array_state() == ArrayState::Offline) {
+        op->status = IoStatus::Failed;
+        return false;
+    }
+    return true;
+}
+
+void begin_locked(StripeOp* op);
+
 void finish(StripeOp* op) {
+    if (must_wait_for_record(op)) {
+        op->parked_for_bitmap = false;
+        return op->owner->park(op);
+    }
+    if (op->region != StripeOp::kNoRegion) {
+        op->raid->bitmap()->leave(op->region);
+        op->region = StripeOp::kNoRegion;
+    }
     release_buffers(op);
     StripeOwner* owner = op->owner;
     Thread* origin = op->origin;
@@ -125,7 +154,7 @@ void finish(StripeOp* op) {
             origin->send([done, arg, status, mismatches] { done(arg, status, mismatches); });
     }
     owner->put_op(op);
-    if (next) run_chunk(next);
+    if (next) begin_locked(next);
 }
 
 void member_done(BdevIo* child, bool ok, void* arg) {
@@ -137,6 +166,7 @@ void member_done(BdevIo* child, bool ok, void* arg) {
     if (!ok) {
         if (member_error(s) && op->raid->geometry().tolerance() > 0) {
             op->raid->fail_member(mio->member, io_status_name(s));
+            op->skipped |= 1u << mio->member;
             if (!mio->write) op->replan = true;  // read the chunk another way
         } else if (op->status == IoStatus::Success) {
             op->status = s;
@@ -167,8 +197,11 @@ bool submit_iov(StripeOp* op, uint32_t member, bool write, uint64_t row, uint64_
     o->mc.started(member);
     BdevDesc* desc = op->raid->member(member).desc;
     const uint64_t block = g.data_offset + op->unit * op->raid->unit_blocks() + row;
+    // A user write with FUA: everything it writes (its parity too) is durable when it completes.
+    const bool fua = write && op->io && op->io->fua;
     int rc =
-        write ? bdev_writev(desc, o->mc.ch[member], mio->iov, iovcnt, block, rows, member_done, mio)
+        write ? bdev_writev(desc, o->mc.ch[member], mio->iov, iovcnt, block, rows, member_done, mio,
+                            fua)
               : bdev_readv(desc, o->mc.ch[member], mio->iov, iovcnt, block, rows, member_done, mio);
     if (rc) {
         --op->pending;
@@ -574,6 +607,7 @@ void plan_chunk(StripeOp* op) {
     for (uint32_t m = 0; m < geo(op).members; ++m) {
         op->rd[m] = op->raid->member_readable(m, op->unit);
         op->wr[m] = op->raid->member_writable(m);
+        if (!op->wr[m]) op->skipped |= 1u << m;
     }
     switch (op->kind) {
         case OpKind::Write:
@@ -656,16 +690,45 @@ StripeOp* new_op(RaidBdev* r, OpKind kind, uint64_t unit, Thread* origin) {
     op->mismatches = 0;
     op->done = nullptr;
     op->done_arg = nullptr;
+    op->region = StripeOp::kNoRegion;
+    op->skipped = 0;
     return op;
+}
+
+// The op holds its unit: a write first makes sure its region's bitmap bit is on disk.
+void begin_locked(StripeOp* op) {
+    WriteIntentBitmap* bm = op->raid->bitmap();
+    if (bm && writes_members(op)) {
+        op->region = op->raid->region_of_unit(op->unit);
+        if (!bm->enter(op->region)) {
+            op->parked_for_bitmap = true;
+            return op->owner->park(op);
+        }
+    }
+    run_chunk(op);
 }
 
 void start(StripeOp* op) {
     op->c0 = op->r0;
     op->c1 = op->r0;
-    if (op->owner->lock(op)) run_chunk(op);
+    if (op->owner->lock(op)) begin_locked(op);
 }
 
 }  // namespace
+
+void wake_parked(StripeOwner* o) {
+    StripeOp* list = o->take_parked();
+    while (list) {
+        StripeOp* op = list;
+        list = op->next_parked;
+        if (!op->parked_for_bitmap)
+            finish(op);  // parks again if the failure is not on disk yet
+        else if (o->raid->bitmap()->ready(op->region))
+            run_chunk(op);
+        else
+            o->park(op);
+    }
+}
 
 void submit_to_owner(RaidBdev* r, BdevIo* io) {
     const Geometry& g = r->geometry();

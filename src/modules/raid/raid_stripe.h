@@ -67,6 +67,13 @@ struct StripeOp {
     uint64_t mismatches = 0;
     ProcessDone done = nullptr;
     void* done_arg = nullptr;
+    // Metadata: the write-intent region entered (kNoRegion: none), the members a user write
+    // left out (their failure must be on disk before it completes), why it is parked.
+    static constexpr uint64_t kNoRegion = UINT64_MAX;
+    uint64_t region = kNoRegion;
+    uint32_t skipped = 0;
+    bool parked_for_bitmap = false;
+    StripeOp* next_parked = nullptr;
     // Lock table and free list.
     StripeOp* next_in_bucket = nullptr;
     StripeOp* waiters = nullptr;
@@ -128,6 +135,17 @@ class StripeOwner {
         return next;
     }
 
+    // Operations waiting for metadata (a bitmap bit, a failure on disk); they keep their lock.
+    void park(StripeOp* op) {
+        op->next_parked = parked_;
+        parked_ = op;
+    }
+    StripeOp* take_parked() {
+        StripeOp* p = parked_;
+        parked_ = nullptr;
+        return p;
+    }
+
     RaidBdev* raid;
     MemberChannels mc;
     BufferCache buffers;
@@ -137,6 +155,7 @@ class StripeOwner {
   private:
     std::unique_ptr<StripeOp[]> ops_;
     StripeOp* free_ = nullptr;
+    StripeOp* parked_ = nullptr;
     StripeOp* buckets_[stripe_detail::kBuckets] = {};
 };
 

@@ -2,6 +2,7 @@
 
 #include <isa-l/crc.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace nocstor::raid {
@@ -13,9 +14,10 @@ constexpr size_t kOffMagic = 0, kOffVersion = 8, kOffSize = 12, kOffCrc = 16, kO
                  kOffSeq = 24, kOffUuid = 32, kOffName = 48, kOffLevel = 112, kOffMembers = 116,
                  kOffStrip = 120, kOffBlock = 124, kOffDataOffset = 128, kOffMemberBlocks = 136,
                  kOffSlot = 144, kOffBitmapRegionBlocks = 160, kOffBitmapRegions = 168,
-                 kOffMemberTable = 256, kMemberEntry = 64;
+                 kOffResyncOffset = 176, kOffMemberTable = 256, kMemberEntry = 64;
 constexpr size_t kNameBytes = 64;
-constexpr uint32_t kFlagClean = 1;
+constexpr uint32_t kFlagClean = 1, kFlagResyncPending = 2;
+constexpr uint8_t kMemberPartialRebuild = 1;
 
 template <class T>
 void put(uint8_t* p, size_t off, T v) {
@@ -53,7 +55,8 @@ void sb_encode(const Superblock& sb, uint8_t* out) {
     std::memcpy(out + kOffMagic, kSbMagic, 8);
     put<uint32_t>(out, kOffVersion, kSbVersion);
     put<uint32_t>(out, kOffSize, kSbBytes);
-    put<uint32_t>(out, kOffFlags, sb.clean ? kFlagClean : 0);
+    put<uint32_t>(out, kOffFlags,
+                  (sb.clean ? kFlagClean : 0) | (sb.resync_pending ? kFlagResyncPending : 0));
     put<uint64_t>(out, kOffSeq, sb.seq);
     std::memcpy(out + kOffUuid, sb.array_uuid.data(), 16);
     std::memcpy(out + kOffName, sb.name.data(), std::min(sb.name.size(), kNameBytes - 1));
@@ -66,10 +69,12 @@ void sb_encode(const Superblock& sb, uint8_t* out) {
     put<uint32_t>(out, kOffSlot, sb.slot);
     put<uint64_t>(out, kOffBitmapRegionBlocks, sb.bitmap_region_blocks);
     put<uint64_t>(out, kOffBitmapRegions, sb.bitmap_regions);
+    put<uint64_t>(out, kOffResyncOffset, sb.resync_pending ? sb.resync_offset : 0);
     for (size_t i = 0; i < sb.members.size() && i < kMaxMembers; ++i) {
         uint8_t* e = out + kOffMemberTable + i * kMemberEntry;
         std::memcpy(e, sb.members[i].uuid.data(), 16);
         e[16] = uint8_t(sb.members[i].state);
+        e[17] = sb.members[i].partial_rebuild ? kMemberPartialRebuild : 0;
         put<uint64_t>(e, 24, sb.members[i].data_blocks);
         put<uint64_t>(e, 32, sb.members[i].rebuild_offset);
     }
@@ -98,6 +103,8 @@ bool sb_decode(const uint8_t* in, Superblock* sb, std::string* why) {
     if (n == 0 || n > kMaxMembers || level > uint8_t(Level::Concat))
         return *why = "superblock fields out of range", false;
     sb->clean = get<uint32_t>(in, kOffFlags) & kFlagClean;
+    sb->resync_pending = get<uint32_t>(in, kOffFlags) & kFlagResyncPending;
+    sb->resync_offset = get<uint64_t>(in, kOffResyncOffset);
     sb->seq = get<uint64_t>(in, kOffSeq);
     std::memcpy(sb->array_uuid.data(), in + kOffUuid, 16);
     sb->name.assign(reinterpret_cast<const char*>(in + kOffName),
@@ -120,15 +127,20 @@ bool sb_decode(const uint8_t* in, Superblock* sb, std::string* why) {
         sb->members[i].state = SbMemberState(e[16]);
         sb->members[i].data_blocks = get<uint64_t>(e, 24);
         sb->members[i].rebuild_offset = get<uint64_t>(e, 32);
+        sb->members[i].partial_rebuild = e[17] & kMemberPartialRebuild;
     }
     return true;
 }
 
-void bitmap_geometry(uint64_t data_blocks, uint32_t block_size, uint64_t strip_blocks,
-                     uint64_t* region_blocks, uint64_t* regions) {
+void bitmap_geometry(uint64_t data_blocks, uint32_t block_size, uint64_t unit_blocks,
+                     uint64_t region_bytes, uint64_t* region_blocks, uint64_t* regions) {
     const uint64_t bits = (kMetadataBytes - kBitmapOffset) * 8;
-    uint64_t region = std::max<uint64_t>(64 * 1024 / block_size, 1);
-    if (strip_blocks) region = std::max(region, strip_blocks);
+    // Larger regions: fewer bitmap writes in front of first writes, more to resync after a
+    // crash (Linux md's default internal bitmap chunk is 64 MiB on large disks).
+    if (region_bytes == 0)
+        region_bytes = std::clamp<uint64_t>(data_blocks * block_size / 64, 1ull << 20, 64ull << 20);
+    uint64_t region = std::max<uint64_t>(unit_blocks, 1);
+    while (region * 2 * block_size <= region_bytes) region *= 2;
     while ((data_blocks + region - 1) / region > bits) region *= 2;
     *region_blocks = region;
     *regions = (data_blocks + region - 1) / region;

@@ -33,6 +33,9 @@ struct SbMember {
     SbMemberState state = SbMemberState::Online;
     uint64_t data_blocks = 0;     // concat: this member's data blocks
     uint64_t rebuild_offset = 0;  // Rebuilding: member data blocks already rebuilt
+    // Rebuilding: only the regions set in the write-intent bitmap are rebuilt (the member came
+    // back and holds everything else already).
+    bool partial_rebuild = false;
 };
 
 struct Superblock {
@@ -48,6 +51,10 @@ struct Superblock {
     uint32_t slot = 0;                  // the slot of the member this copy is on
     uint64_t bitmap_region_blocks = 0;  // 0: no bitmap
     uint64_t bitmap_regions = 0;
+    // A resync of the whole array (initial, or without a bitmap) was not finished: it goes on
+    // from member block resync_offset at the next start.
+    bool resync_pending = false;
+    uint64_t resync_offset = 0;
     std::vector<SbMember> members;
 };
 
@@ -58,9 +65,17 @@ bool sb_decode(const uint8_t* in, Superblock* out, std::string* why);
 // True if the 4 KiB starts with the magic (a superblock, maybe damaged or of another version).
 bool sb_has_magic(const uint8_t* in);
 
-// Bitmap geometry for a member of data_blocks blocks: the smallest power-of-two region (at
-// least 64 KiB and a whole number of strips) whose bits fit the bitmap area.
-void bitmap_geometry(uint64_t data_blocks, uint32_t block_size, uint64_t strip_blocks,
-                     uint64_t* region_blocks, uint64_t* regions);
+// Write-intent bitmap geometry for members of data_blocks blocks: a power-of-two multiple of
+// unit_blocks (the array's lock unit), about region_bytes (0: the default, data/64 bounded by
+// [1 MiB, 64 MiB]), grown until the bits fit the bitmap area.
+void bitmap_geometry(uint64_t data_blocks, uint32_t block_size, uint64_t unit_blocks,
+                     uint64_t region_bytes, uint64_t* region_blocks, uint64_t* regions);
+// Bytes of the bitmap area that hold bits (rounded up to `align`).
+inline uint64_t bitmap_bytes(uint64_t regions, uint64_t align) {
+    return ((regions + 7) / 8 + align - 1) / align * align;
+}
+inline bool bitmap_test(const uint8_t* bits, uint64_t r) {
+    return bits[r / 8] & (1u << (r % 8));
+}
 
 }  // namespace nocstor::raid

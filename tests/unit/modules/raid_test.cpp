@@ -8,6 +8,7 @@
 #include "modules/passthru.h"
 #include "modules/raid/raid_parity.h"
 #include "modules/uring.h"
+#include "raid_test_util.h"
 #include "raid_verify.h"
 
 #include <gtest/gtest.h>
@@ -22,17 +23,6 @@ using namespace nocstor::raid;
 using namespace nocstor::test;
 
 namespace {
-
-void make_malloc(ModEnv& env, const std::string& name, uint64_t blocks, uint32_t bs = 512) {
-    env.run(env.ctl(), [&] {
-        MallocBdevOptions o;
-        o.name = name;
-        o.num_blocks = blocks;
-        o.block_size = bs;
-        std::string err;
-        ASSERT_EQ(malloc_bdev_create(o, &err), 0) << err;
-    });
-}
 
 int make_raid(ModEnv& env, const std::string& name, Level level, std::vector<std::string> bases,
               uint32_t strip_kb, std::string* err_out = nullptr) {
@@ -452,26 +442,6 @@ TEST(RaidBadInput, ClearErrorsAndNothingCreated) {
 
 namespace {
 
-// Waits until the array runs no background process and no member is on its way in (attached
-// but not rebuilding yet); returns its raid_list entry.
-nlohmann::json wait_idle(ModEnv& env, const std::string& name, int timeout_ms = 30000) {
-    nlohmann::json entry;
-    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (std::chrono::steady_clock::now() < end) {
-        env.run(env.ctl(), [&] {
-            for (const auto& e : raid_list("all"))
-                if (e["name"] == name) entry = e;
-        });
-        bool arriving = false;
-        for (const auto& m : entry.value("base_bdevs_list", nlohmann::json::array()))
-            arriving = arriving || (m["is_configured"] == true && m["state"] == "missing");
-        if (!entry.contains("process") && !arriving) return entry;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ADD_FAILURE() << "process still running: " << entry.dump();
-    return entry;
-}
-
 void fill_garbage(ModEnv& env, const std::string& bdev, uint64_t blocks, uint64_t seed) {
     TestDesc d(env, bdev);
     AlignedBuf b(blocks * 512);
@@ -546,7 +516,7 @@ TEST(RaidProcesses, RebuildOntoANewMemberUnderIo) {
         });
         o.seed = 2;
         EXPECT_EQ(v.run(o).mismatches, 0u);
-        raid_set_process_options(64, 0);  // small windows: many of them, under I/O
+        raid_set_process_options(64, 0, 5000);  // small windows: many of them, under I/O
         env.run(env.ctl(), [&] {
             std::string err;
             EXPECT_EQ(raid_add_member("r", "spare", &err), 0) << err;
@@ -557,7 +527,7 @@ TEST(RaidProcesses, RebuildOntoANewMemberUnderIo) {
         EXPECT_EQ(res.errors, 0u) << level_name(level) << " " << io_status_name(res.first_error);
         EXPECT_EQ(res.mismatches, 0u) << level_name(level);
         nlohmann::json e = wait_idle(env, "r");
-        raid_set_process_options(1024, 0);
+        raid_set_process_options(1024, 0, 5000);
         EXPECT_EQ(e["state"], "online") << e.dump();
         EXPECT_EQ(e["base_bdevs_list"][1]["name"], "spare");
         EXPECT_EQ(bdev_get_by_name(bases[1])->claimed_by(), nullptr) << "the failed member left";
@@ -634,74 +604,6 @@ TEST(RaidProcesses, ScrubCountsAndRepairs) {
 }  // namespace
 
 namespace {
-
-// Members behind passthru bdevs, so that they can disappear and come back (as disks do).
-struct SbArray {
-    ModEnv& env;
-    std::vector<std::string> members;
-    uint64_t blocks;
-
-    SbArray(ModEnv& e, int n, uint64_t member_blocks) : env(e), blocks(member_blocks) {
-        for (int i = 0; i < n; ++i) {
-            make_malloc(env, "disk" + std::to_string(i), member_blocks);
-            members.push_back("p" + std::to_string(i));
-            plug(i);
-        }
-    }
-    void plug(int i) {
-        env.run(env.ctl(), [&] {
-            std::string err;
-            ASSERT_EQ(
-                passthru_bdev_create({"disk" + std::to_string(i), members[size_t(i)], ""}, &err), 0)
-                << err;
-        });
-    }
-    void unplug(int i) {
-        env.run_async(env.ctl(), [&](auto done) {
-            passthru_bdev_delete(members[size_t(i)], [done](int) { done(); });
-        });
-    }
-    int create(Level level, uint32_t strip_kb) {
-        int rc = -1;
-        env.run_async(env.ctl(), [&](auto done) {
-            RaidCreateOptions o;
-            o.name = "r";
-            o.level = level;
-            o.base_bdevs = members;
-            o.strip_size_kb = strip_kb;
-            o.superblock = true;
-            raid_create_async(o, [&, done](int r, std::string err) {
-                rc = r;
-                if (r) ADD_FAILURE() << err;
-                done();
-            });
-        });
-        return rc;
-    }
-    void remove(bool clear_sb = false) {
-        env.run_async(env.ctl(), [&](auto done) {
-            raid_delete("r", clear_sb, [done](int rc) {
-                EXPECT_EQ(rc, 0);
-                done();
-            });
-        });
-    }
-    // Waits until every examine is done.
-    void settle() {
-        env.run_async(env.ctl(), [](auto done) { bdev_wait_for_examine(done); });
-    }
-};
-
-std::vector<uint8_t> read_all(ModEnv& env, const std::string& name) {
-    Bdev* b = bdev_get_by_name(name);
-    std::vector<uint8_t> out(b->num_blocks * b->block_size);
-    TestDesc d(env, name, false);
-    for (uint64_t off = 0; off < b->num_blocks; off += 256) {
-        const uint64_t n = std::min<uint64_t>(256, b->num_blocks - off);
-        EXPECT_TRUE(d.read(out.data() + off * b->block_size, off, n).ok);
-    }
-    return out;
-}
 
 TEST(RaidSuperblock, ArraysAssembleWhenTheirMembersComeBackInAnyOrder) {
     for (Level level : {Level::Raid6, Level::Raid5, Level::Raid1, Level::Raid0}) {
