@@ -27,6 +27,7 @@ struct Assembly {
     Uuid uuid{};
     std::map<uint32_t, Candidate> found;  // by slot
     bool building = false;                // its bitmap is being read
+    std::vector<std::string> late;        // members that showed up meanwhile
 };
 
 std::vector<std::unique_ptr<Assembly>>& assemblies() {
@@ -41,8 +42,10 @@ const Superblock& newest(const Assembly& a) {
     return *best;
 }
 
+// The array waits for its online members; one being rebuilt is not needed (it may not even
+// carry the superblock that names it yet) and is taken back when it shows up.
 bool slot_needed(SbMemberState s) {
-    return s == SbMemberState::Online || s == SbMemberState::Rebuilding;
+    return s == SbMemberState::Online;
 }
 
 // The candidate of slot i if it is the member `best` lists there.
@@ -71,6 +74,7 @@ void drop_assembly(const Assembly* a) {
 // it needs.
 void finish_assembly(const Assembly* a, std::unique_ptr<RaidBdev> raid, const Superblock& best,
                      const AssemblyPlan& plan, const uint8_t* bits) {
+    const std::vector<std::string> late = a->late;
     drop_assembly(a);
     RaidBdev* r = raid.get();
     WriteIntentBitmap* bm = r->bitmap();
@@ -114,6 +118,9 @@ void finish_assembly(const Assembly* a, std::unique_ptr<RaidBdev> raid, const Su
     else
         r->start_planned_resync();
     r->save_superblocks();
+    // Members that arrived during the assembly are looked at again: they join the array now.
+    for (const std::string& m : late)
+        if (Bdev* b = bdev_get_by_name(m); b && !b->claimed_by()) examine_superblock(b);
 }
 
 void assemble(Assembly* a) {
@@ -133,6 +140,13 @@ void assemble(Assembly* a) {
     std::vector<BdevDesc*> descs(n, nullptr);
     std::vector<bool> stale(n, false);
     AssemblyPlan plan;
+    for (const auto& [slot, c] : a->found) {
+        if (!member_candidate(*a, best, slot))
+            NOC_WARN("bdev",
+                     "raid {}: {} carries an older superblock for slot {}, which another member "
+                     "has now; not used (bdev_raid_add_base_bdev takes it as a new member)",
+                     o.name, c.bdev, slot);
+    }
     for (uint32_t i = 0; i < n; ++i) {
         const Candidate* c = member_candidate(*a, best, i);
         if (!c) continue;
@@ -244,10 +258,7 @@ void on_superblock(const std::string& name, const SbReadResult& res) {
     for (auto& x : assemblies())
         if (x->uuid == sb.array_uuid) a = x.get();
     if (a && a->building) {
-        NOC_WARN("bdev",
-                 "{}: member of raid {} arrived while the array is being assembled; add it "
-                 "with bdev_raid_add_base_bdev",
-                 name, sb.name);
+        a->late.push_back(name);  // looked at again once the array is there
         return;
     }
     if (!a) {

@@ -606,8 +606,6 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
     old.bdev = desc->bdev();
     old.desc = desc;
     old.open_channels.store(true, std::memory_order_release);
-    // A new disk is a new member; a member that comes back keeps its identity.
-    if (slot_hint >= g_.members) old.uuid = uuid_generate_random();
     rebuild_pos_.store(0);
     NOC_INFO("bdev", "raid {}: base bdev {} takes slot {}, rebuilding", name, base, slot);
     // Every thread opens its channel to the new member before the member is written to; then
@@ -619,7 +617,7 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
             if (!ch.mc.ch[slot]) ch.mc.ch[slot] = bdev_get_io_channel(ch.raid->member(slot).desc);
             next(0);
         },
-        [raid, slot, partial](int) {
+        [raid, slot, partial, returning = slot_hint < g_.members](int) {
             RaidBdev* r = find_raid(raid);
             if (!r) return;
             run_on_threads(
@@ -632,14 +630,17 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
                             mc->ch[slot] = bdev_get_io_channel(r->members_[slot]->desc);
                     }
                 },
-                [raid, slot, partial] {
+                [raid, slot, partial, returning] {
                     RaidBdev* r = find_raid(raid);
                     if (!r || !r->members_[slot]->desc) return;
                     // A member that comes back gets only the regions written while it was
                     // away: their bits are still set (nothing is cleared while degraded).
                     r->set_partial_rebuild(partial && r->bitmap_);
                     r->members_[slot]->state.store(MemberState::Rebuilding);
-                    if (r->members_[slot]->uuid == Uuid{})
+                    // A new disk is a new member; one that comes back keeps its identity. The
+                    // slot's identity changes only now, in the superblock that also goes to the
+                    // new member: until then the superblocks name the member that left.
+                    if (!returning || r->members_[slot]->uuid == Uuid{})
                         r->members_[slot]->uuid = uuid_generate_random();
                     if (r->bitmap_) r->bitmap_->refresh();  // its bitmap area as the others'
                     r->save_superblocks();

@@ -159,12 +159,12 @@ void RaidProcess::finish(IoStatus status) {
     if (finished_) return;
     finished_ = true;
     const double secs = double(now_ns() - started_ns_) / 1e9;
-    NOC_INFO("bdev", "raid {}: {} {} after {} blocks in {:.1f} s{}", raid_->name,
+    NOC_INFO("bdev", "raid {}: {} {} at block {}, {} blocks processed in {:.1f} s{}", raid_->name,
              process_type_name(kind_),
              status == IoStatus::Success   ? "finished"
              : status == IoStatus::Aborted ? "stopped"
                                            : "failed",
-             done_pos_, secs,
+             done_pos_, bytes_ / raid_->geometry().block_size, secs,
              kind_ == OpKind::Scrub ? ", " + std::to_string(mismatches_) + " mismatches" : "");
     auto done = std::move(done_);
     auto stopped = std::move(stopped_);
