@@ -42,10 +42,12 @@ constexpr const char* kCheckDetail =
     "an older superblock seq (stale), two files in one slot, a file whose slot now belongs to "
     "another member, slots listed online that are not among the files. Then reads the data of "
     "the members the newest superblock trusts (online; a rebuilding one below its rebuild "
-    "offset) and checks every block row: raid1 all copies equal, raid5 P, raid6 P and Q (one "
+    "offset, and outside the dirty regions if it is rebuilt only where it missed writes) and "
+    "checks every block row: raid1 all copies equal, raid5 P, raid6 P and Q (one "
     "member may be missing). raid0 and concat: metadata only. Mismatches are listed with "
-    "their row (member data block), stripe and byte offset in the members, and whether they "
-    "lie in a region the write-intent bitmap marks dirty.";
+    "their row (member data block), stripe and byte offset in the members, and whether the "
+    "daemon resyncs that row anyway at its next start (a dirty bitmap region after an unclean "
+    "stop, or past an unfinished initial resync): those are expected.";
 
 std::string footer(const char* detail) {
     return std::string(detail) + "\n\n" + kExitStatus + "\n\n" + kExamples;
@@ -82,11 +84,13 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     CLI::Option* dirty_flag = check->add_flag(
         "--dirty-only", dirty_only,
-        "check only the regions the write-intent bitmap marks dirty (what a resync would fix)");
+        "check only the rows the daemon resyncs at its next start: regions the write-intent "
+        "bitmap marks dirty on an array not stopped cleanly (all rows without a bitmap), rows "
+        "past an unfinished initial resync");
     check
         ->add_flag("--skip-dirty", skip_dirty,
-                   "leave out the dirty regions (after an unclean stop, mismatches elsewhere are "
-                   "real damage)")
+                   "leave those rows out: mismatches anywhere else are damage, not writes that "
+                   "were in flight")
         ->excludes(dirty_flag);
 
     try {

@@ -32,12 +32,13 @@ bool same_description(const Superblock& a, const Superblock& b) {
         a.strip_size_kb != b.strip_size_kb || a.block_size != b.block_size ||
         a.data_offset != b.data_offset || a.member_blocks != b.member_blocks ||
         a.bitmap_region_blocks != b.bitmap_region_blocks || a.bitmap_regions != b.bitmap_regions ||
+        a.resync_pending != b.resync_pending || a.resync_offset != b.resync_offset ||
         a.members.size() != b.members.size())
         return false;
     for (size_t i = 0; i < a.members.size(); ++i) {
         const SbMember &x = a.members[i], &y = b.members[i];
         if (x.uuid != y.uuid || x.state != y.state || x.data_blocks != y.data_blocks ||
-            x.rebuild_offset != y.rebuild_offset)
+            x.rebuild_offset != y.rebuild_offset || x.partial_rebuild != y.partial_rebuild)
             return false;
     }
     return true;
@@ -100,6 +101,10 @@ void judge(ArrayGroup& g) {
             continue;  // its data is not read
         }
         s.readable_rows = trusted_rows(s.entry, m.data_blocks());
+        // A member that came back is rebuilt only where it missed writes (bits are not cleared
+        // while it is away or rebuilding).
+        s.outside_dirty = s.entry.state == SbMemberState::Rebuilding && s.entry.partial_rebuild &&
+                          best.bitmap_region_blocks != 0;
         if (!m.bitmap_error.empty())
             g.problems.push_back(
                 fmt::format("{}: write-intent bitmap: {}", m.path, m.bitmap_error));
@@ -107,25 +112,38 @@ void judge(ArrayGroup& g) {
 
     for (const SlotView& s : g.slots) {
         const char* state = sb_member_state_name(s.entry.state);
-        const bool wanted =
-            s.entry.state == SbMemberState::Online || s.entry.state == SbMemberState::Rebuilding;
-        if (wanted && !s.file && !slot_given[s.slot])
+        const SbMemberState st = s.entry.state;
+        if (st == SbMemberState::Online && !s.file && !slot_given[s.slot])
             g.problems.push_back(fmt::format("slot {} (member {}, {}) is not among the files given",
                                              s.slot, uuid_to_string(s.entry.uuid), state));
-        if (!wanted)
+        if (st == SbMemberState::Failed || st == SbMemberState::Missing)
             g.notes.push_back(
-                fmt::format("slot {} is {} in the superblock: the array runs without "
-                            "it (degraded)",
+                fmt::format("slot {} is {} in the superblock: the array runs without it (degraded)",
                             s.slot, state));
-        if (s.entry.state == SbMemberState::Rebuilding)
+        if (st == SbMemberState::Rebuilding && s.entry.partial_rebuild)
+            g.notes.push_back(fmt::format(
+                "slot {} is being rebuilt where it missed writes: its data is valid below block "
+                "{} (rebuild_offset) and in the regions the bitmap marks clean",
+                s.slot, s.entry.rebuild_offset));
+        else if (st == SbMemberState::Rebuilding)
             g.notes.push_back(fmt::format(
                 "slot {} is being rebuilt: only its first {} blocks hold data (rebuild_offset)",
                 s.slot, s.entry.rebuild_offset));
+        if (st == SbMemberState::Rebuilding && !s.file)
+            g.notes.push_back(
+                fmt::format("slot {} is not among the files given: not read", s.slot));
     }
     if (!best.clean)
-        g.notes.push_back(
+        g.notes.push_back(fmt::format(
             "the array was not stopped cleanly (or is running): writes may have been in flight; "
-            "the daemon resyncs the redundancy at the next assembly");
+            "the daemon resyncs {} at the next assembly",
+            best.bitmap_region_blocks ? "the regions its write-intent bitmap marks dirty"
+                                      : "the whole array (no write-intent bitmap)"));
+    if (best.resync_pending)
+        g.notes.push_back(fmt::format(
+            "a whole-array resync (the initial one) is unfinished: rows from block {} on are not "
+            "resynced yet; the daemon goes on from there at its next start",
+            best.resync_offset));
 
     // The bitmap is the same on every writable member; a crash may leave one a step behind, so
     // the union counts.

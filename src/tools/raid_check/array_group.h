@@ -30,7 +30,8 @@ struct SlotView {
     uint32_t slot = 0;
     raid::SbMember entry;              // from the newest superblock
     const MemberInfo* file = nullptr;  // its current member among the files given, or null
-    uint64_t readable_rows = 0;        // rows of `file` whose data can be trusted
+    uint64_t readable_rows = 0;        // rows [0, readable_rows) of `file` hold valid data
+    bool outside_dirty = false;        // and so do the regions the bitmap marks clean
 };
 
 struct ArrayGroup {

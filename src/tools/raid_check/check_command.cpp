@@ -32,21 +32,17 @@ struct DataReport {
     std::vector<std::string> notes;
 };
 
-// A sentence on what the mismatches mean for an array that may have had writes in flight.
-std::string dirty_verdict(const ArrayGroup& g, const CheckResult& r) {
-    if (r.mismatches == 0 || g.sb().clean) return "";
-    if (!g.dirty.present())
-        return "the array was not stopped cleanly and has no write-intent bitmap: writes in "
-               "flight may explain these mismatches; the daemon resyncs the whole array at the "
-               "next assembly";
-    if (r.mismatches_dirty == r.mismatches)
-        return "every mismatch lies in a region the write-intent bitmap marks dirty on an array "
-               "that was not stopped cleanly: expected; the daemon resyncs those regions at the "
-               "next assembly";
+// A sentence on mismatches in rows the daemon resyncs anyway at its next start (writes that
+// were in flight at an unclean stop, or a whole-array resync not finished).
+std::string pending_verdict(const CheckResult& r) {
+    if (r.mismatches_pending == 0) return "";
+    if (r.mismatches_pending == r.mismatches)
+        return "every mismatch lies in rows the daemon resyncs at its next start (writes in "
+               "flight at an unclean stop, or a resync not finished): expected";
     return fmt::format(
-        "{} of the {} mismatches lie outside the dirty regions: those are not explained by "
-        "writes in flight",
-        r.mismatches - r.mismatches_dirty, r.mismatches);
+        "{} of the {} mismatches lie in rows the daemon resyncs at its next start (expected); "
+        "the other {} do not: damage",
+        r.mismatches_pending, r.mismatches, r.mismatches - r.mismatches_pending);
 }
 
 DataReport check_data(const ArrayGroup& g, const CheckOptions& opts) {
@@ -59,15 +55,11 @@ DataReport check_data(const ArrayGroup& g, const CheckOptions& opts) {
     }
     std::vector<DataSource> sources;
     for (const SlotView& s : g.slots)
-        if (s.file && s.readable_rows)
-            sources.push_back({s.slot, s.file->file.get(), s.readable_rows});
+        if (s.file && (s.readable_rows || s.outside_dirty))
+            sources.push_back({s.slot, s.file->file.get(), s.readable_rows, s.outside_dirty});
     d.checked = true;
     if (!check_redundancy(sb, sources, g.dirty, opts, &d.result)) return d;
     const CheckResult& r = d.result;
-    if (opts.filter != RowFilter::All && !g.dirty.present())
-        d.notes.push_back(
-            "the array has no write-intent bitmap: --dirty-only / --skip-dirty do "
-            "not apply, every row was checked");
     if (r.rows_unchecked)
         d.notes.push_back(
             fmt::format("{} rows not checked: too few readable members there ({} needs {})",
@@ -75,7 +67,7 @@ DataReport check_data(const ArrayGroup& g, const CheckOptions& opts) {
                         sb.level == Level::Raid1   ? "two copies"
                         : sb.level == Level::Raid5 ? "every member"
                                                    : "all members but one"));
-    if (const std::string v = dirty_verdict(g, r); !v.empty()) d.notes.push_back(v);
+    if (const std::string v = pending_verdict(r); !v.empty()) d.notes.push_back(v);
     return d;
 }
 
@@ -113,7 +105,7 @@ json array_json(const ArrayGroup& g, const DataReport& d) {
                      {"rows_unchecked", r.rows_unchecked},
                      {"rows_filtered", r.rows_filtered},
                      {"mismatches", r.mismatches},
-                     {"mismatches_in_dirty_regions", r.mismatches_dirty},
+                     {"mismatches_pending_resync", r.mismatches_pending},
                      {"first_mismatches", first}});
         if (!r.error.empty()) data["error"] = r.error;
     }
@@ -173,14 +165,14 @@ void print_array(const ArrayGroup& g, const DataReport& d) {
         fmt::print("  data: error: {}\n", d.result.error);
     } else {
         const CheckResult& r = d.result;
-        fmt::print("  data: {} of {} rows checked{}, {} mismatch{}{}\n", r.rows_checked, r.rows,
-                   r.rows_filtered
-                       ? fmt::format(" ({} left out by the region filter)", r.rows_filtered)
-                       : std::string(),
-                   r.mismatches, r.mismatches == 1 ? "" : "es",
-                   g.dirty.present() && r.mismatches
-                       ? fmt::format(" ({} in dirty regions)", r.mismatches_dirty)
-                       : std::string());
+        fmt::print(
+            "  data: {} of {} rows checked{}, {} mismatch{}{}\n", r.rows_checked, r.rows,
+            r.rows_filtered
+                ? fmt::format(" ({} left out by --dirty-only / --skip-dirty)", r.rows_filtered)
+                : std::string(),
+            r.mismatches, r.mismatches == 1 ? "" : "es",
+            r.mismatches_pending ? fmt::format(" ({} in rows pending resync)", r.mismatches_pending)
+                                 : std::string());
         for (const Mismatch& m : r.first) fmt::print("    {}\n", mismatch_text(m, sb));
         if (r.mismatches > r.first.size())
             fmt::print("    ... and {} more (raise --max-report to list them)\n",

@@ -73,13 +73,20 @@ void print_superblock(const MemberInfo& m, const DumpOptions& o) {
     fmt::print("    this member    slot {}\n", sb.slot);
     fmt::print("    clean          {}\n",
                sb.clean ? "yes: stopped cleanly" : "no: running, or not stopped cleanly");
+    if (sb.resync_pending)
+        fmt::print("    resync         unfinished: goes on from member block {}\n",
+                   sb.resync_offset);
+    else
+        fmt::print("    resync         none pending\n");
     fmt::print("    members        {:<4}  {:<36}  {:<10}  {:>12}  {:>14}\n", "slot", "uuid",
                "state", "data_blocks", "rebuild_offset");
     for (size_t i = 0; i < sb.members.size(); ++i) {
         const SbMember& e = sb.members[i];
         fmt::print("                   {:<4}  {:<36}  {:<10}  {:>12}  {:>14}{}\n", i,
                    uuid_to_string(e.uuid), sb_member_state_name(e.state), e.data_blocks,
-                   e.rebuild_offset, i == sb.slot ? "  <- this member" : "");
+                   e.rebuild_offset,
+                   std::string(e.partial_rebuild ? "  (where it missed writes)" : "") +
+                       (i == sb.slot ? "  <- this member" : ""));
     }
     fmt::print("    bitmap         {}\n", bitmap_text(m.bitmap, m.data_blocks(), o.max_ranges));
     if (const std::string p = m.size_problem(); !p.empty()) fmt::print("  problem: {}\n", p);

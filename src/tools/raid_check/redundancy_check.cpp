@@ -51,6 +51,8 @@ class Checker {
     Checker(const Superblock& sb, const std::vector<DataSource>& sources, const IntentBitmap& dirty,
             const CheckOptions& opts, CheckResult* out)
         : dirty_(dirty), opts_(opts), out_(out) {
+        clean_ = sb.clean;
+        resync_from_ = sb.resync_pending ? sb.resync_offset : UINT64_MAX;
         g_.level = sb.level;
         g_.members = uint32_t(sb.members.size());
         g_.block_size = sb.block_size;
@@ -64,6 +66,7 @@ class Checker {
             if (s.slot >= g_.members) continue;
             files_[s.slot] = s.file;
             limit_[s.slot] = std::min(s.readable_rows, g_.member_blocks);
+            outside_dirty_[s.slot] = s.outside_dirty && dirty.present();
         }
     }
 
@@ -73,7 +76,7 @@ class Checker {
         step_rows_ = std::max<uint64_t>(1, kStepBytes / bs_);
         const size_t step_bytes = step_rows_ * bs_;
         for (uint32_t m = 0; m < g_.members; ++m)
-            if (limit_[m]) bufs_[m] = aligned_buf(step_bytes);
+            if (read_limit(m)) bufs_[m] = aligned_buf(step_bytes);
         if (g_.parity()) {
             parity_ = std::make_unique<Parity>(g_.data_members(), g_.parity_members());
             p_ = aligned_buf(step_bytes);
@@ -111,25 +114,41 @@ class Checker {
         return false;
     }
 
+    // The daemon resyncs this row at its next start.
+    bool pending(uint64_t row) const {
+        if (row >= resync_from_) return true;
+        return !clean_ && (!dirty_.present() || dirty_.row_dirty(row));
+    }
     bool wanted(uint64_t row) const {
-        if (opts_.filter == RowFilter::All || !dirty_.present()) return true;
-        return dirty_.row_dirty(row) == (opts_.filter == RowFilter::DirtyOnly);
+        if (opts_.filter == RowFilter::All) return true;
+        return pending(row) == (opts_.filter == RowFilter::DirtyOnly);
+    }
+    // The next row after `row` where pending() or a member's readability may change.
+    uint64_t next_boundary(uint64_t row) const {
+        uint64_t b = UINT64_MAX;
+        if (dirty_.present()) b = (row / dirty_.region_blocks() + 1) * dirty_.region_blocks();
+        if (row < resync_from_) b = std::min(b, resync_from_);
+        return b;
     }
     bool wanted_any(uint64_t r0, uint64_t r1) const {
-        if (opts_.filter == RowFilter::All || !dirty_.present()) return true;
-        const uint64_t rb = dirty_.region_blocks();
-        for (uint64_t row = r0; row < r1; row = (row / rb + 1) * rb)
+        for (uint64_t row = r0; row < r1; row = next_boundary(row))
             if (wanted(row)) return true;
         return false;
     }
-    bool readable(uint32_t m, uint64_t row) const { return row < limit_[m]; }
+    bool readable(uint32_t m, uint64_t row) const {
+        return row < limit_[m] || (outside_dirty_[m] && !dirty_.row_dirty(row));
+    }
+    // Rows of slot m read from its file (from 0).
+    uint64_t read_limit(uint32_t m) const {
+        return outside_dirty_[m] ? g_.member_blocks : limit_[m];
+    }
     uint8_t* block(uint32_t m, uint64_t row) const { return bufs_[m].get() + (row - step0_) * bs_; }
 
     bool read_step(uint64_t r0, uint64_t r1) {
         step0_ = r0;
         for (uint32_t m = 0; m < g_.members; ++m) {
-            if (!readable(m, r0)) continue;
-            const uint64_t rows = std::min(r1, limit_[m]) - r0;
+            if (read_limit(m) <= r0) continue;
+            const uint64_t rows = std::min(r1, read_limit(m)) - r0;
             if (!files_[m]->read((g_.data_offset + r0) * bs_, bufs_[m].get(), rows * bs_,
                                  &out_->error))
                 return false;
@@ -145,8 +164,7 @@ class Checker {
             if (g_.strip_blocks) b = std::min(b, (a / g_.strip_blocks + 1) * g_.strip_blocks);
             for (uint32_t m = 0; m < g_.members; ++m)
                 if (limit_[m] > a && limit_[m] < b) b = limit_[m];
-            if (opts_.filter != RowFilter::All && dirty_.present())
-                b = std::min(b, (a / dirty_.region_blocks() + 1) * dirty_.region_blocks());
+            b = std::min(b, next_boundary(a));
             if (!wanted(a))
                 out_->rows_filtered += b - a;
             else if (g_.level == Level::Raid1)
@@ -159,8 +177,9 @@ class Checker {
 
     void record(Mismatch m) {
         m.dirty = dirty_.row_dirty(m.row);
+        m.pending = pending(m.row);
         ++out_->mismatches;
-        out_->mismatches_dirty += m.dirty;
+        out_->mismatches_pending += m.pending;
         if (out_->first.size() < opts_.max_report) out_->first.push_back(std::move(m));
     }
     bool reporting() const { return out_->first.size() < opts_.max_report; }
@@ -301,7 +320,10 @@ class Checker {
     uint64_t step_rows_ = 0;
     uint64_t step0_ = 0;  // first row in the buffers
     const MemberFile* files_[kMaxMembers] = {};
-    uint64_t limit_[kMaxMembers] = {};  // rows readable per slot
+    uint64_t limit_[kMaxMembers] = {};      // rows [0, limit) of each slot are readable
+    bool outside_dirty_[kMaxMembers] = {};  // and, if set, the rows of clean regions
+    bool clean_ = false;
+    uint64_t resync_from_ = UINT64_MAX;  // rows from here on are not resynced yet
     AlignedBuf bufs_[kMaxMembers];
     std::unique_ptr<Parity> parity_;
     AlignedBuf p_, q_, d_, row_d_, row_q_;

@@ -16,13 +16,19 @@ namespace nocstor::raid_tool {
 
 class MemberFile;
 
-// A member whose data can be read: rows [0, readable_rows) of slot `slot`.
+// A member whose data can be read: rows [0, readable_rows) of slot `slot`, and with
+// outside_dirty every row of a region the bitmap marks clean too (a member rebuilt only where it
+// missed writes holds everything else).
 struct DataSource {
     uint32_t slot = 0;
     const MemberFile* file = nullptr;
     uint64_t readable_rows = 0;
+    bool outside_dirty = false;
 };
 
+// Which rows to check, by whether the daemon resyncs them at its next start ("pending"): the
+// regions the bitmap marks dirty on an array not stopped cleanly (every row without a bitmap),
+// and the rows past an unfinished whole-array resync (resync_offset).
 enum class RowFilter { All, DirtyOnly, SkipDirty };
 
 struct CheckOptions {
@@ -47,17 +53,18 @@ struct Mismatch {
     int64_t suspect = -1;             // raid6: the slot whose strip is most likely wrong
     bool degraded = false;            // raid6 checked with one member unreadable
     bool dirty = false;               // in a region the write-intent bitmap marks dirty
+    bool pending = false;             // the daemon resyncs this row at its next start
 };
 
 struct CheckResult {
-    uint64_t rows = 0;            // member data blocks of the array
-    uint64_t rows_checked = 0;    // verified
-    uint64_t rows_unchecked = 0;  // too few readable members there
-    uint64_t rows_filtered = 0;   // left out by --dirty-only / --skip-dirty
-    uint64_t mismatches = 0;      // block rows that do not match
-    uint64_t mismatches_dirty = 0;
-    std::vector<Mismatch> first;  // the first max_report
-    std::string error;            // an I/O error stopped the check
+    uint64_t rows = 0;                // member data blocks of the array
+    uint64_t rows_checked = 0;        // verified
+    uint64_t rows_unchecked = 0;      // too few readable members there
+    uint64_t rows_filtered = 0;       // left out by --dirty-only / --skip-dirty
+    uint64_t mismatches = 0;          // block rows that do not match
+    uint64_t mismatches_pending = 0;  // of those, rows the daemon resyncs anyway (expected)
+    std::vector<Mismatch> first;      // the first max_report
+    std::string error;                // an I/O error stopped the check
 };
 
 // Checks every row of a raid1, raid5 or raid6 array described by `sb` from `sources` (members

@@ -33,7 +33,8 @@ json superblock_json(const Superblock& sb) {
                            {"uuid", uuid_to_string(m.uuid)},
                            {"state", sb_member_state_name(m.state)},
                            {"data_blocks", m.data_blocks},
-                           {"rebuild_offset", m.rebuild_offset}});
+                           {"rebuild_offset", m.rebuild_offset},
+                           {"partial_rebuild", m.partial_rebuild}});
     }
     return {{"seq", sb.seq},
             {"clean", sb.clean},
@@ -48,6 +49,8 @@ json superblock_json(const Superblock& sb) {
             {"slot", sb.slot},
             {"bitmap_region_blocks", sb.bitmap_region_blocks},
             {"bitmap_regions", sb.bitmap_regions},
+            {"resync_pending", sb.resync_pending},
+            {"resync_offset", sb.resync_offset},
             {"members", members}};
 }
 
@@ -82,7 +85,8 @@ json mismatch_json(const Mismatch& m, const Superblock& sb) {
               {"kind", mismatch_kind_name(m.kind)},
               {"slots", m.slots},
               {"degraded", m.degraded},
-              {"dirty", m.dirty}};
+              {"dirty", m.dirty},
+              {"pending_resync", m.pending}};
     if (m.kind == MismatchKind::Mirror)
         j["reference_slot"] = m.reference;
     else
@@ -140,8 +144,9 @@ std::string mismatch_text(const Mismatch& m, const Superblock& sb) {
         m.kind == MismatchKind::Mirror
             ? fmt::format("row {} (byte {} of each member)", m.row, byte)
             : fmt::format("row {} (stripe {}, byte {} of each member)", m.row, m.stripe, byte);
-    return fmt::format("{}: {}{}{}", where, what_text(m, sb),
-                       m.degraded ? " (checked degraded)" : "", m.dirty ? " [dirty region]" : "");
+    return fmt::format("{}: {}{}{}{}", where, what_text(m, sb),
+                       m.degraded ? " (checked degraded)" : "", m.dirty ? " [dirty region]" : "",
+                       m.pending ? " [pending resync: expected]" : "");
 }
 
 }  // namespace nocstor::raid_tool
