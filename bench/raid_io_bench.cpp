@@ -1,0 +1,545 @@
+// nocstor-bdevperf's measurement for RAID arrays: the same jobs (one per data thread, -q I/Os in
+// flight for -t seconds, IOPS and latency percentiles) on a bdev built from an SPDK-style JSON
+// config whose bdev section may also hold bdev_raid_create, bdev_raid_remove_base_bdev,
+// bdev_raid_add_base_bdev and bdev_raid_set_options. Two things nocstor-bdevperf cannot do yet:
+//  - its config loader (modules/bdev_config) knows no bdev_raid_* method, and
+//  - a new raid1/5/6 array starts an initial resync; measuring during it measures the resync.
+//    This driver waits until no array has a background process (--no-wait to measure anyway).
+// Used by bench/raid_bench.sh.
+//
+//   raid_io_bench -c raid.json -b r0 -q 32 -o 4096 -w randwrite -t 3 --cores 1 [--json]
+#include "bdev/bdev.h"
+#include "bdev/bdev_module.h"
+#include "modules/bdev_config.h"
+#include "modules/builtin.h"
+#include "modules/raid/raid.h"
+#include "runtime/runtime.h"
+#include "runtime/topology.h"
+#include "util/histogram.h"
+#include "util/log.h"
+#include "util/tick.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace nocstor;
+using nlohmann::json;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+void on_signal(int) {
+    g_interrupted.store(true);
+}
+
+uint64_t parse_size(const std::string& s) {
+    char* end = nullptr;
+    unsigned long long v = strtoull(s.c_str(), &end, 10);
+    if (end == s.c_str()) return 0;
+    std::string suf(end);
+    if (suf.empty() || suf == "b" || suf == "B") return v;
+    if (suf == "k" || suf == "K") return v << 10;
+    if (suf == "m" || suf == "M") return v << 20;
+    if (suf == "g" || suf == "G") return v << 30;
+    return 0;
+}
+
+struct Config {
+    uint32_t qd = 32;
+    std::string io_size = "4096";
+    std::string workload = "randread";
+    int read_pct = -1;
+    double seconds = 3;
+    std::string cores = "1";
+    std::string bdev;
+    std::string config_file;
+    bool json = false;
+    bool no_wait = false;
+    double wait_limit = 120;  // seconds for background processes to finish
+    uint64_t seed = 0;
+    uint64_t io_bytes = 0;
+    bool random = true;
+};
+
+class Job;
+struct Slot {
+    Job* job;
+    unsigned char* buf;
+    iovec iov;
+    uint64_t offset = 0;
+    uint64_t submit_ns = 0;
+    BdevIoWaitEntry wait;
+};
+
+// nocstor-bdevperf's Job without verify.
+class Job {
+  public:
+    Job(const Config& c, Thread* t, uint64_t num_blocks, uint32_t index)
+        : cfg_(c), thread_(t), range_blocks_(num_blocks), rng_((c.seed + index * 7919) | 1) {}
+    ~Job() { free(mem_); }
+
+    bool prepare(std::string* err) {
+        size_t n = size_t(cfg_.qd) * cfg_.io_bytes;
+        if (posix_memalign(&mem_, 4096, n) != 0) {
+            *err = "cannot allocate " + std::to_string(n) + " bytes of buffers";
+            return false;
+        }
+        // Not zeroes: a malloc member might special-case them one day; parity work is the same.
+        for (size_t i = 0; i < n; ++i) static_cast<unsigned char*>(mem_)[i] = uint8_t(i * 131);
+        slots_.resize(cfg_.qd);
+        for (uint32_t i = 0; i < cfg_.qd; ++i) {
+            slots_[i].job = this;
+            slots_[i].buf = static_cast<unsigned char*>(mem_) + size_t(i) * cfg_.io_bytes;
+        }
+        return true;
+    }
+
+    void start(std::function<void()> on_done) {
+        on_done_ = std::move(on_done);
+        int rc = bdev_open(
+            cfg_.bdev, cfg_.read_pct != 100,
+            [this](BdevEvent ev, Bdev*) {
+                if (ev == BdevEvent::Remove) stopping_ = true;
+            },
+            &desc_);
+        if (rc) {
+            error_ = "cannot open " + cfg_.bdev + ": " + strerror(-rc);
+            on_done_();
+            return;
+        }
+        ch_ = bdev_get_io_channel(desc_);
+        if (!ch_) {
+            error_ = "cannot get an I/O channel for " + cfg_.bdev;
+            bdev_close(desc_);
+            on_done_();
+            return;
+        }
+        io_blocks_ = cfg_.io_bytes / desc_->bdev()->block_size;
+        start_ns_ = now_ns();
+        end_ns_ = start_ns_ + uint64_t(cfg_.seconds * 1e9);
+        timer_ = Thread::current()->register_poller(
+            "raid_io_bench", [this] { return check_time(); }, 10'000);
+        for (auto& s : slots_) {
+            s.offset = next_offset();
+            issue(s);
+        }
+    }
+
+    double seconds() const { return double(stop_ns_ - start_ns_) / 1e9; }
+    uint64_t ios() const { return ios_; }
+    uint64_t errors() const { return errors_; }
+    const Histogram& histogram() const { return hist_; }
+    const std::string& error() const { return error_; }
+    Thread* thread() const { return thread_; }
+
+  private:
+    uint64_t rand64() {
+        rng_ ^= rng_ << 13;
+        rng_ ^= rng_ >> 7;
+        rng_ ^= rng_ << 17;
+        return rng_;
+    }
+    uint64_t next_offset() {
+        uint64_t slots = range_blocks_ / io_blocks_;
+        if (cfg_.random) return (rand64() % slots) * io_blocks_;
+        uint64_t off = seq_next_;
+        seq_next_ += io_blocks_;
+        if (seq_next_ + io_blocks_ > slots * io_blocks_) seq_next_ = 0;
+        return off;
+    }
+
+    void issue(Slot& s) {
+        bool is_read =
+            cfg_.read_pct >= 100 || (cfg_.read_pct > 0 && int(rand64() % 100) < cfg_.read_pct);
+        s.iov = {s.buf, cfg_.io_bytes};
+        s.submit_ns = now_ns();
+        int rc = is_read ? bdev_readv(desc_, ch_, &s.iov, 1, s.offset, io_blocks_, done, &s)
+                         : bdev_writev(desc_, ch_, &s.iov, 1, s.offset, io_blocks_, done, &s);
+        if (rc == 0) {
+            ++outstanding_;
+        } else if (rc == -ENOMEM) {
+            s.wait.cb = [](void* a) {
+                auto* sl = static_cast<Slot*>(a);
+                --sl->job->waiting_;
+                sl->job->issue(*sl);
+            };
+            s.wait.arg = &s;
+            bdev_queue_io_wait(ch_, &s.wait);
+            ++waiting_;
+        } else {
+            ++errors_;
+            stopping_ = true;
+            if (error_.empty()) error_ = std::string("submission failed: ") + strerror(-rc);
+            maybe_finish();
+        }
+    }
+
+    static void done(BdevIo* io, bool ok, void* arg) {
+        auto* s = static_cast<Slot*>(arg);
+        bdev_free_io(io);
+        s->job->complete(*s, ok);
+    }
+
+    void complete(Slot& s, bool ok) {
+        --outstanding_;
+        uint64_t now = now_ns();
+        hist_.record(now - s.submit_ns);
+        ++ios_;
+        if (!ok) ++errors_;
+        s.offset = next_offset();
+        if (stopping_ || now >= end_ns_) {
+            stopping_ = true;
+            maybe_finish();
+            return;
+        }
+        issue(s);
+    }
+
+    int check_time() {
+        if (g_interrupted.load(std::memory_order_relaxed) || now_ns() >= end_ns_) stopping_ = true;
+        if (stopping_) maybe_finish();
+        return 0;
+    }
+
+    void maybe_finish() {
+        if (finished_ || outstanding_ > 0) return;
+        finished_ = true;
+        stop_ns_ = now_ns();
+        Thread::current()->unregister_poller(timer_);
+        bdev_put_io_channel(ch_);
+        bdev_close(desc_);
+        on_done_();
+    }
+
+    const Config& cfg_;
+    Thread* thread_;
+    uint64_t range_blocks_;
+    uint64_t rng_;
+    void* mem_ = nullptr;
+    std::vector<Slot> slots_;
+    BdevDesc* desc_ = nullptr;
+    IoChannel* ch_ = nullptr;
+    Poller* timer_ = nullptr;
+    uint64_t io_blocks_ = 1;
+    uint64_t seq_next_ = 0;
+    uint64_t start_ns_ = 0, end_ns_ = 0, stop_ns_ = 0;
+    uint64_t outstanding_ = 0, waiting_ = 0;
+    uint64_t ios_ = 0, errors_ = 0;
+    bool stopping_ = false, finished_ = false;
+    Histogram hist_;
+    std::string error_;
+    std::function<void()> on_done_;
+};
+
+struct App {
+    Config cfg;
+    std::vector<json> entries;  // bdev section of the config
+    std::vector<std::unique_ptr<Job>> jobs;
+    std::atomic<size_t> jobs_left{0};
+    Poller* waiter = nullptr;
+    uint64_t wait_start_ns = 0;
+    double waited_s = 0;
+    json raid_before, raid_after;
+    std::string error;
+    int exit_code = 0;
+};
+
+void fatal(App& app, std::string msg) {
+    app.error = std::move(msg);
+    app.exit_code = 1;
+    Runtime::instance()->request_shutdown();
+}
+
+// Control thread: applies app.entries[i...] in order (the raid methods may complete later).
+void apply_entries(App& app, size_t i, std::function<void()> then) {
+    for (; i < app.entries.size(); ++i) {
+        const json& e = app.entries[i];
+        if (!e.is_object() || !e.contains("method") || !e["method"].is_string())
+            return fatal(app, "config: bdev entry " + std::to_string(i) + " has no method");
+        const std::string method = e["method"];
+        const json params = e.contains("params") ? e["params"] : json::object();
+        std::string err;
+        int rc = 0;
+        if (method == "bdev_raid_create") {
+            raid::RaidCreateOptions o;
+            o.name = params.value("name", "");
+            if (!raid::parse_level(params.value("raid_level", ""), &o.level))
+                return fatal(app, "config: bdev_raid_create: bad raid_level");
+            o.strip_size_kb = params.value("strip_size_kb", 0u);
+            o.superblock = params.value("superblock", false);
+            o.uuid = params.value("uuid", "");
+            const json& bases = params.contains("base_bdevs") ? params["base_bdevs"] : json();
+            if (bases.is_string()) {
+                std::istringstream in(bases.get<std::string>());
+                for (std::string b; in >> b;) o.base_bdevs.push_back(b);
+            } else if (bases.is_array()) {
+                for (const auto& b : bases) o.base_bdevs.push_back(b.get<std::string>());
+            }
+            raid::raid_create_async(o, [&app, i, then](int rc, std::string err) {
+                if (rc) return fatal(app, "config: bdev_raid_create: " + err);
+                apply_entries(app, i + 1, then);
+            });
+            return;
+        } else if (method == "bdev_raid_remove_base_bdev") {
+            rc = raid::raid_remove_member(
+                params.value("name", ""), [&app, i, then] { apply_entries(app, i + 1, then); },
+                &err);
+            if (rc) return fatal(app, "config: bdev_raid_remove_base_bdev: " + err);
+            return;
+        } else if (method == "bdev_raid_add_base_bdev") {
+            rc = raid::raid_add_member(params.value("raid_bdev", ""), params.value("base_bdev", ""),
+                                       &err);
+        } else if (method == "bdev_raid_set_options") {
+            json cur = raid::raid_process_options_json();
+            raid::raid_set_process_options(
+                params.value("process_window_size_kb",
+                             cur["process_window_size_kb"].get<uint32_t>()),
+                params.value("process_max_bandwidth_mb_sec",
+                             cur["process_max_bandwidth_mb_sec"].get<uint32_t>()));
+        } else if (is_bdev_config_method(method)) {
+            rc = apply_bdev_method(method, params, &err);
+        } else {
+            NOC_WARN("bdev", "config: skipping unsupported method {}", method);
+        }
+        if (rc) return fatal(app, "config: " + method + ": " + err);
+    }
+    then();
+}
+
+bool any_process(const json& list) {
+    for (const auto& r : list)
+        if (r.contains("process")) return true;
+    return false;
+}
+
+void start_jobs(App& app) {
+    const Config& c = app.cfg;
+    Bdev* b = bdev_get_by_name(c.bdev);
+    if (!b) return fatal(app, "no bdev named " + c.bdev);
+    if (c.io_bytes % b->block_size)
+        return fatal(app, "I/O size " + std::to_string(c.io_bytes) +
+                              " is not a multiple of the block size of " + c.bdev);
+    if (b->num_blocks < c.io_bytes / b->block_size)
+        return fatal(app, "bdev " + c.bdev + " is too small for this I/O size");
+    app.raid_before = raid::raid_list("all");
+    const auto& threads = Runtime::instance()->data_threads();
+    for (size_t t = 0; t < threads.size(); ++t) {
+        auto job = std::make_unique<Job>(c, threads[t], b->num_blocks, uint32_t(t));
+        std::string e;
+        if (!job->prepare(&e)) return fatal(app, e);
+        app.jobs.push_back(std::move(job));
+    }
+    app.jobs_left = app.jobs.size();
+    Thread* ctl = Thread::current();
+    for (auto& j : app.jobs) {
+        Job* job = j.get();
+        job->thread()->send([job, ctl, &app] {
+            job->start([ctl, &app] {
+                ctl->send([&app] {
+                    if (--app.jobs_left == 0) {
+                        app.raid_after = raid::raid_list("all");
+                        Runtime::instance()->request_shutdown();
+                    }
+                });
+            });
+        });
+    }
+}
+
+// Control thread: waits for resyncs/rebuilds to end, then starts the jobs.
+void wait_then_start(App& app) {
+    app.wait_start_ns = now_ns();
+    if (app.cfg.no_wait || !any_process(raid::raid_list("all"))) return start_jobs(app);
+    app.waiter = Thread::current()->register_poller(
+        "raid_io_bench_wait",
+        [&app] {
+            double waited = double(now_ns() - app.wait_start_ns) / 1e9;
+            if (g_interrupted.load()) {
+                Thread::current()->unregister_poller(app.waiter);
+                fatal(app, "interrupted");
+                return 1;
+            }
+            if (any_process(raid::raid_list("all"))) {
+                if (waited > app.cfg.wait_limit) {
+                    Thread::current()->unregister_poller(app.waiter);
+                    fatal(app, "background process still running after " +
+                                   std::to_string(app.cfg.wait_limit) + " s");
+                }
+                return 0;
+            }
+            Thread::current()->unregister_poller(app.waiter);
+            app.waited_s = waited;
+            start_jobs(app);
+            return 1;
+        },
+        20'000);
+}
+
+bool plan_clusters(const std::string& spec, std::vector<ClusterSpec>* plan, std::string* err) {
+    Topology topo = Topology::detect();
+    std::vector<int> cpus = topo.cpu_ids();
+    if (cpus.empty()) {
+        *err = "no usable cpu";
+        return false;
+    }
+    std::vector<int> data;
+    std::string s = spec;
+    if (s.find_first_of(",-[") != std::string::npos) {
+        if (!s.empty() && s.front() == '[') s = s.substr(1, s.size() - (s.back() == ']' ? 2 : 1));
+        if (!parse_cpu_list(s, &data, err)) return false;
+    } else {
+        int n = atoi(s.c_str());
+        if (n <= 0) {
+            *err = "--cores: expected a count or a cpu list, got " + spec;
+            return false;
+        }
+        n = std::min(n, int(cpus.size()));
+        data.assign(cpus.end() - n, cpus.end());
+    }
+    int control = cpus.front();
+    for (int c : cpus)
+        if (std::find(data.begin(), data.end(), c) == data.end()) {
+            control = c;
+            break;
+        }
+    *plan = {{0, ClusterSpec::Role::Control, {control}}, {1, ClusterSpec::Role::Data, data}};
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    App app;
+    Config& c = app.cfg;
+    CLI::App cli{
+        "raid_io_bench: nocstor-bdevperf's measurement on a RAID array from a JSON config"};
+    cli.add_option("-c,--config", c.config_file, "SPDK-style JSON config (bdev subsystem)")
+        ->required();
+    cli.add_option("-b,--bdev", c.bdev, "bdev to run on")->required();
+    cli.add_option("-q,--queue-depth", c.qd, "I/Os in flight per job")->capture_default_str();
+    cli.add_option("-o,--io-size", c.io_size, "I/O size (4096, 4k, 128K)")->capture_default_str();
+    cli.add_option("-w,--workload", c.workload, "read|write|randread|randwrite|rw|randrw")
+        ->capture_default_str();
+    cli.add_option("-M,--rwmixread", c.read_pct, "read percentage for rw/randrw (default 50)");
+    cli.add_option("-t,--time", c.seconds, "run time in seconds")->capture_default_str();
+    cli.add_option("--cores", c.cores, "data cores: a count, or a list (1,3 / 2-5 / [1])")
+        ->capture_default_str();
+    cli.add_flag("--no-wait", c.no_wait, "start while a resync/rebuild still runs");
+    cli.add_option("--wait-limit", c.wait_limit, "seconds to wait for a resync/rebuild")
+        ->capture_default_str();
+    cli.add_flag("--json", c.json, "print the results as JSON");
+    cli.add_option("--seed", c.seed, "random seed (default: time)");
+    std::string log_level = "warn";
+    cli.add_option("--log-level", log_level, "log level")->capture_default_str();
+    CLI11_PARSE(cli, argc, argv);
+
+    std::string err;
+    auto usage_error = [](const std::string& m) {
+        fprintf(stderr, "raid_io_bench: %s\n", m.c_str());
+        return 2;
+    };
+    if (!apply_log_spec(log_level, &err)) return usage_error(err);
+    c.io_bytes = parse_size(c.io_size);
+    if (c.io_bytes == 0) return usage_error("bad I/O size " + c.io_size);
+    const std::string& w = c.workload;
+    if (w == "read" || w == "randread")
+        c.read_pct = 100;
+    else if (w == "write" || w == "randwrite")
+        c.read_pct = 0;
+    else if (w == "rw" || w == "randrw")
+        c.read_pct = c.read_pct < 0 ? 50 : c.read_pct;
+    else
+        return usage_error("unknown workload " + w);
+    c.random = w.rfind("rand", 0) == 0;
+    if (c.qd == 0 || c.seconds <= 0) return usage_error("-q and -t must be positive");
+    if (c.seed == 0) c.seed = now_ns();
+    {
+        std::ifstream in(c.config_file);
+        if (!in) return usage_error("cannot open " + c.config_file);
+        json j = json::parse(in, nullptr, false);
+        if (j.is_discarded() || !j.contains("subsystems") || !j["subsystems"].is_array())
+            return usage_error(c.config_file + ": expected {\"subsystems\": [...]}");
+        for (const auto& sub : j["subsystems"])
+            if (sub.is_object() && sub.value("subsystem", "") == "bdev" && sub.contains("config"))
+                for (const auto& e : sub["config"]) app.entries.push_back(e);
+    }
+    RuntimeOptions ro;
+    if (!plan_clusters(c.cores, &ro.clusters, &err)) return usage_error(err);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+
+    Runtime rt(ro);
+    rt.add_shutdown_step("bdev", [](std::function<void()> done) { bdev_layer_fini(done); });
+    rt.start([&] {
+        register_builtin_bdev_modules();
+        std::string e;
+        if (!bdev_modules_init(&e)) return fatal(app, e);
+        apply_entries(app, 0, [&app] { wait_then_start(app); });
+    });
+    rt.wait();
+    if (!app.error.empty()) {
+        fprintf(stderr, "raid_io_bench: %s\n", app.error.c_str());
+        return app.exit_code;
+    }
+    Histogram total;
+    double iops = 0;
+    uint64_t ios = 0, errors = 0;
+    for (auto& j : app.jobs) {
+        if (!j->error().empty()) {
+            fprintf(stderr, "raid_io_bench: %s\n", j->error().c_str());
+            app.exit_code = 1;
+        }
+        total.merge(j->histogram());
+        double s = std::max(j->seconds(), 1e-9);
+        iops += double(j->ios()) / s;
+        ios += j->ios();
+        errors += j->errors();
+    }
+    if (errors) app.exit_code = 1;
+    auto us = [](uint64_t ns) { return double(ns) / 1000.0; };
+    json out;
+    out["config"] = {{"bdev", c.bdev},         {"queue_depth", c.qd},  {"io_size", c.io_bytes},
+                     {"workload", c.workload}, {"seconds", c.seconds}, {"jobs", app.jobs.size()}};
+    out["waited_for_process_s"] = app.waited_s;
+    out["total"] = {{"ios", ios},
+                    {"iops", iops},
+                    {"mib_per_s", iops * double(c.io_bytes) / 1048576.0},
+                    {"errors", errors},
+                    {"latency_us",
+                     {{"avg", total.mean() / 1000.0},
+                      {"p50", us(total.percentile(50))},
+                      {"p99", us(total.percentile(99))},
+                      {"p99_9", us(total.percentile(99.9))},
+                      {"max", us(total.max())}}}};
+    out["raid_before"] = app.raid_before;
+    out["raid_after"] = app.raid_after;
+    if (c.json) {
+        printf("%s\n", out.dump(2).c_str());
+    } else {
+        const json& t = out["total"];
+        const json& l = t["latency_us"];
+        printf(
+            "%s %s %llu B QD%u %.1f s%s: %.0f IOPS %.1f MiB/s, lat us avg %.1f p50 %.1f p99 %.1f "
+            "p99.9 %.1f%s\n",
+            c.bdev.c_str(), c.workload.c_str(), (unsigned long long)c.io_bytes, c.qd, c.seconds,
+            app.waited_s > 0
+                ? (" (waited " + std::to_string(app.waited_s) + " s for resync)").c_str()
+                : "",
+            t["iops"].get<double>(), t["mib_per_s"].get<double>(), l["avg"].get<double>(),
+            l["p50"].get<double>(), l["p99"].get<double>(), l["p99_9"].get<double>(),
+            errors ? ("  errors " + std::to_string(errors)).c_str() : "");
+    }
+    return app.exit_code;
+}
