@@ -98,10 +98,10 @@ void add_base(const json& params, RpcReply reply) {
     d.required("raid_bdev", &raid).required("base_bdev", &base);
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
-    const int rc = raid::raid_add_member(raid, base, &err);
+    // Answered once the rebuild runs, so that bdev_raid_get_bdevs shows it right after.
+    const int rc = raid::raid_add_member(raid, base, &err, [reply] { reply.result(true); });
     if (rc == -EINVAL) return reply.invalid("bdev_raid_add_base_bdev: " + err);
     if (rc) return reply.error(rc, "bdev_raid_add_base_bdev: " + err);
-    reply.result(true);
 }
 
 void set_options(const json& params, RpcReply reply) {

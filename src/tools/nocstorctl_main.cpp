@@ -3,9 +3,9 @@
 //
 // Exit codes: 0 ok, 1 the RPC returned an error, 2 usage error, 3 cannot reach the daemon
 // (connect failure, timeout, lost connection).
-#include "control/http_client.h"
-#include "control/mgmt_token.h"
-#include "control/rpc_client.h"
+#include "nocstorctl/client.h"
+#include "nocstorctl/commands.h"
+#include "nocstorctl/output.h"
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -21,174 +21,8 @@
 
 namespace {
 
+using namespace nocstor::ctl;
 using nlohmann::json;
-using nocstor::control::RpcClient;
-using nocstor::control::RpcResult;
-
-constexpr int kExitOk = 0;
-constexpr int kExitRpcError = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitNoDaemon = 3;
-
-// "4096", "512K", "1G", "1GiB", "2T" -> bytes. nullopt on a malformed size or overflow.
-std::optional<std::uint64_t> parse_size(std::string text) {
-    if (text.empty()) return std::nullopt;
-    for (const char* suffix : {"iB", "B"}) {
-        const std::string s = suffix;
-        if (text.size() > s.size() && text.compare(text.size() - s.size(), s.size(), s) == 0) {
-            text.resize(text.size() - s.size());
-            break;
-        }
-    }
-    unsigned shift = 0;
-    switch (std::toupper(static_cast<unsigned char>(text.back()))) {
-        case 'K':
-            shift = 10;
-            break;
-        case 'M':
-            shift = 20;
-            break;
-        case 'G':
-            shift = 30;
-            break;
-        case 'T':
-            shift = 40;
-            break;
-        default:
-            break;
-    }
-    if (shift) text.pop_back();
-    if (text.empty()) return std::nullopt;
-    std::uint64_t value = 0;
-    for (char c : text) {
-        if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-        if (value > (UINT64_MAX - 9) / 10) return std::nullopt;
-        value = value * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    if (shift && value > (UINT64_MAX >> shift)) return std::nullopt;
-    return value << shift;
-}
-
-std::string human_size(std::uint64_t bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double value = static_cast<double>(bytes);
-    int unit = 0;
-    while (value >= 1024 && unit < 5) {
-        value /= 1024;
-        ++unit;
-    }
-    return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.2f} {}", value, units[unit]);
-}
-
-void print_table(const std::vector<std::string>& header,
-                 const std::vector<std::vector<std::string>>& rows) {
-    std::vector<std::size_t> width(header.size());
-    for (std::size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
-    for (const auto& row : rows) {
-        for (std::size_t c = 0; c < row.size() && c < width.size(); ++c) {
-            width[c] = std::max(width[c], row[c].size());
-        }
-    }
-    auto print_row = [&](const std::vector<std::string>& row) {
-        std::string line;
-        for (std::size_t c = 0; c < row.size(); ++c) {
-            line += c + 1 == row.size() ? row[c] : fmt::format("{:<{}}  ", row[c], width[c]);
-        }
-        fmt::print("{}\n", line);
-    };
-    print_row(header);
-    for (const auto& row : rows) print_row(row);
-    if (rows.empty()) fmt::print("(none)\n");
-}
-
-std::string str(const json& obj, const char* key, const char* fallback = "-") {
-    auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) return fallback;
-    return it->is_string() ? it->get<std::string>() : it->dump();
-}
-
-std::uint64_t u64(const json& obj, const char* key) {
-    auto it = obj.find(key);
-    return it != obj.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
-}
-
-class Ctl {
-  public:
-    std::string socket = "/var/tmp/nocstor.sock";
-    std::string http_url;    // non-empty: call methods over REST instead of the socket
-    std::string token_file;  // default: the socket's token file
-    bool json_output = false;
-    double timeout_s = 60;
-
-    // Calls a method; on failure prints the error and returns the exit code to use.
-    int call(const std::string& method, const json& params, json* result) {
-        if (!http_url.empty()) return call_http(method, params, result);
-        if (!client_) {
-            client_.emplace(socket,
-                            std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000)));
-        }
-        RpcResult r = client_->call(method, params);
-        if (r.ok()) {
-            *result = std::move(r.result);
-            return kExitOk;
-        }
-        if (r.kind == RpcResult::Kind::kRpcError) {
-            fmt::print(stderr, "error: {} (code {})\n", r.message, r.code);
-            return kExitRpcError;
-        }
-        fmt::print(stderr, "error: {}\n", r.message);
-        return kExitNoDaemon;
-    }
-
-    // Calls a method and prints its result as pretty JSON (--json) or "ok"-style text.
-    int call_and_report(const std::string& method, const json& params, const std::string& done) {
-        json result;
-        if (int rc = call(method, params, &result)) return rc;
-        if (json_output || done.empty()) {
-            fmt::print("{}\n", result.dump(2));
-        } else {
-            fmt::print("{}\n", done);
-        }
-        return kExitOk;
-    }
-
-  private:
-    // POST /api/v1/rpc/<method> with the management token.
-    int call_http(const std::string& method, const json& params, json* result) {
-        using namespace nocstor::control;
-        HttpEndpoint ep;
-        std::string error, token;
-        if (!parse_http_url(http_url, &ep, &error)) {
-            fmt::print(stderr, "error: --http: {}\n", error);
-            return kExitUsage;
-        }
-        const std::string path = token_file.empty() ? default_token_path(socket) : token_file;
-        if (!read_token_file(path, &token, &error)) {
-            fmt::print(stderr, "error: {}\n", error);
-            return kExitNoDaemon;
-        }
-        const auto reply =
-            http_call(ep, "POST", "/api/v1/rpc/" + method, params.is_null() ? "{}" : params.dump(),
-                      {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}},
-                      std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000)));
-        if (reply.status == 0) {
-            fmt::print(stderr, "error: {}\n", reply.error);
-            return kExitNoDaemon;
-        }
-        json body = json::parse(reply.body, nullptr, false);
-        if (reply.status / 100 == 2 && !body.is_discarded()) {
-            *result = std::move(body);
-            return kExitOk;
-        }
-        std::string message = reply.body;
-        if (!body.is_discarded() && body.contains("error") && body["error"].is_object())
-            message = body["error"].value("message", reply.body);
-        fmt::print(stderr, "error: {} (HTTP {})\n", message, reply.status);
-        return kExitRpcError;
-    }
-
-    std::optional<RpcClient> client_;
-};
 
 int cmd_status(Ctl& ctl) {
     json methods;
@@ -442,7 +276,12 @@ int main(int argc, char** argv) {
     ss_add_host->add_option("nqn", nqn, "subsystem NQN")->required();
     ss_add_host->add_option("host", host_nqn, "host NQN")->required();
 
+    Handlers handlers;
+    add_raid_commands(app, ctl, handlers);
+
     auto dispatch = [&]() -> int {
+        for (const auto& [cmd, run] : handlers.list)
+            if (cmd->parsed()) return run();
         if (call->parsed()) {
             json params;
             if (!call_params.empty()) {

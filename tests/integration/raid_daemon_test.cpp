@@ -2,6 +2,7 @@
 // written and read back by a host (also with a member removed), and the array back after a
 // restart from the persisted configuration.
 #include "daemon_env.h"
+#include "interop_util.h"
 #include "nvmf_host.h"
 #include "nvmf_host_cmds.h"
 
@@ -99,6 +100,51 @@ TEST(RaidDaemon, CreateExportDegradeAndRestore) {
         EXPECT_EQ(d.ok("bdev_raid_get_bdevs", {{"category", "all"}}).size(), 0u);
         EXPECT_EQ(d.stop(), 0) << d.log();
     }
+}
+
+// nocstorctl raid: create with a superblock and wait for the resync, show, a member out and back
+// with the rebuild waited for (progress lines), scrub with its result, errors as exit codes.
+TEST(RaidDaemon, NocstorctlManagesArrays) {
+    Daemon d({"--empty"});
+    const std::string ctl = std::string(NOCSTOR_BIN_DIR) + "/nocstorctl -s " + d.socket();
+    for (int i = 0; i < 4; ++i)
+        d.ok("bdev_malloc_create",
+             {{"name", "M" + std::to_string(i)}, {"num_blocks", 8192}, {"block_size", 512}});
+    int rc = 0;
+    std::string out = run_command(ctl +
+                                      " raid create R M0 M1 M2 --level raid5 --strip 8K "
+                                      "--superblock --bitmap-region 256K --wait 2>&1",
+                                  &rc);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("created R (raid5 over 3 members)"), std::string::npos) << out;
+    EXPECT_NE(out.find("R: online"), std::string::npos) << out;
+    out = run_command(ctl + " raid list", &rc);
+    EXPECT_EQ(rc, 0);
+    EXPECT_NE(out.find("raid5"), std::string::npos) << out;
+    EXPECT_NE(out.find("3/3"), std::string::npos) << out;
+    out = run_command(ctl + " raid show R", &rc);
+    EXPECT_EQ(rc, 0);
+    EXPECT_NE(out.find("bitmap:     12 regions of 256.00 KiB"), std::string::npos) << out;
+    EXPECT_NE(out.find("last:       resync finished"), std::string::npos) << out;
+    EXPECT_EQ(system((ctl + " raid remove-member M1 >/dev/null").c_str()), 0);
+    out = run_command(ctl + " raid show R", &rc);
+    EXPECT_NE(out.find("state:      degraded"), std::string::npos) << out;
+    d.ok("bdev_raid_set_options", {{"process_max_bandwidth_mb_sec", 4}});
+    out = run_command(ctl + " raid add-member R M3 --wait --wait-timeout 60 2>&1", &rc);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("R rebuild onto M3 ["), std::string::npos) << "progress lines: " << out;
+    EXPECT_NE(out.find("R: online"), std::string::npos) << out;
+    out = run_command(ctl + " raid scrub R --wait 2>&1", &rc);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("0 mismatching rows"), std::string::npos) << out;
+    out = run_command(ctl + " raid show nope 2>&1", &rc);
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_NE(out.find("no raid bdev named 'nope'"), std::string::npos) << out;
+    out = run_command(ctl + " raid create X M0 --level raid7 2>&1", &rc);
+    EXPECT_EQ(rc, 2) << out;
+    EXPECT_EQ(system((ctl + " raid delete R --clear-sb >/dev/null").c_str()), 0);
+    EXPECT_EQ(d.ok("bdev_raid_get_bdevs", {{"category", "all"}}).size(), 0u);
+    EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
 }  // namespace

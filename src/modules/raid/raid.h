@@ -47,7 +47,9 @@ int raid_remove_member(const std::string& member, std::function<void()> done, st
 
 // bdev_raid_add_base_bdev: `base` takes an empty (missing or failed) slot of `raid` and is
 // rebuilt in the background.
-int raid_add_member(const std::string& raid, const std::string& base, std::string* err);
+// started (if given) runs on this thread once the rebuild runs; not on an error return.
+int raid_add_member(const std::string& raid, const std::string& base, std::string* err,
+                    std::function<void()> started = nullptr);
 // Scrub (nocstor): reads everything, counts block rows whose redundancy does not match, and with
 // repair rewrites it. Progress and the result show in raid_list().
 int raid_start_scrub(const std::string& raid, bool repair, std::string* err);

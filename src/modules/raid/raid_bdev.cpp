@@ -553,7 +553,7 @@ int RaidBdev::start_scrub(bool repair, std::string* err) {
 }
 
 int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slot_hint,
-                         bool partial) {
+                         bool partial, std::function<void()> started) {
     if (g_.tolerance() == 0)
         return fail(err, -EINVAL,
                     "raid " + name + ": " + level_name(g_.level) + " cannot take a new base bdev");
@@ -591,11 +591,12 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
         // The failed member leaves (its channels first), then the new one takes the slot.
         auto base_copy = std::make_shared<std::string>(base);
         const std::string raid = name;
-        detach_member(slot, [raid, base_copy] {
+        detach_member(slot, [raid, base_copy, started] {
             RaidBdev* r = find_raid(raid);
             std::string e;
-            if (r && r->add_member(*base_copy, &e) != 0)
-                NOC_ERROR("bdev", "raid {}: cannot add {}: {}", raid, *base_copy, e);
+            if (r && r->add_member(*base_copy, &e, kMaxMembers, false, started) == 0) return;
+            NOC_ERROR("bdev", "raid {}: cannot add {}: {}", raid, *base_copy, e);
+            if (started) started();
         });
         return 0;
     }
@@ -617,9 +618,12 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
             if (!ch.mc.ch[slot]) ch.mc.ch[slot] = bdev_get_io_channel(ch.raid->member(slot).desc);
             next(0);
         },
-        [raid, slot, partial, returning = slot_hint < g_.members](int) {
+        [raid, slot, partial, returning = slot_hint < g_.members, started](int) {
             RaidBdev* r = find_raid(raid);
-            if (!r) return;
+            if (!r) {
+                if (started) started();
+                return;
+            }
             run_on_threads(
                 r->owners_,
                 [r, slot](Thread* t) {
@@ -630,9 +634,12 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
                             mc->ch[slot] = bdev_get_io_channel(r->members_[slot]->desc);
                     }
                 },
-                [raid, slot, partial, returning] {
+                [raid, slot, partial, returning, started] {
                     RaidBdev* r = find_raid(raid);
-                    if (!r || !r->members_[slot]->desc) return;
+                    if (!r || !r->members_[slot]->desc) {
+                        if (started) started();
+                        return;
+                    }
                     // A member that comes back gets only the regions written while it was
                     // away: their bits are still set (nothing is cleared while degraded).
                     r->set_partial_rebuild(partial && r->bitmap_);
@@ -645,12 +652,14 @@ int RaidBdev::add_member(const std::string& base, std::string* err, uint32_t slo
                     if (r->bitmap_) r->bitmap_->refresh();  // its bitmap area as the others'
                     r->save_superblocks();
                     if (r->process_) {
-                        r->process_->stop([r, slot] {
+                        r->process_->stop([r, slot, started] {
                             r->process_.reset();
                             r->start_process(OpKind::Rebuild, slot, false, 0);
+                            if (started) started();
                         });
                     } else {
                         r->start_process(OpKind::Rebuild, slot, false, 0);
+                        if (started) started();
                     }
                 });
         });
@@ -740,10 +749,11 @@ int raid_remove_member(const std::string& member, std::function<void()> done, st
     return fail(err, -ENODEV, "no raid bdev has a base bdev named '" + member + "'");
 }
 
-int raid_add_member(const std::string& raid, const std::string& base, std::string* err) {
+int raid_add_member(const std::string& raid, const std::string& base, std::string* err,
+                    std::function<void()> started) {
     RaidBdev* r = find_raid(raid);
     if (!r) return fail(err, -ENODEV, "no raid bdev named '" + raid + "'");
-    return r->add_member(base, err);
+    return r->add_member(base, err, kMaxMembers, false, std::move(started));
 }
 
 int raid_start_scrub(const std::string& raid, bool repair, std::string* err) {

@@ -217,8 +217,9 @@ class RaidBdev : public Bdev {
     void start_rebuild(uint32_t slot, uint64_t from, bool partial);
     // Takes `base` into an empty (missing or failed) slot, `slot` if given, and rebuilds onto it
     // (partial: a member that comes back gets only the regions written while it was away).
+    // started (if given) runs once the rebuild runs (or could not start).
     int add_member(const std::string& base, std::string* err, uint32_t slot_hint = kMaxMembers,
-                   bool partial = false);
+                   bool partial = false, std::function<void()> started = nullptr);
     // Scrub: -EBUSY while another process runs.
     int start_scrub(bool repair, std::string* err);
     RaidProcess* process() const { return process_.get(); }

@@ -1,0 +1,23 @@
+// How nocstorctl's command groups plug into main(): each group adds its subcommands to the CLI
+// and a handler per leaf subcommand; main runs the handler of the one that was parsed.
+#pragma once
+
+#include "client.h"
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <utility>
+#include <vector>
+
+namespace nocstor::ctl {
+
+struct Handlers {
+    std::vector<std::pair<CLI::App*, std::function<int()>>> list;
+    void add(CLI::App* cmd, std::function<int()> fn) { list.emplace_back(cmd, std::move(fn)); }
+};
+
+// nocstorctl raid ...
+void add_raid_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
+
+}  // namespace nocstor::ctl
