@@ -5,6 +5,7 @@
 // writes that were in flight read back whole-sector old or new, and a scrub finds the parity
 // right.
 #include "daemon_env.h"
+#include "interop_util.h"
 #include "nvmf_host.h"
 #include "nvmf_host_cmds.h"
 
@@ -211,6 +212,12 @@ TEST(RaidCrash, KillNineLoopKeepsFlushedDataAndParity) {
     ASSERT_FALSE(e.empty());
     EXPECT_TRUE(d.log().find("not stopped cleanly") != std::string::npos) << d.log();
     EXPECT_EQ(d.stop(), 0);
+    // After a clean stop the offline checker agrees: metadata and redundancy consistent.
+    std::string cmd = std::string(NOCSTOR_BIN_DIR) + "/nocstor-raid check";
+    for (const auto& f : files) cmd += " " + f;
+    int rc = 0;
+    const std::string out = run_command(cmd + " 2>&1", &rc);
+    EXPECT_EQ(rc, 0) << out;
 }
 
 }  // namespace
