@@ -1,6 +1,7 @@
 // RAID methods with SPDK's names and parameters: bdev_raid_create, bdev_raid_delete,
-// bdev_raid_get_bdevs, bdev_raid_remove_base_bdev. Arrays come back through save_config (the
-// bdev section writes bdev_raid_create for each).
+// bdev_raid_get_bdevs, bdev_raid_remove_base_bdev, bdev_raid_add_base_bdev,
+// bdev_raid_set_options, and nocstor's bdev_raid_start_scrub. Arrays without a superblock come
+// back through save_config (bdev_raid_create); those with one assemble from their members.
 #include "control/json_params.h"
 #include "control/rest_api.h"
 #include "control/rpc_registry.h"

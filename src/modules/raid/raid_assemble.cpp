@@ -150,8 +150,11 @@ void assemble(Assembly* a) {
     for (uint32_t i = 0; i < n; ++i) {
         const Candidate* c = member_candidate(*a, best, i);
         if (!c) continue;
+        // Without redundancy there is nothing to rebuild from: a member that missed a
+        // superblock update (a crash during it) is used as it is.
         const bool current =
-            c->sb.seq == best.seq && best.members[i].state == SbMemberState::Online;
+            (c->sb.seq == best.seq || best.level == Level::Raid0 || best.level == Level::Concat) &&
+            best.members[i].state == SbMemberState::Online;
         const bool resuming =
             c->sb.seq == best.seq && best.members[i].state == SbMemberState::Rebuilding;
         stale[i] = !current;
@@ -321,11 +324,16 @@ void create_with_superblock(const RaidCreateOptions& o,
                             std::function<void(int, std::string)> done) {
     std::string err;
     if (int rc = validate(o, &err)) return done(rc, err);
-    for (const auto& b : o.base_bdevs)
-        if (!bdev_get_by_name(b))
+    for (const auto& b : o.base_bdevs) {
+        const Bdev* bd = bdev_get_by_name(b);
+        if (!bd)
             return done(-ENODEV, "raid: base bdev " + b +
                                      " does not exist (an array with a "
                                      "superblock is created over bdevs that are all there)");
+        if (bd->block_size > kSbBytes)
+            return done(-EINVAL, "raid: base bdev " + b + " has " + std::to_string(bd->block_size) +
+                                     " B blocks; a superblock needs blocks of at most 4096 B");
+    }
     // No member may belong to another array: read every superblock area first.
     struct Check {
         RaidCreateOptions o;

@@ -324,9 +324,15 @@ void RaidBdev::destruct(std::function<void()> done) {
         return;
     }
     if (superblock && !clean_ && !crash_on_delete) {
-        // Stopped in order: the next start needs no resync.
+        // Stopped in order: the next start needs no resync (unless one is still due: the
+        // superblock says clean only without one). A whole array leaves no bit set behind.
         clean_ = true;
-        save_superblocks([this, done = std::move(done)]() mutable { destruct(std::move(done)); });
+        auto save = [this, done = std::move(done)]() mutable {
+            save_superblocks(
+                [this, done = std::move(done)]() mutable { destruct(std::move(done)); });
+        };
+        if (bitmap_ && bitmap_may_clear()) return bitmap_->clear_all(std::move(save));
+        save();
         return;
     }
     // Every owner thread, also those without stripe state: messages sent to them earlier
@@ -346,7 +352,7 @@ void RaidBdev::destruct(std::function<void()> done) {
 Superblock RaidBdev::make_superblock(bool clean) const {
     Superblock sb;
     sb.seq = sb_seq;
-    sb.clean = clean;
+    sb.clean = clean && resync_pos_.load() == UINT64_MAX;
     sb.array_uuid = uuid;
     sb.name = name;
     sb.level = g_.level;
@@ -548,6 +554,11 @@ int RaidBdev::start_scrub(bool repair, std::string* err) {
     if (process_)
         return fail(err, -EBUSY,
                     "raid " + name + ": a " + process_type_name(process_->kind()) + " is running");
+    const uint32_t online = g_.members - failed_members();
+    if (g_.parity() ? online < g_.members : online < 2)
+        return fail(err, -EBUSY,
+                    "raid " + name + " is " + array_state_name(array_state()) +
+                        ": a scrub compares every member's copy, rebuild first");
     start_process(OpKind::Scrub, kMaxMembers, repair, 0);
     return 0;
 }

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace nocstor::raid {
 
 namespace {
@@ -170,6 +172,26 @@ bool WriteIntentBitmap::clear_pass() {
         });
     });
     return true;
+}
+
+void WriteIntentBitmap::clear_all(std::function<void()> then) {
+    if (dirty_count() == 0) return then();
+    busy_ = true;
+    meta_flush(raid_->metadata_targets(), [this, then = std::move(then)](uint32_t failed) mutable {
+        if (failed) {  // the bits stay: the next start resyncs those regions
+            busy_ = false;
+            return then();
+        }
+        for (uint64_t r = 0; r < regions_; ++r) {
+            if (state_[r].load() != kClean) ++clears_;
+            state_[r].store(kClean);
+        }
+        std::fill(image_.begin(), image_.end(), 0);
+        write_image(true, [this, then = std::move(then)]() mutable {
+            busy_ = false;
+            then();
+        });
+    });
 }
 
 void WriteIntentBitmap::dirty(RegionSet* out) const {

@@ -59,6 +59,9 @@ class WriteIntentBitmap {
     // Clears the bits of regions idle since the last pass, if the array allows it now (timed
     // poller; tests call it). True if a clear started.
     bool clear_pass();
+    // A clean stop of a whole array: flushes the members, then clears every bit; then runs then.
+    // No write may be in flight.
+    void clear_all(std::function<void()> then);
     // Starts the clearing poller; stop() ends it (the array is being deleted).
     void start(uint32_t clear_interval_ms);
     void stop();

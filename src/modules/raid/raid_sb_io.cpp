@@ -150,27 +150,16 @@ void sb_write(const std::vector<SbTarget>& targets, const Superblock& sb,
               std::function<void(uint32_t)> done) {
     auto batch = std::make_shared<WriteBatch>();
     batch->done = std::move(done);
+    // Members have blocks of at most 4 KiB (raid_create refuses larger ones with a superblock):
+    // each copy is whole blocks of its own.
     for (const SbTarget& t : targets) {
-        const uint32_t bs = t.desc->bdev()->block_size;
-        // A block size above 4 KiB holds both copies in block 0: write that block whole.
-        const uint64_t bytes = std::max<uint64_t>(kSbBytes, bs);
-        auto mem = std::make_unique<AlignedMem>(bytes);
+        auto mem = std::make_unique<AlignedMem>(kSbBytes);
         Superblock mine = sb;
         mine.slot = t.slot;
-        const uint64_t off = bs > kSbBytes ? 0 : kSbCopyOffset[sb.seq % 2];
-        if (bs > kSbBytes) {
-            // Keep the other copy as it is: encode ours at its offset, the other stays zero
-            // (a block this large is written atomically by the devices that use it).
-            sb_encode(mine, mem->data + kSbCopyOffset[sb.seq % 2]);
-        } else {
-            sb_encode(mine, mem->data);
-        }
-        (void)off;
+        sb_encode(mine, mem->data);
         batch->bufs.push_back(std::move(mem));
     }
-    // All targets share one offset when the block size is at most 4 KiB.
-    const uint32_t bs = targets.empty() ? 512 : targets[0].desc->bdev()->block_size;
-    write_all(targets, batch, bs > kSbBytes ? 0 : kSbCopyOffset[sb.seq % 2]);
+    write_all(targets, batch, kSbCopyOffset[sb.seq % 2]);
 }
 
 void sb_clear(const std::vector<SbTarget>& targets, std::function<void(uint32_t)> done) {

@@ -464,18 +464,21 @@ void parity_process_after_reads(StripeOp* op) {
             submit(op, t, true, op->c0, op->c1 - op->c0, content);
             break;
         }
-        case OpKind::Scrub:
+        case OpKind::Scrub: {
+            uint64_t bad_rows = 0;  // in this chunk
             for (uint64_t row = op->c0; row < op->c1; ++row) {
                 const size_t off = (row - op->c0) * bs;
                 const bool bad_p = std::memcmp(P + off, bufp(op, pm, row), bs) != 0;
                 const bool bad_q = Q && std::memcmp(Q + off, bufp(op, qm, row), bs) != 0;
-                if (bad_p || bad_q) ++op->mismatches;
+                if (bad_p || bad_q) ++bad_rows;
             }
-            if (op->repair && op->mismatches) {
+            op->mismatches += bad_rows;
+            if (op->repair && bad_rows) {
                 if (op->wr[pm]) ok = submit(op, pm, true, op->c0, op->c1 - op->c0, P);
                 if (ok && Q && op->wr[qm]) submit(op, qm, true, op->c0, op->c1 - op->c0, Q);
             }
             break;
+        }
         default:
             break;
     }
@@ -489,8 +492,8 @@ void plan_parity_process(StripeOp* op) {
     if (op->kind == OpKind::Scrub) {
         for (uint32_t m = 0; m < g.members; ++m) {
             if (!op->rd[m]) {
-                op->phase = Phase::Writing;  // skipped: not comparable while degraded
-                return advance(op);
+                op->status = IoStatus::Aborted;  // degraded: nothing to compare with
+                return finish(op);
             }
         }
     }
@@ -585,16 +588,22 @@ void mirror_process_after_reads(StripeOp* op) {
             else
                 op->status = IoStatus::Aborted;  // the target failed: the rebuild stops
             break;
-        case OpKind::Scrub:
-            for (uint32_t m = 0; m < g.members; ++m) {
-                if (m == src || !op->rd[m]) continue;
-                uint64_t bad = 0;
-                for (uint64_t row = op->c0; row < op->c1; ++row)
-                    bad += std::memcmp(bufp(op, m, row), bufp(op, src, row), g.block_size) != 0;
-                op->mismatches += bad;
-                if (bad && op->repair && op->wr[m]) submit(op, m, true, op->c0, rows, data);
+        case OpKind::Scrub: {
+            // A row counts once, however many mirrors differ in it.
+            bool differs[kMaxMembers] = {};
+            for (uint64_t row = op->c0; row < op->c1; ++row) {
+                bool bad_row = false;
+                for (uint32_t m = 0; m < g.members; ++m) {
+                    if (m == src || !op->rd[m]) continue;
+                    if (std::memcmp(bufp(op, m, row), bufp(op, src, row), g.block_size) != 0)
+                        differs[m] = bad_row = true;
+                }
+                op->mismatches += bad_row;
             }
+            for (uint32_t m = 0; m < g.members; ++m)
+                if (differs[m] && op->repair && op->wr[m]) submit(op, m, true, op->c0, rows, data);
             break;
+        }
         default:
             break;
     }

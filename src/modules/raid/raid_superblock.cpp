@@ -117,7 +117,9 @@ bool sb_decode(const uint8_t* in, Superblock* sb, std::string* why) {
     sb->slot = get<uint32_t>(in, kOffSlot);
     sb->bitmap_region_blocks = get<uint64_t>(in, kOffBitmapRegionBlocks);
     sb->bitmap_regions = get<uint64_t>(in, kOffBitmapRegions);
-    if (sb->slot >= n || sb->block_size == 0) return *why = "superblock fields out of range", false;
+    if (sb->slot >= n || sb->block_size < 512 || sb->block_size > kSbBytes ||
+        (sb->block_size & (sb->block_size - 1)))
+        return *why = "superblock fields out of range", false;
     sb->members.assign(n, SbMember{});
     for (uint32_t i = 0; i < n; ++i) {
         const uint8_t* e = in + kOffMemberTable + i * kMemberEntry;

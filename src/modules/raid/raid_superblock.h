@@ -6,7 +6,8 @@
 //   member bytes [64 KiB, 1 MiB)   write-intent bitmap (one bit per region of every member)
 //   member bytes [1 MiB, ...)      array data (data_offset)
 //
-// Little-endian, CRC32C over the 4 KiB with the CRC field zero, format version 1.
+// Little-endian, CRC32C over the 4 KiB with the CRC field zero, format version 1. Members have
+// blocks of 512 B to 4 KiB, so that each copy is whole blocks of its own.
 #pragma once
 
 #include "bdev/bdev.h"

@@ -162,6 +162,60 @@ TEST(RaidBitmap, ACrashResyncsOnlyTheDirtyRegions) {
     EXPECT_EQ(std::memcmp(got.p, want.p, want.size), 0);
 }
 
+// A clean stop in the middle of the crash resync does not forget it: the next start resyncs
+// those regions again. A clean stop of a whole, synced array leaves no bit set.
+TEST(RaidBitmap, ACleanStopDuringTheCrashResyncKeepsItDue) {
+    ModEnv env(1);
+    SbArray a(env, 4, kMemberBlocks);
+    ASSERT_EQ(a.create(Level::Raid5, 8, kRegionKb), 0);
+    wait_idle(env, "r");
+    never_clear_by_timer(env);
+    for (uint64_t r : {2, 9, 20}) write_at(env, region_lba(r, 3), 8, r);
+    env.run(env.ctl(), [] { raid::detail::find_raid("r")->crash_on_delete = true; });
+    a.remove();
+    for (int i = 0; i < 4; ++i) a.unplug(i);
+    {
+        // The crash hit region 20 between its data and parity writes (stripe 160, P on disk3).
+        TestDesc d3(env, "disk3");
+        AlignedBuf junk(512);
+        fill_pattern(junk.p, 512, 5);
+        ASSERT_TRUE(d3.write(junk.p, 2048 + 160 * kStripRows, 1).ok);
+    }
+    env.run(env.ctl(), [] { raid_set_process_options(64, 1, 3'600'000); });  // slow resync
+    for (int i = 0; i < 4; ++i) a.plug(i);
+    a.settle();
+    ASSERT_TRUE(entry_of(env).contains("process"));
+    a.remove();  // clean stop, resync at region 2 or 9
+    for (int i = 0; i < 4; ++i) a.unplug(i);
+    env.run(env.ctl(), [] { raid_set_process_options(1024, 0, 3'600'000); });
+    for (int i = 0; i < 4; ++i) a.plug(i);
+    a.settle();
+    nlohmann::json e = wait_idle(env, "r");
+    EXPECT_EQ(e["last_process"]["type"], "resync") << e.dump();
+    env.run(env.ctl(), [] {
+        std::string err;
+        EXPECT_EQ(raid_start_scrub("r", false, &err), 0) << err;
+    });
+    e = wait_idle(env, "r");
+    EXPECT_EQ(e["last_scrub_mismatches"], 0) << "region 20 was resynced after all";
+    a.remove();
+    EXPECT_EQ(bitmap_on(env, "disk0"), (std::vector<uint8_t>{0, 0, 0, 0}))
+        << "a clean stop of a whole array clears its bits";
+}
+
+TEST(RaidBitmap, AScrubNeedsEveryMember) {
+    ModEnv env(1);
+    SbArray a(env, 3, kMemberBlocks);
+    ASSERT_EQ(a.create(Level::Raid5, 8, kRegionKb), 0);
+    wait_idle(env, "r");
+    a.unplug(1);
+    env.run(env.ctl(), [] {
+        std::string err;
+        EXPECT_EQ(raid_start_scrub("r", false, &err), -EBUSY);
+        EXPECT_NE(err.find("degraded"), std::string::npos) << err;
+    });
+}
+
 // A member that goes away while the array runs and comes back gets only the regions written
 // in between; everything else it already holds.
 TEST(RaidBitmap, AMemberThatComesBackGetsOnlyWhatItMissed) {
