@@ -1,8 +1,8 @@
 // nocstor-raid: offline inspection of the members of nocstor RAID arrays (image files or block
 // devices), read-only: `dump` shows what each member's superblocks say, `check` checks an
 // array's metadata and verifies its redundancy (mirrors, P, Q) row by row. The formats are in
-// docs/raid.md; the code that reads them is in raid_check/.
-#include "tools/raid_check/commands.h"
+// docs/raid.md; the code that reads them is in nocstor_raid/.
+#include "tools/nocstor_raid/commands.h"
 
 #include <CLI/CLI.hpp>
 

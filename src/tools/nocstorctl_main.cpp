@@ -3,9 +3,9 @@
 //
 // Exit codes: 0 ok, 1 the RPC returned an error, 2 usage error, 3 cannot reach the daemon
 // (connect failure, timeout, lost connection).
-#include "nocstorctl/client.h"
-#include "nocstorctl/commands.h"
-#include "nocstorctl/output.h"
+#include "tools/nocstorctl/client.h"
+#include "tools/nocstorctl/commands.h"
+#include "tools/nocstorctl/output.h"
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>

@@ -1,4 +1,4 @@
-#include "client.h"
+#include "tools/nocstorctl/client.h"
 
 #include "control/http_client.h"
 #include "control/mgmt_token.h"

@@ -2,7 +2,7 @@
 // and a handler per leaf subcommand; main runs the handler of the one that was parsed.
 #pragma once
 
-#include "client.h"
+#include "tools/nocstorctl/client.h"
 
 #include <CLI/CLI.hpp>
 

@@ -1,4 +1,4 @@
-#include "output.h"
+#include "tools/nocstorctl/output.h"
 
 #include <fmt/format.h>
 

@@ -1,7 +1,7 @@
 // nocstorctl raid: list, show, create, delete, remove-member, add-member, scrub, wait (progress
 // bar of the resync, rebuild or scrub), set-options.
-#include "commands.h"
-#include "output.h"
+#include "tools/nocstorctl/commands.h"
+#include "tools/nocstorctl/output.h"
 
 #include <fmt/format.h>
 

@@ -1,8 +1,8 @@
-#include "tools/raid_check/redundancy_check.h"
+#include "tools/nocstor_raid/redundancy_check.h"
 
 #include "modules/raid/raid_layout.h"
 #include "modules/raid/raid_parity.h"
-#include "tools/raid_check/member_file.h"
+#include "tools/nocstor_raid/member_file.h"
 
 #include <fmt/format.h>
 

@@ -1,6 +1,6 @@
-#include "tools/raid_check/intent_bitmap.h"
+#include "tools/nocstor_raid/intent_bitmap.h"
 
-#include "tools/raid_check/member_file.h"
+#include "tools/nocstor_raid/member_file.h"
 
 #include <fmt/format.h>
 

@@ -3,8 +3,8 @@
 #pragma once
 
 #include "modules/raid/raid_superblock.h"
-#include "tools/raid_check/intent_bitmap.h"
-#include "tools/raid_check/redundancy_check.h"
+#include "tools/nocstor_raid/intent_bitmap.h"
+#include "tools/nocstor_raid/redundancy_check.h"
 
 #include <nlohmann/json.hpp>
 

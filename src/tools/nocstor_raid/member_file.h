@@ -3,7 +3,7 @@
 #pragma once
 
 #include "modules/raid/raid_superblock.h"
-#include "tools/raid_check/intent_bitmap.h"
+#include "tools/nocstor_raid/intent_bitmap.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,7 @@
 // nocstor-raid check: the metadata of each array the members belong to, then its redundancy.
-#include "tools/raid_check/array_group.h"
-#include "tools/raid_check/commands.h"
-#include "tools/raid_check/report_format.h"
+#include "tools/nocstor_raid/array_group.h"
+#include "tools/nocstor_raid/commands.h"
+#include "tools/nocstor_raid/report_format.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "tools/raid_check/array_group.h"
+#include "tools/nocstor_raid/array_group.h"
 
 #include <fmt/format.h>
 

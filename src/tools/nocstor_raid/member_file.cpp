@@ -1,4 +1,4 @@
-#include "tools/raid_check/member_file.h"
+#include "tools/nocstor_raid/member_file.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>

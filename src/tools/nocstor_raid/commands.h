@@ -1,7 +1,7 @@
 // The subcommands of nocstor-raid; each prints its report and returns the exit status.
 #pragma once
 
-#include "tools/raid_check/redundancy_check.h"
+#include "tools/nocstor_raid/redundancy_check.h"
 
 #include <cstddef>
 #include <string>

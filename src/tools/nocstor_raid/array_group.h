@@ -4,8 +4,8 @@
 // newest table lists there.
 #pragma once
 
-#include "tools/raid_check/intent_bitmap.h"
-#include "tools/raid_check/member_file.h"
+#include "tools/nocstor_raid/intent_bitmap.h"
+#include "tools/nocstor_raid/member_file.h"
 
 #include <string>
 #include <vector>

@@ -1,4 +1,4 @@
-#include "tools/raid_check/report_format.h"
+#include "tools/nocstor_raid/report_format.h"
 
 #include <fmt/format.h>
 

@@ -1,7 +1,7 @@
 // nocstor-raid dump: what each member's superblocks say.
-#include "tools/raid_check/commands.h"
-#include "tools/raid_check/member_file.h"
-#include "tools/raid_check/report_format.h"
+#include "tools/nocstor_raid/commands.h"
+#include "tools/nocstor_raid/member_file.h"
+#include "tools/nocstor_raid/report_format.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
