@@ -307,7 +307,8 @@ void plan_write(StripeOp* op) {
             rcw_ok = rcw_ok && readable;
         }
     }
-    if (rmw_ok && (!rcw_ok || rmw_reads < rcw_reads))
+    // On a tie RMW wins: it touches fewer members (data and parity only), leaving the others free.
+    if (rmw_ok && (!rcw_ok || rmw_reads <= rcw_reads))
         op->mode = Mode::Rmw;
     else if (rcw_ok)
         op->mode = Mode::Rcw;
