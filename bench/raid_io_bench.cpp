@@ -7,7 +7,7 @@
 //    This driver waits until no array has a background process (--no-wait to measure anyway).
 // Used by bench/raid_bench.sh.
 //
-//   raid_io_bench -c raid.json -b r0 -q 32 -o 4096 -w randwrite -t 3 --cores 1 [--json]
+//   raid_io_bench -c raid.json -b r0 -q 32 -o 4096 -w randwrite -t 3 --cores 1 [--span 256M]
 #include "bdev/bdev.h"
 #include "bdev/bdev_module.h"
 #include "modules/bdev_config.h"
@@ -68,8 +68,10 @@ struct Config {
     bool json = false;
     bool no_wait = false;
     double wait_limit = 120;  // seconds for background processes to finish
+    std::string span;         // I/O only below this offset (default: the whole bdev)
     uint64_t seed = 0;
     uint64_t io_bytes = 0;
+    uint64_t span_bytes = 0;
     bool random = true;
 };
 
@@ -331,12 +333,14 @@ void start_jobs(App& app) {
     if (c.io_bytes % b->block_size)
         return fatal(app, "I/O size " + std::to_string(c.io_bytes) +
                               " is not a multiple of the block size of " + c.bdev);
-    if (b->num_blocks < c.io_bytes / b->block_size)
-        return fatal(app, "bdev " + c.bdev + " is too small for this I/O size");
+    uint64_t blocks = b->num_blocks;
+    if (c.span_bytes) blocks = std::min(blocks, c.span_bytes / b->block_size);
+    if (blocks < c.io_bytes / b->block_size)
+        return fatal(app, "bdev " + c.bdev + " (or --span) is too small for this I/O size");
     app.raid_before = raid::raid_list("all");
     const auto& threads = Runtime::instance()->data_threads();
     for (size_t t = 0; t < threads.size(); ++t) {
-        auto job = std::make_unique<Job>(c, threads[t], b->num_blocks, uint32_t(t));
+        auto job = std::make_unique<Job>(c, threads[t], blocks, uint32_t(t));
         std::string e;
         if (!job->prepare(&e)) return fatal(app, e);
         app.jobs.push_back(std::move(job));
@@ -436,6 +440,9 @@ int main(int argc, char** argv) {
     cli.add_option("-t,--time", c.seconds, "run time in seconds")->capture_default_str();
     cli.add_option("--cores", c.cores, "data cores: a count, or a list (1,3 / 2-5 / [1])")
         ->capture_default_str();
+    cli.add_option("--span", c.span,
+                   "I/O only to the first SIZE bytes (arrays of different sizes touch the same "
+                   "amount of memory)");
     cli.add_flag("--no-wait", c.no_wait, "start while a resync/rebuild still runs");
     cli.add_option("--wait-limit", c.wait_limit, "seconds to wait for a resync/rebuild")
         ->capture_default_str();
@@ -453,6 +460,8 @@ int main(int argc, char** argv) {
     if (!apply_log_spec(log_level, &err)) return usage_error(err);
     c.io_bytes = parse_size(c.io_size);
     if (c.io_bytes == 0) return usage_error("bad I/O size " + c.io_size);
+    if (!c.span.empty() && (c.span_bytes = parse_size(c.span)) == 0)
+        return usage_error("bad --span " + c.span);
     const std::string& w = c.workload;
     if (w == "read" || w == "randread")
         c.read_pct = 100;
@@ -511,7 +520,8 @@ int main(int argc, char** argv) {
     auto us = [](uint64_t ns) { return double(ns) / 1000.0; };
     json out;
     out["config"] = {{"bdev", c.bdev},         {"queue_depth", c.qd},  {"io_size", c.io_bytes},
-                     {"workload", c.workload}, {"seconds", c.seconds}, {"jobs", app.jobs.size()}};
+                     {"workload", c.workload}, {"seconds", c.seconds}, {"jobs", app.jobs.size()},
+                     {"span", c.span_bytes}};
     out["waited_for_process_s"] = app.waited_s;
     out["total"] = {{"ios", ios},
                     {"iops", iops},
