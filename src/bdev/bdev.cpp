@@ -426,7 +426,26 @@ bool bdev_modules_init(std::string* err) {
     return true;
 }
 
+namespace {
+void unregister_all_bdevs(std::function<void()> done);
+}  // namespace
+
 void bdev_layer_fini(std::function<void()> done) {
+    // First the modules that hold bases with nothing of their own above them let go of them.
+    auto mods = std::make_shared<std::vector<BdevModule*>>(modules());
+    auto prep = std::make_shared<std::function<void(size_t)>>();
+    *prep = [mods, prep, done = std::move(done)](size_t i) mutable {
+        if (i < mods->size()) return (*mods)[i]->prepare_fini([prep, i] { (*prep)(i + 1); });
+        auto d = std::move(done);
+        *prep = nullptr;
+        unregister_all_bdevs(std::move(d));
+    };
+    (*prep)(0);
+}
+
+namespace {
+
+void unregister_all_bdevs(std::function<void()> done) {
     // Unregister the top of every stack first: a bdev nobody claims. Repeat until none is left.
     auto step = std::make_shared<std::function<void()>>();
     *step = [step, done = std::move(done)]() mutable {
@@ -454,5 +473,7 @@ void bdev_layer_fini(std::function<void()> done) {
     };
     (*step)();
 }
+
+}  // namespace
 
 }  // namespace nocstor

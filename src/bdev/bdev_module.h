@@ -21,6 +21,10 @@ class BdevModule {
 
     // Control thread, at start-up, before any bdev exists. Non-zero fails the start.
     virtual int init() { return 0; }
+    // Control thread, at shutdown before any bdev is unregistered: a module that holds bdevs
+    // open and claimed with no bdev of its own on top of them for the layer to remove first (an
+    // lvstore on its base) closes them here.
+    virtual void prepare_fini(std::function<void()> done) { done(); }
     // Control thread, at shutdown after every bdev of the module was unregistered.
     virtual void fini(std::function<void()> done) { done(); }
     // Control thread, once for every registered bdev: a vbdev module may read the bdev (its
