@@ -228,6 +228,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_config_rpcs();
     register_log_rpcs();
     register_raid_rpcs();
+    register_lvol_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);
 
     RuntimeOptions ro;

@@ -3,6 +3,7 @@
 #include "bdev/bdev_module.h"
 #include "modules/delay.h"
 #include "modules/error.h"
+#include "modules/lvol/lvol.h"
 #include "modules/malloc.h"
 #include "modules/null.h"
 #include "modules/passthru.h"
@@ -21,6 +22,7 @@ void register_builtin_bdev_modules() {
     bdev_module_register(delay_bdev_module());
     bdev_module_register(error_bdev_module());
     bdev_module_register(raid::raid_bdev_module());
+    bdev_module_register(lvol::lvol_bdev_module());
 }
 
 }  // namespace nocstor

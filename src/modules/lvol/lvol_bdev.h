@@ -1,0 +1,79 @@
+// An lvol as a bdev. Its data path: an allocated cluster is a pure offset translation onto the
+// base (an atomic load of the cluster map, no lock, no metadata I/O); a read of an unallocated
+// cluster goes to the parent snapshot chain or returns zeros; a write to one asks the store's
+// control thread to allocate it (once, however many writers) and runs again when it is there.
+// Operations that change the map wholesale (snapshot, resize, merge) freeze the lvol: new I/O
+// is held per channel, the in-flight I/O drains, the change is made, the held I/O runs.
+#pragma once
+
+#include "bdev/bdev.h"
+#include "modules/lvol/lvs_format.h"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+
+namespace nocstor::lvol {
+
+class Lvstore;
+
+// The lvol's cluster map as the data path sees it.
+struct ClusterMap {
+    explicit ClusterMap(uint64_t n) : size(n), entries(new std::atomic<uint32_t>[n ? n : 1]) {
+        for (uint64_t i = 0; i < n; ++i) entries[i].store(kUnallocated, std::memory_order_relaxed);
+    }
+    uint32_t get(uint64_t i) const {
+        return i < size ? entries[i].load(std::memory_order_acquire) : kUnallocated;
+    }
+    uint64_t size;
+    std::unique_ptr<std::atomic<uint32_t>[]> entries;
+};
+
+class LvolBdev : public Bdev {
+  public:
+    LvolBdev(Lvstore* lvs, uint32_t id, const std::string& bdev_name);
+    ~LvolBdev() override;
+
+    Lvstore* const lvs;
+    const uint32_t id;
+
+    // Control thread, while frozen (or before registration).
+    void set_map(std::unique_ptr<ClusterMap> m);
+    void set_parent(LvolBdev* p) { parent_.store(p, std::memory_order_release); }
+    void set_read_only(bool ro) { read_only_.store(ro, std::memory_order_release); }
+    // Control thread: an allocation is durable; the data path may use it.
+    void publish(uint64_t idx, uint32_t pcl) {
+        map_->entries[idx].store(pcl, std::memory_order_release);
+    }
+    const ClusterMap& map() const { return *map_; }
+    LvolBdev* parent() const { return parent_.load(std::memory_order_acquire); }
+    bool read_only() const { return read_only_.load(std::memory_order_acquire); }
+
+    // Control thread: holds new I/O and calls done once nothing is in flight on any channel.
+    void freeze(std::function<void()> done);
+    void unfreeze();
+
+    // Runs a write that waited for its cluster again (on the I/O's own thread).
+    void resubmit(BdevIo* io);
+    // Fails a write whose cluster could not be allocated (on the I/O's own thread): -ENOSPC is
+    // NVMe's Capacity Exceeded, anything else a failed I/O.
+    static void fail_waiting(BdevIo* io, int rc);
+
+    bool io_type_supported(IoType t) const override;
+    void submit_request(IoChannel* ch, BdevIo* io) override;
+    std::unique_ptr<IoChannel> create_channel() override;
+    void destruct(std::function<void()> done) override;
+    void dump_info_json(nlohmann::json& out) const override;
+    void write_config_json(nlohmann::json&) const override {}  // null: the store reopens it
+
+  private:
+    void submit_rw(IoChannel* ch, BdevIo* io);
+    void submit_ranges(IoChannel* ch, BdevIo* io);
+
+    std::unique_ptr<ClusterMap> map_;
+    std::atomic<LvolBdev*> parent_{nullptr};
+    std::atomic<bool> read_only_{false};
+    std::atomic<bool> frozen_{false};
+};
+
+}  // namespace nocstor::lvol

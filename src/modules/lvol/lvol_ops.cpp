@@ -1,0 +1,493 @@
+// Lvol operations (control thread): each validates, prepares the data it depends on (zeroed or
+// copied clusters), applies one metadata operation and commits it through the journal before it
+// answers. Operations that change an lvol's map wholesale freeze its I/O meanwhile.
+#include "modules/lvol/lvol.h"
+#include "modules/lvol/lvstore.h"
+#include "util/log.h"
+
+#include <cerrno>
+#include <memory>
+
+namespace nocstor::lvol {
+
+namespace {
+
+bool valid_name(const std::string& n, std::string* why) {
+    if (n.empty() || n.size() > kMaxNameBytes || n.find('/') != std::string::npos) {
+        *why = "lvol name '" + n + "' must be 1-63 bytes without '/'";
+        return false;
+    }
+    return true;
+}
+
+uint64_t clusters_of(const Lvstore* s, uint64_t bytes) {
+    return (bytes + s->sb.cluster_bytes - 1) / s->sb.cluster_bytes;
+}
+
+// The lvol named by bdev name, UUID or alias: its bdev, store and metadata. False with a message.
+bool lookup(const std::string& name, LvolBdev** b, const LvolMeta** m, Result& done) {
+    *b = find_lvol(name);
+    if (!*b || (*b)->lvs->unloading) {
+        done(-ENODEV, "no lvol named " + name);
+        return false;
+    }
+    *m = (*b)->lvs->state.lvol((*b)->id);
+    if (!*m) {
+        done(-ENODEV, "no lvol named " + name);
+        return false;
+    }
+    return true;
+}
+
+// Zeroes every cluster of `runs` (reserved meanwhile); done(ok) after the last.
+void zero_runs(Lvstore* s, const std::vector<Run>& runs, std::function<void(bool)> done) {
+    struct Group {
+        uint32_t pending = 1;
+        bool ok = true;
+        std::function<void(bool)> done;
+    };
+    auto g = std::make_shared<Group>();
+    g->done = std::move(done);
+    auto one = [g](bool ok) {
+        g->ok = g->ok && ok;
+        if (--g->pending == 0) g->done(g->ok);
+    };
+    for (const Run& r : runs) {
+        ++g->pending;
+        md_zero(s->base_desc, s->sb.data_offset + uint64_t(r.pcl) * s->sb.cluster_bytes,
+                uint64_t(r.count) * s->sb.cluster_bytes, one);
+    }
+    one(true);
+}
+
+void reserve(Lvstore* s, const std::vector<Run>& runs, bool on) {
+    for (const Run& r : runs)
+        for (uint32_t i = 0; i < r.count; ++i) {
+            if (on)
+                s->reserved.insert(r.pcl + i);
+            else
+                s->reserved.erase(r.pcl + i);
+        }
+}
+
+// `count` free clusters for lvol clusters [first, first + count), zeroed, reserved until the
+// operation that takes them is applied. done(rc, runs).
+void take_zeroed(Lvstore* s, uint64_t first, uint64_t count,
+                 std::function<void(int, std::vector<Run>)> done) {
+    std::vector<Run> runs;
+    if (!s->state.find_free(count, &runs, &s->reserved)) return done(-ENOSPC, {});
+    uint64_t l = first;
+    for (Run& r : runs) {
+        r.lidx = l;
+        l += r.count;
+    }
+    reserve(s, runs, true);
+    zero_runs(s, runs, [s, runs, done = std::move(done)](bool ok) {
+        reserve(s, runs, false);
+        done(ok ? 0 : -EIO, runs);
+    });
+}
+
+// Commits op (already applied); answers with `result` or the failure.
+std::function<void(int)> answer(Result done, std::string result) {
+    return [done = std::move(done), result](int rc) {
+        if (rc) return done(rc, "metadata write failed: the lvstore stops changing metadata");
+        done(0, result);
+    };
+}
+
+}  // namespace
+
+void lvol_create(const LvolCreateOptions& o, Result done) {
+    Lvstore* s = find_lvstore(o.lvs_uuid, o.lvs_name);
+    if (!s) return done(-ENODEV, "no lvstore " + (o.lvs_uuid.empty() ? o.lvs_name : o.lvs_uuid));
+    std::string why;
+    if (!valid_name(o.name, &why)) return done(-EINVAL, why);
+    if (s->state.find(o.name))
+        return done(-EEXIST, "lvol " + s->sb.name + "/" + o.name + " exists");
+    if (o.size_bytes == 0) return done(-EINVAL, "size must be at least 1 byte (one cluster)");
+    const uint64_t n = clusters_of(s, o.size_bytes);
+    if (n > s->state.total_clusters() * 1024 || n >= (1ull << 32))
+        return done(-EINVAL, "size " + std::to_string(o.size_bytes) + " B is too large");
+    auto create = [s, o, n, done](std::vector<Run> runs) {
+        LvolMeta l;
+        l.id = s->state.next_id();
+        l.uuid = uuid_generate_random();
+        l.name = o.name;
+        l.num_clusters = n;
+        l.thin = o.thin;
+        l.clear_method = o.clear_method;
+        l.map.assign(n, kUnallocated);
+        for (const Run& r : runs)
+            for (uint32_t i = 0; i < r.count; ++i) l.map[r.lidx + i] = r.pcl + i;
+        Op op;
+        op.type = OpType::CreateLvol;
+        op.lvol = l;
+        std::string why;
+        if (!s->apply_and_commit(
+                op,
+                [s, id = l.id, uuid = uuid_to_string(l.uuid), done](int rc) {
+                    if (rc) return done(rc, "metadata write failed");
+                    std::string err;
+                    if (int r = s->register_lvol(id, &err)) return done(r, err);
+                    done(0, uuid);
+                },
+                &why))
+            return done(-EINVAL, why);
+    };
+    if (o.thin) return create({});
+    take_zeroed(s, 0, n, [s, create, done, n](int rc, std::vector<Run> runs) {
+        if (rc == -ENOSPC)
+            return done(-ENOSPC, "lvstore " + s->sb.name + " has " +
+                                     std::to_string(s->state.free_clusters()) +
+                                     " free clusters, a thick lvol of this size needs " +
+                                     std::to_string(n));
+        if (rc) return done(rc, "zeroing the new clusters failed");
+        create(std::move(runs));
+    });
+}
+
+void lvol_snapshot(const std::string& lvol, const std::string& snapshot_name, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    Lvstore* s = b->lvs;
+    std::string why;
+    if (!valid_name(snapshot_name, &why)) return done(-EINVAL, why);
+    if (s->state.find(snapshot_name)) return done(-EEXIST, "lvol " + snapshot_name + " exists");
+    b->freeze([s, b, snapshot_name, done] {
+        const LvolMeta* m = s->state.lvol(b->id);
+        Op op;
+        op.type = OpType::Snapshot;
+        op.id = b->id;
+        op.lvol.id = s->state.next_id();
+        op.lvol.uuid = uuid_generate_random();
+        op.lvol.name = snapshot_name;
+        const uint32_t snap_id = op.lvol.id;
+        const std::string uuid = uuid_to_string(op.lvol.uuid);
+        std::string why;
+        if (!s->state.apply(op, &why)) {
+            b->unfreeze();
+            return done(-EINVAL, why);
+        }
+        // The snapshot takes the origin's clusters; the origin starts empty on top of it.
+        if (int rc = s->register_lvol(snap_id, &why)) {
+            NOC_ERROR("lvol", "snapshot {}: {}", snapshot_name, why);
+            b->unfreeze();
+            return done(rc, why);
+        }
+        b->set_map(std::make_unique<ClusterMap>(m->num_clusters));
+        b->set_parent(s->bdevs.at(snap_id));
+        s->journal->commit(op, [b, uuid, done](int rc) {
+            b->unfreeze();
+            if (rc) return done(rc, "metadata write failed");
+            done(0, uuid);
+        });
+    });
+}
+
+void lvol_clone(const std::string& snapshot, const std::string& clone_name, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(snapshot, &b, &m, done)) return;
+    Lvstore* s = b->lvs;
+    if (!m->read_only) return done(-EINVAL, "lvol " + snapshot + " is not a snapshot (read-only)");
+    std::string why;
+    if (!valid_name(clone_name, &why)) return done(-EINVAL, why);
+    if (s->state.find(clone_name)) return done(-EEXIST, "lvol " + clone_name + " exists");
+    LvolMeta l;
+    l.id = s->state.next_id();
+    l.uuid = uuid_generate_random();
+    l.name = clone_name;
+    l.num_clusters = m->num_clusters;
+    l.thin = true;
+    l.parent = m->id;
+    l.clear_method = m->clear_method;
+    l.map.assign(l.num_clusters, kUnallocated);
+    Op op;
+    op.type = OpType::CreateLvol;
+    op.lvol = l;
+    if (!s->apply_and_commit(
+            op,
+            [s, id = l.id, uuid = uuid_to_string(l.uuid), done](int rc) {
+                if (rc) return done(rc, "metadata write failed");
+                std::string err;
+                if (int r = s->register_lvol(id, &err)) return done(r, err);
+                done(0, uuid);
+            },
+            &why))
+        done(-EINVAL, why);
+}
+
+void lvol_rename(const std::string& lvol, const std::string& new_name, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    Lvstore* s = b->lvs;
+    std::string why;
+    if (!valid_name(new_name, &why)) return done(-EINVAL, why);
+    if (m->name == new_name) return done(0, "");
+    if (s->state.find(new_name)) return done(-EEXIST, "lvol " + new_name + " exists");
+    Op op;
+    op.type = OpType::Rename;
+    op.id = b->id;
+    op.name = new_name;
+    if (!s->apply_and_commit(
+            op,
+            [s, b, done](int rc) {
+                if (rc) return done(rc, "metadata write failed");
+                if (const LvolMeta* m = s->state.lvol(b->id)) b->aliases = {s->alias(*m)};
+                done(0, "");
+            },
+            &why))
+        done(-EINVAL, why);
+}
+
+void lvol_set_read_only(const std::string& lvol, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    if (m->read_only) return done(0, "");
+    Op op;
+    op.type = OpType::SetReadOnly;
+    op.id = b->id;
+    std::string why;
+    // Read-only from now on for new writes; the ones in flight finish.
+    b->set_read_only(true);
+    if (!b->lvs->apply_and_commit(op, answer(done, ""), &why)) done(-EINVAL, why);
+}
+
+void lvol_resize(const std::string& lvol, uint64_t size_bytes, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    Lvstore* s = b->lvs;
+    if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
+    if (size_bytes == 0) return done(-EINVAL, "size must be at least one cluster");
+    const uint64_t n = clusters_of(s, size_bytes), old = m->num_clusters;
+    if (n == old) return done(0, "");
+    if (n < old && b->open_descriptors())
+        return done(-EBUSY,
+                    "lvol " + lvol + " is open (exported?): it cannot shrink under its user");
+    auto apply = [s, b, n, done](std::vector<Run> runs) {
+        b->freeze([s, b, n, runs, done] {
+            Op op;
+            op.type = OpType::Resize;
+            op.id = b->id;
+            op.num = n;
+            op.runs = runs;
+            std::string why;
+            if (!s->state.apply(op, &why)) {
+                b->unfreeze();
+                return done(-EINVAL, why);
+            }
+            const LvolMeta* m = s->state.lvol(b->id);
+            auto map = std::make_unique<ClusterMap>(n);
+            for (uint64_t i = 0; i < n; ++i)
+                map->entries[i].store(m->map[i], std::memory_order_relaxed);
+            const uint64_t old_blocks = b->num_blocks;
+            b->set_map(std::move(map));
+            const uint64_t new_blocks = b->num_blocks;
+            b->num_blocks = old_blocks;  // bdev_notify_blockcnt_change sets it and tells the users
+            s->journal->commit(op, [b, new_blocks, done](int rc) {
+                bdev_notify_blockcnt_change(b, new_blocks);
+                b->unfreeze();
+                if (rc) return done(rc, "metadata write failed");
+                done(0, "");
+            });
+        });
+    };
+    if (n < old || m->thin) return apply({});
+    take_zeroed(s, old, n - old, [apply, done](int rc, std::vector<Run> runs) {
+        if (rc == -ENOSPC) return done(rc, "not enough free clusters to grow a thick lvol");
+        if (rc) return done(rc, "zeroing the new clusters failed");
+        apply(std::move(runs));
+    });
+}
+
+void lvol_delete(const std::string& lvol, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    Lvstore* s = b->lvs;
+    const auto kids = s->state.children(b->id);
+    if (kids.size() > 1)
+        return done(-EBUSY, "snapshot " + m->name + " has " + std::to_string(kids.size()) +
+                                " clones: delete or inflate all but one first");
+    const uint32_t id = b->id;
+    if (kids.size() == 1) {
+        // A snapshot with one clone merges into it: the clone takes the clusters it does not
+        // have yet (no copy) and the snapshot's parent; its I/O is frozen meanwhile, and the
+        // snapshot's bdev goes once nothing can read through it any more.
+        auto cit = s->bdevs.find(kids[0]);
+        if (cit == s->bdevs.end()) return done(-ENODEV, "the clone is not open");
+        LvolBdev* child = cit->second;
+        child->freeze([s, id, b, child, done] {
+            Op op;
+            op.type = OpType::MergeSnapshot;
+            op.id = id;
+            op.other = child->id;
+            std::string why;
+            const LvolMeta* snap = s->state.lvol(id);
+            const uint32_t grand = snap ? snap->parent : kNoLvol;
+            if (!s->state.apply(op, &why)) {
+                child->unfreeze();
+                return done(-EINVAL, why);
+            }
+            const LvolMeta* cm = s->state.lvol(child->id);
+            for (uint64_t i = 0; i < cm->map.size(); ++i)
+                if (child->map().get(i) == kUnallocated && cm->map[i] != kUnallocated)
+                    child->publish(i, cm->map[i]);
+            auto git = s->bdevs.find(grand);
+            child->set_parent(git == s->bdevs.end() ? nullptr : git->second);
+            s->journal->commit(op, [b, child, done](int rc) {
+                child->unfreeze();
+                bdev_unregister(b, [rc, done](int) {
+                    if (rc) return done(rc, "metadata write failed");
+                    done(0, "");
+                });
+            });
+        });
+        return;
+    }
+    // The bdev goes first (its users are told), then the clusters are cleared as asked, then
+    // the metadata.
+    bdev_unregister(b, [s, id, done](int) {
+        const LvolMeta* m = s->state.lvol(id);
+        if (!m) return done(-ENODEV, "lvol vanished");
+        std::vector<Run> runs = m->runs();
+        const ClearMethod cm = m->clear_method;
+        auto commit = [s, id, done](bool) {
+            Op op;
+            op.type = OpType::DeleteLvol;
+            op.id = id;
+            std::string why;
+            if (!s->apply_and_commit(op, answer(done, ""), &why)) done(-EINVAL, why);
+        };
+        if (cm == ClearMethod::None || runs.empty()) return commit(true);
+        // Cleared before the delete is committed: afterwards the clusters may be reused.
+        struct Group {
+            uint32_t pending = 1;
+            std::function<void(bool)> done;
+        };
+        auto g = std::make_shared<Group>();
+        g->done = commit;
+        auto one = [g](bool) {
+            if (--g->pending == 0) g->done(true);
+        };
+        for (const Run& r : runs) {
+            ++g->pending;
+            const uint64_t off = s->sb.data_offset + uint64_t(r.pcl) * s->sb.cluster_bytes;
+            const uint64_t len = uint64_t(r.count) * s->sb.cluster_bytes;
+            if (cm == ClearMethod::Unmap)
+                md_unmap(s->base_desc, off, len, one);
+            else
+                md_zero(s->base_desc, off, len, one);
+        }
+        one(true);
+    });
+}
+
+namespace {
+
+// Allocates (copying from the parent chain) every cluster of `b` that `want` selects, one after
+// another, then done(rc).
+void allocate_each(LvolBdev* b, std::function<bool(uint64_t)> want, uint64_t from,
+                   std::function<void(int)> done) {
+    const uint64_t n = b->map().size;
+    while (from < n && (b->map().get(from) != kUnallocated || !want(from))) ++from;
+    if (from >= n) return done(0);
+    b->lvs->allocate(b, from, nullptr, nullptr, [b, want, from, done](int rc) {
+        if (rc) return done(rc);
+        allocate_each(b, want, from + 1, done);
+    });
+}
+
+// The lvol's parent becomes `parent` (kNoLvol: none) once every cluster it needs is its own.
+void reparent(LvolBdev* b, uint32_t parent, Result done) {
+    Lvstore* s = b->lvs;
+    b->freeze([s, b, parent, done] {
+        Op op;
+        op.type = OpType::SetParent;
+        op.id = b->id;
+        op.other = parent;
+        std::string why;
+        if (!s->state.apply(op, &why)) {
+            b->unfreeze();
+            return done(-EINVAL, why);
+        }
+        auto it = s->bdevs.find(parent);
+        b->set_parent(it == s->bdevs.end() ? nullptr : it->second);
+        s->journal->commit(op, [b, done](int rc) {
+            b->unfreeze();
+            if (rc) return done(rc, "metadata write failed");
+            done(0, "");
+        });
+    });
+}
+
+}  // namespace
+
+void lvol_inflate(const std::string& lvol, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
+    // Every cluster becomes its own (copied from the parent chain, or zeroed).
+    allocate_each(
+        b, [](uint64_t) { return true; }, 0,
+        [b, done](int rc) {
+            if (rc == -ENOSPC) return done(rc, "the lvstore ran out of clusters while inflating");
+            if (rc) return done(rc, "allocation failed");
+            reparent(b, kNoLvol, done);
+        });
+}
+
+void lvol_decouple_parent(const std::string& lvol, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
+    if (m->parent == kNoLvol) return done(-EINVAL, "lvol " + lvol + " has no parent");
+    Lvstore* s = b->lvs;
+    const uint32_t parent = m->parent;
+    // Only what the parent itself holds is copied; the rest stays with the grandparent.
+    auto want = [s, parent](uint64_t i) {
+        const LvolMeta* p = s->state.lvol(parent);
+        return p && i < p->map.size() && p->map[i] != kUnallocated;
+    };
+    allocate_each(b, want, 0, [s, b, parent, done](int rc) {
+        if (rc == -ENOSPC) return done(rc, "the lvstore ran out of clusters while decoupling");
+        if (rc) return done(rc, "allocation failed");
+        const LvolMeta* p = s->state.lvol(parent);
+        reparent(b, p ? p->parent : kNoLvol, done);
+    });
+}
+
+int lvol_list(const std::string& lvs_uuid, const std::string& lvs_name, nlohmann::json* out) {
+    *out = nlohmann::json::array();
+    bool any = false;
+    for (Lvstore* s : lvstores()) {
+        if (s->unloading) continue;
+        if (!lvs_uuid.empty() && uuid_to_string(s->sb.uuid) != lvs_uuid) continue;
+        if (!lvs_name.empty() && s->sb.name != lvs_name) continue;
+        any = true;
+        for (const auto& [id, l] : s->state.lvols()) {
+            out->push_back({{"alias", s->alias(l)},
+                            {"uuid", uuid_to_string(l.uuid)},
+                            {"name", l.name},
+                            {"is_thin_provisioned", l.thin},
+                            {"is_snapshot", l.snapshot},
+                            {"is_clone", l.parent != kNoLvol},
+                            {"is_esnap_clone", !l.esnap.empty()},
+                            {"is_degraded", false},
+                            {"read_only", l.read_only},
+                            {"num_clusters", l.num_clusters},
+                            {"num_allocated_clusters", l.allocated()},
+                            {"lvs", {{"name", s->sb.name}, {"uuid", uuid_to_string(s->sb.uuid)}}}});
+        }
+    }
+    return (!lvs_uuid.empty() || !lvs_name.empty()) && !any ? -ENODEV : 0;
+}
+
+}  // namespace nocstor::lvol

@@ -1,0 +1,213 @@
+#include "modules/lvol/lvstore.h"
+
+#include "util/log.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace nocstor::lvol {
+
+std::vector<Lvstore*>& lvstores() {
+    static std::vector<Lvstore*> stores;
+    return stores;
+}
+
+Lvstore* find_lvstore(const std::string& uuid, const std::string& name) {
+    for (Lvstore* s : lvstores()) {
+        if (s->unloading) continue;
+        if (!uuid.empty() && uuid_to_string(s->sb.uuid) == uuid) return s;
+        if (!name.empty() && s->sb.name == name) return s;
+    }
+    return nullptr;
+}
+
+LvolBdev* find_lvol(const std::string& name) {
+    Bdev* b = bdev_get_by_name(name);
+    if (!b || b->module != lvol_bdev_module()) return nullptr;
+    return static_cast<LvolBdev*>(b);
+}
+
+Lvstore::Lvstore(BdevDesc* base, Recovered r) : base_desc(base), sb(r.sb), state(r.state) {
+    journal = std::make_unique<LvsJournal>(base, sb, &state, r);
+}
+
+Lvstore::~Lvstore() = default;
+
+int Lvstore::register_lvol(uint32_t id, std::string* err) {
+    const LvolMeta* m = state.lvol(id);
+    if (!m) return *err = "no lvol " + std::to_string(id), -ENOENT;
+    auto b = std::make_unique<LvolBdev>(this, id, uuid_to_string(m->uuid));
+    b->uuid = m->uuid;
+    b->aliases.push_back(alias(*m));
+    auto map = std::make_unique<ClusterMap>(m->num_clusters);
+    for (uint64_t i = 0; i < m->num_clusters; ++i)
+        map->entries[i].store(m->map[i], std::memory_order_relaxed);
+    b->set_map(std::move(map));
+    b->set_read_only(m->read_only);
+    if (m->parent != kNoLvol) {
+        auto it = bdevs.find(m->parent);
+        if (it == bdevs.end()) return *err = "parent of " + m->name + " is not open", -ENOENT;
+        b->set_parent(it->second);
+    }
+    LvolBdev* raw = b.get();
+    const int rc = bdev_register(std::move(b));
+    if (rc) return *err = "cannot register bdev for lvol " + m->name, rc;
+    bdevs[id] = raw;
+    return 0;
+}
+
+bool Lvstore::apply_and_commit(const Op& op, std::function<void(int)> done, std::string* err) {
+    if (journal->failed()) return *err = "lvstore " + sb.name + " failed a metadata write", false;
+    if (!state.apply(op, err)) return false;
+    journal->commit(op, std::move(done));
+    return true;
+}
+
+void Lvstore::write_superblock(std::function<void(bool)> done) {
+    ++sb.seq;
+    auto buf = std::make_shared<AlignedBuffer>(sb.page_bytes);
+    sb_encode(sb, buf->data());
+    const uint64_t off = (sb.seq % 2) * sb.page_bytes;
+    md_write(base_desc, off, buf->data(), buf->size(), true,
+             [buf, done = std::move(done)](bool ok) { done(ok); });
+}
+
+void Lvstore::allocate(LvolBdev* lvol, uint64_t idx, BdevIo* io, Thread* origin,
+                       std::function<void(int)> done) {
+    Waiter w{io, origin, std::move(done)};
+    auto resume = [](const Waiter& w, LvolBdev* b, int rc) {
+        if (!w.io) return w.done(rc);
+        BdevIo* io = w.io;
+        w.origin->send([b, io, rc] {
+            if (rc)
+                LvolBdev::fail_waiting(io, rc);
+            else
+                b->resubmit(io);
+        });
+    };
+    if (lvol->map().get(idx) != kUnallocated) return resume(w, lvol, 0);  // raced: it is there
+    const auto key = std::make_pair(lvol->id, idx);
+    if (auto it = allocs_.find(key); it != allocs_.end()) {
+        it->second.waiters.push_back(std::move(w));
+        return;
+    }
+    std::vector<Run> runs;
+    if (journal->failed() || unloading) return resume(w, lvol, -EIO);
+    if (!state.find_free(1, &runs, &reserved)) {
+        NOC_WARN("lvol", "lvstore {}: no free cluster for lvol {} (thin write refused)", sb.name,
+                 lvol->name);
+        return resume(w, lvol, -ENOSPC);
+    }
+    const uint32_t pcl = runs[0].pcl;
+    reserved.insert(pcl);
+    Alloc& a = allocs_[key];
+    a.pcl = pcl;
+    a.waiters.push_back(std::move(w));
+    const uint32_t id = lvol->id;
+    fill_cluster(id, idx, pcl, [this, id, idx, pcl](bool ok) {
+        if (!ok) return finish_alloc(id, idx, -EIO);
+        Op op;
+        op.type = OpType::AllocRuns;
+        op.id = id;
+        op.runs = {{idx, pcl, 1}};
+        std::string err;
+        if (!apply_and_commit(
+                op, [this, id, idx](int rc) { finish_alloc(id, idx, rc); }, &err)) {
+            NOC_ERROR("lvol", "lvstore {}: allocation failed: {}", sb.name, err);
+            finish_alloc(id, idx, -EIO);
+        }
+    });
+}
+
+void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc) {
+    auto it = allocs_.find({id, idx});
+    if (it == allocs_.end()) return;
+    Alloc a = std::move(it->second);
+    allocs_.erase(it);
+    reserved.erase(a.pcl);
+    auto b = bdevs.find(id);
+    LvolBdev* lvol = b == bdevs.end() ? nullptr : b->second;
+    if (rc == 0 && lvol) lvol->publish(idx, a.pcl);
+    for (Waiter& w : a.waiters) {
+        if (!w.io) {
+            w.done(rc);
+            continue;
+        }
+        BdevIo* io = w.io;
+        w.origin->send([lvol, io, rc] {
+            if (rc || !lvol)
+                LvolBdev::fail_waiting(io, rc ? rc : -EIO);
+            else
+                lvol->resubmit(io);
+        });
+    }
+}
+
+// A new cluster holds what the lvol read there before: its parent chain's data, or zeroes —
+// never what a freed cluster held.
+void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl,
+                           std::function<void(bool)> done) {
+    uint32_t src = kUnallocated;
+    for (const LvolMeta* l = state.lvol(lvol_id); l && src == kUnallocated;) {
+        if (l->parent == kNoLvol) break;
+        l = state.lvol(l->parent);
+        if (l && idx < l->map.size()) src = l->map[idx];
+    }
+    const uint64_t dst = sb.data_offset + uint64_t(pcl) * sb.cluster_bytes;
+    if (src == kUnallocated) return md_zero(base_desc, dst, sb.cluster_bytes, std::move(done));
+    // Copy in chunks of at most 4 MiB, one after another.
+    struct Copy {
+        uint64_t from, to, left, chunk;
+        AlignedBuffer buf;
+        std::function<void(bool)> done;
+    };
+    const uint64_t chunk = std::min<uint64_t>(sb.cluster_bytes, 4ull << 20);
+    auto c = std::make_shared<Copy>(Copy{sb.data_offset + uint64_t(src) * sb.cluster_bytes, dst,
+                                         sb.cluster_bytes, chunk, AlignedBuffer(chunk),
+                                         std::move(done)});
+    auto step = std::make_shared<std::function<void()>>();
+    *step = [this, c, step] {
+        if (c->left == 0) {
+            auto d = std::move(c->done);
+            *step = nullptr;  // breaks the cycle
+            return d(true);
+        }
+        md_read(base_desc, c->from, c->buf.data(), c->chunk, [this, c, step](bool ok) {
+            if (!ok) {
+                auto d = std::move(c->done);
+                *step = nullptr;
+                return d(false);
+            }
+            md_write(base_desc, c->to, c->buf.data(), c->chunk, false, [c, step](bool ok) {
+                if (!ok) {
+                    auto d = std::move(c->done);
+                    *step = nullptr;
+                    return d(false);
+                }
+                c->from += c->chunk;
+                c->to += c->chunk;
+                c->left -= c->chunk;
+                (*step)();
+            });
+        });
+    };
+    (*step)();
+}
+
+nlohmann::json Lvstore::info_json() const {
+    return {{"uuid", uuid_to_string(sb.uuid)},
+            {"name", sb.name},
+            {"base_bdev", base()->name},
+            {"total_data_clusters", state.total_clusters()},
+            {"free_clusters", state.free_clusters() - reserved.size()},
+            {"block_size", base()->block_size},
+            {"cluster_size", sb.cluster_bytes},
+            {"md_page_size", sb.page_bytes},
+            {"journal_bytes", sb.journal_bytes},
+            {"journal_used_bytes", journal->used_bytes()},
+            {"journal_batches", journal->batches_written()},
+            {"checkpoints", journal->checkpoints_written()},
+            {"state", journal->failed() ? "failed" : "online"}};
+}
+
+}  // namespace nocstor::lvol
