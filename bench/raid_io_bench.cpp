@@ -5,9 +5,17 @@
 //  - its config loader (modules/bdev_config) knows no bdev_raid_* method, and
 //  - a new raid1/5/6 array starts an initial resync; measuring during it measures the resync.
 //    This driver waits until no array has a background process (--no-wait to measure anyway).
+// Also:
+//  - -b a,b,c: one job per (data thread, bdev), all on the same cores, summed in "total" (the
+//    members of an array driven directly, without the array);
+//  - --during FILE: a second config whose bdev entries are applied once the jobs have started
+//    (bdev_raid_remove_base_bdev + bdev_raid_add_base_bdev: a rebuild under the load), and
+//    --until-idle: the jobs stop as soon as the process that started ends (-t is then a limit);
+//    -q 0 runs no I/O (times the process alone).
 // Used by bench/raid_bench.sh.
 //
 //   raid_io_bench -c raid.json -b r0 -q 32 -o 4096 -w randwrite -t 3 --cores 1 [--span 256M]
+//   raid_io_bench -c raid.json -b r0 -q 32 -w randread -t 60 --during rebuild.json --until-idle
 #include "bdev/bdev.h"
 #include "bdev/bdev_module.h"
 #include "modules/bdev_config.h"
@@ -40,6 +48,7 @@ using nlohmann::json;
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_stop_jobs{false};  // --until-idle: the process ended (or --during failed)
 void on_signal(int) {
     g_interrupted.store(true);
 }
@@ -63,8 +72,10 @@ struct Config {
     int read_pct = -1;
     double seconds = 3;
     std::string cores = "1";
-    std::string bdev;
+    std::vector<std::string> bdevs;
     std::string config_file;
+    std::string during_file;  // entries applied once the jobs run
+    bool until_idle = false;
     bool json = false;
     bool no_wait = false;
     double wait_limit = 120;  // seconds for background processes to finish
@@ -88,8 +99,12 @@ struct Slot {
 // nocstor-bdevperf's Job without verify.
 class Job {
   public:
-    Job(const Config& c, Thread* t, uint64_t num_blocks, uint32_t index)
-        : cfg_(c), thread_(t), range_blocks_(num_blocks), rng_((c.seed + index * 7919) | 1) {}
+    Job(const Config& c, Thread* t, std::string bdev, uint64_t num_blocks, uint32_t index)
+        : cfg_(c),
+          thread_(t),
+          bdev_(std::move(bdev)),
+          range_blocks_(num_blocks),
+          rng_((c.seed + index * 7919) | 1) {}
     ~Job() { free(mem_); }
 
     bool prepare(std::string* err) {
@@ -111,19 +126,19 @@ class Job {
     void start(std::function<void()> on_done) {
         on_done_ = std::move(on_done);
         int rc = bdev_open(
-            cfg_.bdev, cfg_.read_pct != 100,
+            bdev_, cfg_.read_pct != 100,
             [this](BdevEvent ev, Bdev*) {
                 if (ev == BdevEvent::Remove) stopping_ = true;
             },
             &desc_);
         if (rc) {
-            error_ = "cannot open " + cfg_.bdev + ": " + strerror(-rc);
+            error_ = "cannot open " + bdev_ + ": " + strerror(-rc);
             on_done_();
             return;
         }
         ch_ = bdev_get_io_channel(desc_);
         if (!ch_) {
-            error_ = "cannot get an I/O channel for " + cfg_.bdev;
+            error_ = "cannot get an I/O channel for " + bdev_;
             bdev_close(desc_);
             on_done_();
             return;
@@ -145,6 +160,7 @@ class Job {
     const Histogram& histogram() const { return hist_; }
     const std::string& error() const { return error_; }
     Thread* thread() const { return thread_; }
+    const std::string& bdev() const { return bdev_; }
 
   private:
     uint64_t rand64() {
@@ -210,7 +226,9 @@ class Job {
     }
 
     int check_time() {
-        if (g_interrupted.load(std::memory_order_relaxed) || now_ns() >= end_ns_) stopping_ = true;
+        if (g_interrupted.load(std::memory_order_relaxed) ||
+            g_stop_jobs.load(std::memory_order_relaxed) || now_ns() >= end_ns_)
+            stopping_ = true;
         if (stopping_) maybe_finish();
         return 0;
     }
@@ -227,6 +245,7 @@ class Job {
 
     const Config& cfg_;
     Thread* thread_;
+    std::string bdev_;
     uint64_t range_blocks_;
     uint64_t rng_;
     void* mem_ = nullptr;
@@ -247,10 +266,16 @@ class Job {
 
 struct App {
     Config cfg;
-    std::vector<json> entries;  // bdev section of the config
+    std::vector<json> entries;  // bdev section of the config, then of --during
+    size_t during_from = 0;     // entries[during_from...] come from --during
     std::vector<std::unique_ptr<Job>> jobs;
     std::atomic<size_t> jobs_left{0};
+    bool jobs_running = false;  // control thread
     Poller* waiter = nullptr;
+    Poller* idle_watch = nullptr;
+    uint64_t during_start_ns = 0;
+    double idle_after_s = -1;  // --until-idle: seconds from --during to the end of its process
+    std::string last_before;   // last_process of every array before --during
     uint64_t wait_start_ns = 0;
     double waited_s = 0;
     json raid_before, raid_after;
@@ -259,14 +284,17 @@ struct App {
 };
 
 void fatal(App& app, std::string msg) {
-    app.error = std::move(msg);
+    if (app.error.empty()) app.error = std::move(msg);
     app.exit_code = 1;
-    Runtime::instance()->request_shutdown();
+    if (app.jobs_running)
+        g_stop_jobs.store(true);  // the last job to end shuts down
+    else
+        Runtime::instance()->request_shutdown();
 }
 
-// Control thread: applies app.entries[i...] in order (the raid methods may complete later).
-void apply_entries(App& app, size_t i, std::function<void()> then) {
-    for (; i < app.entries.size(); ++i) {
+// Control thread: applies app.entries[i...end) in order (the raid methods may complete later).
+void apply_entries(App& app, size_t i, size_t end, std::function<void()> then) {
+    for (; i < end; ++i) {
         const json& e = app.entries[i];
         if (!e.is_object() || !e.contains("method") || !e["method"].is_string())
             return fatal(app, "config: bdev entry " + std::to_string(i) + " has no method");
@@ -289,15 +317,15 @@ void apply_entries(App& app, size_t i, std::function<void()> then) {
             } else if (bases.is_array()) {
                 for (const auto& b : bases) o.base_bdevs.push_back(b.get<std::string>());
             }
-            raid::raid_create_async(o, [&app, i, then](int rc, std::string err) {
+            raid::raid_create_async(o, [&app, i, end, then](int rc, std::string err) {
                 if (rc) return fatal(app, "config: bdev_raid_create: " + err);
-                apply_entries(app, i + 1, then);
+                apply_entries(app, i + 1, end, then);
             });
             return;
         } else if (method == "bdev_raid_remove_base_bdev") {
             rc = raid::raid_remove_member(
-                params.value("name", ""), [&app, i, then] { apply_entries(app, i + 1, then); },
-                &err);
+                params.value("name", ""),
+                [&app, i, end, then] { apply_entries(app, i + 1, end, then); }, &err);
             if (rc) return fatal(app, "config: bdev_raid_remove_base_bdev: " + err);
             return;
         } else if (method == "bdev_raid_add_base_bdev") {
@@ -326,26 +354,65 @@ bool any_process(const json& list) {
     return false;
 }
 
+// Every array's last finished process, to tell a new one from the one before.
+std::string last_processes(const json& list) {
+    json l = json::array();
+    for (const auto& r : list) l.push_back(r.contains("last_process") ? r["last_process"] : json());
+    return l.dump();
+}
+
+// Control thread, --until-idle: once no array runs a process and one has finished since
+// --during, the jobs stop. A process starts after its RPC returns, so "none running" alone
+// proves nothing.
+void watch_until_idle(App& app) {
+    app.idle_watch = Thread::current()->register_poller(
+        "raid_io_bench_idle",
+        [&app] {
+            json l = raid::raid_list("all");
+            if (any_process(l) || last_processes(l) == app.last_before) return 0;
+            app.idle_after_s = double(now_ns() - app.during_start_ns) / 1e9;
+            g_stop_jobs.store(true);
+            Thread::current()->unregister_poller(app.idle_watch);
+            app.idle_watch = nullptr;
+            return 1;
+        },
+        1'000);
+}
+
+// Control thread, once the jobs have been started: the --during entries.
+void apply_during(App& app) {
+    if (app.during_from == app.entries.size()) return;
+    app.last_before = last_processes(raid::raid_list("all"));
+    app.during_start_ns = now_ns();
+    apply_entries(app, app.during_from, app.entries.size(), [&app] {
+        if (app.cfg.until_idle && app.error.empty()) watch_until_idle(app);
+    });
+}
+
 void start_jobs(App& app) {
     const Config& c = app.cfg;
-    Bdev* b = bdev_get_by_name(c.bdev);
-    if (!b) return fatal(app, "no bdev named " + c.bdev);
-    if (c.io_bytes % b->block_size)
-        return fatal(app, "I/O size " + std::to_string(c.io_bytes) +
-                              " is not a multiple of the block size of " + c.bdev);
-    uint64_t blocks = b->num_blocks;
-    if (c.span_bytes) blocks = std::min(blocks, c.span_bytes / b->block_size);
-    if (blocks < c.io_bytes / b->block_size)
-        return fatal(app, "bdev " + c.bdev + " (or --span) is too small for this I/O size");
-    app.raid_before = raid::raid_list("all");
     const auto& threads = Runtime::instance()->data_threads();
-    for (size_t t = 0; t < threads.size(); ++t) {
-        auto job = std::make_unique<Job>(c, threads[t], blocks, uint32_t(t));
-        std::string e;
-        if (!job->prepare(&e)) return fatal(app, e);
-        app.jobs.push_back(std::move(job));
+    for (const std::string& name : c.bdevs) {
+        Bdev* b = bdev_get_by_name(name);
+        if (!b) return fatal(app, "no bdev named " + name);
+        if (c.io_bytes % b->block_size)
+            return fatal(app, "I/O size " + std::to_string(c.io_bytes) +
+                                  " is not a multiple of the block size of " + name);
+        uint64_t blocks = b->num_blocks;
+        if (c.span_bytes) blocks = std::min(blocks, c.span_bytes / b->block_size);
+        if (blocks < c.io_bytes / b->block_size)
+            return fatal(app, "bdev " + name + " (or --span) is too small for this I/O size");
+        for (size_t t = 0; t < threads.size(); ++t) {
+            auto job =
+                std::make_unique<Job>(c, threads[t], name, blocks, uint32_t(app.jobs.size()));
+            std::string e;
+            if (!job->prepare(&e)) return fatal(app, e);
+            app.jobs.push_back(std::move(job));
+        }
     }
+    app.raid_before = raid::raid_list("all");
     app.jobs_left = app.jobs.size();
+    app.jobs_running = true;
     Thread* ctl = Thread::current();
     for (auto& j : app.jobs) {
         Job* job = j.get();
@@ -353,13 +420,19 @@ void start_jobs(App& app) {
             job->start([ctl, &app] {
                 ctl->send([&app] {
                     if (--app.jobs_left == 0) {
+                        app.jobs_running = false;
                         app.raid_after = raid::raid_list("all");
+                        if (app.idle_watch) {
+                            Thread::current()->unregister_poller(app.idle_watch);
+                            app.idle_watch = nullptr;
+                        }
                         Runtime::instance()->request_shutdown();
                     }
                 });
             });
         });
     }
+    apply_during(app);
 }
 
 // Control thread: waits for resyncs/rebuilds to end, then starts the jobs.
@@ -431,8 +504,12 @@ int main(int argc, char** argv) {
         "raid_io_bench: nocstor-bdevperf's measurement on a RAID array from a JSON config"};
     cli.add_option("-c,--config", c.config_file, "SPDK-style JSON config (bdev subsystem)")
         ->required();
-    cli.add_option("-b,--bdev", c.bdev, "bdev to run on")->required();
-    cli.add_option("-q,--queue-depth", c.qd, "I/Os in flight per job")->capture_default_str();
+    cli.add_option("-b,--bdev", c.bdevs,
+                   "bdev(s) to run on (a,b,c: one job per data core and bdev, summed)")
+        ->required()
+        ->delimiter(',');
+    cli.add_option("-q,--queue-depth", c.qd, "I/Os in flight per job (0: none, see --during)")
+        ->capture_default_str();
     cli.add_option("-o,--io-size", c.io_size, "I/O size (4096, 4k, 128K)")->capture_default_str();
     cli.add_option("-w,--workload", c.workload, "read|write|randread|randwrite|rw|randrw")
         ->capture_default_str();
@@ -446,6 +523,11 @@ int main(int argc, char** argv) {
     cli.add_flag("--no-wait", c.no_wait, "start while a resync/rebuild still runs");
     cli.add_option("--wait-limit", c.wait_limit, "seconds to wait for a resync/rebuild")
         ->capture_default_str();
+    cli.add_option("--during", c.during_file,
+                   "JSON config whose bdev entries are applied once the jobs run (e.g. "
+                   "bdev_raid_remove_base_bdev + bdev_raid_add_base_bdev: a rebuild under load)");
+    cli.add_flag("--until-idle", c.until_idle,
+                 "with --during: stop the jobs when the process it started ends (-t: the limit)");
     cli.add_flag("--json", c.json, "print the results as JSON");
     cli.add_option("--seed", c.seed, "random seed (default: time)");
     std::string log_level = "warn";
@@ -472,14 +554,19 @@ int main(int argc, char** argv) {
     else
         return usage_error("unknown workload " + w);
     c.random = w.rfind("rand", 0) == 0;
-    if (c.qd == 0 || c.seconds <= 0) return usage_error("-q and -t must be positive");
+    if (c.seconds <= 0) return usage_error("-t must be positive");
+    if (c.until_idle && c.during_file.empty()) return usage_error("--until-idle needs --during");
     if (c.seed == 0) c.seed = now_ns();
-    {
-        std::ifstream in(c.config_file);
-        if (!in) return usage_error("cannot open " + c.config_file);
+    for (const std::string* f : {&c.config_file, &c.during_file}) {
+        if (f == &c.during_file) {
+            app.during_from = app.entries.size();
+            if (f->empty()) break;
+        }
+        std::ifstream in(*f);
+        if (!in) return usage_error("cannot open " + *f);
         json j = json::parse(in, nullptr, false);
         if (j.is_discarded() || !j.contains("subsystems") || !j["subsystems"].is_array())
-            return usage_error(c.config_file + ": expected {\"subsystems\": [...]}");
+            return usage_error(*f + ": expected {\"subsystems\": [...]}");
         for (const auto& sub : j["subsystems"])
             if (sub.is_object() && sub.value("subsystem", "") == "bdev" && sub.contains("config"))
                 for (const auto& e : sub["config"]) app.entries.push_back(e);
@@ -495,7 +582,7 @@ int main(int argc, char** argv) {
         register_builtin_bdev_modules();
         std::string e;
         if (!bdev_modules_init(&e)) return fatal(app, e);
-        apply_entries(app, 0, [&app] { wait_then_start(app); });
+        apply_entries(app, 0, app.during_from, [&app] { wait_then_start(app); });
     });
     rt.wait();
     if (!app.error.empty()) {
@@ -503,8 +590,9 @@ int main(int argc, char** argv) {
         return app.exit_code;
     }
     Histogram total;
-    double iops = 0;
+    double iops = 0, job_seconds = 0;
     uint64_t ios = 0, errors = 0;
+    json per_bdev = json::object();
     for (auto& j : app.jobs) {
         if (!j->error().empty()) {
             fprintf(stderr, "raid_io_bench: %s\n", j->error().c_str());
@@ -513,18 +601,32 @@ int main(int argc, char** argv) {
         total.merge(j->histogram());
         double s = std::max(j->seconds(), 1e-9);
         iops += double(j->ios()) / s;
+        job_seconds = std::max(job_seconds, j->seconds());
+        per_bdev[j->bdev()] = per_bdev.value(j->bdev(), 0.0) + double(j->ios()) / s;
         ios += j->ios();
         errors += j->errors();
     }
     if (errors) app.exit_code = 1;
+    if (c.until_idle && app.idle_after_s < 0) {
+        fprintf(stderr, "raid_io_bench: the process --during started did not end within -t\n");
+        app.exit_code = 1;
+    }
+    std::string bdev_list;
+    for (const auto& b : c.bdevs) bdev_list += (bdev_list.empty() ? "" : ",") + b;
     auto us = [](uint64_t ns) { return double(ns) / 1000.0; };
     json out;
-    out["config"] = {{"bdev", c.bdev},         {"queue_depth", c.qd},  {"io_size", c.io_bytes},
-                     {"workload", c.workload}, {"seconds", c.seconds}, {"jobs", app.jobs.size()},
-                     {"span", c.span_bytes}};
+    out["config"] = {{"bdev", bdev_list},       {"bdevs", c.bdevs},
+                     {"queue_depth", c.qd},     {"io_size", c.io_bytes},
+                     {"workload", c.workload},  {"seconds", c.seconds},
+                     {"jobs", app.jobs.size()}, {"span", c.span_bytes},
+                     {"during", c.during_file}, {"until_idle", c.until_idle}};
     out["waited_for_process_s"] = app.waited_s;
+    // --until-idle: seconds from the --during entries to the end of the process they started
+    if (c.until_idle) out["process_ended_after_s"] = app.idle_after_s;
     out["total"] = {{"ios", ios},
                     {"iops", iops},
+                    {"seconds", job_seconds},
+                    {"iops_per_bdev", per_bdev},
                     {"mib_per_s", iops * double(c.io_bytes) / 1048576.0},
                     {"errors", errors},
                     {"latency_us",
@@ -543,7 +645,7 @@ int main(int argc, char** argv) {
         printf(
             "%s %s %llu B QD%u %.1f s%s: %.0f IOPS %.1f MiB/s, lat us avg %.1f p50 %.1f p99 %.1f "
             "p99.9 %.1f%s\n",
-            c.bdev.c_str(), c.workload.c_str(), (unsigned long long)c.io_bytes, c.qd, c.seconds,
+            bdev_list.c_str(), c.workload.c_str(), (unsigned long long)c.io_bytes, c.qd, c.seconds,
             app.waited_s > 0
                 ? (" (waited " + std::to_string(app.waited_s) + " s for resync)").c_str()
                 : "",
