@@ -21,7 +21,19 @@
 #      socket): raid1 and raid6 over REBUILD_SIZE mallocs, the initial resync timed, one member
 #      removed, a fresh malloc added with bdev_raid_add_base_bdev, bdev_raid_get_bdevs polled
 #      until the rebuild ends; then the same under bdev_raid_set_options
-#      process_max_bandwidth_mb_sec=CAP_MB.
+#      process_max_bandwidth_mb_sec=CAP_MB. Then (daemon stopped) the rebuild with and without
+#      user I/O, in process: raid_io_bench --during (remove a member, add the spare once the
+#      jobs run) --until-idle (the jobs stop when the rebuild ends): no I/O (-q 0), then each
+#      4K workload of REBUILD_LOAD at QD over the whole array; for each, the same load on the
+#      online array for T seconds (no rebuild) as the reference. ROUNDS times, medians.
+#   e. the issue's targets on MEMBER members (null: bdev_null_create, reads zero the buffer;
+#      malloc), one data core: raid0 over RAID0_MEMBERS members vs the same members without
+#      RAID (raid_io_bench -b m0,m1,..: one job per member on the same core, QD/RAID0_MEMBERS
+#      each, so as many I/Os in flight; summed), 4K randread and randwrite (target >= 0.90);
+#      raid6 (4+2) full-stripe sequential write (4 strips, SEQ_QD) vs ISA-L pq_gen for k=4 data
+#      strips of the strip size (raid_parity_bench BM_Raid6Generate k:4, cold:1 = strips from
+#      memory and cold:0 = in the caches, once a round; target >= 0.70); raid0 full-stripe writes
+#      as the no-parity reference.
 # The I/O runs alternate between the arrays ROUNDS times (the machine's slow and fast phases hit
 # all of them); tables show medians and every run. Each run is bounded (timeout); only Unix
 # sockets are used; the processes started here are stopped on exit.
@@ -33,8 +45,11 @@
 #   its I/O in the first SPAN bytes of the bdev, so that arrays of different sizes touch as much
 #   user data: a 256 MiB malloc reads ~10% faster than a 1 GiB one), BLOCK_SIZE=4096, STRIP_KB=64,
 #   RAID0_MEMBERS=4, QD=32, SEQ_QD=8, DATA_CORES=1 (raid_io_bench --cores), REBUILD_SIZE=1G,
-#   CAP_MB=200, LIMIT=120 (seconds a resync/rebuild may take), ONLY=a,b,c,d (parts to run),
-#   NAME_PREFIX=rb (bdev names ${NAME_PREFIX}m0.., ${NAME_PREFIX}r0), SPDK_DIR (unset)
+#   CAP_MB=200, LIMIT=120 (seconds a resync/rebuild may take), ONLY=a,b,c,d,e (parts to run),
+#   REBUILD_LOAD=randread,randwrite (part d's user I/O during the rebuild; empty: none),
+#   MEMBER=null,malloc (part e's member kinds), PARITY_MIN_TIME=0.3 (part e, seconds per
+#   raid_parity_bench case), NAME_PREFIX=rb (bdev names ${NAME_PREFIX}m0.., ${NAME_PREFIX}r0),
+#   SPDK_DIR (unset)
 set -euo pipefail
 
 case ${1:-} in -h | --help)
@@ -46,7 +61,9 @@ BUILD=${1:-build}
 T=${T:-3}; ROUNDS=${ROUNDS:-3}; MEMBER_SIZE=${MEMBER_SIZE:-256M}; BLOCK_SIZE=${BLOCK_SIZE:-4096}
 SPAN=${SPAN:-256M}; STRIP_KB=${STRIP_KB:-64}; RAID0_MEMBERS=${RAID0_MEMBERS:-4}; QD=${QD:-32}; SEQ_QD=${SEQ_QD:-8}
 DATA_CORES=${DATA_CORES:-1}; REBUILD_SIZE=${REBUILD_SIZE:-1G}; CAP_MB=${CAP_MB:-200}
-LIMIT=${LIMIT:-120}; ONLY=${ONLY:-a,b,c,d}; P=${NAME_PREFIX:-rb}
+LIMIT=${LIMIT:-120}; ONLY=${ONLY:-a,b,c,d,e}; P=${NAME_PREFIX:-rb}
+REBUILD_LOAD=${REBUILD_LOAD-randread,randwrite}; MEMBER=${MEMBER:-null,malloc}
+PARITY_MIN_TIME=${PARITY_MIN_TIME:-0.3}
 IOB=$BUILD/bin/raid_io_bench
 [ -x "$IOB" ] || { echo "no $IOB (build the bench/ targets)" >&2; exit 1; }
 
@@ -73,13 +90,15 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 has() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 # cfg NAME LEVEL MEMBERS [REMOVED [SUPERBLOCK]]: writes $work/NAME.json. LEVEL "malloc": one
-# malloc bdev the size of the raid0 array. The first REMOVED members are taken out at the end of
-# the config. SUPERBLOCK true: metadata and the write-intent bitmap on the members.
+# malloc bdev the size of the raid0 array; "none": the members alone. The first REMOVED members
+# are taken out at the end of the config. SUPERBLOCK true: metadata and the write-intent bitmap
+# on the members. Env: KIND=malloc|null (the members), BLOCKS=$MEMBER_BLOCKS (per member),
+# SPARE=1 (one more member, ${P}spare, not in the array).
 cfg() {
-  python3 - "$work/$1.json" "$2" "$3" "${4:-0}" "${5:-false}" "$MEMBER_BLOCKS" "$BLOCK_SIZE" \
-    "$STRIP_KB" "$P" "$RAID0_MEMBERS" <<'PY'
+  python3 - "$work/$1.json" "$2" "$3" "${4:-0}" "${5:-false}" "${BLOCKS:-$MEMBER_BLOCKS}" \
+    "$BLOCK_SIZE" "$STRIP_KB" "$P" "$RAID0_MEMBERS" "${KIND:-malloc}" "${SPARE:-0}" <<'PY'
 import json, sys
-path, level, n, removed, sb, blocks, bs, strip, p, r0 = sys.argv[1:]
+path, level, n, removed, sb, blocks, bs, strip, p, r0, kind, spare = sys.argv[1:]
 n, removed, blocks, bs, r0 = int(n), int(removed), int(blocks), int(bs), int(r0)
 cfg = []
 if level == "malloc":
@@ -87,9 +106,10 @@ if level == "malloc":
                 "params": {"name": p + "r0", "num_blocks": blocks * r0, "block_size": bs}})
 else:
     names = [f"{p}m{i}" for i in range(n)]
-    for m in names:
-        cfg.append({"method": "bdev_malloc_create",
+    for m in names + ([p + "spare"] if spare == "1" else []):
+        cfg.append({"method": f"bdev_{kind}_create",
                     "params": {"name": m, "num_blocks": blocks, "block_size": bs}})
+if level not in ("malloc", "none"):
     cfg.append({"method": "bdev_raid_create",
                 "params": {"name": p + "r0", "raid_level": level, "base_bdevs": names,
                            "strip_size_kb": 0 if level == "raid1" else int(strip),
@@ -100,12 +120,15 @@ json.dump({"subsystems": [{"subsystem": "bdev", "config": cfg}]}, open(path, "w"
 PY
 }
 
-# run LABEL CONFIG ARGS...: one bounded raid_io_bench run; appends a line to $work/runs
+# run LABEL CONFIG ARGS...: one bounded raid_io_bench run (on ${P}r0, the first SPAN bytes,
+# unless ARGS have -b / --span); appends a line to $work/runs
 run() {
-  local label=$1 conf=$2 l; shift 2
+  local label=$1 conf=$2 l def=(); shift 2
+  [[ " $* " == *" -b "* ]] || def+=(-b "${P}r0")
+  [[ " $* " == *" --span "* ]] || def+=(--span "$SPAN")
   l=$(load)
-  if timeout $((T + LIMIT + 30)) "$IOB" -c "$work/$conf.json" -b "${P}r0" --cores "$DATA_CORES" \
-       -t "$T" --span "$SPAN" --wait-limit "$LIMIT" --json "$@" >"$work/last.json" 2>"$work/err"; then
+  if timeout $((T + LIMIT + 30)) "$IOB" -c "$work/$conf.json" "${def[@]}" --cores "$DATA_CORES" \
+       -t "$T" --wait-limit "$LIMIT" --json "$@" >"$work/last.json" 2>"$work/err"; then
     python3 - "$work/last.json" "$label" "$l" <<'PY' >>"$work/runs"
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -168,8 +191,46 @@ if has c; then
   add c "raid6 (5), 1 member gone" "$(wl "$rr") (degraded)" raid6-1 "$(args "$rr")"
   add c "raid6 (5), 2 members gone" "$(wl "$rr") (degraded)" raid6-2 "$(args "$rr")"
 fi
+if has e; then
+  # array labels: "raid0 (4) on null", "null x4 directly (QD8 each)" (the tables pair them)
+  N=$RAID0_MEMBERS; dq=$((QD / N)); [ "$dq" -gt 0 ] || dq=1
+  direct=$(for i in $(seq 0 $((N - 1))); do printf '%s,' "${P}m$i"; done); direct=${direct%,}
+  for k in ${MEMBER//,/ }; do
+    KIND=$k cfg "e-$k-raid0" raid0 "$N"; KIND=$k cfg "e-$k-none" none "$N"
+    KIND=$k cfg "e-$k-raid6" raid6 6
+    for w in randread randwrite; do
+      add e "raid0 ($N) on $k" "4K $w QD$QD" "e-$k-raid0" "-w $w -o 4096 -q $QD"
+      # each job in the first SPAN/N bytes of its member: as much memory as the array's runs
+      add e "$k x$N directly (QD$dq each)" "4K $w QD$QD" "e-$k-none" \
+        "-b $direct -w $w -o 4096 -q $dq --span $(($(bytes "$SPAN") / N))"
+    done
+    add e "raid0 ($N) on $k" "full-stripe seq write $((S * N / 1024))K QD$SEQ_QD" "e-$k-raid0" \
+      "-w write -o $((S * N)) -q $SEQ_QD"
+    add e "raid6 (4+2) on $k" "full-stripe seq write $((S * 4 / 1024))K QD$SEQ_QD" "e-$k-raid6" \
+      "-w write -o $((S * 4)) -q $SEQ_QD"
+  done
+fi
+# parity ROUND: ISA-L pq_gen (raid_parity_bench BM_Raid6Generate, k=4, strips of STRIP_KB, from
+# memory and in the caches); appends "cold GB/s load" lines to $work/parity
+parity() {
+  local l; l=$(load)
+  if timeout 120 "$BUILD/bin/raid_parity_bench" --benchmark_min_time="$PARITY_MIN_TIME" \
+       --benchmark_filter="^BM_Raid6Generate/k:4/strip:$S/cold:[01]\$" --benchmark_format=json \
+       >"$work/parity.json" 2>"$work/err"; then
+    python3 - "$work/parity.json" "$l" <<'PY' | tee -a "$work/parity" | sed 's/^/  pq_gen k=4 cold:/' >&2
+import json, sys
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    print(b["name"].rsplit(":", 1)[1], f'{b["bytes_per_second"] / 1e9:.2f}', sys.argv[2])
+PY
+  else
+    echo "  raid_parity_bench: FAILED: $(tail -n3 "$work/err")" >&2
+  fi
+}
+if has e && [ ! -x "$BUILD/bin/raid_parity_bench" ]; then
+  echo "no $BUILD/bin/raid_parity_bench" >&2; exit 1
+fi
 
-: >"$work/runs"
+: >"$work/runs"; : >"$work/parity"
 echo "# $(date -Is) $(uname -n), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg); T=$T" \
   "ROUNDS=$ROUNDS members $MEMBER_SIZE span $SPAN strip ${STRIP_KB}K, rebuild members $REBUILD_SIZE" >&2
 if [ ${#plan[@]} -gt 0 ]; then
@@ -180,6 +241,7 @@ if [ ${#plan[@]} -gt 0 ]; then
       # shellcheck disable=SC2086  # args is a list of words
       run "$part|$arr|$wl" "$conf" $args
     done
+    if has e; then parity; fi
   done
 fi
 
@@ -265,6 +327,63 @@ if has d; then
   kill -INT "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
 fi
 
+# --- d, in process: the rebuild with and without user I/O (the daemon is stopped) ---
+# rbio LABEL WORKLOAD CONF ARGS...: one bounded raid_io_bench run over the whole array; appends
+# "label<TAB>workload<TAB>rebuild MB/s<TAB>rebuild s<TAB>IOPS<TAB>load" to $work/rload ("-" for
+# what does not apply, FAILED if the run failed)
+rbio() {
+  local label=$1 wl=$2 conf=$3 l; shift 3
+  l=$(load)
+  if timeout $((2 * LIMIT + 30)) "$IOB" -c "$work/$conf.json" -b "${P}r0" --cores "$DATA_CORES" \
+       --wait-limit "$LIMIT" --json "$@" >"$work/last.json" 2>"$work/err"; then
+    python3 - "$work/last.json" "$label" "$wl" "$l" "$BLOCK_SIZE" "${P}r0" <<'PY' >>"$work/rload"
+import json, sys
+r = json.load(open(sys.argv[1]))
+label, wl, l, bs, name = sys.argv[2:]
+mbs = secs = "-"
+if r["config"]["during"]:
+    a = next(a for a in r["raid_after"] if a["name"] == name)
+    p = a["last_process"]
+    if p["type"] != "rebuild" or p["result"] != "finished" or "process" in a:
+        sys.exit(f"no finished rebuild: {json.dumps(a)}")
+    mbs, secs = f'{p["blocks_processed"] * int(bs) / p["seconds"] / 1e6:.0f}', f'{p["seconds"]:.3f}'
+iops = f'{r["total"]["iops"]:.0f}' if r["config"]["queue_depth"] else "-"
+print("\t".join([label, wl, mbs, secs, iops, l]))
+PY
+  else
+    echo "  $label $wl: FAILED: $(tail -n3 "$work/err")" >&2
+    printf '%s\t%s\tFAILED\t-\tFAILED\t%s\n' "$label" "$wl" "$l" >>"$work/rload"
+  fi
+  tail -n1 "$work/rload" | awk -F'\t' '{printf "  %-12s %-40s rebuild %6s MB/s %7s s  %8s IOPS  load %s\n", $1, $2, $3, $4, $5, $6}' >&2
+}
+: >"$work/rload"
+if has d; then
+  echo "d, in process: rebuild with and without user I/O (REBUILD_LOAD=$REBUILD_LOAD)" >&2
+  python3 - "$work/d-during.json" "$P" <<'PY'
+import json, sys
+p = sys.argv[2]
+json.dump({"subsystems": [{"subsystem": "bdev", "config": [
+    {"method": "bdev_raid_remove_base_bdev", "params": {"name": p + "m1"}},
+    {"method": "bdev_raid_add_base_bdev", "params": {"raid_bdev": p + "r0", "base_bdev": p + "spare"}}]}]},
+    open(sys.argv[1], "w"), indent=1)
+PY
+  for lv in raid1:2 raid6:5; do
+    BLOCKS=$REBUILD_BLOCKS SPARE=1 cfg "d-${lv%%:*}" "${lv%%:*}" "${lv#*:}"
+  done
+  for r in $(seq "$ROUNDS"); do
+    echo "round $r" >&2
+    for lv in raid1:2 raid6:5; do
+      label="${lv%%:*} (${lv#*:})"; conf=d-${lv%%:*}
+      rbio "$label" "none" "$conf" -q 0 -t "$LIMIT" --during "$work/d-during.json" --until-idle
+      for w in ${REBUILD_LOAD//,/ }; do
+        rbio "$label" "4K $w QD$QD" "$conf" -w "$w" -o 4096 -q "$QD" -t "$LIMIT" \
+          --during "$work/d-during.json" --until-idle
+        rbio "$label" "4K $w QD$QD, no rebuild" "$conf" -w "$w" -o 4096 -q "$QD" -t "$T"
+      done
+    done
+  done
+fi
+
 # --- SPDK reference: SPDK's bdevperf on the same configs (raid0, raid1, raid5f full stripes) ---
 spdk_rows=()
 spdk_skip="SPDK_DIR not set"
@@ -293,7 +412,7 @@ if [ -n "${SPDK_DIR:-}" ]; then
 fi
 
 # --- tables ---
-python3 - "$work/runs" <<'PY'
+python3 - "$work/runs" "$work/parity" <<'PY'
 import re, sys
 rows, order = {}, []
 for line in open(sys.argv[1]):
@@ -308,11 +427,14 @@ def med(label):
 def kind(wl):  # the workload without sizes of full stripes, depth and "(degraded)"
     wl = re.sub(r" QD\d+.*", "", wl)
     return re.sub(r"full-stripe seq write \d+K", "full-stripe seq write", wl)
+def ref_key(part, arr, wl):  # part e pairs arrays on the same member kind: "raid0 (4) on null"
+    m = re.search(r" on (\w+)$", arr) or re.match(r"(\w+) x\d+ directly", arr)
+    return (part == "e", m.group(1) if m else "malloc", kind(wl))
 raid0 = {}
 for label in order:
-    _, arr, wl = label.split("|")
+    part, arr, wl = label.split("|")
     m = med(label)
-    if arr.startswith("raid0") and m: raid0.setdefault(kind(wl), float(m[1]))
+    if arr.startswith("raid0") and m: raid0.setdefault(ref_key(part, arr, wl), float(m[1]))
 if not order: sys.exit(0)
 print("| part | array | workload | IOPS (median) | MiB/s | p99 us | MiB/s vs raid0 | load at start | all runs (K IOPS) | state |")
 print("|---|---|---|---|---|---|---|---|---|---|")
@@ -324,15 +446,89 @@ for label in order:
     if not m:
         print(f"| {part} | {arr} | {wl} | failed | | | | {loads} | {allr} | |")
         continue
-    ref = raid0.get(kind(wl))
+    ref = raid0.get(ref_key(part, arr, wl))
     ratio = f"{float(m[1]) / ref:.2f}" if ref else "-"
     print(f"| {part} | {arr} | {wl} | {float(m[0]) / 1e3:.1f}K | {m[1]} | {m[2]} | {ratio} | {loads} | {allr} | {m[4]} |")
+# part e: the issue's targets, from the medians above and pq_gen's in the same run
+pq = {}
+for line in open(sys.argv[2]):
+    cold, gbs, _ = line.split()
+    pq.setdefault(cold, []).append(float(gbs))
+pqm = {c: sorted(v)[len(v) // 2] for c, v in pq.items()}
+targets = []
+for label in order:
+    part, arr, wl = label.split("|")
+    m = med(label)
+    if part != "e" or not m: continue
+    mk = ref_key(part, arr, wl)[1]
+    if arr.startswith("raid0") and wl.startswith("4K"):
+        d = next((l for l in order if l.startswith(f"e|{mk} x") and l.endswith("|" + wl)), None)
+        dm = med(d) if d else None
+        if dm:
+            targets.append((mk, f"{arr} vs the members directly, {wl}", f"{float(m[0]) / 1e3:.0f}K IOPS",
+                            f"{float(dm[0]) / 1e3:.0f}K IOPS", float(m[0]) / float(dm[0]), ">= 0.90"))
+    if arr.startswith("raid6 (4+2)"):
+        gbs = float(m[1]) * 1048576 / 1e9
+        for cold, what, tgt in (("1", "strips from memory (cold:1)", ">= 0.70"), ("0", "in the caches (cold:0)", "-")):
+            if cold in pqm:
+                targets.append((mk, f"{arr} {wl} vs ISA-L pq_gen k=4, {what}", f"{gbs:.2f} GB/s",
+                                f"{pqm[cold]:.2f} GB/s", gbs / pqm[cold], tgt))
+        r0 = raid0.get(ref_key(part, arr, wl))
+        if r0:
+            targets.append((mk, f"{arr} {wl} vs raid0's full-stripe write on {mk} (no parity)",
+                            f"{gbs:.2f} GB/s", f"{r0 * 1048576 / 1e9:.2f} GB/s", float(m[1]) / r0, "-"))
+if targets:
+    print()
+    print("| members | comparison (medians) | nocstor | reference | ratio | target |")
+    print("|---|---|---|---|---|---|")
+    for t in targets:
+        print(f"| {t[0]} | {t[1]} | {t[2]} | {t[3]} | {t[4]:.2f} | {t[5]} |")
+if pq:
+    print()
+    print("pq_gen k=4 runs (GB/s of data): " + "; ".join(
+        f"cold:{c} " + ", ".join(f"{x:.1f}" for x in v) for c, v in sorted(pq.items())))
 PY
 if [ ${#rebuild_rows[@]} -gt 0 ]; then
   echo
   echo "| array (members) | process | cap MB/s (0: none) | MB/s (member bytes / seconds) | seconds (daemon's last_process) | wall seconds (RPC to seen done) | result | state after | load at start |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for r in "${rebuild_rows[@]}"; do echo "| ${r//|/ | } |"; done
+fi
+if [ -s "$work/rload" ]; then
+  echo
+  python3 - "$work/rload" <<'PY'
+import sys
+rows, order = {}, []
+for line in open(sys.argv[1]):
+    label, wl, mbs, secs, iops, load = line.rstrip("\n").split("\t")
+    key = (label, wl.removesuffix(", no rebuild"))
+    if key not in rows:
+        rows[key] = {"rb": [], "ref": []}
+        order.append(key)
+    rows[key]["ref" if wl.endswith(", no rebuild") else "rb"].append((mbs, secs, iops, load))
+def med(vals):
+    v = sorted(float(x) for x in vals if x not in ("-", "FAILED"))
+    return v[len(v) // 2] if v else None
+print("| array (members) | user I/O during the rebuild | rebuild MB/s (median) | vs no user I/O | "
+      "rebuild s (median) | user IOPS during the rebuild (median) | same load, no rebuild (IOPS) | "
+      "during / without | all runs: MB/s, K IOPS | load at start |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+alone = {}
+for key in order:
+    label, wl = key
+    rb, ref = rows[key]["rb"], rows[key]["ref"]
+    mbs, secs = med(r[0] for r in rb), med(r[1] for r in rb)
+    iops, riops = med(r[2] for r in rb), med(r[2] for r in ref)
+    if wl == "none" and mbs: alone[label] = mbs
+    vs = f"{mbs / alone[label]:.2f}" if mbs and alone.get(label) else "-"
+    k = lambda x: "-" if x is None else f"{x / 1e3:.1f}K"
+    ratio = f"{iops / riops:.2f}" if iops and riops else "-"
+    runs = ", ".join(f"{r[0]}" + ("" if r[2] == "-" else f" / {k(float(r[2])) if r[2] != 'FAILED' else 'failed'}") for r in rb)
+    loads = "/".join(r[3] for r in rb)
+    print(f"| {label} | {wl} | {mbs or 'failed':.0f} | {vs} | {secs or 0:.3f} | {k(iops)} | {k(riops)} | "
+          f"{ratio} | {runs} | {loads} |" if mbs else
+          f"| {label} | {wl} | failed | - | - | - | {k(riops)} | - | {runs} | {loads} |")
+PY
 fi
 if [ ${#spdk_rows[@]} -gt 0 ]; then
   echo
