@@ -1,0 +1,19 @@
+// nocstor-lvs-check's report of an Inspection: text (a summary, --verbose adds every lvol) or
+// JSON (everything).
+#pragma once
+
+#include "tools/nocstor_lvs_check/inspect.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace nocstor::lvs_tool {
+
+// "512 B", "8 KiB", "1.50 MiB".
+std::string human_bytes(uint64_t bytes);
+
+nlohmann::json report_json(const Inspection& in);
+void print_text(const Inspection& in, bool verbose);
+
+}  // namespace nocstor::lvs_tool
