@@ -154,13 +154,20 @@ void load(BdevDesc* desc, const Superblock& sb, Result done) {
             return done(-EEXIST, "an lvstore with the UUID or name of " + sb.name + " (on " + base +
                                      ") is already open");
         }
+        const uint64_t batches = r.batches, ops = r.ops;
         auto* s = new Lvstore(desc, std::move(r));
         lvstores().push_back(s);
-        NOC_INFO("lvol",
-                 "lvstore {} on {}: {} lvols, {}/{} clusters used, {} shutdown, {} journal batches "
-                 "({} operations) replayed",
-                 s->sb.name, base, s->state.lvols().size(), s->state.used_clusters(),
-                 s->state.total_clusters(), sb.clean ? "clean" : "unclean", r.batches, r.ops);
+        // An unclean shutdown is worth a warning: the operator sees what the replay did.
+        if (sb.clean)
+            NOC_INFO("lvol", "lvstore {} on {}: {} lvols, {}/{} clusters used, clean shutdown",
+                     s->sb.name, base, s->state.lvols().size(), s->state.used_clusters(),
+                     s->state.total_clusters());
+        else
+            NOC_WARN("lvol",
+                     "lvstore {} on {}: {} lvols, {}/{} clusters used, unclean shutdown, {} "
+                     "journal batches ({} operations) replayed",
+                     s->sb.name, base, s->state.lvols().size(), s->state.used_clusters(),
+                     s->state.total_clusters(), batches, ops);
         // From now on the store is in use: not clean until it is closed again.
         s->sb.clean = false;
         s->write_superblock([s, done](bool ok) {
