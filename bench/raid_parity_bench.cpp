@@ -7,7 +7,8 @@
 //   reconstruct: the strips read (k - missing data strips + as many parities = k * strip);
 //   memcpy: the k * strip bytes copied.
 // cold:1 cycles through 256 MiB of strips (the data comes from memory); cold:0 reuses one set
-// (in the caches).
+// (in the caches); cold:2 (k = 4 only) cycles through 8 sets, as many stripes as a writer of
+// full stripes keeps in flight at QD8 (its buffers: in the L2/L3 caches).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -24,12 +25,14 @@ namespace {
 // Sets of k data strips, P, Q and a spare strip (the new data of an update), 64-byte aligned.
 // Hot (cold = 0): one set, used over and over, in the caches. Cold: sets over kColdBytes, one per
 // iteration in turn, so that the strips come from memory as a member's I/O buffers would.
+// Warm (cold = 2): kWarmSets sets in turn.
 constexpr size_t kColdBytes = size_t(256) << 20;
+constexpr size_t kWarmSets = 8;
 
 struct Buffers {
-    Buffers(uint32_t k, size_t len, bool cold) : k(k), len(len) {
+    Buffers(uint32_t k, size_t len, int64_t cold) : k(k), len(len) {
         const size_t set_bytes = len * (k + 3);
-        n_sets = cold ? std::max<size_t>(2, kColdBytes / set_bytes) : 1;
+        n_sets = cold == 2 ? kWarmSets : cold ? std::max<size_t>(2, kColdBytes / set_bytes) : 1;
         mem = static_cast<uint8_t*>(std::aligned_alloc(64, set_bytes * n_sets));
         uint64_t x = 0x9e3779b97f4a7c15ull;
         auto* w = reinterpret_cast<uint64_t*>(mem);
@@ -65,8 +68,8 @@ uint32_t K(const benchmark::State& s) {
 size_t Len(const benchmark::State& s) {
     return size_t(s.range(1));
 }
-bool Cold(const benchmark::State& s) {
-    return s.range(2) != 0;
+int64_t Cold(const benchmark::State& s) {
+    return s.range(2);
 }
 
 // Baseline: copy k strips (hot: to a buffer of their own; cold: into another set's).
@@ -187,6 +190,7 @@ void Strips(benchmark::internal::Benchmark* b) {
     b->ArgNames({"k", "strip", "cold"});
     for (int64_t cold : {0, 1})
         for (int64_t k : {3, 4, 6}) b->Args({k, 64 << 10, cold});
+    b->Args({4, 64 << 10, 2});
 }
 void StripsAnd4K(benchmark::internal::Benchmark* b) {
     Strips(b);
