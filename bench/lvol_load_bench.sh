@@ -124,7 +124,7 @@ PY
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
 start
 dirty=$(open_store)
-replayed=$(grep -o 'unclean shutdown, [0-9]* journal batches ([0-9]* operations)' "$work/noc.log" | tail -n1 || true)
+replayed=$(grep -o "unclean shutdown, [0-9]* journal batches ([0-9]* operations) replayed; opened in .*)" "$work/noc.log" | tail -n1 || true)
 kill -INT "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
 start
 clean=$(open_store)

@@ -5,8 +5,11 @@
 #include "modules/lvol/lvstore.h"
 #include "util/log.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace nocstor::lvol {
@@ -134,10 +137,18 @@ void unload(Lvstore* s, bool destroy, std::function<void(int)> done) {
 }
 
 // Opens the store on `desc` (claimed) from its metadata region; done(rc, message).
+uint64_t now_ms() {
+    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count());
+}
+
 void load(BdevDesc* desc, const Superblock& sb, Result done) {
-    auto buf = std::make_shared<AlignedBuffer>(sb.data_offset);
-    md_read(desc, 0, buf->data(), sb.data_offset, [desc, sb, buf, done](bool ok) {
+    const uint64_t t0 = now_ms();
+    auto buf = std::make_shared<AlignedBuffer>(sb.data_offset, false);
+    md_read(desc, 0, buf->data(), sb.data_offset, [desc, sb, buf, done, t0](bool ok) {
         const std::string base = desc->bdev()->name;
+        const uint64_t t_read = now_ms();
         if (!ok) {
             close_base(desc);
             return done(-EIO, "cannot read the metadata of lvstore " + sb.name + " on " + base);
@@ -154,25 +165,32 @@ void load(BdevDesc* desc, const Superblock& sb, Result done) {
             return done(-EEXIST, "an lvstore with the UUID or name of " + sb.name + " (on " + base +
                                      ") is already open");
         }
-        const uint64_t batches = r.batches, ops = r.ops;
+        const uint64_t batches = r.batches, ops = r.ops, t_recover = now_ms();
         auto* s = new Lvstore(desc, std::move(r));
         lvstores().push_back(s);
-        // An unclean shutdown is worth a warning: the operator sees what the replay did.
-        if (sb.clean)
-            NOC_INFO("lvol", "lvstore {} on {}: {} lvols, {}/{} clusters used, clean shutdown",
-                     s->sb.name, base, s->state.lvols().size(), s->state.used_clusters(),
-                     s->state.total_clusters());
-        else
-            NOC_WARN("lvol",
-                     "lvstore {} on {}: {} lvols, {}/{} clusters used, unclean shutdown, {} "
-                     "journal batches ({} operations) replayed",
-                     s->sb.name, base, s->state.lvols().size(), s->state.used_clusters(),
-                     s->state.total_clusters(), batches, ops);
         // From now on the store is in use: not clean until it is closed again.
         s->sb.clean = false;
-        s->write_superblock([s, done](bool ok) {
+        s->write_superblock([s, done, sb, base, batches, ops, t0, t_read, t_recover](bool ok) {
             if (!ok) NOC_ERROR("lvol", "lvstore {}: superblock write failed", s->sb.name);
+            const uint64_t t_sb = now_ms();
             register_all(s);
+            const uint64_t t_end = now_ms();
+            // An unclean shutdown is worth a warning: the operator sees what the replay did.
+            const std::string what = fmt::format(
+                "lvstore {} on {}: {} lvols, {}/{} clusters used, {}; opened in {} ms (metadata "
+                "read {} ms, recovery {} ms, superblock {} ms, {} bdevs registered in {} ms)",
+                s->sb.name, base, s->state.lvols().size(), s->state.used_clusters(),
+                s->state.total_clusters(),
+                sb.clean ? "clean shutdown"
+                         : fmt::format("unclean shutdown, {} journal batches ({} operations) "
+                                       "replayed",
+                                       batches, ops),
+                t_end - t0, t_read - t0, t_recover - t_read, t_sb - t_recover, s->bdevs.size(),
+                t_end - t_sb);
+            if (sb.clean)
+                NOC_INFO("lvol", "{}", what);
+            else
+                NOC_WARN("lvol", "{}", what);
             done(0, uuid_to_string(s->sb.uuid));
         });
     });

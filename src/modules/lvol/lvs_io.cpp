@@ -6,11 +6,11 @@
 
 namespace nocstor::lvol {
 
-AlignedBuffer::AlignedBuffer(size_t n) : size_(n) {
+AlignedBuffer::AlignedBuffer(size_t n, bool zero) : size_(n) {
     void* p = nullptr;
     if (posix_memalign(&p, 4096, n ? n : 4096) != 0) std::abort();
     data_ = static_cast<uint8_t*>(p);
-    std::memset(data_, 0, n);
+    if (zero) std::memset(data_, 0, n);
 }
 
 AlignedBuffer::~AlignedBuffer() {

@@ -14,7 +14,8 @@ namespace nocstor::lvol {
 class AlignedBuffer {
   public:
     AlignedBuffer() = default;
-    explicit AlignedBuffer(size_t n);
+    // Zeroed, unless `zero` is false (a buffer a read fills: large ones are not worth clearing).
+    explicit AlignedBuffer(size_t n, bool zero = true);
     ~AlignedBuffer();
     AlignedBuffer(AlignedBuffer&& o) noexcept;
     AlignedBuffer& operator=(AlignedBuffer&& o) noexcept;

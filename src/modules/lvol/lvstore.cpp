@@ -163,7 +163,7 @@ void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl,
     };
     const uint64_t chunk = std::min<uint64_t>(sb.cluster_bytes, 4ull << 20);
     auto c = std::make_shared<Copy>(Copy{sb.data_offset + uint64_t(src) * sb.cluster_bytes, dst,
-                                         sb.cluster_bytes, chunk, AlignedBuffer(chunk),
+                                         sb.cluster_bytes, chunk, AlignedBuffer(chunk, false),
                                          std::move(done)});
     auto step = std::make_shared<std::function<void()>>();
     *step = [this, c, step] {
