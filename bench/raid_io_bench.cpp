@@ -1,8 +1,10 @@
 // nocstor-bdevperf's measurement for RAID arrays: the same jobs (one per data thread, -q I/Os in
 // flight for -t seconds, IOPS and latency percentiles) on a bdev built from an SPDK-style JSON
 // config whose bdev section may also hold bdev_raid_create, bdev_raid_remove_base_bdev,
-// bdev_raid_add_base_bdev and bdev_raid_set_options. Two things nocstor-bdevperf cannot do yet:
-//  - its config loader (modules/bdev_config) knows no bdev_raid_* method, and
+// bdev_raid_add_base_bdev and bdev_raid_set_options (and, for logical volumes,
+// bdev_lvol_create_lvstore, bdev_lvol_create, bdev_lvol_snapshot and bdev_lvol_clone). Two things
+// nocstor-bdevperf cannot do yet:
+//  - its config loader (modules/bdev_config) knows no bdev_raid_* or bdev_lvol_* method, and
 //  - a new raid1/5/6 array starts an initial resync; measuring during it measures the resync.
 //    This driver waits until no array has a background process (--no-wait to measure anyway).
 // Also:
@@ -20,6 +22,7 @@
 #include "bdev/bdev_module.h"
 #include "modules/bdev_config.h"
 #include "modules/builtin.h"
+#include "modules/lvol/lvol.h"
 #include "modules/raid/raid.h"
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
@@ -338,6 +341,39 @@ void apply_entries(App& app, size_t i, size_t end, std::function<void()> then) {
                              cur["process_window_size_kb"].get<uint32_t>()),
                 params.value("process_max_bandwidth_mb_sec",
                              cur["process_max_bandwidth_mb_sec"].get<uint32_t>()));
+        } else if (method == "bdev_lvol_create_lvstore" || method == "bdev_lvol_create" ||
+                   method == "bdev_lvol_snapshot" || method == "bdev_lvol_clone") {
+            // Logical volumes (issue 12): asynchronous, the next entry runs once this one is done.
+            auto next = [&app, i, end, then, method](int rc, std::string msg) {
+                if (rc) return fatal(app, "config: " + method + ": " + msg);
+                apply_entries(app, i + 1, end, then);
+            };
+            if (method == "bdev_lvol_create_lvstore") {
+                lvol::LvsCreateOptions o;
+                o.bdev_name = params.value("bdev_name", "");
+                o.lvs_name = params.value("lvs_name", "");
+                o.cluster_bytes = params.value("cluster_sz", o.cluster_bytes);
+                if (params.contains("clear_method") &&
+                    !lvol::clear_method_parse(params["clear_method"].get<std::string>(),
+                                              &o.clear_method))
+                    return fatal(app, "config: bdev_lvol_create_lvstore: bad clear_method");
+                lvol::lvs_create(o, next);
+            } else if (method == "bdev_lvol_create") {
+                lvol::LvolCreateOptions o;
+                o.lvs_name = params.value("lvs_name", "");
+                o.lvs_uuid = params.value("uuid", "");
+                o.name = params.value("lvol_name", "");
+                o.size_bytes = params.value("size_in_mib", uint64_t(0)) << 20;
+                o.thin = params.value("thin_provision", false);
+                lvol::lvol_create(o, next);
+            } else if (method == "bdev_lvol_snapshot") {
+                lvol::lvol_snapshot(params.value("lvol_name", ""),
+                                    params.value("snapshot_name", ""), next);
+            } else {
+                lvol::lvol_clone(params.value("snapshot_name", ""), params.value("clone_name", ""),
+                                 next);
+            }
+            return;
         } else if (is_bdev_config_method(method)) {
             rc = apply_bdev_method(method, params, &err);
         } else {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# What an lvol costs on the data path (issue 12), as ratios measured in one run: 4K random reads
+# and writes on a fully allocated (thick) lvol vs its base bdev on one data core, and 4K random
+# writes on a fresh thin lvol (every first write to a cluster allocates it: zero-fill, journal
+# commit) with 4 MiB and 64 KiB clusters. In process with BUILD_DIR/bin/raid_io_bench (its config
+# loader knows bdev_lvol_create_lvstore / bdev_lvol_create); malloc base, 4 KiB blocks.
+#
+#   bench/lvol_io_bench.sh [BUILD_DIR]     prints a markdown table (progress on stderr)
+#   bench/lvol_io_bench.sh --help
+#
+# env (defaults): T=3 (seconds per run), ROUNDS=3, BASE_MB=1024, SPAN=512M, QD=32
+set -euo pipefail
+
+case ${1:-} in -h | --help)
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+  ;;
+esac
+BUILD=${1:-build}
+T=${T:-3}; ROUNDS=${ROUNDS:-3}; BASE_MB=${BASE_MB:-1024}; SPAN=${SPAN:-512M}; QD=${QD:-32}
+IOB=$BUILD/bin/raid_io_bench
+[ -x "$IOB" ] || { echo "no $IOB (build the bench/ targets)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# cfg NAME KIND [CLUSTER_BYTES]: KIND base (the malloc alone), thick, thin
+cfg() {
+  python3 - "$work/$1.json" "$2" "${3:-4194304}" "$BASE_MB" <<'PY'
+import json, sys
+path, kind, cluster, base_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+c = [{"method": "bdev_malloc_create",
+      "params": {"name": "m0", "num_blocks": base_mb * 256, "block_size": 4096}}]
+if kind != "base":
+    c.append({"method": "bdev_lvol_create_lvstore",
+              "params": {"bdev_name": "m0", "lvs_name": "lvs", "cluster_sz": cluster}})
+    c.append({"method": "bdev_lvol_create",
+              "params": {"lvs_name": "lvs", "lvol_name": "vol", "size_in_mib": base_mb * 3 // 4,
+                         "thin_provision": kind == "thin"}})
+json.dump({"subsystems": [{"subsystem": "bdev", "config": c}]}, open(path, "w"))
+PY
+}
+cfg base base; cfg thick thick; cfg thin4m thin 4194304; cfg thin64k thin 65536
+
+: >"$work/runs"
+run() { # run LABEL CONFIG BDEV ARGS...
+  local label=$1 conf=$2 bdev=$3 l; shift 3
+  l=$(cut -d' ' -f1 /proc/loadavg)
+  if timeout $((T + 60)) "$IOB" -c "$work/$conf.json" -b "$bdev" --cores 1 -t "$T" --span "$SPAN" \
+       --json "$@" >"$work/last.json" 2>"$work/err"; then
+    python3 - "$work/last.json" "$label" "$l" <<'PY' >>"$work/runs"
+import json, sys
+t = json.load(open(sys.argv[1]))["total"]
+print("\t".join([sys.argv[2], f'{t["iops"]:.0f}', f'{t["latency_us"]["p99"]:.1f}', sys.argv[3]]))
+PY
+  else
+    echo "  $label: FAILED: $(tail -n3 "$work/err")" >&2
+    printf '%s\tFAILED\t-\t%s\n' "$label" "$l" >>"$work/runs"
+  fi
+  tail -n1 "$work/runs" >&2
+}
+echo "# $(date -Is) $(uname -n), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg); T=$T ROUNDS=$ROUNDS" >&2
+for r in $(seq "$ROUNDS"); do
+  echo "round $r" >&2
+  run "base malloc|4K randread QD$QD" base m0 -w randread -o 4096 -q "$QD"
+  run "thick lvol|4K randread QD$QD" thick lvs/vol -w randread -o 4096 -q "$QD"
+  run "base malloc|4K randwrite QD$QD" base m0 -w randwrite -o 4096 -q "$QD"
+  run "thick lvol|4K randwrite QD$QD" thick lvs/vol -w randwrite -o 4096 -q "$QD"
+  run "thin lvol, 4 MiB clusters, fresh|4K randwrite QD$QD (first writes allocate)" thin4m lvs/vol -w randwrite -o 4096 -q "$QD"
+  run "thin lvol, 64 KiB clusters, fresh|4K randwrite QD$QD (first writes allocate)" thin64k lvs/vol -w randwrite -o 4096 -q "$QD"
+done
+python3 - "$work/runs" <<'PY'
+import sys
+rows, order = {}, []
+for line in open(sys.argv[1]):
+    label, iops, p99, load = line.rstrip("\n").split("\t")
+    if label not in rows: rows[label] = []; order.append(label)
+    rows[label].append((iops, p99, load))
+def med(label):
+    ok = sorted((r for r in rows[label] if r[0] != "FAILED"), key=lambda r: float(r[0]))
+    return ok[len(ok) // 2] if ok else None
+base = {}
+for label in order:
+    what, wl = label.split("|")
+    if what == "base malloc" and med(label): base[wl] = float(med(label)[0])
+print("| bdev | workload | IOPS (median) | p99 us | vs base | all runs (K IOPS) | load |")
+print("|---|---|---|---|---|---|---|")
+for label in order:
+    what, wl = label.split("|")
+    m = med(label)
+    allr = ", ".join("failed" if r[0] == "FAILED" else f"{float(r[0]) / 1e3:.0f}" for r in rows[label])
+    loads = "/".join(r[2] for r in rows[label])
+    if not m:
+        print(f"| {what} | {wl} | failed | | | {allr} | {loads} |"); continue
+    ref = base.get(wl)
+    print(f"| {what} | {wl} | {float(m[0]) / 1e3:.1f}K | {m[1]} | {float(m[0]) / ref:.3f} |" if ref else
+          f"| {what} | {wl} | {float(m[0]) / 1e3:.1f}K | {m[1]} | - |", f"{allr} | {loads} |")
+PY
