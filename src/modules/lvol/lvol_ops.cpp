@@ -473,12 +473,14 @@ int lvol_list(const std::string& lvs_uuid, const std::string& lvs_name, nlohmann
         if (!lvs_name.empty() && s->sb.name != lvs_name) continue;
         any = true;
         for (const auto& [id, l] : s->state.lvols()) {
+            const LvolMeta* parent = s->state.lvol(l.parent);
             out->push_back({{"alias", s->alias(l)},
                             {"uuid", uuid_to_string(l.uuid)},
                             {"name", l.name},
                             {"is_thin_provisioned", l.thin},
                             {"is_snapshot", l.snapshot},
                             {"is_clone", l.parent != kNoLvol},
+                            {"parent", parent ? nlohmann::json(parent->name) : nlohmann::json()},
                             {"is_esnap_clone", !l.esnap.empty()},
                             {"is_degraded", false},
                             {"read_only", l.read_only},
