@@ -1,6 +1,7 @@
 // Logical volume methods with SPDK's names and parameters (bdev_lvol_*). Lvstores come back by
 // themselves when their base bdev appears (examine), so save_config needs no lvol entries.
 #include "control/json_params.h"
+#include "control/rest_api.h"
 #include "control/rpc_registry.h"
 #include "modules/lvol/lvol.h"
 
@@ -218,6 +219,7 @@ void register_lvol_rpcs() {
         },
         true);
     r.add("bdev_lvol_get_lvols", get_lvols);
+    add_metrics_source(lvol::lvol_metrics);
 }
 
 }  // namespace nocstor::control

@@ -118,6 +118,11 @@ TEST(DaemonRest, ResourcesAndErrors) {
 TEST(DaemonRest, MetricsAreStrictPrometheusText) {
     Daemon d({"--empty"});
     d.ok("bdev_malloc_create", {{"name", "M\"0"}, {"num_blocks", 1024}, {"block_size", 512}});
+    // An lvstore and an lvol with quotes in their names: the lvol families.
+    d.ok("bdev_malloc_create", {{"name", "L0"}, {"num_blocks", 4096}, {"block_size", 4096}});
+    d.ok("bdev_lvol_create_lvstore",
+         {{"bdev_name", "L0"}, {"lvs_name", "l\"s"}, {"cluster_sz", 1 << 20}});
+    d.ok("bdev_lvol_create", {{"lvs_name", "l\"s"}, {"lvol_name", "v\"1"}, {"size_in_mib", 2}});
     auto r = http_request(d.http_port(), "GET", "/metrics");
     ASSERT_EQ(r.status, 200);
     EXPECT_NE(r.headers.find("text/plain; version=0.0.4"), std::string::npos) << r.headers;
@@ -129,6 +134,10 @@ TEST(DaemonRest, MetricsAreStrictPrometheusText) {
               std::string::npos)
         << r.body;
     EXPECT_NE(r.body.find("nocstor_reactor_busy_seconds_total"), std::string::npos);
+    EXPECT_NE(
+        r.body.find("nocstor_lvol_allocated_bytes{lvstore=\"l\\\"s\",lvol=\"v\\\"1\",bdev=\""),
+        std::string::npos)
+        << r.body;
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 

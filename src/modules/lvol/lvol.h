@@ -50,5 +50,6 @@ void lvol_decouple_parent(const std::string& lvol, Result done);
 int lvol_list(const std::string& lvs_uuid, const std::string& lvs_name, nlohmann::json* out);
 
 BdevModule* lvol_bdev_module();
+void lvol_metrics(std::string& out);  // Prometheus text: per lvstore and per lvol (/metrics)
 
 }  // namespace nocstor::lvol
