@@ -19,5 +19,7 @@ struct Handlers {
 
 // nocstorctl raid ...
 void add_raid_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
+// nocstorctl lvol ...
+void add_lvol_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 
 }  // namespace nocstor::ctl

@@ -97,16 +97,50 @@ class NocstorctlTest : public ::testing::Test {
                                              {"busy", 5},
                                              {"idle", 7},
                                              {"lw_threads", {{{"name", "app_thread"}}}}}}}});
-        record("bdev_get_bdevs", {{{"name", "Malloc0"},
-                                   {"num_blocks", 262144},
-                                   {"block_size", 4096},
-                                   {"product_name", "Malloc disk"},
-                                   {"claimed", true}},
-                                  {{"name", "Null0"},
-                                   {"num_blocks", 2048},
-                                   {"block_size", 512},
-                                   {"product_name", "Null disk"},
-                                   {"claimed", false}}});
+        record("bdev_get_bdevs",
+               {{{"name", "Malloc0"},
+                 {"num_blocks", 262144},
+                 {"block_size", 4096},
+                 {"product_name", "Malloc disk"},
+                 {"claimed", true}},
+                {{"name", "Null0"},
+                 {"num_blocks", 2048},
+                 {"block_size", 512},
+                 {"product_name", "Null disk"},
+                 {"claimed", false}},
+                // Lvol bdevs as SPDK lists them (their parents are here only).
+                {{"name", "u-base"}, {"driver_specific", {{"lvol", {{"base_snapshot", "snap"}}}}}},
+                {{"name", "u-c1"}, {"driver_specific", {{"lvol", {{"base_snapshot", "snap"}}}}}},
+                {{"name", "u-orph"}, {"driver_specific", {{"lvol", {{"base_snapshot", "gone"}}}}}},
+                {{"name", "u-snap"}, {"driver_specific", {{"lvol", json::object()}}}}});
+        // SPDK's bdev_lvol_get_lvols: no parent field.
+        auto lv = [](const char* name, const char* uuid, bool snapshot, bool clone,
+                     uint64_t allocated) {
+            return json{{"alias", std::string("lvs/") + name},
+                        {"uuid", uuid},
+                        {"name", name},
+                        {"is_thin_provisioned", true},
+                        {"is_snapshot", snapshot},
+                        {"is_clone", clone},
+                        {"is_esnap_clone", false},
+                        {"read_only", snapshot},
+                        {"num_clusters", 4},
+                        {"num_allocated_clusters", allocated},
+                        {"lvs", {{"name", "lvs"}, {"uuid", "lvs-uuid"}}}};
+        };
+        record("bdev_lvol_get_lvols",
+               {lv("snap", "u-snap", true, false, 2), lv("c1", "u-c1", false, true, 1),
+                lv("base", "u-base", false, true, 0), lv("orph", "u-orph", false, true, 0)});
+        record("bdev_lvol_get_lvstores", {{{"uuid", "lvs-uuid"},
+                                           {"name", "lvs"},
+                                           {"base_bdev", "Malloc0"},
+                                           {"total_data_clusters", 100},
+                                           {"free_clusters", 97},
+                                           {"cluster_size", 4194304},
+                                           {"state", "online"}}});
+        record("bdev_lvol_create_lvstore", "lvs-uuid");
+        record("bdev_lvol_create", "u-new");
+        record("bdev_lvol_resize", true);
         record("bdev_malloc_create", "Malloc1");
         record("bdev_null_delete", true);
         record("nvmf_create_subsystem", true);
@@ -222,6 +256,49 @@ TEST_F(NocstorctlTest, SubsystemCommands) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("1:Malloc0"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("TCP 127.0.0.1:4420"), std::string::npos) << r.out;
+}
+
+// Against SPDK-style results (no "parent" in bdev_lvol_get_lvols) the tree takes the parents
+// from bdev_get_bdevs; a parent that is not listed leaves its clone a root, said so.
+TEST_F(NocstorctlTest, LvolTreeAndArguments) {
+    RunResult r = ctl({"lvol", "tree"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out,
+              "lvs\n"
+              "|-- orph [clone, thin] 0 B / 16.00 MiB (parent gone not found)\n"
+              "`-- snap [snapshot] 8.00 MiB / 16.00 MiB\n"
+              "    |-- base [clone, thin] 0 B / 16.00 MiB\n"
+              "    `-- c1 [clone, thin] 4.00 MiB / 16.00 MiB\n");
+    r = ctl({"lvol", "stores"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("lvs   lvs-uuid  Malloc0  4.00 MiB  100 (400.00 MiB)  3 (12.00 MiB)  "
+                         "97 (388.00 MiB)  online"),
+              std::string::npos)
+        << r.out;
+    r = ctl({"lvol", "create-store", "Malloc0", "lvs", "--cluster-size", "1M", "--clear-method",
+             "write_zeroes"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "created lvstore lvs on Malloc0 (lvs-uuid)\n");
+    EXPECT_EQ(last_call()["params"], json({{"bdev_name", "Malloc0"},
+                                           {"lvs_name", "lvs"},
+                                           {"cluster_sz", 1048576},
+                                           {"clear_method", "write_zeroes"}}));
+    r = ctl({"lvol", "create", "lvs", "v", "2G", "--thin"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "created lvs/v (u-new)\n");
+    EXPECT_EQ(last_call()["params"], json({{"lvs_name", "lvs"},
+                                           {"lvol_name", "v"},
+                                           {"size_in_mib", 2048},
+                                           {"thin_provision", true}}));
+    r = ctl({"--json", "lvol", "resize", "lvs/v", "3G"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "true\n");
+    EXPECT_EQ(last_call()["params"], json({{"name", "lvs/v"}, {"size_in_mib", 3072}}));
+    r = ctl({"lvol", "create", "lvs", "v", "1M", "--clear-method", "shred"});
+    EXPECT_EQ(r.exit_code, 2);
+    r = ctl({"lvol", "create-store", "Malloc0", "lvs", "--cluster-size", "8G"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("invalid cluster size '8G'"), std::string::npos) << r.err;
 }
 
 }  // namespace
