@@ -365,7 +365,10 @@ void lvs_rename(const std::string& old_name, const std::string& new_name, Result
     if (find_lvstore("", new_name)) return done(-EEXIST, "lvstore " + new_name + " exists");
     s->sb.name = new_name;
     s->write_superblock([s, old_name, done](bool ok) {
-        if (!ok) return done(-EIO, "superblock write failed");
+        if (!ok) {
+            s->sb.name = old_name;
+            return done(-EIO, "superblock write failed");
+        }
         // The aliases follow ("lvs/lvol").
         for (auto& [id, b] : s->bdevs) {
             if (const LvolMeta* m = s->state.lvol(id)) b->aliases = {s->alias(*m)};

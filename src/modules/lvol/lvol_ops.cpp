@@ -252,9 +252,10 @@ void lvol_set_read_only(const std::string& lvol, Result done) {
     op.type = OpType::SetReadOnly;
     op.id = b->id;
     std::string why;
-    // Read-only from now on for new writes; the ones in flight finish.
+    // Read-only from now on for new writes (the ones in flight finish), once the change is
+    // accepted.
+    if (!b->lvs->apply_and_commit(op, answer(done, ""), &why)) return done(-EINVAL, why);
     b->set_read_only(true);
-    if (!b->lvs->apply_and_commit(op, answer(done, ""), &why)) done(-EINVAL, why);
 }
 
 void lvol_resize(const std::string& lvol, uint64_t size_bytes, Result done) {

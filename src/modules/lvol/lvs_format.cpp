@@ -167,8 +167,20 @@ bool lvol_decode(Reader& r, bool with_runs, LvolMeta* l) {
 
 }  // namespace
 
+namespace {
+
+// ISA-L takes an int length: metadata of 2 GiB and more goes through in pieces.
+uint32_t crc_update(uint32_t state, const uint8_t* p, size_t n) {
+    constexpr size_t kPiece = size_t(1) << 30;
+    for (; n > kPiece; p += kPiece, n -= kPiece)
+        state = crc32_iscsi(const_cast<uint8_t*>(p), int(kPiece), state);
+    return crc32_iscsi(const_cast<uint8_t*>(p), int(n), state);
+}
+
+}  // namespace
+
 uint32_t crc32c(const uint8_t* p, size_t n) {
-    return crc32_iscsi(const_cast<uint8_t*>(p), int(n), 0xFFFFFFFFu) ^ 0xFFFFFFFFu;
+    return crc_update(0xFFFFFFFFu, p, n) ^ 0xFFFFFFFFu;
 }
 
 const char* clear_method_name(ClearMethod m) {
@@ -277,6 +289,12 @@ bool layout_new(uint64_t base_bytes, uint32_t block_size, uint64_t cluster_bytes
         *why = "a base of " + std::to_string(base_bytes) + " B cannot hold the metadata (" +
                std::to_string(sb->data_offset) + " B) and one cluster of " +
                std::to_string(cluster_bytes) + " B";
+        return false;
+    }
+    if (sb->ckpt_bytes > (4ull << 30)) {
+        *why = "clusters of " + std::to_string(cluster_bytes) + " B on a base this large need " +
+               std::to_string(sb->ckpt_bytes >> 20) +
+               " MiB per checkpoint: use a larger cluster size";
         return false;
     }
     if (sb->total_clusters >= kUnallocated) {
@@ -501,9 +519,8 @@ bool ckpt_decode(const uint8_t* in, size_t n, const Uuid& store, CheckpointHeade
     if (h->payload_bytes > n - kCkptHeaderBytes) return (*why = "checkpoint truncated"), false;
     std::vector<uint8_t> head(in, in + kCkptHeaderBytes);
     put<uint32_t>(head.data(), kCkOffCrc, 0);
-    uint32_t crc = crc32_iscsi(head.data(), int(kCkptHeaderBytes), 0xFFFFFFFFu);
-    crc = crc32_iscsi(const_cast<uint8_t*>(in + kCkptHeaderBytes), int(h->payload_bytes), crc) ^
-          0xFFFFFFFFu;
+    uint32_t crc = crc_update(0xFFFFFFFFu, head.data(), kCkptHeaderBytes);
+    crc = crc_update(crc, in + kCkptHeaderBytes, h->payload_bytes) ^ 0xFFFFFFFFu;
     if (crc != get<uint32_t>(in, kCkOffCrc)) return (*why = "checkpoint checksum mismatch"), false;
     Reader r{in + kCkptHeaderBytes, size_t(h->payload_bytes), 0};
     lvols->clear();

@@ -10,10 +10,22 @@ bool read_superblock(const uint8_t* first_pages, size_t n, Superblock* sb, bool*
     Superblock copies[2];
     bool valid[2] = {false, false};
     std::string reasons[2];
-    // Copy B sits one page after A; the page size is in A (or 4 KiB when A is unreadable).
+    // Copy B sits one page after A; the page size is in A. When A is unreadable, B is looked for
+    // at every page size a base can have (4-64 KiB) and must name that page size itself.
     uint64_t page = 4096;
     for (int i = 0; i < 2; ++i) {
-        const uint64_t off = i == 0 ? 0 : page;
+        uint64_t off = i == 0 ? 0 : page;
+        if (i == 1 && !valid[0]) {
+            for (uint64_t p = 4096; p <= 65536 && p + kSbBytes <= n; p *= 2) {
+                Superblock b;
+                std::string why_b;
+                if (sb_has_magic(first_pages + p) && sb_decode(first_pages + p, &b, &why_b) &&
+                    b.page_bytes == p) {
+                    off = p;
+                    break;
+                }
+            }
+        }
         if (off + kSbBytes > n) {
             reasons[i] = "truncated";
             continue;
@@ -71,6 +83,9 @@ bool recover(const uint8_t* md, size_t n, const Superblock& sb, Recovered* out, 
     // before the end.
     const uint8_t* j = md + sb.journal_offset;
     uint64_t seq = r.ckpt.journal_seq, pos = r.ckpt.journal_pos, used_bytes = 0;
+    // The writer starts the first batch after a checkpoint at 0 when it does not fit before the
+    // end; that skipped tail was never live (LvsJournal), so it does not count against the ring.
+    uint64_t first_skip = 0;
     std::vector<Op> ops;
     BatchHeader h;
     while (true) {
@@ -92,11 +107,13 @@ bool recover(const uint8_t* md, size_t n, const Superblock& sb, Recovered* out, 
             ++r.ops;
         }
         const uint64_t bytes = batch_bytes(h.payload_bytes, sb.page_bytes);
-        used_bytes += (at == pos ? 0 : sb.journal_bytes - pos) + bytes;
+        const uint64_t skip = at == pos ? 0 : sb.journal_bytes - pos;
+        if (r.batches == 0) first_skip = skip;
+        used_bytes += skip + bytes;
         pos = at + bytes;
         ++seq;
         ++r.batches;
-        if (used_bytes > sb.journal_bytes)
+        if (used_bytes - first_skip > sb.journal_bytes)
             return (*why = "journal replay wraps onto itself"), false;
     }
     r.next_seq = seq;

@@ -13,7 +13,7 @@ namespace nocstor::lvol {
 
 // The newest valid superblock of the two copies in `first_pages` (2 * page bytes, or at least
 // 2 * 4 KiB; a store with bigger blocks is found from copy A's page size). False: none
-// (`*foreign` set when a copy has the magic but does not decode: refuse to overwrite it).
+// (`*damaged` set when a copy has the magic but does not decode: refuse to overwrite it).
 bool read_superblock(const uint8_t* first_pages, size_t n, Superblock* sb, bool* damaged,
                      std::string* why);
 

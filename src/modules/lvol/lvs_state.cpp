@@ -100,7 +100,10 @@ void LvsState::grow(uint64_t total_clusters) {
 bool LvsState::find_free(uint64_t count, std::vector<Run>* out,
                          const std::set<uint32_t>* exclude) const {
     out->clear();
-    if (count + (exclude ? exclude->size() : 0) > free_clusters()) return false;
+    uint64_t excluded_free = 0;  // reserved clusters that are still free in the state
+    if (exclude)
+        for (uint32_t c : *exclude) excluded_free += c < total_ && !used_[c];
+    if (count + excluded_free > free_clusters()) return false;
     uint64_t need = count, c = cursor_ < total_ ? cursor_ : 0;
     for (uint64_t scanned = 0; need && scanned < total_; ++scanned, c = (c + 1) % total_) {
         if (used_[c] || (exclude && exclude->count(uint32_t(c)))) continue;
@@ -230,8 +233,18 @@ bool LvsState::apply(const Op& op, std::string* why) {
             return true;
         case OpType::SetParent:
             if (!need(op.id, &l)) return false;
-            if (op.other != kNoLvol && (op.other == op.id || !lvols_.count(op.other)))
-                return fail(why, "parent " + std::to_string(op.other) + " does not exist");
+            if (op.other != kNoLvol) {
+                if (op.other == op.id || !lvols_.count(op.other))
+                    return fail(why, "parent " + std::to_string(op.other) + " does not exist");
+                if (!lvols_.at(op.other).read_only)
+                    return fail(why, "parent " + lvols_.at(op.other).name + " is writable");
+                // The new parent's chain must not lead back to this lvol.
+                for (uint32_t p = op.other; p != kNoLvol;) {
+                    if (p == op.id) return fail(why, "the parent chain would loop");
+                    const LvolMeta* pl = lvol(p);
+                    p = pl ? pl->parent : kNoLvol;
+                }
+            }
             l->parent = op.other;
             l->esnap = op.name;
             return true;

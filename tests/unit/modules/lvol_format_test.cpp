@@ -350,9 +350,11 @@ TEST(LvolFormat, LayoutRefusesWhatDoesNotFit) {
         EXPECT_FALSE(layout_new(kMiB << 10, bs, kMiB, &sb, &why)) << bs;
         EXPECT_NE(why.find("block size"), std::string::npos) << why;
     }
-    // More clusters than a cluster map entry can name.
+    // More clusters than a cluster map entry can name (or than a checkpoint slot should hold).
     EXPECT_FALSE(layout_new((1ull << 32) * 4096 + (1ull << 40), 4096, 4096, &sb, &why));
-    EXPECT_NE(why.find("too many clusters"), std::string::npos) << why;
+    EXPECT_NE(why.find("use a larger cluster size"), std::string::npos) << why;
+    EXPECT_FALSE(layout_new(1ull << 40, 4096, 4096, &sb, &why)) << "20 GiB checkpoint slots";
+    EXPECT_NE(why.find("per checkpoint"), std::string::npos) << why;
 }
 
 // The checkpoint slots hold the most the layout promises: one lvol record per cluster (up to
