@@ -42,29 +42,17 @@ std::vector<uint8_t> content(uint64_t slot, uint32_t version) {
     return v;
 }
 
-struct Session {
-    TestHost admin, io;
-    bool up = false;
-    explicit Session(uint16_t port) : admin(port), io(port) {
-        const uint16_t cntlid = bring_up_admin(admin, false, false, 0, kNqn);
-        up = cntlid != 0 && bring_up_io(io, cntlid, 1, false, false, kNqn);
-    }
-};
+void send_write(TestHost& h, uint16_t cid, uint64_t slot, const std::vector<uint8_t>& data) {
+    send_write_incapsule(h, cid, slot * (kIo / 512), data);
+}
 
 bool flush(TestHost& h, uint16_t cid) {
-    auto s = sqe(nocstor::nvme::nvm_opc::kFlush, cid, 1);
-    h.send_cmd(s);
-    auto r = h.wait_resp(cid);
-    return r && r->status.ok();
+    return flush_ns1(h, cid);
 }
 
-void send_write(TestHost& h, uint16_t cid, uint64_t slot, const std::vector<uint8_t>& data) {
-    auto s = sqe(nocstor::nvme::nvm_opc::kWrite, cid, 1);
-    s.cdw10 = static_cast<uint32_t>(slot * (kIo / 512));
-    s.cdw12 = kIo / 512 - 1;
-    set_incapsule(s, kIo);
-    h.send_cmd(s, data.data(), kIo);
-}
+struct Session : IoSession {
+    explicit Session(uint16_t port) : IoSession(port, kNqn) {}
+};
 
 // The lvols of the store by name (waits until "vol" is there).
 std::map<std::string, json> wait_lvols(Daemon& d) {

@@ -116,4 +116,31 @@ inline std::optional<nvme::CompletionQueueEntry> read(TestHost& h, uint16_t cid,
     return h.wait_resp(cid, out);
 }
 
+// A write of 512-byte blocks with its data in the capsule, sent without waiting for the answer.
+inline void send_write_incapsule(TestHost& h, uint16_t cid, uint64_t lba,
+                                 const std::vector<uint8_t>& d) {
+    auto s = sqe(nvme::nvm_opc::kWrite, cid, 1);
+    s.cdw10 = static_cast<uint32_t>(lba);
+    s.cdw12 = static_cast<uint32_t>(d.size() / 512 - 1);
+    set_incapsule(s, static_cast<uint32_t>(d.size()));
+    h.send_cmd(s, d.data(), static_cast<uint32_t>(d.size()));
+}
+
+inline bool flush_ns1(TestHost& h, uint16_t cid) {
+    auto s = sqe(nvme::nvm_opc::kFlush, cid, 1);
+    h.send_cmd(s);
+    auto r = h.wait_resp(cid);
+    return r && r->status.ok();
+}
+
+// An admin queue and one I/O queue on subsystem `nqn` (the crash loops' host).
+struct IoSession {
+    TestHost admin, io;
+    bool up = false;
+    IoSession(uint16_t port, const std::string& nqn) : admin(port), io(port) {
+        const uint16_t cntlid = bring_up_admin(admin, false, false, 0, nqn);
+        up = cntlid != 0 && bring_up_io(io, cntlid, 1, false, false, nqn);
+    }
+};
+
 }  // namespace nocstor::nvmf::testing
