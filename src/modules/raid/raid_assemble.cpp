@@ -150,11 +150,15 @@ void assemble(Assembly* a) {
     for (uint32_t i = 0; i < n; ++i) {
         const Candidate* c = member_candidate(*a, best, i);
         if (!c) continue;
-        // Without redundancy there is nothing to rebuild from: a member that missed a
-        // superblock update (a crash during it) is used as it is.
-        const bool current =
-            (c->sb.seq == best.seq || best.level == Level::Raid0 || best.level == Level::Concat) &&
-            best.members[i].state == SbMemberState::Online;
+        // A member that missed only the last superblock update (a crash while it was written to
+        // every member) and was online before and after it missed no data write: writes are
+        // not acknowledged until a member's failure is on disk. Without redundancy there is
+        // nothing to rebuild from anyway: such a member is used as it is.
+        const bool missed_last_update =
+            c->sb.seq + 1 == best.seq && c->sb.members[i].state == SbMemberState::Online;
+        const bool current = (c->sb.seq == best.seq || missed_last_update ||
+                              best.level == Level::Raid0 || best.level == Level::Concat) &&
+                             best.members[i].state == SbMemberState::Online;
         const bool resuming =
             c->sb.seq == best.seq && best.members[i].state == SbMemberState::Rebuilding;
         stale[i] = !current;
