@@ -2,8 +2,11 @@
 # What an lvol costs on the data path (issue 12), as ratios measured in one run: 4K random reads
 # and writes on a fully allocated (thick) lvol vs its base bdev on one data core, and 4K random
 # writes on a fresh thin lvol (every first write to a cluster allocates it: zero-fill, journal
-# commit) with 4 MiB and 64 KiB clusters. In process with BUILD_DIR/bin/raid_io_bench (its config
-# loader knows bdev_lvol_create_lvstore / bdev_lvol_create); malloc base, 4 KiB blocks.
+# commit) with 4 MiB and 64 KiB clusters, and the allocation rate (one 64 KiB write per 64 KiB
+# cluster, each a first write). Reads and writes on base and thick run after --prefill (a malloc
+# page never written reads from the kernel's zero page, which flatters the bare base). In
+# process with BUILD_DIR/bin/raid_io_bench (its config loader knows bdev_lvol_create_lvstore /
+# bdev_lvol_create); malloc base, 4 KiB blocks.
 #
 #   bench/lvol_io_bench.sh [BUILD_DIR]     prints a markdown table (progress on stderr)
 #   bench/lvol_io_bench.sh --help
@@ -18,6 +21,7 @@ case ${1:-} in -h | --help)
 esac
 BUILD=${1:-build}
 T=${T:-3}; ROUNDS=${ROUNDS:-3}; BASE_MB=${BASE_MB:-1024}; SPAN=${SPAN:-512M}; QD=${QD:-32}
+ALLOC_N=$(( $(numfmt --from=iec "$SPAN") / 65536 ))  # 64 KiB clusters in the span
 IOB=$BUILD/bin/raid_io_bench
 [ -x "$IOB" ] || { echo "no $IOB (build the bench/ targets)" >&2; exit 1; }
 work=$(mktemp -d)
@@ -61,12 +65,16 @@ PY
 echo "# $(date -Is) $(uname -n), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg); T=$T ROUNDS=$ROUNDS" >&2
 for r in $(seq "$ROUNDS"); do
   echo "round $r" >&2
-  run "base malloc|4K randread QD$QD" base m0 -w randread -o 4096 -q "$QD"
-  run "thick lvol|4K randread QD$QD" thick lvs/vol -w randread -o 4096 -q "$QD"
-  run "base malloc|4K randwrite QD$QD" base m0 -w randwrite -o 4096 -q "$QD"
-  run "thick lvol|4K randwrite QD$QD" thick lvs/vol -w randwrite -o 4096 -q "$QD"
+  run "base malloc|4K randread QD$QD" base m0 -w randread -o 4096 -q "$QD" --prefill
+  run "thick lvol|4K randread QD$QD" thick lvs/vol -w randread -o 4096 -q "$QD" --prefill
+  run "base malloc|4K randwrite QD$QD" base m0 -w randwrite -o 4096 -q "$QD" --prefill
+  run "thick lvol|4K randwrite QD$QD" thick lvs/vol -w randwrite -o 4096 -q "$QD" --prefill
   run "thin lvol, 4 MiB clusters, fresh|4K randwrite QD$QD (first writes allocate)" thin4m lvs/vol -w randwrite -o 4096 -q "$QD"
   run "thin lvol, 64 KiB clusters, fresh|4K randwrite QD$QD (first writes allocate)" thin64k lvs/vol -w randwrite -o 4096 -q "$QD"
+  # Every write a first write: one 64 KiB write per 64 KiB cluster, sequential, as many as the
+  # span has clusters (-n), so the rate is the allocation rate (zero-fill + journal commit).
+  run "base malloc|64K seq write QD$QD, $ALLOC_N writes" base m0 -w write -o 65536 -q "$QD" -n "$ALLOC_N"
+  run "thin lvol, 64 KiB clusters, fresh|64K seq write QD$QD, $ALLOC_N writes" thin64k lvs/vol -w write -o 65536 -q "$QD" -n "$ALLOC_N"
 done
 python3 - "$work/runs" <<'PY'
 import sys

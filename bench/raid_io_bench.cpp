@@ -87,6 +87,8 @@ struct Config {
     uint64_t io_bytes = 0;
     uint64_t span_bytes = 0;
     bool random = true;
+    bool prefill = false;  // write the span once before the timed run
+    uint64_t max_ios = 0;  // per job; 0: until the time is up
 };
 
 class Job;
@@ -129,7 +131,7 @@ class Job {
     void start(std::function<void()> on_done) {
         on_done_ = std::move(on_done);
         int rc = bdev_open(
-            bdev_, cfg_.read_pct != 100,
+            bdev_, cfg_.read_pct != 100 || cfg_.prefill,
             [this](BdevEvent ev, Bdev*) {
                 if (ev == BdevEvent::Remove) stopping_ = true;
             },
@@ -147,17 +149,75 @@ class Job {
             return;
         }
         io_blocks_ = cfg_.io_bytes / desc_->bdev()->block_size;
+        if (!cfg_.prefill) return start_timed();
+        for (auto& s : slots_) fill_issue(s);
+    }
+
+    double seconds() const { return double(stop_ns_ - start_ns_) / 1e9; }
+
+  private:
+    void start_timed() {
         start_ns_ = now_ns();
         end_ns_ = start_ns_ + uint64_t(cfg_.seconds * 1e9);
         timer_ = Thread::current()->register_poller(
             "raid_io_bench", [this] { return check_time(); }, 10'000);
         for (auto& s : slots_) {
+            if (cfg_.max_ios && issued_ + waiting_ >= cfg_.max_ios) break;
             s.offset = next_offset();
             issue(s);
         }
+        if (outstanding_ == 0 && waiting_ == 0) {
+            stopping_ = true;
+            maybe_finish();
+        }
     }
 
-    double seconds() const { return double(stop_ns_ - start_ns_) / 1e9; }
+    // --prefill: every slot writes the next I/O-sized piece of the range until it is covered;
+    // the last one to finish starts the timed run. Pages of a malloc bdev never written read
+    // from the kernel's zero page, which would flatter a bare bdev against a stacked one.
+    void fill_issue(Slot& s) {
+        if (fill_next_ + io_blocks_ > range_blocks_ || !error_.empty()) {
+            if (fill_outstanding_ > 0 || fill_done_) return;
+            fill_done_ = true;
+            if (!error_.empty()) {
+                bdev_put_io_channel(ch_);
+                bdev_close(desc_);
+                return on_done_();
+            }
+            return start_timed();
+        }
+        s.iov = {s.buf, cfg_.io_bytes};
+        const uint64_t off = fill_next_;
+        fill_next_ += io_blocks_;
+        int rc = bdev_writev(desc_, ch_, &s.iov, 1, off, io_blocks_, fill_done, &s);
+        if (rc == 0) {
+            ++fill_outstanding_;
+        } else if (rc == -ENOMEM) {
+            fill_next_ -= io_blocks_;
+            ++fill_outstanding_;  // the wait entry holds the slot
+            s.wait.cb = [](void* a) {
+                auto* sl = static_cast<Slot*>(a);
+                --sl->job->fill_outstanding_;
+                sl->job->fill_issue(*sl);
+            };
+            s.wait.arg = &s;
+            bdev_queue_io_wait(ch_, &s.wait);
+        } else {
+            error_ = std::string("prefill submission failed: ") + strerror(-rc);
+            fill_issue(s);
+        }
+    }
+
+    static void fill_done(BdevIo* io, bool ok, void* arg) {
+        auto* s = static_cast<Slot*>(arg);
+        bdev_free_io(io);
+        Job* j = s->job;
+        --j->fill_outstanding_;
+        if (!ok && j->error_.empty()) j->error_ = "a prefill write failed";
+        j->fill_issue(*s);
+    }
+
+  public:
     uint64_t ios() const { return ios_; }
     uint64_t errors() const { return errors_; }
     const Histogram& histogram() const { return hist_; }
@@ -190,6 +250,7 @@ class Job {
                          : bdev_writev(desc_, ch_, &s.iov, 1, s.offset, io_blocks_, done, &s);
         if (rc == 0) {
             ++outstanding_;
+            ++issued_;
         } else if (rc == -ENOMEM) {
             s.wait.cb = [](void* a) {
                 auto* sl = static_cast<Slot*>(a);
@@ -220,7 +281,7 @@ class Job {
         ++ios_;
         if (!ok) ++errors_;
         s.offset = next_offset();
-        if (stopping_ || now >= end_ns_) {
+        if (stopping_ || now >= end_ns_ || (cfg_.max_ios && issued_ >= cfg_.max_ios)) {
             stopping_ = true;
             maybe_finish();
             return;
@@ -258,6 +319,8 @@ class Job {
     Poller* timer_ = nullptr;
     uint64_t io_blocks_ = 1;
     uint64_t seq_next_ = 0;
+    uint64_t fill_next_ = 0, fill_outstanding_ = 0, issued_ = 0;
+    bool fill_done_ = false;
     uint64_t start_ns_ = 0, end_ns_ = 0, stop_ns_ = 0;
     uint64_t outstanding_ = 0, waiting_ = 0;
     uint64_t ios_ = 0, errors_ = 0;
@@ -564,6 +627,11 @@ int main(int argc, char** argv) {
                    "bdev_raid_remove_base_bdev + bdev_raid_add_base_bdev: a rebuild under load)");
     cli.add_flag("--until-idle", c.until_idle,
                  "with --during: stop the jobs when the process it started ends (-t: the limit)");
+    cli.add_flag("--prefill", c.prefill,
+                 "write the span (or the whole bdev) once before the timed run: reads then hit "
+                 "written memory on every bdev");
+    cli.add_option("-n,--ios", c.max_ios,
+                   "stop each job after this many I/Os (or at -t, whichever comes first)");
     cli.add_flag("--json", c.json, "print the results as JSON");
     cli.add_option("--seed", c.seed, "random seed (default: time)");
     std::string log_level = "warn";
