@@ -1,0 +1,59 @@
+// The clock of the bdev layer's latency statistics: the TSC (rdtsc, a few ns) where it is
+// invariant (/proc/cpuinfo flags constant_tsc and nonstop_tsc), calibrated once against
+// CLOCK_MONOTONIC; else CLOCK_MONOTONIC itself (now_ns, ~20+ ns through the vDSO and more under
+// kvm-clock). Only differences of ticks read on one thread mean anything (an I/O completes on the
+// thread that submitted it); to_ns() turns such a difference into nanoseconds. Not for timers or
+// deadlines: those keep now_ns(), which follows CLOCK_MONOTONIC exactly.
+#pragma once
+
+#include "util/tick.h"
+
+#include <cstdint>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define NOCSTOR_HAVE_TSC 1
+#else
+#define NOCSTOR_HAVE_TSC 0
+#endif
+
+namespace nocstor {
+
+class LatClock {
+  public:
+    // What calibrate() found: ticks are TSC cycles (tsc) or nanoseconds; ns = ticks * mult >> 32.
+    struct Params {
+        bool tsc = false;
+        uint64_t mult = uint64_t(1) << 32;
+        double tsc_hz = 0;
+    };
+
+    // The process's parameters, calibrated on the first call (~2 ms, thread-safe). Call it off
+    // the data path once before the first I/O (the bdev layer does so when it creates a thread's
+    // I/O pool) so that no I/O pays for it.
+    static const Params& params() {
+        static const Params p = calibrate();
+        return p;
+    }
+
+    static uint64_t now() {
+#if NOCSTOR_HAVE_TSC
+        if (params().tsc) return __rdtsc();
+#endif
+        return now_ns();
+    }
+
+    // Nanoseconds between two ticks of one thread (0 if `to` is before `from`).
+    static uint64_t to_ns(uint64_t from, uint64_t to) {
+        if (to <= from) return 0;
+        return uint64_t((unsigned __int128)(to - from) * params().mult >> 32);
+    }
+
+    // Reads /proc/cpuinfo and measures the TSC against CLOCK_MONOTONIC. With force_fallback (or
+    // without an invariant TSC) the clock is CLOCK_MONOTONIC.
+    static Params calibrate(bool force_fallback = false);
+    // True if the first "flags" line of a /proc/cpuinfo text has constant_tsc and nonstop_tsc.
+    static bool cpuinfo_says_invariant_tsc(const char* cpuinfo_text);
+};
+
+}  // namespace nocstor
