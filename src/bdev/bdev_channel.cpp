@@ -1,5 +1,6 @@
 #include "bdev/bdev_channel.h"
 
+#include "util/lat_clock.h"
 #include "util/log.h"
 
 #include <mutex>
@@ -21,6 +22,7 @@ uint32_t bdev_io_pool_size() {
 BdevMgmtChannel::BdevMgmtChannel(uint32_t pool_size)
     : storage_(pool_size), reserve_(pool_size / 16) {
     for (auto& io : storage_) put_io(&io);
+    (void)LatClock::params();  // calibrated here (once per process), not by the first I/O
 }
 
 BdevIo* BdevMgmtChannel::get_io(bool nested) {
@@ -66,6 +68,7 @@ std::unique_ptr<IoChannel> BdevMgmtDevice::create_channel() {
 
 BdevChannel::BdevChannel(Bdev* b, IoChannel* m, BdevMgmtChannel* g)
     : bdev(b), module_ch(m), mgmt(g) {
+    stats.latency.make_dense();  // record() on the data path never allocates
     const BdevHistogramConfig config = b->histogram_config();
     if (config.enabled) set_histogram(config);
 }
@@ -118,7 +121,9 @@ void BdevStats::reset(StatsReset mode) {
         case StatsReset::None:
             return;
         case StatsReset::All:
-            *this = BdevStats{};
+            by_type = {};
+            latency.reset();  // keeps a channel's storage
+            nomem_retries = 0;
             return;
         case StatsReset::MaxMin:
             for (auto& t : by_type) {

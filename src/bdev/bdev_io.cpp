@@ -1,8 +1,8 @@
 // Submission, splitting, completion and retry of block I/O.
 #include "bdev/bdev.h"
 #include "bdev/bdev_channel.h"
+#include "util/lat_clock.h"
 #include "util/log.h"
-#include "util/tick.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -71,6 +71,33 @@ struct NestedScope {
     NestedScope() { ++tls_nested; }
     ~NestedScope() { --tls_nested; }
 };
+
+// Latency timestamps (LatClock ticks) shared along a stack, so that a stacked I/O costs no clock
+// read of its own. tls_submit_tick: the submission tick of the I/O whose submit_request runs now
+// (valid while tls_nested > 0); an I/O submitted from inside it (a vbdev's member I/O) takes it.
+// tls_done_tick: the completion tick of the I/O whose callback runs now (valid while
+// tls_done_depth > 0); an I/O that completes from inside that callback (the array I/O a member's
+// completion finishes) takes it. Each I/O of a stack is still counted in its own bdev's
+// statistics; the time a module spends between its own submission and its member's (or between
+// its member's completion and its own) counts on the other side of the boundary.
+thread_local uint64_t tls_submit_tick = 0;
+thread_local uint64_t tls_done_tick = 0;
+thread_local int tls_done_depth = 0;
+
+// Runs the module's submit_request for io (with the pool's reserve and io's tick for the I/O it
+// submits in turn).
+void submit_to_module(BdevIo* io) {
+    io->in_submit = true;
+    {
+        NestedScope nested;
+        const uint64_t saved = tls_submit_tick;
+        tls_submit_tick = io->submit_tick;
+        io->bdev->submit_request(io->module_channel, io);
+        tls_submit_tick = saved;
+    }
+    io->in_submit = false;
+}
+
 constexpr size_t kZeroBufferSize = 1 << 20;
 
 // Read-only source for emulated write-zeroes.
@@ -183,7 +210,7 @@ void split_continue(BdevIo* parent) {
         }
         child->parent = parent;
         child->offset_blocks = start;
-        child->submit_ns = parent->submit_ns;
+        child->submit_tick = parent->submit_tick;
         if (parent->type == IoType::WriteZeroes) {
             child->type = IoType::Write;
             child->inline_iovs[0].iov_base = const_cast<void*>(zero_buffer());
@@ -211,12 +238,7 @@ void split_continue(BdevIo* parent) {
         parent->split_next_block = start + n;
         ++parent->children_outstanding;
         ++ch->outstanding;
-        child->in_submit = true;
-        {
-            NestedScope nested;
-            b->submit_request(ch->module_ch, child);
-        }
-        child->in_submit = false;
+        submit_to_module(child);
     }
     if (parent->children_outstanding == 0 &&
         (parent->split_next_block >= end || parent->split_status != IoStatus::Success)) {
@@ -276,7 +298,8 @@ void finish_io(BdevIo* io) {
     }
     --ch->outstanding;
     bool ok = io->status == IoStatus::Success;
-    uint64_t lat = now_ns() - io->submit_ns;
+    const uint64_t now = tls_done_depth > 0 ? tls_done_tick : LatClock::now();
+    const uint64_t lat = LatClock::to_ns(io->submit_tick, now);
     ch->stats.record(
         io->type,
         io->type == IoType::Read || io->type == IoType::Write || io->type == IoType::WriteZeroes
@@ -285,7 +308,14 @@ void finish_io(BdevIo* io) {
         lat, ok);
     if (ch->histogram && (ch->histogram_type < 0 || ch->histogram_type == int(io->type)))
         ch->histogram->tally(lat);
-    io->cb(io, ok, io->cb_arg);
+    {
+        const uint64_t saved = tls_done_tick;
+        tls_done_tick = now;
+        ++tls_done_depth;
+        io->cb(io, ok, io->cb_arg);
+        --tls_done_depth;
+        tls_done_tick = saved;
+    }
     if (!ch->nomem_queue.empty()) retry_nomem(ch);
 }
 
@@ -297,12 +327,7 @@ void submit_io(BdevIo* io) {
         split_continue(io);
         return;
     }
-    io->in_submit = true;
-    {
-        NestedScope nested;
-        io->bdev->submit_request(ch->module_ch, io);
-    }
-    io->in_submit = false;
+    submit_to_module(io);
 }
 
 BdevChannel* as_bdev_channel(IoChannel* ch) {
@@ -331,7 +356,7 @@ int check_and_alloc(BdevDesc* desc, IoChannel* ioch, IoType type, uint64_t offse
     io->offset_blocks = offset_blocks;
     io->num_blocks = num_blocks;
     io->split_next_block = 0;
-    io->submit_ns = now_ns();
+    io->submit_tick = tls_nested > 0 ? tls_submit_tick : LatClock::now();
     *out = io;
     return 0;
 }

@@ -58,7 +58,9 @@ struct BdevIo {
     // Bdev-layer internals.
     BdevChannel* channel = nullptr;  // the bdev layer's per-thread channel
     IoChannel* module_channel = nullptr;
-    uint64_t submit_ns = 0;
+    // LatClock ticks when the I/O was submitted; an I/O submitted from inside another's
+    // submission (a vbdev's member I/O) takes its parent's, and split children their parent's.
+    uint64_t submit_tick = 0;
     BdevIo* parent = nullptr;  // split child -> parent
     uint32_t children_outstanding = 0;
     uint64_t split_next_block = 0;  // parent: next block to hand to a child

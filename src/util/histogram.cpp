@@ -24,6 +24,15 @@ void Histogram::merge(const Histogram& other) {
     max_ = std::max(max_, other.max_);
 }
 
+void Histogram::merge_buckets(const uint64_t* counts, size_t first, size_t n, uint64_t count,
+                              uint64_t sum, uint64_t min, uint64_t max) {
+    for (size_t i = 0; i < n && first + i < kBuckets; ++i) counts_[first + i] += counts[i];
+    count_ += count;
+    sum_ += sum;
+    min_ = std::min(min_, min);
+    max_ = std::max(max_, max);
+}
+
 void Histogram::reset() {
     *this = Histogram{};
 }

@@ -27,6 +27,10 @@ class Histogram {
         if (value > max_) max_ = value;
     }
     void merge(const Histogram& other);
+    // Adds buckets [first, first + n) given as counts, and the totals of the values behind them
+    // (another histogram of this geometry kept in another form).
+    void merge_buckets(const uint64_t* counts, size_t first, size_t n, uint64_t count, uint64_t sum,
+                       uint64_t min, uint64_t max);
     void reset();
 
     // p in [0, 100]. 0 gives min(), 100 gives max(), an empty histogram gives 0.

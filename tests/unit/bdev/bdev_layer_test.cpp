@@ -4,6 +4,7 @@
 #include "bdev/bdev_channel.h"
 #include "bdev/bdev_module.h"
 #include "runtime/runtime.h"
+#include "util/tick.h"
 
 #include <gtest/gtest.h>
 
@@ -639,4 +640,135 @@ TEST_F(SmallPoolTest, AFullPoolOfVbdevIoStillReachesTheBase) {
     bdev_release_claim(base);
     bdev_close(bd);
     unregister(base);
+}
+
+// A stacked I/O is counted in the statistics of each bdev it passes, but reads the clock only at
+// the top: the base I/O takes the vbdev I/O's submission time, and the vbdev I/O completing from
+// the base I/O's callback takes the base's completion time. Latencies are real nanoseconds.
+TEST_F(BdevLayerTest, StackedIoCountsOnEachBdevWithSharedTimestamps) {
+    RamBdev* base = make_bdev("sbase", 512, 256);
+    EXPECT_EQ(base->retired_stats().latency.storage_bytes(), 0u)
+        << "registering costs no histogram";
+    BdevDesc* bd = nullptr;
+    ASSERT_EQ(bdev_open("sbase", true, nullptr, &bd), 0);
+    ASSERT_EQ(bdev_claim(base, &g_test_module), 0);
+    ASSERT_EQ(bdev_register(std::make_unique<ForwardBdev>(bd)), 0);
+    Bdev* fwd = bdev_get_by_name("fwd0");
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("fwd0", false, nullptr, &d), 0);
+    IoResult res;
+    static uint8_t buf[8][512];
+    static iovec iov[8];
+    static constexpr int kReads = 8;
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        base->hold = true;
+        for (int i = 0; i < kReads; ++i) {
+            iov[i] = {buf[i], 512};
+            ASSERT_EQ(bdev_readv(d, ch, &iov[i], 1, i, 1, count_cb, &res), 0);
+        }
+        // Held for 2 ms: every latency is at least that.
+        const uint64_t release_at = now_ns() + 2'000'000;
+        poll_until([release_at] { return now_ns() >= release_at; },
+                   [&res, ch, finish, base] {
+                       IoChannel* base_ch = static_cast<BdevChannel*>(ch)->module_ch;
+                       release_held(static_cast<ForwardChannel*>(base_ch)->base_ch, base);
+                       poll_until([&res] { return res.done.load() == kReads; },
+                                  [ch, finish] {
+                                      bdev_put_io_channel(ch);
+                                      finish();
+                                  });
+                   });
+    });
+    EXPECT_EQ(res.ok.load(), kReads);
+    auto stats_of = [this](Bdev* b) {
+        BdevStats out;
+        std::promise<void> p;
+        rt->control_thread()->send([b, &out, &p] {
+            bdev_get_stats(b, [&out, &p](const BdevStats& s) {
+                out = s;
+                p.set_value();
+            });
+        });
+        EXPECT_EQ(p.get_future().wait_for(10s), std::future_status::ready);
+        return out;
+    };
+    // The channels are gone (put above): what they counted is in the retired statistics.
+    for (int i = 0; i < 100 && fwd->layer_device()->live_channels() > 0; ++i)
+        std::this_thread::sleep_for(10ms);
+    const BdevStats top = stats_of(fwd), bottom = stats_of(base);
+    const auto& tr = top.by_type[size_t(IoType::Read)];
+    const auto& br = bottom.by_type[size_t(IoType::Read)];
+    EXPECT_EQ(tr.ops, uint64_t(kReads));
+    EXPECT_EQ(br.ops, uint64_t(kReads));
+    EXPECT_EQ(top.latency.count(), uint64_t(kReads));
+    EXPECT_EQ(bottom.latency.count(), uint64_t(kReads));
+    EXPECT_GE(br.latency_min_ns, 2'000'000u);
+    EXPECT_LT(br.latency_max_ns, 10'000'000'000u);
+    // Same submission and completion ticks on both levels.
+    EXPECT_EQ(tr.latency_sum_ns, br.latency_sum_ns);
+    EXPECT_EQ(tr.latency_min_ns, br.latency_min_ns);
+    EXPECT_EQ(tr.latency_max_ns, br.latency_max_ns);
+    EXPECT_EQ(top.latency.percentile(50), bottom.latency.percentile(50));
+    bdev_close(d);
+    unregister(fwd);
+    bdev_release_claim(base);
+    bdev_close(bd);
+    unregister(base);
+}
+
+TEST(BdevStatsHistogram, CompactOutsideChannelsWithTheSameAnswers) {
+    BdevStats retired, channel;
+    channel.latency.make_dense();
+    EXPECT_TRUE(channel.latency.dense());
+    EXPECT_EQ(retired.latency.storage_bytes(), 0u);
+    EXPECT_EQ(retired.latency.count(), 0u);
+    EXPECT_EQ(retired.latency.percentile(99), 0u);
+    retired.merge(channel);  // nothing counted: still nothing allocated
+    EXPECT_EQ(retired.latency.storage_bytes(), 0u);
+    // The same values in a dense Histogram and through merges into the compact form.
+    Histogram reference;
+    std::mt19937_64 rng(7);
+    for (int round = 0; round < 3; ++round) {
+        BdevStats ch;
+        ch.latency.make_dense();
+        for (int i = 0; i < 2000; ++i) {
+            const uint64_t v = 200 + rng() % (round == 1 ? 50'000'000 : 20'000);
+            ch.record(i % 2 ? IoType::Read : IoType::Write, 4096, v, true);
+            reference.record(v);
+        }
+        retired.merge(ch);
+    }
+    EXPECT_FALSE(retired.latency.dense());
+    EXPECT_GT(retired.latency.storage_bytes(), 0u);
+    EXPECT_LT(retired.latency.storage_bytes(), sizeof(Histogram));
+    EXPECT_EQ(retired.latency.count(), reference.count());
+    EXPECT_EQ(retired.latency.sum(), reference.sum());
+    EXPECT_EQ(retired.latency.min(), reference.min());
+    EXPECT_EQ(retired.latency.max(), reference.max());
+    for (double p : {0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0})
+        EXPECT_EQ(retired.latency.percentile(p), reference.percentile(p)) << p;
+    for (size_t i = 0; i < Histogram::kBuckets; ++i)
+        ASSERT_EQ(retired.latency.bucket_count(i), reference.bucket_count(i)) << i;
+    // A compact one merged into a dense one, and copies, keep every bucket.
+    BdevStats sum;
+    sum.latency.make_dense();
+    sum.merge(retired);
+    EXPECT_EQ(sum.latency.percentile(99), reference.percentile(99));
+    BdevStats copy = retired;
+    copy.record(IoType::Read, 4096, 9000, true);
+    EXPECT_EQ(copy.latency.count(), reference.count() + 1);
+    EXPECT_EQ(retired.latency.count(), reference.count()) << "a copy has its own buckets";
+    EXPECT_EQ(copy.latency.percentile(50), [&] {
+        Histogram h = reference;
+        h.record(9000);
+        return h.percentile(50);
+    }());
+    sum.reset(StatsReset::All);
+    EXPECT_TRUE(sum.latency.dense()) << "a reset channel keeps its storage";
+    EXPECT_EQ(sum.latency.count(), 0u);
+    EXPECT_EQ(sum.by_type[size_t(IoType::Read)].ops, 0u);
+    retired.reset(StatsReset::All);
+    EXPECT_EQ(retired.latency.count(), 0u);
+    EXPECT_EQ(retired.latency.storage_bytes(), 0u);
 }
