@@ -17,6 +17,7 @@ struct FanoutCtx {
     IoStatus status;
     uint32_t tried;       // raid1 reads: mirrors tried (bit mask)
     bool retry_degraded;  // raid5/6 reads: a member failed, read again through the owner
+    uint32_t member;      // raid0/concat: the one member the I/O went to
 };
 
 FanoutCtx* ctx(BdevIo* io) {
@@ -69,11 +70,10 @@ void merge_status(FanoutCtx* c, IoStatus s) {
 
 void plain_done(BdevIo* child, bool, void* arg) {
     auto* io = static_cast<BdevIo*>(arg);
-    RaidChannel* ch = ctx(io)->ch;
-    const uint32_t m = ch->raid->member_of(child->bdev);
+    FanoutCtx* c = ctx(io);
     const IoStatus s = child->status;
     bdev_free_io(child);
-    if (m < kMaxMembers) ch->mc.finished(m);
+    c->ch->mc.finished(c->member);
     bdev_io_complete(io, s);
 }
 
@@ -201,7 +201,9 @@ void submit_plain(RaidBdev* r, RaidChannel* ch, BdevIo* io) {
     const Extent e = map_plain(r->geometry(), io->offset_blocks, io->num_blocks);
     if (e.blocks != io->num_blocks) return bdev_io_complete(io, IoStatus::InvalidRange);
     if (!r->member_ok(e.member)) return bdev_io_complete(io, IoStatus::Failed);
-    ctx(io)->ch = ch;
+    FanoutCtx* c = ctx(io);
+    c->ch = ch;
+    c->member = e.member;  // the completion needs no search by bdev
     int rc = submit_member(ch, e.member, io->type, io->iovs, io->iovcnt, e.member_block, e.blocks,
                            plain_done, io, io->fua);
     if (rc) bdev_io_complete(io, status_from_submit_rc(rc));

@@ -67,9 +67,17 @@ Extent map_plain(const Geometry& g, uint64_t lba, uint64_t blocks) {
         }
         return e;  // beyond the end: blocks 0
     }
-    // raid0
-    const uint64_t strip = lba / g.strip_blocks;
-    const uint64_t row = lba % g.strip_blocks;
+    // raid0. The strip is a power of two of blocks whenever the block size is one (a shift, not
+    // a division, per I/O).
+    const uint64_t sb = g.strip_blocks;
+    uint64_t strip, row;
+    if ((sb & (sb - 1)) == 0) {
+        strip = lba >> __builtin_ctzll(sb);
+        row = lba & (sb - 1);
+    } else {
+        strip = lba / sb;
+        row = lba % sb;
+    }
     e.member = uint32_t(strip % g.members);
     e.member_block = g.data_offset + (strip / g.members) * g.strip_blocks + row;
     e.blocks = std::min(blocks, g.strip_blocks - row);
