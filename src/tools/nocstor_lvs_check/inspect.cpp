@@ -1,6 +1,7 @@
 #include "tools/nocstor_lvs_check/inspect.h"
 
-#include "tools/nocstor_lvs_check/image_file.h"
+#include "tools/common/image_file.h"
+#include "tools/common/report_text.h"
 
 #include <fmt/format.h>
 
@@ -11,6 +12,8 @@
 namespace nocstor::lvs_tool {
 
 using namespace nocstor::lvol;
+using tools::copy_name;
+using tools::ImageFile;
 
 namespace {
 
@@ -18,10 +21,6 @@ namespace {
 constexpr uint64_t kHeadBytes = 2 * 65536;
 // Messages of one kind listed before "... and N more".
 constexpr size_t kMaxListed = 10;
-
-const char* copy_name(int i) {
-    return i == 0 ? "A" : "B";
-}
 
 // Collects messages of one kind, listing the first few.
 class Limited {

@@ -8,12 +8,9 @@ namespace nocstor::lvs_tool {
 
 using namespace nocstor::lvol;
 using nlohmann::json;
+using tools::copy_name;
 
 namespace {
-
-const char* copy_name(int i) {
-    return i == 0 ? "A" : "B";
-}
 
 // The lvols to show: the recovered state's, or the newest checkpoint's when recovery failed.
 std::vector<const LvolMeta*> shown_lvols(const Inspection& in) {
@@ -58,24 +55,6 @@ json sb_json(const Superblock& sb) {
 }
 
 }  // namespace
-
-std::string human_bytes(uint64_t bytes) {
-    static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int unit = 0;
-    uint64_t whole = bytes;
-    while (whole >= 1024 && whole % 1024 == 0 && unit < 5) {
-        whole /= 1024;
-        ++unit;
-    }
-    if (whole < 1024 || unit == 5) return fmt::format("{} {}", whole, units[unit]);
-    double v = double(bytes);
-    unit = 0;
-    while (v >= 1024 && unit < 5) {
-        v /= 1024;
-        ++unit;
-    }
-    return fmt::format("{:.2f} {}", v, units[unit]);
-}
 
 json report_json(const Inspection& in) {
     json j = {{"file", in.path}, {"offset", in.offset}, {"store_bytes", in.store_bytes}};

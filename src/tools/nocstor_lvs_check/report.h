@@ -2,6 +2,7 @@
 // JSON (everything).
 #pragma once
 
+#include "tools/common/report_text.h"
 #include "tools/nocstor_lvs_check/inspect.h"
 
 #include <nlohmann/json.hpp>
@@ -10,8 +11,7 @@
 
 namespace nocstor::lvs_tool {
 
-// "512 B", "8 KiB", "1.50 MiB".
-std::string human_bytes(uint64_t bytes);
+using tools::human_bytes;
 
 nlohmann::json report_json(const Inspection& in);
 void print_text(const Inspection& in, bool verbose);

@@ -12,9 +12,13 @@
 #include <string>
 #include <vector>
 
+namespace nocstor::tools {
+class ImageFile;
+}
+
 namespace nocstor::raid_tool {
 
-class MemberFile;
+using MemberFile = tools::ImageFile;  // tools/common/image_file.h
 
 // Member data blocks [begin, end).
 struct BlockRange {

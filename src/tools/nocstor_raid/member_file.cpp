@@ -1,77 +1,12 @@
 #include "tools/nocstor_raid/member_file.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <vector>
 
 namespace nocstor::raid_tool {
 
 using namespace nocstor::raid;
-
-MemberFile::MemberFile(std::string path, int fd, uint64_t size)
-    : path_(std::move(path)), fd_(fd), size_(size) {}
-
-MemberFile::~MemberFile() {
-    ::close(fd_);
-}
-
-std::unique_ptr<MemberFile> MemberFile::open(const std::string& path, std::string* err) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *err = fmt::format("cannot open: {}", std::strerror(errno));
-        return nullptr;
-    }
-    struct stat st {};
-    uint64_t size = 0;
-    if (fstat(fd, &st) != 0) {
-        *err = fmt::format("cannot stat: {}", std::strerror(errno));
-    } else if (S_ISBLK(st.st_mode)) {
-        if (ioctl(fd, BLKGETSIZE64, &size) != 0)
-            *err = fmt::format("cannot get the device size: {}", std::strerror(errno));
-    } else if (S_ISREG(st.st_mode)) {
-        size = uint64_t(st.st_size);
-    } else {
-        *err = "not a regular file or a block device";
-    }
-    if (!err->empty()) {
-        ::close(fd);
-        return nullptr;
-    }
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    return std::unique_ptr<MemberFile>(new MemberFile(path, fd, size));
-}
-
-bool MemberFile::read(uint64_t off, void* buf, size_t len, std::string* err) const {
-    if (off > size_ || len > size_ - off) {
-        *err = fmt::format("{}: reading {} bytes at byte {} goes past its end ({} bytes)", path_,
-                           len, off, size_);
-        return false;
-    }
-    auto* p = static_cast<uint8_t*>(buf);
-    size_t done = 0;
-    while (done < len) {
-        const ssize_t n = pread(fd_, p + done, len - done, off_t(off + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            *err = fmt::format("{}: read error at byte {}: {}", path_, off + done,
-                               std::strerror(errno));
-            return false;
-        }
-        if (n == 0) {
-            *err = fmt::format("{}: unexpected end of file at byte {}", path_, off + done);
-            return false;
-        }
-        done += size_t(n);
-    }
-    return true;
-}
 
 uint64_t MemberInfo::data_blocks() const {
     const Superblock* s = sb();
@@ -100,7 +35,7 @@ MemberInfo inspect_member(const std::string& path) {
     MemberInfo m;
     m.path = path;
     std::string err;
-    m.file = MemberFile::open(path, &err);
+    m.file = MemberFile::open(path, &err, {.sequential = true, .path_in_errors = true});
     if (!m.file) {
         m.error = err;
         return m;

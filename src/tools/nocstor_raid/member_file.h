@@ -3,6 +3,8 @@
 #pragma once
 
 #include "modules/raid/raid_superblock.h"
+#include "tools/common/image_file.h"
+#include "tools/common/report_text.h"
 #include "tools/nocstor_raid/intent_bitmap.h"
 
 #include <cstddef>
@@ -12,26 +14,8 @@
 
 namespace nocstor::raid_tool {
 
-class MemberFile {
-  public:
-    // Opens `path` O_RDONLY and finds its size (fstat, or BLKGETSIZE64 for a block device).
-    // Null with *err when that fails.
-    static std::unique_ptr<MemberFile> open(const std::string& path, std::string* err);
-    ~MemberFile();
-    MemberFile(const MemberFile&) = delete;
-    MemberFile& operator=(const MemberFile&) = delete;
-
-    const std::string& path() const { return path_; }
-    uint64_t size() const { return size_; }
-    // Reads exactly len bytes at byte `off`; false with *err on an error or past the end.
-    bool read(uint64_t off, void* buf, size_t len, std::string* err) const;
-
-  private:
-    MemberFile(std::string path, int fd, uint64_t size);
-    std::string path_;
-    int fd_;
-    uint64_t size_;
-};
+// A member is read front to back (the data check); read errors name the member.
+using MemberFile = tools::ImageFile;
 
 // One of the two superblock copies.
 struct SbCopy {
@@ -64,9 +48,6 @@ struct MemberInfo {
 
 MemberInfo inspect_member(const std::string& path);
 
-// "A" or "B".
-inline const char* copy_name(int i) {
-    return i == 0 ? "A" : "B";
-}
+using tools::copy_name;
 
 }  // namespace nocstor::raid_tool

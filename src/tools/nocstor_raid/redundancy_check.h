@@ -12,9 +12,13 @@
 #include <string>
 #include <vector>
 
+namespace nocstor::tools {
+class ImageFile;
+}
+
 namespace nocstor::raid_tool {
 
-class MemberFile;
+using MemberFile = tools::ImageFile;  // tools/common/image_file.h
 
 // A member whose data can be read: rows [0, readable_rows) of slot `slot`, and with
 // outside_dirty every row of a region the bitmap marks clean too (a member rebuilt only where it

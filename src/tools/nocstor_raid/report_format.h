@@ -3,6 +3,7 @@
 #pragma once
 
 #include "modules/raid/raid_superblock.h"
+#include "tools/common/report_text.h"
 #include "tools/nocstor_raid/intent_bitmap.h"
 #include "tools/nocstor_raid/redundancy_check.h"
 
@@ -13,8 +14,7 @@
 
 namespace nocstor::raid_tool {
 
-// "512 B", "8 KiB", "1.50 MiB".
-std::string human_bytes(uint64_t bytes);
+using tools::human_bytes;
 
 nlohmann::json superblock_json(const raid::Superblock& sb);
 // region_blocks, regions, dirty_regions, dirty_ranges ([begin, end) member data blocks).
