@@ -1,10 +1,9 @@
-// CRC32C (Castagnoli) as NVMe/TCP uses it for header and data digests, backed by ISA-L.
-//
-// Digest convention (the same as iSCSI, the Linux kernel and SPDK): start from 0xFFFFFFFF, run
-// the reflected CRC32C over the bytes, xor the result with 0xFFFFFFFF, and put the 4 bytes on
-// the wire little-endian. ISA-L's crc32_iscsi() does neither the initial nor the final
-// inversion itself, so the running state of Crc32c below is the "raw" register value.
+// CRC32C (Castagnoli) as NVMe/TCP uses it for header and data digests: util/crc32c.h's (the
+// iSCSI/kernel/SPDK convention), streamed over buffer lists, the 4 bytes on the wire
+// little-endian. The running state of Crc32c below is the "raw" register value.
 #pragma once
+
+#include "util/crc32c.h"
 
 #include <sys/uio.h>
 
@@ -14,17 +13,10 @@
 
 namespace nocstor::nvmf {
 
-inline constexpr uint32_t kCrc32cInitial = 0xFFFFFFFFu;
-inline constexpr uint32_t kCrc32cFinalXor = 0xFFFFFFFFu;
-
-// Continues a raw CRC32C register over data (no inversion in or out).
-uint32_t crc32c_update(uint32_t state, const void* data, size_t len);
-
-// Finished CRC32C of one buffer. With the default seed this is the standard CRC32C
-// ("123456789" -> 0xE3069283); a seed is a previous finished value to continue from.
-inline uint32_t crc32c(const void* data, size_t len, uint32_t seed = 0) {
-    return crc32c_update(seed ^ kCrc32cFinalXor, data, len) ^ kCrc32cFinalXor;
-}
+using ::nocstor::crc32c;
+using ::nocstor::crc32c_update;
+using ::nocstor::kCrc32cFinalXor;
+using ::nocstor::kCrc32cInitial;
 
 // Streaming digest: update() over any number of pieces, then value().
 class Crc32c {

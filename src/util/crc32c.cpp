@@ -1,10 +1,8 @@
-#include "nvmf/crc32c.h"
+#include "util/crc32c.h"
 
 #include <isa-l/crc.h>
 
-#include <climits>
-
-namespace nocstor::nvmf {
+namespace nocstor {
 
 uint32_t crc32c_update(uint32_t state, const void* data, size_t len) {
     // ISA-L takes an int length; feed larger buffers in slices.
@@ -19,4 +17,4 @@ uint32_t crc32c_update(uint32_t state, const void* data, size_t len) {
     return state;
 }
 
-}  // namespace nocstor::nvmf
+}  // namespace nocstor

@@ -13,8 +13,8 @@
 // The component libraries are built without -fsanitize=fuzzer/address/undefined (only this
 // target gets them), so the codec is compiled into this file to get coverage feedback and
 // sanitizer checks inside the parser. The archive copies are then never pulled in.
-#include "nvmf/crc32c.cpp"   // NOLINT(bugprone-suspicious-include)
 #include "nvmf/tcp_pdu.cpp"  // NOLINT(bugprone-suspicious-include)
+#include "util/crc32c.cpp"   // NOLINT(bugprone-suspicious-include)
 
 using namespace nocstor::nvmf::tcp;
 

@@ -1,6 +1,6 @@
 #include "modules/lvol/lvs_format.h"
 
-#include <isa-l/crc.h>
+#include "util/le_codec.h"
 
 #include <algorithm>
 #include <cstring>
@@ -31,16 +31,8 @@ constexpr size_t kBOffMagic = 0, kBOffCrc = 8, kBOffPayload = 12, kBOffUuid = 16
 // Bytes an lvol record takes at most besides its runs, and each run.
 constexpr uint64_t kLvolRecordMax = 192, kRunBytes = 16;
 
-template <class T>
-void put(uint8_t* p, size_t off, T v) {
-    std::memcpy(p + off, &v, sizeof(T));  // the host is little-endian
-}
-template <class T>
-T get(const uint8_t* p, size_t off) {
-    T v;
-    std::memcpy(&v, p + off, sizeof(T));
-    return v;
-}
+using le::get;
+using le::put;
 
 uint64_t align_up(uint64_t v, uint64_t a) {
     return (v + a - 1) / a * a;
@@ -166,22 +158,6 @@ bool lvol_decode(Reader& r, bool with_runs, LvolMeta* l) {
 }
 
 }  // namespace
-
-namespace {
-
-// ISA-L takes an int length: metadata of 2 GiB and more goes through in pieces.
-uint32_t crc_update(uint32_t state, const uint8_t* p, size_t n) {
-    constexpr size_t kPiece = size_t(1) << 30;
-    for (; n > kPiece; p += kPiece, n -= kPiece)
-        state = crc32_iscsi(const_cast<uint8_t*>(p), int(kPiece), state);
-    return crc32_iscsi(const_cast<uint8_t*>(p), int(n), state);
-}
-
-}  // namespace
-
-uint32_t crc32c(const uint8_t* p, size_t n) {
-    return crc_update(0xFFFFFFFFu, p, n) ^ 0xFFFFFFFFu;
-}
 
 const char* clear_method_name(ClearMethod m) {
     switch (m) {
@@ -519,8 +495,8 @@ bool ckpt_decode(const uint8_t* in, size_t n, const Uuid& store, CheckpointHeade
     if (h->payload_bytes > n - kCkptHeaderBytes) return (*why = "checkpoint truncated"), false;
     std::vector<uint8_t> head(in, in + kCkptHeaderBytes);
     put<uint32_t>(head.data(), kCkOffCrc, 0);
-    uint32_t crc = crc_update(0xFFFFFFFFu, head.data(), kCkptHeaderBytes);
-    crc = crc_update(crc, in + kCkptHeaderBytes, h->payload_bytes) ^ 0xFFFFFFFFu;
+    uint32_t crc = crc32c_update(kCrc32cInitial, head.data(), kCkptHeaderBytes);
+    crc = crc32c_update(crc, in + kCkptHeaderBytes, h->payload_bytes) ^ kCrc32cFinalXor;
     if (crc != get<uint32_t>(in, kCkOffCrc)) return (*why = "checkpoint checksum mismatch"), false;
     Reader r{in + kCkptHeaderBytes, size_t(h->payload_bytes), 0};
     lvols->clear();
@@ -569,9 +545,8 @@ bool batch_decode(const uint8_t* in, size_t n, const Uuid& store, uint64_t seq, 
     uint8_t head[kBatchHeaderBytes];
     std::memcpy(head, in, kBatchHeaderBytes);
     put<uint32_t>(head, kBOffCrc, 0);
-    uint32_t crc = crc32_iscsi(head, int(kBatchHeaderBytes), 0xFFFFFFFFu);
-    crc =
-        crc32_iscsi(const_cast<uint8_t*>(in + kBatchHeaderBytes), int(payload), crc) ^ 0xFFFFFFFFu;
+    uint32_t crc = crc32c_update(kCrc32cInitial, head, kBatchHeaderBytes);
+    crc = crc32c_update(crc, in + kBatchHeaderBytes, payload) ^ kCrc32cFinalXor;
     if (crc != get<uint32_t>(in, kBOffCrc)) return false;
     h->uuid = u;
     h->seq = seq;

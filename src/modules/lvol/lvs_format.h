@@ -16,6 +16,7 @@
 #pragma once
 
 #include "bdev/bdev.h"
+#include "util/crc32c.h"
 
 #include <cstdint>
 #include <string>
@@ -158,6 +159,6 @@ uint64_t batch_bytes(uint64_t payload, uint64_t page_bytes);
 bool batch_decode(const uint8_t* in, size_t n, const Uuid& store, uint64_t seq, BatchHeader* h,
                   std::vector<Op>* ops);
 
-uint32_t crc32c(const uint8_t* p, size_t n);
+using ::nocstor::crc32c;  // util/crc32c.h
 
 }  // namespace nocstor::lvol

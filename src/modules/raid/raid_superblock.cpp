@@ -1,6 +1,7 @@
 #include "modules/raid/raid_superblock.h"
 
-#include <isa-l/crc.h>
+#include "util/crc32c.h"
+#include "util/le_codec.h"
 
 #include <algorithm>
 #include <cstring>
@@ -19,20 +20,8 @@ constexpr size_t kNameBytes = 64;
 constexpr uint32_t kFlagClean = 1, kFlagResyncPending = 2;
 constexpr uint8_t kMemberPartialRebuild = 1;
 
-template <class T>
-void put(uint8_t* p, size_t off, T v) {
-    std::memcpy(p + off, &v, sizeof(T));  // the host is little-endian (static_assert in spec.h)
-}
-template <class T>
-T get(const uint8_t* p, size_t off) {
-    T v;
-    std::memcpy(&v, p + off, sizeof(T));
-    return v;
-}
-
-uint32_t crc32c(const uint8_t* p, size_t n) {
-    return crc32_iscsi(const_cast<uint8_t*>(p), int(n), 0xFFFFFFFFu) ^ 0xFFFFFFFFu;
-}
+using le::get;
+using le::put;
 
 }  // namespace
 
