@@ -35,27 +35,6 @@ void render_async(size_t i, std::shared_ptr<std::string> out,
     });
 }
 
-}  // namespace
-
-std::string escape_prometheus_label(const std::string& v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\' || c == '"') out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += c;
-    }
-    return out;
-}
-
-void prometheus_family(std::string& out, const char* name, const char* type, const char* help) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-}
-
-namespace {
-
 const auto& family = prometheus_family;
 const auto& escape_label = escape_prometheus_label;
 

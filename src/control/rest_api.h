@@ -2,6 +2,7 @@
 #pragma once
 
 #include "control/http_server.h"
+#include "util/prometheus.h"
 
 #include <functional>
 #include <string>
@@ -12,9 +13,9 @@ void register_rest_routes(HttpServer& server);
 
 // Prometheus text exposition of the live state; done runs on the control thread.
 void render_metrics(std::function<void(std::string)> done);
-// Prometheus text helpers: a label value with \\, " and newlines escaped; HELP and TYPE lines.
-std::string escape_prometheus_label(const std::string& value);
-void prometheus_family(std::string& out, const char* name, const char* type, const char* help);
+// Prometheus text helpers (util/prometheus.h): a label value escaped; HELP and TYPE lines.
+using ::nocstor::escape_prometheus_label;
+using ::nocstor::prometheus_family;
 
 // Lets the NVMe-oF target add its own metric families to /metrics.
 void add_metrics_source(std::function<void(std::string& out)> source);

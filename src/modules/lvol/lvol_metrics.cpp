@@ -2,6 +2,7 @@
 // journal and state; per lvol its size and what it has allocated.
 #include "modules/lvol/lvol.h"
 #include "modules/lvol/lvstore.h"
+#include "util/prometheus.h"
 
 #include <fmt/format.h>
 
@@ -10,27 +11,6 @@
 #include <vector>
 
 namespace nocstor::lvol {
-
-namespace {
-
-std::string escape(const std::string& v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\' || c == '"') out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += c;
-    }
-    return out;
-}
-
-void family(std::string& out, const char* name, const char* type, const char* help) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-}
-
-}  // namespace
 
 void lvol_metrics(std::string& out) {
     struct Store {
@@ -46,7 +26,7 @@ void lvol_metrics(std::string& out) {
     std::vector<Vol> vols;
     for (const Lvstore* s : lvstores()) {
         if (s->unloading) continue;
-        const std::string name = escape(s->sb.name);
+        const std::string name = escape_prometheus_label(s->sb.name);
         const uint64_t total = s->state.total_clusters();
         // As bdev_lvol_get_lvstores: clusters being filled for an allocation are not free.
         const uint64_t free = s->state.free_clusters() -
@@ -55,12 +35,12 @@ void lvol_metrics(std::string& out) {
                           s->journal->batches_written(), s->journal->checkpoints_written(),
                           s->journal->used_bytes(), s->journal->failed()});
         for (const auto& [id, l] : s->state.lvols())
-            vols.push_back({name, escape(l.name), uuid_to_string(l.uuid),
+            vols.push_back({name, escape_prometheus_label(l.name), uuid_to_string(l.uuid),
                             l.num_clusters * s->sb.cluster_bytes,
                             l.allocated() * s->sb.cluster_bytes});
     }
     auto per_store = [&](const char* name, const char* type, const char* help, auto value) {
-        family(out, name, type, help);
+        prometheus_family(out, name, type, help);
         for (const Store& s : stores)
             out += fmt::format("{}{{lvstore=\"{}\"}} {}\n", name, s.name, value(s));
     };
@@ -88,7 +68,7 @@ void lvol_metrics(std::string& out) {
               "1 after a metadata write failed: the lvstore takes no more metadata changes.",
               [](const Store& s) { return s.failed ? 1 : 0; });
     auto per_lvol = [&](const char* name, const char* help, auto value) {
-        family(out, name, "gauge", help);
+        prometheus_family(out, name, "gauge", help);
         for (const Vol& v : vols)
             out += fmt::format("{}{{lvstore=\"{}\",lvol=\"{}\",bdev=\"{}\"}} {}\n", name, v.store,
                                v.name, v.bdev, value(v));
