@@ -4,6 +4,7 @@
 // superblock copy shows as such with the other copy still read; a member left out is reported;
 // a write-intent bitmap (written here in the documented format) sorts mismatches into dirty
 // regions and clean ones.
+#include "common/tool_run.h"
 #include "daemon_env.h"
 #include "modules/raid/raid_layout.h"
 #include "modules/raid/raid_superblock.h"
@@ -25,54 +26,11 @@ constexpr uint64_t kMemberBytes = 2 << 20;  // 1 MiB of metadata, 1 MiB of data
 constexpr uint64_t kDataOffset = 1 << 20;
 constexpr uint64_t kMemberRows = (kMemberBytes - kDataOffset) / 512;
 
-struct ToolRun {
-    int status = -1;
-    std::string out, err;
-    json js() const { return json::parse(out, nullptr, false); }
-};
-
-std::string slurp(const std::string& path) {
-    std::string s;
-    if (FILE* f = fopen(path.c_str(), "r")) {
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
-        fclose(f);
-    }
-    return s;
-}
-
 // The tool sits next to this test binary (both in the build's bin/).
-std::string tool_path() {
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string(NOCSTOR_BIN_DIR) + "/nocstor-raid"
-              : (self.parent_path() / "nocstor-raid").string();
-}
-
 ToolRun run_tool(const std::vector<std::string>& args, const std::string& dir) {
-    const std::string out = dir + "/tool.out", err = dir + "/tool.err";
-    std::vector<std::string> argv = {tool_path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const pid_t pid = fork();
-    if (pid == 0) {
-        const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(o, 1);
-        dup2(e, 2);
-        std::vector<char*> cargs;
-        for (auto& a : argv) cargs.push_back(a.data());
-        cargs.push_back(nullptr);
-        execv(cargs[0], cargs.data());
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ToolRun r;
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    const std::string tool =
+        tool_beside_test("nocstor-raid", std::string(NOCSTOR_BIN_DIR) + "/nocstor-raid");
+    return nocstor::testing::run_tool(tool, args, dir);
 }
 
 std::vector<std::string> with(std::vector<std::string> head, const std::vector<std::string>& t) {

@@ -4,6 +4,7 @@
 // free, a missing parent, a parent loop, a journal operation that does not apply, damaged
 // superblocks, truncated files, files that are not lvstores, and the command line itself. The
 // tool is the built binary, run beside this test binary; it must never change the file.
+#include "common/tool_run.h"
 #include "lvol_test_util.h"
 #include "modules/lvol/lvs_format.h"
 
@@ -27,31 +28,13 @@ namespace {
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kBase = 64 * kMiB;
 
-struct ToolRun {
-    int status = -1;
-    std::string out, err;
-    json js() const { return json::parse(out, nullptr, false); }
-    bool says(const std::string& s) const {
-        return out.find(s) != std::string::npos || err.find(s) != std::string::npos;
-    }
-};
-
-std::string slurp(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-// The tool sits next to this test binary (both in the build's bin/).
-std::string tool_path() {
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string() : (self.parent_path() / "nocstor-lvs-check").string();
-}
+using nocstor::testing::slurp_file;
+using nocstor::testing::ToolRun;
 
 class LvsCheckTool : public ::testing::Test {
   protected:
     void SetUp() override {
-        tool_ = tool_path();
+        tool_ = nocstor::testing::tool_beside_test("nocstor-lvs-check");
         if (tool_.empty() || access(tool_.c_str(), X_OK) != 0)
             GTEST_SKIP() << "nocstor-lvs-check is not built beside this test (" << tool_
                          << "): build the nocstor-lvs-check target";
@@ -83,28 +66,7 @@ class LvsCheckTool : public ::testing::Test {
     }
 
     ToolRun run(const std::vector<std::string>& args) {
-        const std::string out = (dir_ / "tool.out").string(), err = (dir_ / "tool.err").string();
-        std::vector<std::string> argv = {tool_};
-        argv.insert(argv.end(), args.begin(), args.end());
-        const pid_t pid = fork();
-        if (pid == 0) {
-            const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            dup2(o, 1);
-            dup2(e, 2);
-            std::vector<char*> cargs;
-            for (auto& a : argv) cargs.push_back(a.data());
-            cargs.push_back(nullptr);
-            execv(cargs[0], cargs.data());
-            _exit(127);
-        }
-        int status = 0;
-        waitpid(pid, &status, 0);
-        ToolRun r;
-        r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        r.out = slurp(out);
-        r.err = slurp(err);
-        return r;
+        return nocstor::testing::run_tool(tool_, args, dir_.string());
     }
 
     // A consistent store: a thick lvol, a snapshot of it and a clone of the snapshot in the
@@ -366,7 +328,7 @@ TEST_F(LvsCheckTool, CommandLine) {
 
 TEST_F(LvsCheckTool, NeverWrites) {
     const std::string path = write_file("ro.img", clean_store().image());
-    const std::string before = slurp(path);
+    const std::string before = slurp_file(path);
     struct stat st0 {};
     ASSERT_EQ(stat(path.c_str(), &st0), 0);
     ASSERT_EQ(chmod(path.c_str(), 0444), 0);
@@ -376,7 +338,7 @@ TEST_F(LvsCheckTool, NeverWrites) {
     ASSERT_EQ(stat(path.c_str(), &st1), 0);
     EXPECT_EQ(st0.st_mtim.tv_sec, st1.st_mtim.tv_sec);
     EXPECT_EQ(st0.st_mtim.tv_nsec, st1.st_mtim.tv_nsec);
-    EXPECT_TRUE(slurp(path) == before);
+    EXPECT_TRUE(slurp_file(path) == before);
 }
 
 }  // namespace
