@@ -138,6 +138,33 @@ void clone(const json& params, RpcReply reply) {
     lvol::lvol_clone(snap, name, reply_with(reply, "bdev_lvol_clone", nullptr));
 }
 
+void clone_bdev(const json& params, RpcReply reply) {
+    std::string bdev, lvs, name;
+    ParamsDecoder d("bdev_lvol_clone_bdev");
+    d.required("bdev", &bdev).required("lvs_name", &lvs).required("clone_name", &name);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    lvol::lvol_clone_bdev(bdev, lvs, name, reply_with(reply, "bdev_lvol_clone_bdev", nullptr));
+}
+
+void set_parent(const json& params, RpcReply reply) {
+    std::string name, parent;
+    ParamsDecoder d("bdev_lvol_set_parent");
+    d.required("lvol_name", &name).required("parent_name", &parent);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    lvol::lvol_set_parent(name, parent, reply_with(reply, "bdev_lvol_set_parent", true));
+}
+
+void set_parent_bdev(const json& params, RpcReply reply) {
+    std::string name, parent;
+    ParamsDecoder d("bdev_lvol_set_parent_bdev");
+    d.required("lvol_name", &name).required("parent_name", &parent);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    lvol::lvol_set_parent_bdev(name, parent, reply_with(reply, "bdev_lvol_set_parent_bdev", true));
+}
+
 void rename(const json& params, RpcReply reply) {
     std::string old_name, new_name;
     ParamsDecoder d("bdev_lvol_rename");
@@ -192,6 +219,9 @@ void register_lvol_rpcs() {
     r.add("bdev_lvol_create", create, true);
     r.add("bdev_lvol_snapshot", snapshot, true);
     r.add("bdev_lvol_clone", clone, true);
+    r.add("bdev_lvol_clone_bdev", clone_bdev, true);
+    r.add("bdev_lvol_set_parent", set_parent, true);
+    r.add("bdev_lvol_set_parent_bdev", set_parent_bdev, true);
     r.add("bdev_lvol_rename", rename, true);
     r.add("bdev_lvol_resize", resize, true);
     r.add(

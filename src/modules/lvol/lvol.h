@@ -45,7 +45,16 @@ void lvol_resize(const std::string& lvol, uint64_t size_bytes, Result done);
 void lvol_set_read_only(const std::string& lvol, Result done);
 void lvol_delete(const std::string& lvol, Result done);
 void lvol_inflate(const std::string& lvol, Result done);
+// An esnap clone: decouple copies what the external parent holds, like inflate (SPDK).
 void lvol_decouple_parent(const std::string& lvol, Result done);
+// bdev_lvol_clone_bdev: a thin lvol of store `lvs_name` whose parent is bdev `bdev` (name or
+// UUID), outside the store; result: its UUID.
+void lvol_clone_bdev(const std::string& bdev, const std::string& lvs_name,
+                     const std::string& clone_name, Result done);
+// bdev_lvol_set_parent: snapshot `parent` of the same store becomes the parent of thin `lvol`.
+void lvol_set_parent(const std::string& lvol, const std::string& parent, Result done);
+// bdev_lvol_set_parent_bdev: bdev `esnap` (name or UUID) becomes the parent of thin `lvol`.
+void lvol_set_parent_bdev(const std::string& lvol, const std::string& esnap, Result done);
 // bdev_lvol_get_lvols
 int lvol_list(const std::string& lvs_uuid, const std::string& lvs_name, nlohmann::json* out);
 

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 namespace nocstor::lvol {
@@ -17,10 +18,26 @@ constexpr uint8_t kScCapacityExceeded = 0x81;
 
 struct LvolChannel : IoChannel {
     explicit LvolChannel(BdevDesc* base) : base_ch(bdev_get_io_channel(base)) {}
-    ~LvolChannel() override { bdev_put_io_channel(base_ch); }
+    ~LvolChannel() override {
+        bdev_put_io_channel(base_ch);
+        bdev_put_io_channel(esnap_ch);
+    }
     IoChannel* base_ch;
     uint64_t in_flight = 0;
     BdevIoQueue held;  // arrived while frozen
+    // This thread's channel to the external parent open `esnap_gen` (0: none), and the reads
+    // of it in flight.
+    IoChannel* esnap_ch = nullptr;
+    uint64_t esnap_gen = 0;
+    uint64_t esnap_in_flight = 0;
+};
+
+// A read of the external parent that ends past its end: the iovecs are cut to what it holds
+// for the read (restored before completion), the rest is zeroed.
+struct EsnapReadCtx {
+    int saved_iovcnt;
+    int cut;  // index of the shortened iovec, -1: none
+    size_t saved_len;
 };
 
 // Unmap / write-zeroes over several clusters: one base I/O per allocated cluster.
@@ -53,6 +70,17 @@ void base_done(BdevIo* base_io, bool ok, void* arg) {
         return bdev_io_complete_nvme(io, sct, sc);
     }
     complete(io, ok ? IoStatus::Success : (st == IoStatus::Pending ? IoStatus::Failed : st));
+}
+
+void esnap_done(BdevIo* base_io, bool ok, void* arg) {
+    auto* io = static_cast<BdevIo*>(arg);
+    auto* x = io->ctx<EsnapReadCtx>();
+    if (x->cut >= 0) {
+        io->iovs[x->cut].iov_len = x->saved_len;
+        io->iovcnt = x->saved_iovcnt;
+    }
+    --chan(io)->esnap_in_flight;
+    base_done(base_io, ok, arg);
 }
 
 void range_done(BdevIo* base_io, bool ok, void* arg) {
@@ -97,7 +125,8 @@ bool LvolBdev::io_type_supported(IoType t) const {
         case IoType::WriteZeroes:
             // A clone's unallocated clusters would need a copy first: the bdev layer writes
             // zeroes with plain writes then, which allocate.
-            return parent() == nullptr && lvs->base()->io_type_supported(IoType::WriteZeroes);
+            return parent() == nullptr && esnap() == nullptr &&
+                   lvs->base()->io_type_supported(IoType::WriteZeroes);
         default:
             return false;
     }
@@ -161,13 +190,16 @@ void LvolBdev::submit_rw(IoChannel* ch, BdevIo* io) {
         rc = bdev_writev(lvs->base_desc, c->base_ch, io->iovs, io->iovcnt,
                          lvs->cluster_start(pcl) + within, io->num_blocks, base_done, io, io->fua);
     } else {
-        // Not here: the parent snapshot chain, then zeroes.
-        for (const LvolBdev* src = this; pcl == kUnallocated;) {
-            src = src->parent();
-            if (!src) break;
-            pcl = src->map_->get(idx);
+        // Not here: the parent snapshot chain, then the external parent of its top, then zeroes.
+        const LvolBdev* src = this;
+        while (pcl == kUnallocated) {
+            const LvolBdev* p = src->parent();
+            if (!p) break;
+            src = p;
+            pcl = p->map_->get(idx);
         }
         if (pcl == kUnallocated) {
+            if (Esnap* e = src->esnap()) return read_esnap(ch, io, e, idx, within);
             for (int i = 0; i < io->iovcnt; ++i)
                 std::memset(io->iovs[i].iov_base, 0, io->iovs[i].iov_len);
             return complete(io, IoStatus::Success);
@@ -176,6 +208,66 @@ void LvolBdev::submit_rw(IoChannel* ch, BdevIo* io) {
                         lvs->cluster_start(pcl) + within, io->num_blocks, base_done, io);
     }
     if (rc) complete(io, submit_status(rc));
+}
+
+// An unallocated cluster of a clone of an external bdev: that bdev at the same offset (zeros
+// past its end); it missing (degraded), the read fails: never zeros or stale data instead.
+void LvolBdev::read_esnap(IoChannel* ch, BdevIo* io, Esnap* e, uint64_t idx, uint64_t within) {
+    auto* c = static_cast<LvolChannel*>(ch);
+    const EsnapOpen* o = e->open.load(std::memory_order_acquire);
+    if (!o) return complete(io, IoStatus::Failed);
+    if (c->esnap_gen != o->gen) {
+        // Another external parent than the last read's (the lvol was re-parented while frozen,
+        // so nothing is in flight on the old one; if it were, come back later).
+        if (c->esnap_in_flight) return complete(io, IoStatus::NoMemory);
+        bdev_put_io_channel(c->esnap_ch);
+        c->esnap_ch = bdev_get_io_channel(o->desc);
+        c->esnap_gen = c->esnap_ch ? o->gen : 0;
+        if (!c->esnap_ch) return complete(io, IoStatus::Failed);
+    }
+    const uint64_t at = idx * lvs->cluster_blocks() + within;
+    const uint64_t n = at >= o->num_blocks ? 0 : std::min(io->num_blocks, o->num_blocks - at);
+    if (n == 0) {
+        for (int i = 0; i < io->iovcnt; ++i)
+            std::memset(io->iovs[i].iov_base, 0, io->iovs[i].iov_len);
+        return complete(io, IoStatus::Success);
+    }
+    auto* x = io->ctx<EsnapReadCtx>();
+    x->cut = -1;
+    x->saved_iovcnt = io->iovcnt;
+    if (n < io->num_blocks) {
+        // Zero what lies past the end, then read the rest into the iovecs cut to its length.
+        size_t keep = n * block_size;
+        for (int i = 0; i < x->saved_iovcnt; ++i) {
+            iovec& v = io->iovs[i];
+            if (keep >= v.iov_len) {
+                keep -= v.iov_len;
+                continue;
+            }
+            std::memset(static_cast<uint8_t*>(v.iov_base) + keep, 0, v.iov_len - keep);
+            if (x->cut < 0 && keep > 0) {
+                x->cut = i;
+                x->saved_len = v.iov_len;
+                v.iov_len = keep;
+                io->iovcnt = i + 1;
+            } else if (x->cut < 0) {
+                x->cut = i;  // cut before this iovec: nothing of it is read
+                x->saved_len = v.iov_len;
+                io->iovcnt = i;
+            }
+            keep = 0;
+        }
+    }
+    ++c->esnap_in_flight;
+    const int rc = bdev_readv(o->desc, c->esnap_ch, io->iovs, io->iovcnt, at, n, esnap_done, io);
+    if (rc) {
+        --c->esnap_in_flight;
+        if (x->cut >= 0) {
+            io->iovs[x->cut].iov_len = x->saved_len;
+            io->iovcnt = x->saved_iovcnt;
+        }
+        complete(io, submit_status(rc));
+    }
 }
 
 void LvolBdev::submit_ranges(IoChannel* ch, BdevIo* io) {
@@ -233,6 +325,41 @@ void LvolBdev::freeze(std::function<void()> done) {
         [done = std::move(done)](int) { done(); });
 }
 
+void LvolBdev::drop_esnap_channel(uint64_t gen, std::function<void()> done) {
+    struct Drop {
+        LvolChannel* ch;
+        std::function<void(int)> next;
+        Poller* poller = nullptr;
+    };
+    auto drop = [](LvolChannel* c) {
+        bdev_put_io_channel(c->esnap_ch);
+        c->esnap_ch = nullptr;
+        c->esnap_gen = 0;
+    };
+    for_each_channel(
+        [gen, drop](IoChannel& ch, std::function<void(int)> next) {
+            auto* c = static_cast<LvolChannel*>(&ch);
+            if (c->esnap_gen != gen) return next(0);
+            if (c->esnap_in_flight == 0) {
+                drop(c);
+                return next(0);
+            }
+            auto d = std::make_shared<Drop>(Drop{c, std::move(next)});
+            d->poller = Thread::current()->register_poller(
+                "lvol_esnap_drop",
+                [d, drop] {
+                    if (d->ch->esnap_in_flight) return 0;
+                    drop(d->ch);
+                    Thread::current()->unregister_poller(d->poller);
+                    auto n = std::move(d->next);
+                    n(0);
+                    return 1;
+                },
+                100);
+        },
+        [done = std::move(done)](int) { done(); });
+}
+
 void LvolBdev::unfreeze() {
     frozen_.store(false, std::memory_order_seq_cst);
     for_each_channel(
@@ -256,6 +383,7 @@ void LvolBdev::dump_info_json(nlohmann::json& out) const {
         j["snapshot"] = m->snapshot;
         j["clone"] = m->parent != kNoLvol;
         j["esnap_clone"] = !m->esnap.empty();
+        if (!m->esnap.empty()) j["external_snapshot_name"] = m->esnap;
         if (const LvolMeta* p = m->parent != kNoLvol ? lvs->state.lvol(m->parent) : nullptr)
             j["base_snapshot"] = p->name;
         nlohmann::json clones = nlohmann::json::array();

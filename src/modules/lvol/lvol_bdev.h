@@ -4,6 +4,9 @@
 // control thread to allocate it (once, however many writers) and runs again when it is there.
 // Operations that change the map wholesale (snapshot, resize, merge) freeze the lvol: new I/O
 // is held per channel, the in-flight I/O drains, the change is made, the held I/O runs.
+// The lvol at the top of a chain may have an external parent (an "esnap": a bdev outside the
+// store): unallocated clusters read it at the same offset, through a per-channel channel to it
+// taken on first use and keyed by the open's generation.
 #pragma once
 
 #include "bdev/bdev.h"
@@ -12,10 +15,35 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace nocstor::lvol {
 
 class Lvstore;
+
+// One open of an external parent bdev. Immutable once published; freed by the store only after
+// every channel dropped its channel to it and no cluster fill reads it any more.
+struct EsnapOpen {
+    BdevDesc* desc;
+    uint64_t gen;         // unique per open: channels cache their channel to it by this
+    uint64_t num_blocks;  // the bdev's size when opened; reads past it are zeros
+};
+
+// An external parent of lvols of a store, as recorded (LvolMeta::esnap: the bdev's UUID string,
+// or its name when it has no UUID). Lives as long as its store.
+struct Esnap {
+    explicit Esnap(std::string i) : id(std::move(i)) {}
+    const std::string id;
+    // Null while the bdev is missing: the lvols reading it are degraded (those reads fail).
+    std::atomic<EsnapOpen*> open{nullptr};
+    // Control thread: cluster fills reading the open in progress, and what waits for none.
+    uint32_t users = 0;
+    std::vector<std::function<void()>> on_idle;
+    // Control thread: closes under way, and what waits for them to be done.
+    uint32_t closing = 0;
+    std::vector<std::function<void()>> on_closed;
+};
 
 // The lvol's cluster map as the data path sees it.
 struct ClusterMap {
@@ -41,6 +69,10 @@ class LvolBdev : public Bdev {
     void set_map(std::unique_ptr<ClusterMap> m);
     void set_parent(LvolBdev* p) { parent_.store(p, std::memory_order_release); }
     void set_read_only(bool ro) { read_only_.store(ro, std::memory_order_release); }
+    // The external parent (top of a chain only; null: none). Control thread, while frozen or
+    // before registration.
+    void set_esnap(Esnap* e) { esnap_.store(e, std::memory_order_release); }
+    Esnap* esnap() const { return esnap_.load(std::memory_order_acquire); }
     // Control thread: an allocation is durable; the data path may use it.
     void publish(uint64_t idx, uint32_t pcl) {
         map_->entries[idx].store(pcl, std::memory_order_release);
@@ -52,6 +84,9 @@ class LvolBdev : public Bdev {
     // Control thread: holds new I/O and calls done once nothing is in flight on any channel.
     void freeze(std::function<void()> done);
     void unfreeze();
+    // Control thread: every channel that caches a channel to the external parent open `gen`
+    // waits until its reads of it are done and puts it; then done.
+    void drop_esnap_channel(uint64_t gen, std::function<void()> done);
 
     // Runs a write that waited for its cluster again (on the I/O's own thread).
     void resubmit(BdevIo* io);
@@ -69,9 +104,11 @@ class LvolBdev : public Bdev {
   private:
     void submit_rw(IoChannel* ch, BdevIo* io);
     void submit_ranges(IoChannel* ch, BdevIo* io);
+    void read_esnap(IoChannel* ch, BdevIo* io, Esnap* e, uint64_t idx, uint64_t within);
 
     std::unique_ptr<ClusterMap> map_;
     std::atomic<LvolBdev*> parent_{nullptr};
+    std::atomic<Esnap*> esnap_{nullptr};
     std::atomic<bool> read_only_{false};
     std::atomic<bool> frozen_{false};
 };

@@ -29,6 +29,7 @@ class LvolModule : public BdevModule {
 LvolModule g_module;
 
 void unload(Lvstore* s, bool destroy, std::function<void(int)> done);
+void unload_base(Lvstore* s, bool destroy, std::function<void(int)> done);
 
 // Opens `name` writable and claims it for the module; the store unloads when it goes away.
 int open_base(const std::string& name, BdevDesc** desc, std::string* err) {
@@ -102,36 +103,42 @@ void unregister_all(Lvstore* s, std::function<void()> done) {
 void unload(Lvstore* s, bool destroy, std::function<void(int)> done) {
     s->unloading = true;
     unregister_all(s, [s, destroy, done = std::move(done)]() mutable {
-        auto finish = [s, done = std::move(done)](int rc) mutable {
-            auto& all = lvstores();
-            all.erase(std::remove(all.begin(), all.end(), s), all.end());
-            close_base(s->base_desc);
-            delete s;
-            done(rc);
-        };
-        if (destroy) {
-            // Both superblock copies zeroed: the bdev holds no store any more.
-            auto zeros = std::make_shared<AlignedBuffer>(2 * s->sb.page_bytes);
-            md_write(
-                s->base_desc, 0, zeros->data(), zeros->size(), true,
-                [zeros, finish = std::move(finish)](bool ok) mutable { finish(ok ? 0 : -EIO); });
-            return;
-        }
-        // Clean stop: everything in a checkpoint, then the clean flag. A base being removed
-        // takes no more writes: the journal already holds everything (the next open replays it).
-        if (s->journal->failed()) return finish(-EIO);
-        if (s->base()->removing()) {
-            NOC_INFO("lvol", "lvstore {} closed with its base: the next open replays the journal",
-                     s->sb.name);
-            return finish(0);
-        }
-        s->journal->checkpoint([s, finish = std::move(finish)](int rc) mutable {
-            if (rc) return finish(rc);
-            s->sb.clean = true;
-            s->write_superblock([s, finish = std::move(finish)](bool ok) mutable {
-                NOC_INFO("lvol", "lvstore {} closed{}", s->sb.name, ok ? " cleanly" : "");
-                finish(ok ? 0 : -EIO);
-            });
+        // The lvols are gone: so are their reads of external parents.
+        esnap_close_all(s, [s, destroy, done = std::move(done)]() mutable {
+            unload_base(s, destroy, std::move(done));
+        });
+    });
+}
+
+void unload_base(Lvstore* s, bool destroy, std::function<void(int)> done) {
+    auto finish = [s, done = std::move(done)](int rc) mutable {
+        auto& all = lvstores();
+        all.erase(std::remove(all.begin(), all.end(), s), all.end());
+        close_base(s->base_desc);
+        delete s;
+        done(rc);
+    };
+    if (destroy) {
+        // Both superblock copies zeroed: the bdev holds no store any more.
+        auto zeros = std::make_shared<AlignedBuffer>(2 * s->sb.page_bytes);
+        md_write(s->base_desc, 0, zeros->data(), zeros->size(), true,
+                 [zeros, finish = std::move(finish)](bool ok) mutable { finish(ok ? 0 : -EIO); });
+        return;
+    }
+    // Clean stop: everything in a checkpoint, then the clean flag. A base being removed
+    // takes no more writes: the journal already holds everything (the next open replays it).
+    if (s->journal->failed()) return finish(-EIO);
+    if (s->base()->removing()) {
+        NOC_INFO("lvol", "lvstore {} closed with its base: the next open replays the journal",
+                 s->sb.name);
+        return finish(0);
+    }
+    s->journal->checkpoint([s, finish = std::move(finish)](int rc) mutable {
+        if (rc) return finish(rc);
+        s->sb.clean = true;
+        s->write_superblock([s, finish = std::move(finish)](bool ok) mutable {
+            NOC_INFO("lvol", "lvstore {} closed{}", s->sb.name, ok ? " cleanly" : "");
+            finish(ok ? 0 : -EIO);
         });
     });
 }
@@ -175,6 +182,16 @@ void load(BdevDesc* desc, const Superblock& sb, Result done) {
             const uint64_t t_sb = now_ms();
             register_all(s);
             const uint64_t t_end = now_ms();
+            for (const auto& [id, e] : s->esnaps) {
+                if (e->open.load(std::memory_order_acquire)) continue;
+                std::string users;
+                for (const auto& [lid, l] : s->state.lvols())
+                    if (l.esnap == id) users += (users.empty() ? "" : ", ") + l.name;
+                NOC_WARN("lvol",
+                         "lvstore {}: external parent {} of {} is missing: the clones reading it "
+                         "are degraded until it appears",
+                         s->sb.name, id, users);
+            }
             // An unclean shutdown is worth a warning: the operator sees what the replay did.
             const std::string what = fmt::format(
                 "lvstore {} on {}: {} lvols, {}/{} clusters used, {}; opened in {} ms (metadata "
@@ -197,6 +214,8 @@ void load(BdevDesc* desc, const Superblock& sb, Result done) {
 }
 
 void LvolModule::examine(Bdev* b) {
+    // The missing external parent of esnap clones: opened (and claimed) for them.
+    if (!b->claimed_by() && esnap_examine(b)) return;
     if (b->claimed_by() || b->module == &g_module) return;
     const std::string name = b->name;
     const uint32_t bs = b->block_size;

@@ -178,6 +178,7 @@ void lvol_snapshot(const std::string& lvol, const std::string& snapshot_name, Re
         }
         b->set_map(std::make_unique<ClusterMap>(m->num_clusters));
         b->set_parent(s->bdevs.at(snap_id));
+        b->set_esnap(nullptr);  // the snapshot took the external parent
         s->journal->commit(op, [b, uuid, done](int rc) {
             b->unfreeze();
             if (rc) return done(rc, "metadata write failed");
@@ -341,6 +342,7 @@ void lvol_delete(const std::string& lvol, Result done) {
                     child->publish(i, cm->map[i]);
             auto git = s->bdevs.find(grand);
             child->set_parent(git == s->bdevs.end() ? nullptr : git->second);
+            child->set_esnap(cm->esnap.empty() ? nullptr : s->esnap(cm->esnap));
             s->journal->commit(op, [b, child, done](int rc) {
                 child->unfreeze();
                 bdev_unregister(b, [rc, done](int) {
@@ -363,7 +365,13 @@ void lvol_delete(const std::string& lvol, Result done) {
             op.type = OpType::DeleteLvol;
             op.id = id;
             std::string why;
-            if (!s->apply_and_commit(op, answer(done, ""), &why)) done(-EINVAL, why);
+            if (!s->apply_and_commit(
+                    op,
+                    [s, done](int rc) {
+                        s->esnap_release_unused([rc, done] { answer(done, "")(rc); });
+                    },
+                    &why))
+                done(-EINVAL, why);
         };
         if (cm == ClearMethod::None || runs.empty()) return commit(true);
         // Cleared before the delete is committed: afterwards the clusters may be reused.
@@ -404,14 +412,16 @@ void allocate_each(LvolBdev* b, std::function<bool(uint64_t)> want, uint64_t fro
     });
 }
 
-// The lvol's parent becomes `parent` (kNoLvol: none) once every cluster it needs is its own.
-void reparent(LvolBdev* b, uint32_t parent, Result done) {
+// The lvol's parent becomes `parent` (kNoLvol: none) and its external parent `esnap` ("" none):
+// frozen, the change applied, the data path switched, committed, unfrozen.
+void reparent(LvolBdev* b, uint32_t parent, const std::string& esnap, Result done) {
     Lvstore* s = b->lvs;
-    b->freeze([s, b, parent, done] {
+    b->freeze([s, b, parent, esnap, done] {
         Op op;
         op.type = OpType::SetParent;
         op.id = b->id;
         op.other = parent;
+        op.name = esnap;
         std::string why;
         if (!s->state.apply(op, &why)) {
             b->unfreeze();
@@ -419,12 +429,23 @@ void reparent(LvolBdev* b, uint32_t parent, Result done) {
         }
         auto it = s->bdevs.find(parent);
         b->set_parent(it == s->bdevs.end() ? nullptr : it->second);
-        s->journal->commit(op, [b, done](int rc) {
+        b->set_esnap(esnap.empty() ? nullptr : s->esnap(esnap));
+        s->journal->commit(op, [s, b, done](int rc) {
             b->unfreeze();
-            if (rc) return done(rc, "metadata write failed");
-            done(0, "");
+            s->esnap_release_unused([rc, done] {
+                if (rc) return done(rc, "metadata write failed");
+                done(0, "");
+            });
         });
     });
+}
+
+// An error when the chain of `m` reads an external parent that is missing.
+bool refuse_degraded(const Lvstore* s, const LvolMeta* m, Result& done) {
+    if (!s->degraded(m->id)) return false;
+    done(-EIO, "lvol " + m->name + " is degraded: its external parent " + s->chain_esnap(m->id) +
+                   " is missing");
+    return true;
 }
 
 }  // namespace
@@ -434,13 +455,15 @@ void lvol_inflate(const std::string& lvol, Result done) {
     const LvolMeta* m;
     if (!lookup(lvol, &b, &m, done)) return;
     if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
-    // Every cluster becomes its own (copied from the parent chain, or zeroed).
+    if (refuse_degraded(b->lvs, m, done)) return;
+    // Every cluster becomes its own (copied from the parent chain or the external parent, or
+    // zeroed).
     allocate_each(
         b, [](uint64_t) { return true; }, 0,
         [b, done](int rc) {
             if (rc == -ENOSPC) return done(rc, "the lvstore ran out of clusters while inflating");
             if (rc) return done(rc, "allocation failed");
-            reparent(b, kNoLvol, done);
+            reparent(b, kNoLvol, "", done);
         });
 }
 
@@ -449,10 +472,28 @@ void lvol_decouple_parent(const std::string& lvol, Result done) {
     const LvolMeta* m;
     if (!lookup(lvol, &b, &m, done)) return;
     if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
-    if (m->parent == kNoLvol) return done(-EINVAL, "lvol " + lvol + " has no parent");
+    if (m->parent == kNoLvol && m->esnap.empty())
+        return done(-EINVAL, "lvol " + lvol + " has no parent");
     Lvstore* s = b->lvs;
+    if (m->parent == kNoLvol) {
+        // A clone of an external bdev: what that bdev holds is copied (SPDK), then the link goes.
+        if (refuse_degraded(s, m, done)) return;
+        const EsnapOpen* o = s->esnap(m->esnap)->open.load(std::memory_order_acquire);
+        const uint64_t have = o ? o->num_blocks * s->base()->block_size : 0;
+        const uint64_t cb = s->sb.cluster_bytes;
+        allocate_each(
+            b, [have, cb](uint64_t i) { return i * cb < have; }, 0,
+            [b, done](int rc) {
+                if (rc == -ENOSPC)
+                    return done(rc, "the lvstore ran out of clusters while decoupling");
+                if (rc) return done(rc, "allocation failed");
+                reparent(b, kNoLvol, "", done);
+            });
+        return;
+    }
     const uint32_t parent = m->parent;
-    // Only what the parent itself holds is copied; the rest stays with the grandparent.
+    // Only what the parent itself holds is copied; the rest stays with the grandparent (or the
+    // parent's external parent).
     auto want = [s, parent](uint64_t i) {
         const LvolMeta* p = s->state.lvol(parent);
         return p && i < p->map.size() && p->map[i] != kUnallocated;
@@ -461,8 +502,115 @@ void lvol_decouple_parent(const std::string& lvol, Result done) {
         if (rc == -ENOSPC) return done(rc, "the lvstore ran out of clusters while decoupling");
         if (rc) return done(rc, "allocation failed");
         const LvolMeta* p = s->state.lvol(parent);
-        reparent(b, p ? p->parent : kNoLvol, done);
+        reparent(b, p ? p->parent : kNoLvol, p && p->parent == kNoLvol ? p->esnap : "", done);
     });
+}
+
+void lvol_clone_bdev(const std::string& bdev, const std::string& lvs_name,
+                     const std::string& clone_name, Result done) {
+    Lvstore* s = find_lvstore("", lvs_name);
+    if (!s) return done(-ENODEV, "no lvstore " + lvs_name);
+    std::string why;
+    if (!valid_name(clone_name, &why)) return done(-EINVAL, why);
+    if (s->state.find(clone_name))
+        return done(-EEXIST, "lvol " + s->sb.name + "/" + clone_name + " exists");
+    Bdev* ext = find_bdev_by_id(bdev);
+    if (!ext) return done(-ENODEV, "no bdev with the name or UUID " + bdev);
+    const std::string id = esnap_id_of(ext);
+    if (id.empty() || id.size() > kMaxNameBytes)
+        return done(-EINVAL, "bdev " + ext->name + " has no UUID and its name is too long (" +
+                                 std::to_string(kMaxNameBytes) + " bytes at most) to record");
+    if (ext->num_blocks == 0) return done(-EINVAL, "bdev " + ext->name + " is empty");
+    Esnap* e = s->esnap(id);
+    if (!e->open.load(std::memory_order_acquire) && !s->esnap_attach(e, ext, &why))
+        return done(ext->block_size != s->base()->block_size ? -EINVAL : -EPERM, why);
+    LvolMeta l;
+    l.id = s->state.next_id();
+    l.uuid = uuid_generate_random();
+    l.name = clone_name;
+    l.num_clusters = clusters_of(s, ext->size_bytes());
+    l.thin = true;
+    l.esnap = id;
+    l.map.assign(l.num_clusters, kUnallocated);
+    Op op;
+    op.type = OpType::CreateLvol;
+    op.lvol = l;
+    if (!s->apply_and_commit(
+            op,
+            [s, id = l.id, uuid = uuid_to_string(l.uuid), done](int rc) {
+                if (rc) return done(rc, "metadata write failed");
+                std::string err;
+                if (int r = s->register_lvol(id, &err)) return done(r, err);
+                done(0, uuid);
+            },
+            &why))
+        s->esnap_release_unused([why, done] { done(-EINVAL, why); });
+}
+
+namespace {
+
+// What set_parent and set_parent_bdev check of the lvol (SPDK: thin, and here writable).
+bool reparentable(const std::string& lvol, const LvolMeta* m, Result& done) {
+    if (m->read_only) {
+        done(-EPERM, "lvol " + lvol + " is read-only (a snapshot's data does not change)");
+        return false;
+    }
+    if (!m->thin) {
+        done(-EINVAL, "lvol " + lvol + " is not thin provisioned");
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+void lvol_set_parent(const std::string& lvol, const std::string& parent, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    if (!reparentable(lvol, m, done)) return;
+    LvolBdev* pb = find_lvol(parent);
+    if (!pb || pb->lvs->unloading || !pb->lvs->state.lvol(pb->id))
+        return done(-ENODEV, "no lvol named " + parent);
+    Lvstore* s = b->lvs;
+    if (pb->lvs != s)
+        return done(-EINVAL, "snapshot " + parent + " is not in lvstore " + s->sb.name +
+                                 ": use bdev_lvol_set_parent_bdev for a bdev of another store");
+    const LvolMeta* pm = s->state.lvol(pb->id);
+    if (pb == b) return done(-EINVAL, "an lvol cannot be its own parent");
+    if (!pm->read_only) return done(-EINVAL, "lvol " + parent + " is not a snapshot (read-only)");
+    if (m->parent == pm->id) return done(-EEXIST, parent + " is already the parent of " + lvol);
+    if (pm->num_clusters > m->num_clusters)
+        return done(-EINVAL, "snapshot " + parent + " (" + std::to_string(pm->num_clusters) +
+                                 " clusters) is larger than lvol " + lvol + " (" +
+                                 std::to_string(m->num_clusters) + ")");
+    reparent(b, pm->id, "", done);
+}
+
+void lvol_set_parent_bdev(const std::string& lvol, const std::string& esnap_name, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    if (!reparentable(lvol, m, done)) return;
+    Lvstore* s = b->lvs;
+    Bdev* ext = find_bdev_by_id(esnap_name);
+    if (!ext) return done(-ENODEV, "no bdev with the name or UUID " + esnap_name);
+    const std::string id = esnap_id_of(ext);
+    if (id.empty() || id.size() > kMaxNameBytes)
+        return done(-EINVAL, "bdev " + ext->name + " has no UUID and its name is too long (" +
+                                 std::to_string(kMaxNameBytes) + " bytes at most) to record");
+    if (m->parent == kNoLvol && m->esnap == id)
+        return done(-EEXIST, "bdev " + ext->name + " is already the parent of " + lvol);
+    const uint64_t need = clusters_of(s, ext->size_bytes());
+    if (need > m->num_clusters)
+        return done(-EINVAL, "bdev " + ext->name + " (" + std::to_string(ext->size_bytes()) +
+                                 " B) is larger than lvol " + lvol + " (" +
+                                 std::to_string(m->num_clusters * s->sb.cluster_bytes) + " B)");
+    std::string why;
+    Esnap* e = s->esnap(id);
+    if (!e->open.load(std::memory_order_acquire) && !s->esnap_attach(e, ext, &why))
+        return done(ext->block_size != s->base()->block_size ? -EINVAL : -EPERM, why);
+    reparent(b, kNoLvol, id, done);
 }
 
 int lvol_list(const std::string& lvs_uuid, const std::string& lvs_name, nlohmann::json* out) {
@@ -483,7 +631,9 @@ int lvol_list(const std::string& lvs_uuid, const std::string& lvs_name, nlohmann
                             {"is_clone", l.parent != kNoLvol},
                             {"parent", parent ? nlohmann::json(parent->name) : nlohmann::json()},
                             {"is_esnap_clone", !l.esnap.empty()},
-                            {"is_degraded", false},
+                            {"external_snapshot_name",
+                             l.esnap.empty() ? nlohmann::json() : nlohmann::json(l.esnap)},
+                            {"is_degraded", s->degraded(id)},
                             {"read_only", l.read_only},
                             {"num_clusters", l.num_clusters},
                             {"num_allocated_clusters", l.allocated()},

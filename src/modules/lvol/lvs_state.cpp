@@ -164,6 +164,8 @@ bool LvsState::apply(const Op& op, std::string* why) {
             if (!name_free(n.name)) return false;
             if (n.parent != kNoLvol && !lvols_.count(n.parent))
                 return fail(why, "parent " + std::to_string(n.parent) + " does not exist");
+            if (n.parent != kNoLvol && !n.esnap.empty())
+                return fail(why, "lvol " + n.name + " cannot have a parent and an external one");
             LvolMeta fresh = n;
             fresh.map.assign(n.num_clusters, kUnallocated);
             if (!runs_fit(fresh, n.runs(), used_, total_, why)) return false;
@@ -233,6 +235,8 @@ bool LvsState::apply(const Op& op, std::string* why) {
             return true;
         case OpType::SetParent:
             if (!need(op.id, &l)) return false;
+            if (op.other != kNoLvol && !op.name.empty())
+                return fail(why, "lvol " + l->name + " cannot have a parent and an external one");
             if (op.other != kNoLvol) {
                 if (op.other == op.id || !lvols_.count(op.other))
                     return fail(why, "parent " + std::to_string(op.other) + " does not exist");

@@ -2,6 +2,7 @@
 
 #include "util/log.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -44,6 +45,7 @@ int Lvstore::register_lvol(uint32_t id, std::string* err) {
         map->entries[i].store(m->map[i], std::memory_order_relaxed);
     b->set_map(std::move(map));
     b->set_read_only(m->read_only);
+    if (!m->esnap.empty()) b->set_esnap(esnap(m->esnap));
     if (m->parent != kNoLvol) {
         auto it = bdevs.find(m->parent);
         if (it == bdevs.end()) return *err = "parent of " + m->name + " is not open", -ENOENT;
@@ -94,8 +96,18 @@ void Lvstore::allocate(LvolBdev* lvol, uint64_t idx, BdevIo* io, Thread* origin,
     std::vector<Run> runs;
     if (journal->failed() || unloading) return resume(w, lvol, -EIO);
     if (!state.find_free(1, &runs, &reserved)) {
-        NOC_WARN("lvol", "lvstore {}: no free cluster for lvol {} (thin write refused)", sb.name,
-                 lvol->name);
+        // A full store refuses every thin first write: one line per 5 s, with the count.
+        ++nospace_refused_;
+        const auto now = std::chrono::steady_clock::now();
+        if (!nospace_logged_ || now - nospace_last_ >= std::chrono::seconds(5)) {
+            NOC_WARN("lvol",
+                     "lvstore {}: no free cluster for lvol {} (thin write refused; {} refused "
+                     "since the last message)",
+                     sb.name, lvol->name, nospace_refused_);
+            nospace_logged_ = true;
+            nospace_last_ = now;
+            nospace_refused_ = 0;
+        }
         return resume(w, lvol, -ENOSPC);
     }
     const uint32_t pcl = runs[0].pcl;
@@ -143,28 +155,60 @@ void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc) {
     }
 }
 
-// A new cluster holds what the lvol read there before: its parent chain's data, or zeroes —
-// never what a freed cluster held.
+// A new cluster holds what the lvol read there before: its parent chain's data, the external
+// parent's (zeros past its end), or zeroes — never what a freed cluster held.
 void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl,
                            std::function<void(bool)> done) {
     uint32_t src = kUnallocated;
-    for (const LvolMeta* l = state.lvol(lvol_id); l && src == kUnallocated;) {
+    const LvolMeta* top = state.lvol(lvol_id);
+    for (const LvolMeta* l = top; l && src == kUnallocated;) {
+        top = l;
         if (l->parent == kNoLvol) break;
         l = state.lvol(l->parent);
         if (l && idx < l->map.size()) src = l->map[idx];
     }
     const uint64_t dst = sb.data_offset + uint64_t(pcl) * sb.cluster_bytes;
-    if (src == kUnallocated) return md_zero(base_desc, dst, sb.cluster_bytes, std::move(done));
-    // Copy in chunks of at most 4 MiB, one after another.
+    if (src != kUnallocated)
+        return copy_range(base_desc, sb.data_offset + uint64_t(src) * sb.cluster_bytes,
+                          sb.cluster_bytes, dst, std::move(done));
+    if (!top || top->esnap.empty())
+        return md_zero(base_desc, dst, sb.cluster_bytes, std::move(done));
+    // From the external parent: it missing (degraded), the write fails.
+    Esnap* e = esnap(top->esnap);
+    EsnapOpen* o = e->open.load(std::memory_order_acquire);
+    if (!o) return done(false);
+    const uint64_t off = idx * sb.cluster_bytes, have = o->num_blocks * o->desc->bdev()->block_size;
+    if (off >= have) return md_zero(base_desc, dst, sb.cluster_bytes, std::move(done));
+    const uint64_t len = std::min<uint64_t>(sb.cluster_bytes, have - off);
+    ++e->users;  // the open stays until this fill is done
+    auto release = [e, done = std::move(done)](bool ok) {
+        if (--e->users == 0) {
+            auto waiting = std::move(e->on_idle);
+            e->on_idle.clear();
+            for (auto& f : waiting) f();
+        }
+        done(ok);
+    };
+    if (len == sb.cluster_bytes) return copy_range(o->desc, off, len, dst, std::move(release));
+    md_zero(base_desc, dst + len, sb.cluster_bytes - len,
+            [this, o, off, len, dst, release = std::move(release)](bool ok) mutable {
+                if (!ok) return release(false);
+                copy_range(o->desc, off, len, dst, std::move(release));
+            });
+}
+
+void Lvstore::copy_range(BdevDesc* from_desc, uint64_t from, uint64_t len, uint64_t to,
+                         std::function<void(bool)> done) {
+    // In chunks of at most 4 MiB, one after another.
     struct Copy {
+        BdevDesc* src;
         uint64_t from, to, left, chunk;
         AlignedBuffer buf;
         std::function<void(bool)> done;
     };
-    const uint64_t chunk = std::min<uint64_t>(sb.cluster_bytes, 4ull << 20);
-    auto c = std::make_shared<Copy>(Copy{sb.data_offset + uint64_t(src) * sb.cluster_bytes, dst,
-                                         sb.cluster_bytes, chunk, AlignedBuffer(chunk, false),
-                                         std::move(done)});
+    const uint64_t chunk = std::min<uint64_t>(len, 4ull << 20);
+    auto c = std::make_shared<Copy>(
+        Copy{from_desc, from, to, len, chunk, AlignedBuffer(chunk, false), std::move(done)});
     auto step = std::make_shared<std::function<void()>>();
     *step = [this, c, step] {
         if (c->left == 0) {
@@ -172,21 +216,22 @@ void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl,
             *step = nullptr;  // breaks the cycle
             return d(true);
         }
-        md_read(base_desc, c->from, c->buf.data(), c->chunk, [this, c, step](bool ok) {
+        const uint64_t n = std::min(c->chunk, c->left);
+        md_read(c->src, c->from, c->buf.data(), n, [this, c, step, n](bool ok) {
             if (!ok) {
                 auto d = std::move(c->done);
                 *step = nullptr;
                 return d(false);
             }
-            md_write(base_desc, c->to, c->buf.data(), c->chunk, false, [c, step](bool ok) {
+            md_write(base_desc, c->to, c->buf.data(), n, false, [c, step, n](bool ok) {
                 if (!ok) {
                     auto d = std::move(c->done);
                     *step = nullptr;
                     return d(false);
                 }
-                c->from += c->chunk;
-                c->to += c->chunk;
-                c->left -= c->chunk;
+                c->from += n;
+                c->to += n;
+                c->left -= n;
                 (*step)();
             });
         });

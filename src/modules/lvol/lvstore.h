@@ -6,6 +6,7 @@
 #include "modules/lvol/lvol_bdev.h"
 #include "modules/lvol/lvs_journal.h"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -46,6 +47,25 @@ class Lvstore {
                   std::function<void(int)> done = nullptr);
     size_t allocations_in_progress() const { return allocs_.size(); }
 
+    // --- external parents (esnap clones; lvol_esnap.cpp) ---
+    // The handle of external parent `id` (as recorded), created on first use; opened at once
+    // when a bdev with that UUID or name exists (*err says why not, when it does not open).
+    Esnap* esnap(const std::string& id, std::string* err = nullptr);
+    // Opens bdev `b` read-only as external parent `e` and claims it (shared with the module's
+    // other opens of it). False with a message.
+    bool esnap_attach(Esnap* e, Bdev* b, std::string* err);
+    // Closes `e`'s open (its clones become degraded): channels drop their channels to it once
+    // their reads of it are done, fills reading it finish, then it is closed; then done.
+    void esnap_detach(Esnap* e, std::function<void()> done);
+    // Closes the external parents no lvol of the store uses any more; then done.
+    void esnap_release_unused(std::function<void()> done = [] {});
+    // Whether an lvol's chain (itself or a snapshot above it) names external parent `id`.
+    bool esnap_in_use(const std::string& id) const;
+    // The external parent id at the top of lvol `id`'s chain ("" none) and whether it is missing.
+    std::string chain_esnap(uint32_t id) const;
+    bool degraded(uint32_t id) const;
+    std::map<std::string, std::unique_ptr<Esnap>> esnaps;
+
     nlohmann::json info_json() const;
 
   private:
@@ -59,6 +79,13 @@ class Lvstore {
         std::vector<Waiter> waiters;
     };
     void fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl, std::function<void(bool)> done);
+    // Copies `len` bytes (block multiple) at `from` of `src` to byte `to` of the base.
+    void copy_range(BdevDesc* src, uint64_t from, uint64_t len, uint64_t to,
+                    std::function<void(bool)> done);
+    // "No free cluster" warnings: at most one per 5 s, with the refusals since the last one.
+    uint64_t nospace_refused_ = 0;
+    bool nospace_logged_ = false;
+    std::chrono::steady_clock::time_point nospace_last_{};
     void finish_alloc(uint32_t id, uint64_t idx, int rc);
     std::map<std::pair<uint32_t, uint64_t>, Alloc> allocs_;
 
@@ -71,5 +98,13 @@ std::vector<Lvstore*>& lvstores();
 Lvstore* find_lvstore(const std::string& uuid, const std::string& name);
 // The lvol bdev by bdev name, UUID or alias, with its store.
 LvolBdev* find_lvol(const std::string& name);
+// A bdev by name, alias or UUID string (not one being removed).
+Bdev* find_bdev_by_id(const std::string& id);
+// What an external parent is recorded as: the bdev's UUID string, or its name without one.
+std::string esnap_id_of(const Bdev* b);
+// Examine: opens `b` as the missing external parent of any store's lvols; true if it did.
+bool esnap_examine(Bdev* b);
+// Closes every external parent of `s` (the store is closing; its lvols are gone); then done.
+void esnap_close_all(Lvstore* s, std::function<void()> done);
 
 }  // namespace nocstor::lvol
