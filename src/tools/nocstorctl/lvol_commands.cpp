@@ -1,6 +1,6 @@
 // nocstorctl lvol: stores, create-store, delete-store, rename-store, grow-store, list, tree (the
-// snapshot/clone chains), create, snapshot, clone, resize, rename, set-read-only, delete,
-// inflate, decouple.
+// snapshot/clone chains), create, snapshot, clone, clone-bdev, set-parent, set-parent-bdev,
+// resize, rename, set-read-only, delete, inflate, decouple.
 #include "tools/nocstorctl/commands.h"
 #include "tools/nocstorctl/output.h"
 
@@ -95,6 +95,7 @@ std::string kind_text(const json& l) {
     if (l.value("read_only", false) && !l.value("is_snapshot", false)) kinds.push_back("read-only");
     if (l.value("is_clone", false)) kinds.push_back("clone");
     if (l.value("is_esnap_clone", false)) kinds.push_back("esnap clone");
+    if (l.value("is_degraded", false)) kinds.push_back("degraded");
     // A snapshot's clusters are what its origin had: "thin" says nothing there.
     if (l.value("is_thin_provisioned", false) && !l.value("is_snapshot", false))
         kinds.push_back("thin");
@@ -114,7 +115,10 @@ int cmd_list(Ctl& ctl, const std::string& store) {
         rows.push_back({str(l, "alias"), str(l, "uuid"), human_size(u64(l, "size_bytes")),
                         human_size(u64(l, "allocated_bytes")),
                         l.value("is_thin_provisioned", false) ? "yes" : "no",
-                        kind.empty() ? "-" : kind, str(l, "parent")});
+                        kind.empty() ? "-" : kind,
+                        l.value("is_esnap_clone", false) && str(l, "parent") == "-"
+                            ? "bdev " + str(l, "external_snapshot_name")
+                            : str(l, "parent")});
     }
     print_table({"ALIAS", "UUID", "SIZE", "ALLOCATED", "THIN", "KIND", "PARENT"}, rows);
     return kExitOk;
@@ -378,6 +382,40 @@ void add_lvol_commands(CLI::App& app, Ctl& ctl, Handlers& handlers) {
         return report_uuid(ctl, "bdev_lvol_clone",
                            {{"snapshot_name", a->target}, {"clone_name", a->name}},
                            fmt::format("created clone {} of {}", a->name, a->target));
+    });
+
+    auto* clone_bdev = lvol->add_subcommand(
+        "clone-bdev", "create a thin clone of a bdev outside the store (an external snapshot)");
+    clone_bdev->add_option("bdev", a->bdev, "bdev: its name or UUID (read-only from now on)")
+        ->required();
+    clone_bdev->add_option("store", a->store, "lvstore name")->required();
+    clone_bdev->add_option("name", a->name, "clone name")->required();
+    handlers.add(clone_bdev, [&ctl, a] {
+        return report_uuid(
+            ctl, "bdev_lvol_clone_bdev",
+            {{"bdev", a->bdev}, {"lvs_name", a->store}, {"clone_name", a->name}},
+            fmt::format("created clone {}/{} of bdev {}", a->store, a->name, a->bdev));
+    });
+
+    auto* set_parent =
+        lvol->add_subcommand("set-parent", "make a snapshot the parent of a thin lvol");
+    set_parent->add_option("lvol", a->target, lvol_help)->required();
+    set_parent->add_option("snapshot", a->name, "snapshot of the same store: STORE/NAME or UUID")
+        ->required();
+    handlers.add(set_parent, [&ctl, a] {
+        return ctl.call_and_report("bdev_lvol_set_parent",
+                                   {{"lvol_name", a->target}, {"parent_name", a->name}},
+                                   fmt::format("{} is now the parent of {}", a->name, a->target));
+    });
+
+    auto* set_parent_bdev = lvol->add_subcommand(
+        "set-parent-bdev", "make a bdev outside the store the parent of a thin lvol");
+    set_parent_bdev->add_option("lvol", a->target, lvol_help)->required();
+    set_parent_bdev->add_option("bdev", a->bdev, "bdev: its name or UUID")->required();
+    handlers.add(set_parent_bdev, [&ctl, a] {
+        return ctl.call_and_report(
+            "bdev_lvol_set_parent_bdev", {{"lvol_name", a->target}, {"parent_name", a->bdev}},
+            fmt::format("bdev {} is now the parent of {}", a->bdev, a->target));
     });
 
     auto* resize = lvol->add_subcommand("resize", "grow or shrink an lvol");
