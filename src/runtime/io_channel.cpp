@@ -62,10 +62,16 @@ void IoDevice::put_channel(IoChannel* ch) {
     ch->destroy_pending = true;
     Thread* t = ch->thread_;
     // Deferred: the caller may still be inside a callback that belongs to this channel.
+    // A channel put, got again and put again before the first message ran has two messages on
+    // their way: the first destroys it, so each one looks it up in the thread's list before
+    // touching it (one that finds a new channel at the same address destroys it only if that
+    // one waits for destruction too, which its own message would have done).
     t->send([ch, t] {
-        if (ch->refs_ > 0 || !ch->destroy_pending) return;  // re-acquired meanwhile
         auto& v = t->channels();
-        v.erase(std::remove(v.begin(), v.end(), ch), v.end());
+        auto it = std::find(v.begin(), v.end(), ch);
+        if (it == v.end()) return;                          // destroyed by an earlier message
+        if (ch->refs_ > 0 || !ch->destroy_pending) return;  // re-acquired meanwhile
+        v.erase(it);
         IoDevice* dev = ch->device_;
         delete ch;
         dev->live_channels_.fetch_sub(1, std::memory_order_acq_rel);

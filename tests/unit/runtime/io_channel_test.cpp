@@ -105,6 +105,40 @@ TEST_F(TwoReactors, ReacquireBeforeDeferredDestroyKeepsChannel) {
     ASSERT_TRUE(wait_for([&] { return g_destroyed.load() == 1; }));
 }
 
+// Put, got again and put again before the first deferred destroy ran: two destroy messages
+// are queued; the channel is destroyed exactly once and the second message touches nothing
+// (before, it read and deleted the freed channel: heap corruption when 2,000 bdevs were
+// examined one after the other on the control thread).
+TEST_F(TwoReactors, PutGetPutBeforeTheDeferredDestroyDestroysOnce) {
+    CountingDevice dev;
+    std::atomic<bool> done{false};
+    a->main_thread()->send([&] {
+        for (int i = 0; i < 3; ++i) {
+            IoChannel* c = dev.get_channel();
+            IoDevice::put_channel(c);
+        }
+        done = true;
+    });
+    ASSERT_TRUE(wait_for([&] { return done.load(); }));
+    ASSERT_TRUE(wait_for([&] { return dev.live_channels() == 0; }));
+    std::this_thread::sleep_for(10ms);  // the later messages have run too
+    EXPECT_EQ(g_created.load(), 1);
+    EXPECT_EQ(g_destroyed.load(), 1);
+    // And a channel created afterwards (maybe at the same address) lives on.
+    IoChannel* again = nullptr;
+    a->main_thread()->send([&] { again = dev.get_channel(); });
+    ASSERT_TRUE(wait_for([&] { return again != nullptr; }));
+    std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(dev.live_channels(), 1);
+    EXPECT_EQ(g_destroyed.load(), 1);
+    std::atomic<bool> put{false};
+    a->main_thread()->send([&] {
+        IoDevice::put_channel(again);
+        put = true;
+    });
+    ASSERT_TRUE(wait_for([&] { return g_destroyed.load() == 2; }));
+}
+
 TEST_F(TwoReactors, ForEachChannelVisitsEveryChannelOnItsOwnThreadThenCompletes) {
     CountingDevice dev;
     std::atomic<int> ready{0};
