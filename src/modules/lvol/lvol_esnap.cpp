@@ -153,12 +153,15 @@ void Lvstore::esnap_detach(Esnap* e, std::function<void()> done) {
             unclaim(b);
             bdev_close(o->desc);  // may destroy b (it is being removed)
             delete o;
-            done();
+            // Nothing touches e after the callbacks: the last one may close the store (and
+            // destroy e with it).
+            std::vector<std::function<void()>> waiting;
             if (--e->closing == 0) {
-                auto waiting = std::move(e->on_closed);
+                waiting = std::move(e->on_closed);
                 e->on_closed.clear();
-                for (auto& f : waiting) f();
             }
+            done();
+            for (auto& f : waiting) f();
         };
         if (e->users)
             e->on_idle.push_back(close);
