@@ -167,6 +167,10 @@ void LvolBdev::resubmit(BdevIo* io) {
     submit_rw(io->module_channel, io);
 }
 
+void LvolBdev::finish_written(BdevIo* io) {
+    complete(io, IoStatus::Success);
+}
+
 void LvolBdev::fail_waiting(BdevIo* io, int rc) {
     if (rc == -ENOSPC) return complete_nvme(io, kScCapacityExceeded);
     complete(io, IoStatus::Failed);

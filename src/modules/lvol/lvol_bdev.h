@@ -93,6 +93,9 @@ class LvolBdev : public Bdev {
     // Fails a write whose cluster could not be allocated (on the I/O's own thread): -ENOSPC is
     // NVMe's Capacity Exceeded, anything else a failed I/O.
     static void fail_waiting(BdevIo* io, int rc);
+    // Completes a write whose data the store wrote into its new cluster with the fill (on the
+    // I/O's own thread).
+    static void finish_written(BdevIo* io);
 
     bool io_type_supported(IoType t) const override;
     void submit_request(IoChannel* ch, BdevIo* io) override;

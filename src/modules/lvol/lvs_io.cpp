@@ -52,6 +52,8 @@ struct Req {
     bool fua;
     IoDone done;
     BdevIoWaitEntry wait;
+    const iovec* iovs = nullptr;  // several segments (md_writev); else iov
+    int iovcnt = 1;
 };
 
 void req_done(BdevIo* io, bool ok, void* arg) {
@@ -72,7 +74,9 @@ void req_submit(void* arg) {
             rc = bdev_readv(r->desc, r->ch, &r->iov, 1, ob, nb, req_done, r);
             break;
         case IoType::Write:
-            rc = bdev_writev(r->desc, r->ch, &r->iov, 1, ob, nb, req_done, r, r->fua);
+            rc = r->iovs ? bdev_writev(r->desc, r->ch, const_cast<iovec*>(r->iovs), r->iovcnt, ob,
+                                       nb, req_done, r, r->fua)
+                         : bdev_writev(r->desc, r->ch, &r->iov, 1, ob, nb, req_done, r, r->fua);
             break;
         case IoType::Flush:
             rc = bdev_flush(r->desc, r->ch, 0, r->desc->bdev()->num_blocks, req_done, r);
@@ -101,12 +105,12 @@ void req_submit(void* arg) {
 }
 
 void start(BdevDesc* desc, IoType type, uint64_t off, uint8_t* buf, uint64_t len, bool fua,
-           IoDone done) {
+           IoDone done, const iovec* iovs = nullptr, int iovcnt = 1) {
     const uint32_t bs = desc->bdev()->block_size;
     if (off % bs || len % bs) return done(false);
     IoChannel* ch = bdev_get_io_channel(desc);
     if (!ch) return done(false);
-    auto* r = new Req{desc, ch, type, off, len, {buf, len}, fua, std::move(done), {}};
+    auto* r = new Req{desc, ch, type, off, len, {buf, len}, fua, std::move(done), {}, iovs, iovcnt};
     req_submit(r);
 }
 
@@ -119,6 +123,11 @@ void md_read(BdevDesc* desc, uint64_t off, uint8_t* buf, uint64_t len, IoDone do
 void md_write(BdevDesc* desc, uint64_t off, const uint8_t* buf, uint64_t len, bool fua,
               IoDone done) {
     start(desc, IoType::Write, off, const_cast<uint8_t*>(buf), len, fua, std::move(done));
+}
+
+void md_writev(BdevDesc* desc, uint64_t off, const iovec* iov, int iovcnt, uint64_t len,
+               IoDone done) {
+    start(desc, IoType::Write, off, nullptr, len, false, std::move(done), iov, iovcnt);
 }
 
 void md_flush(BdevDesc* desc, IoDone done) {

@@ -36,6 +36,9 @@ using IoDone = std::function<void(bool ok)>;
 void md_read(BdevDesc* desc, uint64_t off, uint8_t* buf, uint64_t len, IoDone done);
 void md_write(BdevDesc* desc, uint64_t off, const uint8_t* buf, uint64_t len, bool fua,
               IoDone done);
+// The same with the data in `iovcnt` segments (`len` bytes in all); they must live until done.
+void md_writev(BdevDesc* desc, uint64_t off, const iovec* iov, int iovcnt, uint64_t len,
+               IoDone done);
 void md_flush(BdevDesc* desc, IoDone done);
 // Zeroes a byte range: write-zeroes where the base supports it, else writes of a zero buffer.
 void md_zero(BdevDesc* desc, uint64_t off, uint64_t len, IoDone done);

@@ -115,8 +115,15 @@ void Lvstore::allocate(LvolBdev* lvol, uint64_t idx, BdevIo* io, Thread* origin,
     Alloc& a = allocs_[key];
     a.pcl = pcl;
     a.waiters.push_back(std::move(w));
+    // The write that asked carries its data into the fill: one write fewer, and no second trip
+    // to its thread before it completes. (The bdev layer splits on the cluster boundary, so the
+    // write lies in this cluster; checked anyway.)
+    const uint64_t cb = cluster_blocks();
+    if (io && io->type == IoType::Write && io->num_blocks && io->offset_blocks / cb == idx &&
+        (io->offset_blocks + io->num_blocks - 1) / cb == idx)
+        a.carried = io;
     const uint32_t id = lvol->id;
-    fill_cluster(id, idx, pcl, [this, id, idx, pcl](bool ok) {
+    fill_cluster(id, idx, pcl, a.carried, [this, id, idx, pcl](bool ok) {
         if (!ok) return finish_alloc(id, idx, -EIO);
         Op op;
         op.type = OpType::AllocRuns;
@@ -146,9 +153,12 @@ void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc) {
             continue;
         }
         BdevIo* io = w.io;
-        w.origin->send([lvol, io, rc] {
+        const bool written = io == a.carried;
+        w.origin->send([lvol, io, rc, written] {
             if (rc || !lvol)
                 LvolBdev::fail_waiting(io, rc ? rc : -EIO);
+            else if (written)
+                LvolBdev::finish_written(io);  // its data went in with the fill, before the commit
             else
                 lvol->resubmit(io);
         });
@@ -156,9 +166,42 @@ void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc) {
 }
 
 // A new cluster holds what the lvol read there before: its parent chain's data, the external
-// parent's (zeros past its end), or zeroes — never what a freed cluster held.
-void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl,
+// parent's (zeros past its end), or zeroes — never what a freed cluster held. The carried
+// write's data is written with it; all of it is on the base before the allocation is committed
+// (the journal flushes the base first), so a crash never shows the cluster with stale parts.
+void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl, BdevIo* carried,
                            std::function<void(bool)> done) {
+    if (!carried) return fill_range(lvol_id, idx, pcl, 0, sb.cluster_bytes, std::move(done));
+    struct Group {
+        uint32_t pending = 1;
+        bool ok = true;
+        std::function<void(bool)> done;
+    };
+    auto g = std::make_shared<Group>();
+    g->done = std::move(done);
+    auto one = [g](bool ok) {
+        g->ok = g->ok && ok;
+        if (--g->pending == 0) g->done(g->ok);
+    };
+    const uint64_t bs = base()->block_size;
+    const uint64_t from = (carried->offset_blocks % cluster_blocks()) * bs;
+    const uint64_t len = carried->num_blocks * bs, to = from + len;
+    const uint64_t dst = sb.data_offset + uint64_t(pcl) * sb.cluster_bytes;
+    if (from > 0) {
+        ++g->pending;
+        fill_range(lvol_id, idx, pcl, 0, from, one);
+    }
+    if (to < sb.cluster_bytes) {
+        ++g->pending;
+        fill_range(lvol_id, idx, pcl, to, sb.cluster_bytes - to, one);
+    }
+    ++g->pending;
+    md_writev(base_desc, dst + from, carried->iovs, carried->iovcnt, len, one);
+    one(true);
+}
+
+void Lvstore::fill_range(uint32_t lvol_id, uint64_t idx, uint32_t pcl, uint64_t off, uint64_t len,
+                         std::function<void(bool)> done) {
     uint32_t src = kUnallocated;
     const LvolMeta* top = state.lvol(lvol_id);
     for (const LvolMeta* l = top; l && src == kUnallocated;) {
@@ -167,19 +210,19 @@ void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl,
         l = state.lvol(l->parent);
         if (l && idx < l->map.size()) src = l->map[idx];
     }
-    const uint64_t dst = sb.data_offset + uint64_t(pcl) * sb.cluster_bytes;
+    const uint64_t dst = sb.data_offset + uint64_t(pcl) * sb.cluster_bytes + off;
     if (src != kUnallocated)
-        return copy_range(base_desc, sb.data_offset + uint64_t(src) * sb.cluster_bytes,
-                          sb.cluster_bytes, dst, std::move(done));
-    if (!top || top->esnap.empty())
-        return md_zero(base_desc, dst, sb.cluster_bytes, std::move(done));
+        return copy_range(base_desc, sb.data_offset + uint64_t(src) * sb.cluster_bytes + off, len,
+                          dst, std::move(done));
+    if (!top || top->esnap.empty()) return md_zero(base_desc, dst, len, std::move(done));
     // From the external parent: it missing (degraded), the write fails.
     Esnap* e = esnap(top->esnap);
     EsnapOpen* o = e->open.load(std::memory_order_acquire);
     if (!o) return done(false);
-    const uint64_t off = idx * sb.cluster_bytes, have = o->num_blocks * o->desc->bdev()->block_size;
-    if (off >= have) return md_zero(base_desc, dst, sb.cluster_bytes, std::move(done));
-    const uint64_t len = std::min<uint64_t>(sb.cluster_bytes, have - off);
+    const uint64_t at = idx * sb.cluster_bytes + off,
+                   have = o->num_blocks * o->desc->bdev()->block_size;
+    if (at >= have) return md_zero(base_desc, dst, len, std::move(done));
+    const uint64_t n = std::min<uint64_t>(len, have - at);
     ++e->users;  // the open stays until this fill is done
     auto release = [e, done = std::move(done)](bool ok) {
         if (--e->users == 0) {
@@ -189,11 +232,11 @@ void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl,
         }
         done(ok);
     };
-    if (len == sb.cluster_bytes) return copy_range(o->desc, off, len, dst, std::move(release));
-    md_zero(base_desc, dst + len, sb.cluster_bytes - len,
-            [this, o, off, len, dst, release = std::move(release)](bool ok) mutable {
+    if (n == len) return copy_range(o->desc, at, n, dst, std::move(release));
+    md_zero(base_desc, dst + n, len - n,
+            [this, o, at, n, dst, release = std::move(release)](bool ok) mutable {
                 if (!ok) return release(false);
-                copy_range(o->desc, off, len, dst, std::move(release));
+                copy_range(o->desc, at, n, dst, std::move(release));
             });
 }
 

@@ -77,8 +77,15 @@ class Lvstore {
     struct Alloc {
         uint32_t pcl;
         std::vector<Waiter> waiters;
+        BdevIo* carried = nullptr;  // the write whose data the fill wrote (completed, not rerun)
     };
-    void fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl, std::function<void(bool)> done);
+    // Fills new cluster `pcl` (lvol `lvol_id`'s cluster `idx`) with what the lvol read there
+    // before; with `carried`, that write's data goes to its part and the rest is filled.
+    void fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl, BdevIo* carried,
+                      std::function<void(bool)> done);
+    // Fills bytes [off, off + len) of the new cluster (block multiples).
+    void fill_range(uint32_t lvol_id, uint64_t idx, uint32_t pcl, uint64_t off, uint64_t len,
+                    std::function<void(bool)> done);
     // Copies `len` bytes (block multiple) at `from` of `src` to byte `to` of the base.
     void copy_range(BdevDesc* src, uint64_t from, uint64_t len, uint64_t to,
                     std::function<void(bool)> done);

@@ -149,6 +149,14 @@ TEST(Lvol, ThickAndThinLvolsReadAndWrite) {
     EXPECT_TRUE(holds(env, "lvs/thin", 1028, 100, 0)) << "the rest of the new cluster is zeroes";
     EXPECT_EQ(lvol_entry(env, "thin")["num_allocated_clusters"], 2);
     EXPECT_EQ(stores(env)[0]["free_clusters"], total - 10);
+    // A write of a whole cluster needs no fill; one in the middle fills both sides.
+    write_pattern(env, "lvs/thin", 5 * 256, 256, 11);
+    EXPECT_TRUE(holds(env, "lvs/thin", 5 * 256, 256, 11));
+    write_pattern(env, "lvs/thin", 6 * 256 + 100, 3, 12);
+    EXPECT_TRUE(holds(env, "lvs/thin", 6 * 256, 100, 0));
+    EXPECT_TRUE(holds(env, "lvs/thin", 6 * 256 + 100, 3, 12));
+    EXPECT_TRUE(holds(env, "lvs/thin", 6 * 256 + 103, 153, 0));
+    EXPECT_EQ(lvol_entry(env, "thin")["num_allocated_clusters"], 4);
 
     // Bad input: a clear error, nothing created.
     EXPECT_EQ(make_lvol(env, "lvs", "thin", kMiB, true).rc, -EEXIST);
