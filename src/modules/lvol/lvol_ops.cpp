@@ -39,25 +39,30 @@ bool lookup(const std::string& name, LvolBdev** b, const LvolMeta** m, Result& d
     return true;
 }
 
+// Commits the creation of lvol `l` and registers its bdev: done(0, its UUID) once both are
+// done. False (why set) when the metadata state refuses it.
+bool commit_new_lvol(Lvstore* s, const LvolMeta& l, Result done, std::string* why) {
+    Op op;
+    op.type = OpType::CreateLvol;
+    op.lvol = l;
+    return s->apply_and_commit(
+        op,
+        [s, id = l.id, uuid = uuid_to_string(l.uuid), done](int rc) {
+            if (rc) return done(rc, "metadata write failed");
+            std::string err;
+            if (int r = s->register_lvol(id, &err)) return done(r, err);
+            done(0, uuid);
+        },
+        why);
+}
+
 // Zeroes every cluster of `runs` (reserved meanwhile); done(ok) after the last.
 void zero_runs(Lvstore* s, const std::vector<Run>& runs, std::function<void(bool)> done) {
-    struct Group {
-        uint32_t pending = 1;
-        bool ok = true;
-        std::function<void(bool)> done;
-    };
-    auto g = std::make_shared<Group>();
-    g->done = std::move(done);
-    auto one = [g](bool ok) {
-        g->ok = g->ok && ok;
-        if (--g->pending == 0) g->done(g->ok);
-    };
-    for (const Run& r : runs) {
-        ++g->pending;
+    IoJoin join(std::move(done));
+    for (const Run& r : runs)
         md_zero(s->base_desc, s->sb.data_offset + uint64_t(r.pcl) * s->sb.cluster_bytes,
-                uint64_t(r.count) * s->sb.cluster_bytes, one);
-    }
-    one(true);
+                uint64_t(r.count) * s->sb.cluster_bytes, join.add());
+    join.close();
 }
 
 void reserve(Lvstore* s, const std::vector<Run>& runs, bool on) {
@@ -120,20 +125,8 @@ void lvol_create(const LvolCreateOptions& o, Result done) {
         l.map.assign(n, kUnallocated);
         for (const Run& r : runs)
             for (uint32_t i = 0; i < r.count; ++i) l.map[r.lidx + i] = r.pcl + i;
-        Op op;
-        op.type = OpType::CreateLvol;
-        op.lvol = l;
         std::string why;
-        if (!s->apply_and_commit(
-                op,
-                [s, id = l.id, uuid = uuid_to_string(l.uuid), done](int rc) {
-                    if (rc) return done(rc, "metadata write failed");
-                    std::string err;
-                    if (int r = s->register_lvol(id, &err)) return done(r, err);
-                    done(0, uuid);
-                },
-                &why))
-            return done(-EINVAL, why);
+        if (!commit_new_lvol(s, l, done, &why)) return done(-EINVAL, why);
     };
     if (o.thin) return create({});
     take_zeroed(s, 0, n, [s, create, done, n](int rc, std::vector<Run> runs) {
@@ -205,19 +198,7 @@ void lvol_clone(const std::string& snapshot, const std::string& clone_name, Resu
     l.parent = m->id;
     l.clear_method = m->clear_method;
     l.map.assign(l.num_clusters, kUnallocated);
-    Op op;
-    op.type = OpType::CreateLvol;
-    op.lvol = l;
-    if (!s->apply_and_commit(
-            op,
-            [s, id = l.id, uuid = uuid_to_string(l.uuid), done](int rc) {
-                if (rc) return done(rc, "metadata write failed");
-                std::string err;
-                if (int r = s->register_lvol(id, &err)) return done(r, err);
-                done(0, uuid);
-            },
-            &why))
-        done(-EINVAL, why);
+    if (!commit_new_lvol(s, l, done, &why)) done(-EINVAL, why);
 }
 
 void lvol_rename(const std::string& lvol, const std::string& new_name, Result done) {
@@ -532,18 +513,7 @@ void lvol_clone_bdev(const std::string& bdev, const std::string& lvs_name,
     l.thin = true;
     l.esnap = id;
     l.map.assign(l.num_clusters, kUnallocated);
-    Op op;
-    op.type = OpType::CreateLvol;
-    op.lvol = l;
-    if (!s->apply_and_commit(
-            op,
-            [s, id = l.id, uuid = uuid_to_string(l.uuid), done](int rc) {
-                if (rc) return done(rc, "metadata write failed");
-                std::string err;
-                if (int r = s->register_lvol(id, &err)) return done(r, err);
-                done(0, uuid);
-            },
-            &why))
+    if (!commit_new_lvol(s, l, done, &why))
         s->esnap_release_unused([why, done] { done(-EINVAL, why); });
 }
 

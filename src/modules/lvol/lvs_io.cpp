@@ -143,23 +143,12 @@ void md_zero(BdevDesc* desc, uint64_t off, uint64_t len, IoDone done) {
     if (len == 0) return done(true);
     if (desc->bdev()->io_type_supported(IoType::WriteZeroes))
         return start(desc, IoType::WriteZeroes, off, nullptr, len, false, std::move(done));
-    struct Group {
-        uint32_t pending = 1;
-        bool ok = true;
-        IoDone done;
-    };
-    auto g = std::make_shared<Group>();
-    g->done = std::move(done);
-    auto one = [g](bool ok) {
-        g->ok = g->ok && ok;
-        if (--g->pending == 0) g->done(g->ok);
-    };
+    IoJoin join(std::move(done));
     for (uint64_t at = off; at < off + len; at += kZeroChunk) {
-        ++g->pending;
         const uint64_t n = std::min(kZeroChunk, off + len - at);
-        start(desc, IoType::Write, at, const_cast<uint8_t*>(zero_chunk()), n, false, one);
+        start(desc, IoType::Write, at, const_cast<uint8_t*>(zero_chunk()), n, false, join.add());
     }
-    one(true);
+    join.close();
 }
 
 }  // namespace nocstor::lvol

@@ -31,6 +31,30 @@ class AlignedBuffer {
 
 using IoDone = std::function<void(bool ok)>;
 
+// Joins asynchronous steps started one after another: each takes a callback from add(); done
+// runs once, with whether all succeeded, after close() and the last step's callback.
+class IoJoin {
+  public:
+    explicit IoJoin(IoDone done) : s_(std::make_shared<State>()) { s_->done = std::move(done); }
+    IoDone add() {
+        ++s_->pending;
+        return [s = s_](bool ok) { finish(*s, ok); };
+    }
+    void close() { finish(*s_, true); }
+
+  private:
+    struct State {
+        uint32_t pending = 1;  // close() holds one
+        bool ok = true;
+        IoDone done;
+    };
+    static void finish(State& s, bool ok) {
+        s.ok = s.ok && ok;
+        if (--s.pending == 0) s.done(s.ok);
+    }
+    std::shared_ptr<State> s_;
+};
+
 // Byte offsets and lengths are multiples of the base's block size. The buffer must live until
 // done runs. fua: durable when done runs.
 void md_read(BdevDesc* desc, uint64_t off, uint8_t* buf, uint64_t len, IoDone done);

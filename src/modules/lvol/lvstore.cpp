@@ -172,32 +172,15 @@ void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc) {
 void Lvstore::fill_cluster(uint32_t lvol_id, uint64_t idx, uint32_t pcl, BdevIo* carried,
                            std::function<void(bool)> done) {
     if (!carried) return fill_range(lvol_id, idx, pcl, 0, sb.cluster_bytes, std::move(done));
-    struct Group {
-        uint32_t pending = 1;
-        bool ok = true;
-        std::function<void(bool)> done;
-    };
-    auto g = std::make_shared<Group>();
-    g->done = std::move(done);
-    auto one = [g](bool ok) {
-        g->ok = g->ok && ok;
-        if (--g->pending == 0) g->done(g->ok);
-    };
+    IoJoin join(std::move(done));
     const uint64_t bs = base()->block_size;
     const uint64_t from = (carried->offset_blocks % cluster_blocks()) * bs;
     const uint64_t len = carried->num_blocks * bs, to = from + len;
     const uint64_t dst = sb.data_offset + uint64_t(pcl) * sb.cluster_bytes;
-    if (from > 0) {
-        ++g->pending;
-        fill_range(lvol_id, idx, pcl, 0, from, one);
-    }
-    if (to < sb.cluster_bytes) {
-        ++g->pending;
-        fill_range(lvol_id, idx, pcl, to, sb.cluster_bytes - to, one);
-    }
-    ++g->pending;
-    md_writev(base_desc, dst + from, carried->iovs, carried->iovcnt, len, one);
-    one(true);
+    if (from > 0) fill_range(lvol_id, idx, pcl, 0, from, join.add());
+    if (to < sb.cluster_bytes) fill_range(lvol_id, idx, pcl, to, sb.cluster_bytes - to, join.add());
+    md_writev(base_desc, dst + from, carried->iovs, carried->iovcnt, len, join.add());
+    join.close();
 }
 
 void Lvstore::fill_range(uint32_t lvol_id, uint64_t idx, uint32_t pcl, uint64_t off, uint64_t len,

@@ -3,6 +3,7 @@
 // first write, zeros past its end, degraded clones (a store loaded without the bdev, the bdev
 // hot-removed) that heal when it appears, inflate, decouple and snapshot of an esnap clone, and
 // the refusals.
+#include "lvol_env_util.h"
 #include "mod_test_env.h"
 #include "raid_test_util.h"
 
@@ -19,46 +20,7 @@ namespace {
 
 using namespace nocstor::lvol;
 
-constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kCb = 256;  // blocks of 4 KiB per 1 MiB cluster
-
-struct Answer {
-    int rc = -999;
-    std::string msg;
-};
-
-Answer call(ModEnv& env, std::function<void(Result)> fn) {
-    Answer a;
-    EXPECT_TRUE(env.run_async(env.ctl(), [&](std::function<void()> done) {
-        fn([&a, done](int rc, std::string msg) {
-            a.rc = rc;
-            a.msg = std::move(msg);
-            done();
-        });
-    })) << "timed out";
-    return a;
-}
-
-Answer make_store(ModEnv& env, const std::string& bdev, const std::string& name) {
-    return call(env, [&](Result r) {
-        LvsCreateOptions o;
-        o.bdev_name = bdev;
-        o.lvs_name = name;
-        o.cluster_bytes = kMiB;
-        lvs_create(o, std::move(r));
-    });
-}
-
-Answer make_lvol(ModEnv& env, const std::string& name, uint64_t bytes, bool thin) {
-    return call(env, [&](Result r) {
-        LvolCreateOptions o;
-        o.lvs_name = "lvs";
-        o.name = name;
-        o.size_bytes = bytes;
-        o.thin = thin;
-        lvol_create(o, std::move(r));
-    });
-}
 
 Answer clone_bdev(ModEnv& env, const std::string& bdev, const std::string& name,
                   const std::string& lvs = "lvs") {
@@ -73,47 +35,6 @@ Answer set_parent_bdev(ModEnv& env, const std::string& lvol, const std::string& 
     return call(env, [&](Result r) { lvol_set_parent_bdev(lvol, bdev, std::move(r)); });
 }
 
-nlohmann::json lvol_entry(ModEnv& env, const std::string& name) {
-    nlohmann::json out;
-    env.run(env.ctl(), [&] { lvol_list("", "", &out); });
-    for (const auto& l : out)
-        if (l["name"] == name) return l;
-    return {};
-}
-
-void write_pattern(ModEnv& env, const std::string& name, uint64_t at, uint64_t blocks,
-                   uint64_t seed) {
-    TestDesc d(env, name);
-    ASSERT_EQ(d.open_rc(), 0) << name;
-    AlignedBuf b(blocks * 4096);
-    fill_pattern(b.p, b.size, seed);
-    IoResult r = d.write(b.p, at, blocks);
-    ASSERT_TRUE(r.ok) << name << " write at " << at << " status " << int(r.status);
-}
-
-// What write_pattern(seed) starting at block `from` put at [at, at + blocks) (seed 0: zeroes).
-std::vector<uint8_t> expected(uint64_t at, uint64_t blocks, uint64_t seed, uint64_t from) {
-    std::vector<uint8_t> want((at - from + blocks) * 4096, 0);
-    if (seed) fill_pattern(want.data(), want.size(), seed);
-    return {want.begin() + long((at - from) * 4096), want.end()};
-}
-
-bool holds(TestDesc& d, uint64_t at, uint64_t blocks, uint64_t seed, uint64_t from = UINT64_MAX) {
-    if (from == UINT64_MAX) from = at;
-    AlignedBuf b(blocks * 4096);
-    std::memset(b.p, 0xA5, b.size);
-    IoResult r = d.read(b.p, at, blocks);
-    EXPECT_TRUE(r.ok) << "read at " << at;
-    return r.ok && std::memcmp(b.p, expected(at, blocks, seed, from).data(), b.size) == 0;
-}
-
-bool holds(ModEnv& env, const std::string& name, uint64_t at, uint64_t blocks, uint64_t seed,
-           uint64_t from = UINT64_MAX) {
-    TestDesc d(env, name, false);
-    EXPECT_EQ(d.open_rc(), 0) << name;
-    return holds(d, at, blocks, seed, from);
-}
-
 bool read_fails(ModEnv& env, const std::string& name, uint64_t at, uint64_t blocks) {
     TestDesc d(env, name, false);
     EXPECT_EQ(d.open_rc(), 0) << name;
@@ -126,11 +47,6 @@ bool write_fails(ModEnv& env, const std::string& name, uint64_t at) {
     EXPECT_EQ(d.open_rc(), 0) << name;
     AlignedBuf b(4096);
     return !d.write(b.p, at, 1).ok;
-}
-
-void wait_examine(ModEnv& env) {
-    ASSERT_TRUE(env.run_async(
-        env.ctl(), [](std::function<void()> done) { bdev_wait_for_examine([done] { done(); }); }));
 }
 
 void passthru(ModEnv& env, const std::string& base, const std::string& name,
@@ -319,12 +235,12 @@ TEST(LvolEsnap, SetParentAndSetParentBdev) {
     ModEnv env(1);
     make_malloc(env, "m0", 64 * 256, 4096);
     ASSERT_EQ(make_store(env, "m0", "lvs").rc, 0);
-    ASSERT_EQ(make_lvol(env, "vol", 4 * kMiB, true).rc, 0);
+    ASSERT_EQ(make_lvol(env, "lvs", "vol", 4 * kMiB, true).rc, 0);
     write_pattern(env, "lvs/vol", 0, 4 * kCb, 1);
     ASSERT_EQ(call(env, [&](Result r) { lvol_snapshot("lvs/vol", "snap", std::move(r)); }).rc, 0);
-    ASSERT_EQ(make_lvol(env, "t", 4 * kMiB, true).rc, 0);
-    ASSERT_EQ(make_lvol(env, "thick", 4 * kMiB, false).rc, 0);
-    ASSERT_EQ(make_lvol(env, "small", 2 * kMiB, true).rc, 0);
+    ASSERT_EQ(make_lvol(env, "lvs", "t", 4 * kMiB, true).rc, 0);
+    ASSERT_EQ(make_lvol(env, "lvs", "thick", 4 * kMiB, false).rc, 0);
+    ASSERT_EQ(make_lvol(env, "lvs", "small", 2 * kMiB, true).rc, 0);
     write_pattern(env, "lvs/t", 5, 1, 2);
     EXPECT_TRUE(holds(env, "lvs/t", 300, 10, 0));
 

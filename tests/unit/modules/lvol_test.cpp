@@ -1,6 +1,7 @@
 // Lvstores and lvols on real bdevs in process: creation, the data path (thick, thin, parent
 // chains), snapshots, clones, inflate, decouple, resize, delete/merge, a full store, and a store
 // closed and opened again through examine.
+#include "lvol_env_util.h"
 #include "mod_test_env.h"
 #include "raid_test_util.h"
 #include "raid_verify.h"
@@ -16,100 +17,6 @@ namespace nocstor::test {
 namespace {
 
 using namespace nocstor::lvol;
-
-constexpr uint64_t kMiB = 1ull << 20;
-
-struct Answer {
-    int rc = -999;
-    std::string msg;
-};
-
-Answer call(ModEnv& env, std::function<void(Result)> fn) {
-    Answer a;
-    EXPECT_TRUE(env.run_async(env.ctl(), [&](std::function<void()> done) {
-        fn([&a, done](int rc, std::string msg) {
-            a.rc = rc;
-            a.msg = std::move(msg);
-            done();
-        });
-    })) << "timed out";
-    return a;
-}
-
-Answer make_store(ModEnv& env, const std::string& bdev, const std::string& name,
-                  uint64_t cluster = kMiB) {
-    return call(env, [&](Result r) {
-        LvsCreateOptions o;
-        o.bdev_name = bdev;
-        o.lvs_name = name;
-        o.cluster_bytes = cluster;
-        lvs_create(o, std::move(r));
-    });
-}
-
-Answer make_lvol(ModEnv& env, const std::string& lvs, const std::string& name, uint64_t bytes,
-                 bool thin) {
-    return call(env, [&](Result r) {
-        LvolCreateOptions o;
-        o.lvs_name = lvs;
-        o.name = name;
-        o.size_bytes = bytes;
-        o.thin = thin;
-        lvol_create(o, std::move(r));
-    });
-}
-
-nlohmann::json lvols(ModEnv& env) {
-    nlohmann::json out;
-    env.run(env.ctl(), [&] { lvol_list("", "", &out); });
-    return out;
-}
-
-nlohmann::json lvol_entry(ModEnv& env, const std::string& name) {
-    for (const auto& l : lvols(env))
-        if (l["name"] == name) return l;
-    return {};
-}
-
-nlohmann::json stores(ModEnv& env) {
-    nlohmann::json out;
-    env.run(env.ctl(), [&] { lvs_list("", "", &out); });
-    return out;
-}
-
-// Writes `blocks` 4 KiB blocks of pattern `seed` at block `at` of bdev `name`.
-void write_pattern(ModEnv& env, const std::string& name, uint64_t at, uint64_t blocks,
-                   uint64_t seed) {
-    TestDesc d(env, name);
-    ASSERT_EQ(d.open_rc(), 0) << name;
-    AlignedBuf b(blocks * 4096);
-    fill_pattern(b.p, b.size, seed);
-    IoResult r = d.write(b.p, at, blocks);
-    ASSERT_TRUE(r.ok) << name << " write at " << at << " status " << int(r.status);
-}
-
-// True if those blocks hold what write_pattern(seed) wrote there when it started at block
-// `from` (seed 0: zeroes).
-bool holds(ModEnv& env, const std::string& name, uint64_t at, uint64_t blocks, uint64_t seed,
-           uint64_t from = UINT64_MAX) {
-    if (from == UINT64_MAX) from = at;
-    TestDesc d(env, name, false);
-    EXPECT_EQ(d.open_rc(), 0) << name;
-    AlignedBuf b(blocks * 4096), want((at - from + blocks) * 4096);
-    std::memset(b.p, 0xA5, b.size);
-    if (seed)
-        fill_pattern(want.p, want.size, seed);
-    else
-        std::memset(want.p, 0, want.size);
-    IoResult r = d.read(b.p, at, blocks);
-    EXPECT_TRUE(r.ok) << name << " read at " << at;
-    return r.ok && std::memcmp(b.p, want.p + (at - from) * 4096, b.size) == 0;
-}
-
-void wait_examine(ModEnv& env) {
-    ASSERT_TRUE(env.run_async(
-        env.ctl(), [](std::function<void()> done) { bdev_wait_for_examine([done] { done(); }); }));
-}
 
 TEST(Lvol, ThickAndThinLvolsReadAndWrite) {
     ModEnv env(1);
