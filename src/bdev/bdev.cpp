@@ -3,6 +3,7 @@
 
 #include "bdev/bdev_channel.h"
 #include "bdev/bdev_module.h"
+#include "runtime/runtime.h"
 #include "util/log.h"
 #include "util/spdk_histogram.h"
 
@@ -37,7 +38,71 @@ Bdev* find_locked(const std::string& name) {
     }
     return nullptr;
 }
+
+int g_scope_cluster = -1;  // control thread only
+
+int bdev_default_cluster_locked() {
+    if (g_scope_cluster >= 0) return g_scope_cluster;
+    Runtime* rt = Runtime::instance();
+    if (!rt) return 1;
+    int best = -1;
+    size_t best_count = SIZE_MAX;
+    for (const Cluster& c : rt->clusters()) {
+        if (c.role != ClusterSpec::Role::Data) continue;
+        size_t n = size_t(std::count_if(bdevs().begin(), bdevs().end(),
+                                        [&](const auto& b) { return b->cluster == c.id; }));
+        if (n < best_count) best = c.id, best_count = n;
+    }
+    return best < 0 ? 1 : best;
+}
 }  // namespace
+
+BdevClusterScope::BdevClusterScope(int cluster) : prev_(g_scope_cluster) {
+    g_scope_cluster = cluster;
+}
+
+BdevClusterScope::~BdevClusterScope() {
+    g_scope_cluster = prev_;
+}
+
+int bdev_scope_cluster() {
+    return g_scope_cluster;
+}
+
+int bdev_default_cluster() {
+    std::lock_guard lock(g_mu);
+    return bdev_default_cluster_locked();
+}
+
+bool bdev_check_cluster(int cluster, std::string* err) {
+    Runtime* rt = Runtime::instance();
+    if (!rt) {
+        if (cluster == 1) return true;
+        if (err) *err = "no runtime: only cluster 1 exists";
+        return false;
+    }
+    std::string ids;
+    for (const Cluster& c : rt->clusters()) {
+        if (c.role != ClusterSpec::Role::Data) continue;
+        if (c.id == cluster) return true;
+        ids += (ids.empty() ? "" : ", ") + std::to_string(c.id);
+    }
+    if (err)
+        *err = "cluster " + std::to_string(cluster) +
+               " is not a data cluster (data clusters: " + ids + ")";
+    return false;
+}
+
+int bdev_check_same_cluster(const Bdev* base, const std::string& what, std::string* err) {
+    const int want = g_scope_cluster;
+    if (want < 0 || base->cluster < 0 || want == base->cluster) return 0;
+    if (err)
+        *err = what + ": bdev " + base->name + " is owned by cluster " +
+               std::to_string(base->cluster) + ", not " + std::to_string(want) +
+               "; create it there, or reach the bdev from cluster " + std::to_string(want) +
+               " with bdev_remote_create";
+    return -EXDEV;
+}
 
 Uuid uuid_generate_random() {
     static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -120,10 +185,11 @@ int bdev_register(std::unique_ptr<Bdev> bdev) {
         for (auto& a : raw->aliases)
             if (find_locked(a)) return -EEXIST;
         if (raw->uuid == Uuid{}) raw->uuid = uuid_generate_random();
+        if (raw->cluster < 0) raw->cluster = bdev_default_cluster_locked();
         bdevs().push_back(std::move(bdev));
     }
-    NOC_INFO("bdev", "registered {} ({}, {} x {} B)", raw->name, raw->product_name, raw->num_blocks,
-             raw->block_size);
+    NOC_INFO("bdev", "registered {} ({}, {} x {} B, cluster {})", raw->name, raw->product_name,
+             raw->num_blocks, raw->block_size, raw->cluster);
     for (BdevModule* m : modules()) {
         if (raw->claimed_by()) break;  // someone built a stack on it
         m->examine(raw);
@@ -462,11 +528,17 @@ void unregister_all_bdevs(std::function<void()> done) {
                 Thread::current()->send([step] { (*step)(); });
                 return;
             }
-            auto mods = modules();
-            for (auto* m : mods) m->fini([] {});
-            auto d = std::move(done);
+            // Then every module's fini, one after another, each when the previous is done.
+            auto mods = std::make_shared<std::vector<BdevModule*>>(modules());
+            auto fini = std::make_shared<std::function<void(size_t)>>();
+            *fini = [mods, fini, done = std::move(done)](size_t i) mutable {
+                if (i < mods->size()) return (*mods)[i]->fini([fini, i] { (*fini)(i + 1); });
+                auto d = std::move(done);
+                *fini = nullptr;
+                d();
+            };
             *step = nullptr;
-            d();
+            (*fini)(0);
             return;
         }
         bdev_unregister(top, [step](int) { (*step)(); });

@@ -60,6 +60,10 @@ class Bdev : public IoDevice {
     uint32_t max_transfer_blocks = 0;  // 0 = no limit. Larger I/O is split
     uint32_t required_alignment = 0;   // bytes (power of two) the buffers must have; 0 = any
     BdevModule* module;
+    // The data cluster that owns this bdev: its I/O runs on that cluster's threads, other
+    // clusters reach it through a remote bdev (modules/remote). -1 until bdev_register assigns
+    // one (bdev_default_cluster); a vbdev takes its base's.
+    int cluster = -1;
 
     // --- module interface ---
     virtual bool io_type_supported(IoType t) const;
@@ -148,6 +152,30 @@ void bdev_close(BdevDesc* desc);
 // Exclusive claim of a bdev by a vbdev module: -EPERM if already claimed.
 int bdev_claim(Bdev* bdev, BdevModule* module);
 void bdev_release_claim(Bdev* bdev);
+
+// --- cluster ownership (control thread) ---
+// While a scope is alive, bdevs registered without a cluster (and vbdevs checking their base)
+// use `cluster`: the RPC layer opens one for a creation method called with {"cluster": N}.
+class BdevClusterScope {
+  public:
+    explicit BdevClusterScope(int cluster);
+    ~BdevClusterScope();
+    BdevClusterScope(const BdevClusterScope&) = delete;
+    BdevClusterScope& operator=(const BdevClusterScope&) = delete;
+
+  private:
+    int prev_;
+};
+// The innermost scope's cluster, or -1.
+int bdev_scope_cluster();
+// Where a new bdev goes: the scope's cluster, else the data cluster that owns the fewest bdevs
+// (1 without a runtime).
+int bdev_default_cluster();
+// Whether `cluster` is a data cluster of the running runtime; false with *err otherwise.
+bool bdev_check_cluster(int cluster, std::string* err);
+// A vbdev over `base` (which owns it must match): -EXDEV with *err when a scope asks for
+// another cluster than the base's.
+int bdev_check_same_cluster(const Bdev* base, const std::string& what, std::string* err);
 
 // --- examine in progress (control thread) ---
 // Modules that read metadata of a new bdev asynchronously (RAID superblocks) bracket that work;

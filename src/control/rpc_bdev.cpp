@@ -32,6 +32,7 @@ json describe_bdev(const Bdev* b) {
             {"block_size", b->block_size},
             {"num_blocks", b->num_blocks},
             {"uuid", uuid_to_string(b->uuid)},
+            {"cluster", b->cluster},
             {"claimed", b->claimed_by() != nullptr},
             {"claim_type", b->claimed_by() ? "exclusive_write" : "none"},
             {"zoned", false},

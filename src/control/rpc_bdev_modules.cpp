@@ -13,7 +13,9 @@
 #include "modules/null.h"
 #include "modules/passthru.h"
 #include "modules/uring.h"
+#include "runtime/runtime.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
 
@@ -179,6 +181,14 @@ void bind_rescan(const char* method, bool aio) {
     });
 }
 
+size_t data_clusters() {
+    Runtime* rt = Runtime::instance();
+    if (!rt) return 1;
+    return size_t(std::count_if(rt->clusters().begin(), rt->clusters().end(), [](const Cluster& c) {
+        return c.role == ClusterSpec::Role::Data;
+    }));
+}
+
 json bdev_section() {
     json calls = json::array();
     // Module-wide calls first (the nvme module's attach_controller calls among them): local
@@ -188,6 +198,9 @@ json bdev_section() {
     for (Bdev* b : bdev_list()) {
         json call;
         b->write_config_json(call);
+        // The owning cluster, where there is a choice (a single-cluster config stays SPDK's).
+        if (call.is_object() && call.contains("params") && data_clusters() > 1)
+            call["params"]["cluster"] = b->cluster;
         if (!call.is_null()) calls.push_back(call);
         const BdevHistogramConfig h = b->histogram_config();
         if (h.enabled) {

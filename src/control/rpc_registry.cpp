@@ -1,5 +1,9 @@
 #include "control/rpc_registry.h"
 
+#include "bdev/bdev.h"
+
+#include <optional>
+
 namespace nocstor::control {
 
 RpcRegistry& RpcRegistry::instance() {
@@ -16,6 +20,16 @@ const RpcMethodInfo* RpcRegistry::find(const std::string& name) const {
     return it == methods_.end() ? nullptr : &it->second;
 }
 
+namespace {
+// Methods that create bdevs accept {"cluster": N} (see RpcRegistry::call).
+bool creates_bdevs(const std::string& method) {
+    if (method.rfind("bdev_", 0) != 0) return false;
+    for (const char* verb : {"create", "attach", "clone", "snapshot"})
+        if (method.find(verb) != std::string::npos) return true;
+    return false;
+}
+}  // namespace
+
 void RpcRegistry::call(const std::string& name, const nlohmann::json& params,
                        RpcReply reply) const {
     const RpcMethodInfo* m = find(name);
@@ -23,8 +37,24 @@ void RpcRegistry::call(const std::string& name, const nlohmann::json& params,
         reply.error(rpc_error::kMethodNotFound, "Method not found: " + name);
         return;
     }
+    // {"cluster": N} on a method that creates bdevs: they are owned by data cluster N. The
+    // parameter is taken out here, so each module's own parameter checks never see it.
+    std::optional<BdevClusterScope> scope;
+    nlohmann::json stripped;
+    const nlohmann::json* p = &params;
+    if (params.is_object() && params.contains("cluster") && creates_bdevs(name)) {
+        const auto& c = params["cluster"];
+        std::string err;
+        if (!c.is_number_integer() || c.get<int64_t>() < 0 || c.get<int64_t>() > 1024)
+            return reply.invalid(name + ": cluster must be a data cluster id (an integer)");
+        if (!bdev_check_cluster(c.get<int>(), &err)) return reply.invalid(name + ": " + err);
+        scope.emplace(c.get<int>());
+        stripped = params;
+        stripped.erase("cluster");
+        p = &stripped;
+    }
     try {
-        m->fn(params, reply);  // a copy: the same call can still be answered below
+        m->fn(*p, reply);  // a copy: the same call can still be answered below
     } catch (const std::exception& e) {
         // A handler bug must not take the daemon down; the caller gets an internal error.
         reply.error(rpc_error::kInternalError, std::string("internal error: ") + e.what());

@@ -24,6 +24,9 @@ IoStatus status_from_submit_rc(int rc) {
 }
 
 int Vbdev::attach_base(const std::string& base_name, std::string* err) {
+    if (Bdev* b = bdev_get_by_name(base_name)) {
+        if (int rc = bdev_check_same_cluster(b, module->name(), err)) return rc;
+    }
     BdevDesc* desc = nullptr;
     int rc = bdev_open(
         base_name, true,
@@ -47,6 +50,7 @@ int Vbdev::attach_base(const std::string& base_name, std::string* err) {
     required_alignment = base_->required_alignment;
     optimal_io_boundary = base_->optimal_io_boundary;
     max_transfer_blocks = base_->max_transfer_blocks;
+    cluster = base_->cluster;
     return 0;
 }
 

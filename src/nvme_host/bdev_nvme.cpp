@@ -210,7 +210,8 @@ void bdev_nvme_attach(const NvmeAttachOptions& opts, NvmeAttachDone done) {
     auto c = std::make_unique<NvmeBdevCtrlr>(id, opts);
     NvmeBdevCtrlr* raw = c.get();
     g_ctrlrs[id] = std::move(c);
-    raw->attach([id, done](int rc, std::string e) {
+    const int cluster = bdev_default_cluster();  // the caller's {"cluster"} or the least used
+    raw->attach([id, done, cluster](int rc, std::string e) {
         NvmeBdevCtrlr* ctrlr = find_ctrlr(id);
         if (!ctrlr) return done(-ENODEV, {}, "controller removed during attach");
         const std::string name = ctrlr->options().name;
@@ -226,6 +227,7 @@ void bdev_nvme_attach(const NvmeAttachOptions& opts, NvmeAttachDone done) {
             const std::string bname = fmt::format("{}n{}", name, ns.nsid);
             auto b = std::make_unique<NvmeNsBdev>(bname, ctrlr, ns, cd.oncs, cd.vwc & 1);
             b->max_transfer_blocks = std::max<uint32_t>(1, max_xfer / ns.block_size);
+            b->cluster = cluster;
             const int r = bdev_register(std::move(b));
             if (r != 0) {
                 NOC_WARN("nvme", "{}: cannot register bdev {}: {}", name, bname, strerror(-r));

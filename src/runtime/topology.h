@@ -48,8 +48,9 @@ struct ClusterSpec {
 std::vector<ClusterSpec> default_cluster_plan(const Topology& topo);
 
 // Parses "0:control:0;1:data:1-3;2:data:4-7" and validates it: ids dense from 0 (any order),
-// exactly one control cluster, at least one data cluster, every core exists in `topo`, no core in
-// two data clusters (the control core may be shared with a data cluster). Sorted by id.
+// exactly one control cluster, at least one data cluster, every core exists in `topo`. A core may
+// serve several clusters (the control core and a data cluster on small machines; several data
+// clusters in tests, with a warning: their reactors time-slice it). Sorted by id.
 std::optional<std::vector<ClusterSpec>> parse_cluster_plan(const std::string& spec,
                                                            const Topology& topo, std::string* err);
 // Same, validated against Topology::detect().

@@ -272,6 +272,7 @@ void lvs_create(const LvsCreateOptions& o, Result done) {
     if (!b) return done(-ENODEV, "no bdev named " + o.bdev_name);
     Superblock sb;
     std::string why;
+    if (int rc = bdev_check_same_cluster(b, "lvstore", &why)) return done(rc, why);
     if (!layout_new(b->size_bytes(), b->block_size, o.cluster_bytes, &sb, &why))
         return done(-EINVAL, "bdev " + o.bdev_name + ": " + why);
     BdevDesc* desc = nullptr;

@@ -39,6 +39,7 @@ int Lvstore::register_lvol(uint32_t id, std::string* err) {
     if (!m) return *err = "no lvol " + std::to_string(id), -ENOENT;
     auto b = std::make_unique<LvolBdev>(this, id, uuid_to_string(m->uuid));
     b->uuid = m->uuid;
+    b->cluster = base()->cluster;  // an lvol runs where its store's base does
     b->aliases.push_back(alias(*m));
     auto map = std::make_unique<ClusterMap>(m->num_clusters);
     for (uint64_t i = 0; i < m->num_clusters; ++i)

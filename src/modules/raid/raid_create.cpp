@@ -157,6 +157,18 @@ std::unique_ptr<RaidBdev> make_raid(const RaidCreateOptions& o, std::vector<Bdev
     for (BdevDesc* d : descs)
         if (d && d->bdev()->block_size != g.block_size)
             return failed("raid: base bdevs must have the same block size");
+    // An array runs on the cluster of its (first) member. Members owned by other clusters still
+    // work in the one-process mode, but their I/O then crosses clusters outside the NoC: stack
+    // remote bdevs (bdev_remote_create) under the array for a share-nothing volume.
+    for (BdevDesc* d : descs) {
+        if (d && d->bdev()->cluster != any->bdev()->cluster)
+            NOC_WARN("bdev",
+                     "raid {}: member {} is owned by cluster {}, {} by cluster {}; the array "
+                     "runs on cluster {} (reach other clusters' bdevs with bdev_remote_create)",
+                     o.name, d->bdev()->name, d->bdev()->cluster, any->bdev()->name,
+                     any->bdev()->cluster, any->bdev()->cluster);
+    }
+    if (std::string why; bdev_check_same_cluster(any->bdev(), "raid", &why)) return failed(why);
     const uint64_t strip_bytes = uint64_t(o.strip_size_kb) * 1024;
     if (o.level != Level::Raid1 && strip_bytes < g.block_size)
         return failed("raid: the strip is smaller than a block");
@@ -192,6 +204,7 @@ std::unique_ptr<RaidBdev> make_raid(const RaidCreateOptions& o, std::vector<Bdev
     else if (!parse_optional_uuid(o.uuid, &uuid, nullptr) || uuid == Uuid{})
         uuid = uuid_generate_random();
     auto raid = std::make_unique<RaidBdev>(o.name, g);
+    raid->cluster = any->bdev()->cluster;
     raid->strip_size_kb = o.strip_size_kb;
     raid->superblock = o.superblock;
     raid->block_size = g.block_size;
