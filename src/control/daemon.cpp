@@ -182,6 +182,9 @@ void on_start(ControlPlane* cp) {
     // The target's shutdown step (stop listeners, close connections and namespaces) is
     // registered by nvmf_target_init; it runs before the bdev layer's.
     nvmf::NvmfTargetOptions topts;
+    // Request buffers in the NoC arena: remote bdevs then pass them to their owner cluster as
+    // they are (docs/remote.md).
+    topts.pool = &Runtime::instance()->noc().buffers();
     topts.sock_impl = cp->opts.sock_impl;
     topts.icreq_timeout_ms = cp->opts.nvmf_icreq_timeout_ms;
     topts.connect_timeout_ms = cp->opts.nvmf_connect_timeout_ms;
@@ -229,6 +232,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_log_rpcs();
     register_raid_rpcs();
     register_lvol_rpcs();
+    register_remote_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);
 
     RuntimeOptions ro;

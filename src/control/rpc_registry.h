@@ -77,5 +77,6 @@ void register_config_rpcs();
 void register_log_rpcs();   // log_* (rpc_log.cpp)
 void register_raid_rpcs();  // bdev_raid_* (rpc_raid.cpp)
 void register_lvol_rpcs();  // bdev_lvol_* (rpc_lvol.cpp)
+void register_remote_rpcs();  // bdev_remote_* (rpc_remote.cpp)
 
 }  // namespace nocstor::control

@@ -8,6 +8,7 @@
 #include "modules/null.h"
 #include "modules/passthru.h"
 #include "modules/raid/raid.h"
+#include "modules/remote/remote_bdev.h"
 #include "modules/uring.h"
 
 namespace nocstor {
@@ -23,6 +24,7 @@ void register_builtin_bdev_modules() {
     bdev_module_register(error_bdev_module());
     bdev_module_register(raid::raid_bdev_module());
     bdev_module_register(lvol::lvol_bdev_module());
+    bdev_module_register(remote::remote_bdev_module());
 }
 
 }  // namespace nocstor

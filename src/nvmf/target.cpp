@@ -55,11 +55,16 @@ NvmfTarget* NvmfTarget::instance() {
 
 void NvmfTarget::start(std::function<void()> done) {
     threads_ = opts_.threads.empty() ? Runtime::instance()->data_threads() : opts_.threads;
-    const size_t bytes = BufferPool::bytes_needed(opts_.buffers);
-    pool_mem_ = std::unique_ptr<std::byte[], void (*)(std::byte*)>(
-        static_cast<std::byte*>(std::aligned_alloc(BufferPool::kAlign, bytes)),
-        [](std::byte* p) { std::free(p); });
-    pool_ = BufferPool::create(pool_mem_.get(), 0, opts_.buffers);
+    if (opts_.pool) {
+        pool_ = opts_.pool;
+    } else {
+        const size_t bytes = BufferPool::bytes_needed(opts_.buffers);
+        pool_mem_ = std::unique_ptr<std::byte[], void (*)(std::byte*)>(
+            static_cast<std::byte*>(std::aligned_alloc(BufferPool::kAlign, bytes)),
+            [](std::byte* p) { std::free(p); });
+        own_pool_ = BufferPool::create(pool_mem_.get(), 0, opts_.buffers);
+        pool_ = &own_pool_;
+    }
     // Disjoint CNTLID ranges per poll group: unique without coordination, and the owner of a
     // CNTLID (for I/O queue Connects) follows from the number alone.
     const uint32_t n = static_cast<uint32_t>(threads_.size());
@@ -67,7 +72,7 @@ void NvmfTarget::start(std::function<void()> done) {
     for (uint32_t i = 0; i < n; ++i) {
         const auto first = static_cast<uint16_t>(1 + i * span);
         const auto last = static_cast<uint16_t>(first + span - 1);
-        pgs_.push_back(std::make_unique<PollGroup>(this, threads_[i], i, first, last, &pool_,
+        pgs_.push_back(std::make_unique<PollGroup>(this, threads_[i], i, first, last, pool_,
                                                    opts_.sock_impl));
     }
     started_ = true;

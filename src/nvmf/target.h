@@ -30,6 +30,10 @@ class TcpListener;
 using DoneFn = std::function<void(int rc, std::string err)>;
 
 struct NvmfTargetOptions {
+    // The request buffers: a pool in the NoC arena (the daemon passes the runtime's, so a
+    // namespace whose bdev is a remote bdev costs no copy), or, when null, a private pool of
+    // `buffers`.
+    BufferPool* pool = nullptr;
     BufferPoolConfig buffers{.small_count = 2048, .large_count = 256};
     // Data threads that run poll groups; empty = Runtime::data_threads().
     std::vector<Thread*> threads;
@@ -164,7 +168,8 @@ class NvmfTarget {
     std::vector<std::unique_ptr<PollGroup>> pgs_;
     std::vector<Thread*> threads_;
     std::unique_ptr<std::byte[], void (*)(std::byte*)> pool_mem_{nullptr, nullptr};
-    BufferPool pool_;
+    BufferPool own_pool_;
+    BufferPool* pool_ = nullptr;
     std::map<std::string, Subsys> subsystems_;
     std::map<std::string, Listener> listeners_;  // key: ListenAddress::to_string()
     uint32_t next_listener_id_ = 1;

@@ -10,13 +10,23 @@ namespace nocstor {
 
 namespace {
 std::atomic<Runtime*> g_runtime{nullptr};
+
+std::vector<NocHandler>& default_noc_handlers() {
+    static auto* v = new std::vector<NocHandler>(256);
+    return *v;
+}
+}  // namespace
+
+void noc_register_default_handler(uint8_t opcode, NocHandler handler) {
+    default_noc_handlers()[opcode] = std::move(handler);
 }
 
 Runtime* Runtime::instance() {
     return g_runtime.load(std::memory_order_acquire);
 }
 
-Runtime::Runtime(RuntimeOptions opts) : opts_(std::move(opts)) {
+Runtime::Runtime(RuntimeOptions opts)
+    : opts_(std::move(opts)), noc_handlers_(default_noc_handlers()) {
     if (opts_.clusters.empty()) opts_.clusters = default_cluster_plan(Topology::detect());
     uint32_t index = 0;
     for (const auto& spec : opts_.clusters) {

@@ -27,6 +27,11 @@ struct RuntimeOptions {
 // Handles one descriptor that arrived at `cluster` from `src` (runs on that cluster's NoC thread).
 using NocHandler = std::function<void(int cluster, int src, const NocDescriptor& d)>;
 
+// Handlers every Runtime installs for an opcode when it is built. Modules register theirs at
+// start-up, before a runtime exists (the remote bdev's I/O opcodes). Not thread-safe: call it
+// before any Runtime is constructed.
+void noc_register_default_handler(uint8_t opcode, NocHandler handler);
+
 struct Cluster {
     int id = 0;
     ClusterSpec::Role role = ClusterSpec::Role::Data;

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -59,10 +60,13 @@ class Daemon {
                                          socket_,
                                          "--http-port",
                                          std::to_string(http_port_),
-                                         "--clusters",
-                                         "0:control:0;1:data:0",
                                          "--idle-sleep-us",
                                          "200"};
+        // One data cluster on core 0 unless the test asks for its own plan.
+        if (std::find(args_.begin(), args_.end(), "--clusters") == args_.end()) {
+            argv.push_back("--clusters");
+            argv.push_back("0:control:0;1:data:0");
+        }
         argv.insert(argv.end(), args_.begin(), args_.end());
         pid_ = fork();
         if (pid_ == 0) {

@@ -23,14 +23,18 @@ struct Waiter {
 };
 }  // namespace
 
-ModEnv::ModEnv(int data_threads) {
+ModEnv::ModEnv(int data_threads)
+    : ModEnv({{0, ClusterSpec::Role::Control, {0}},
+              {1, ClusterSpec::Role::Data, std::vector<int>(size_t(data_threads), 0)}}) {}
+
+ModEnv::ModEnv(std::vector<ClusterSpec> plan, uint32_t ring_slots) {
     set_log_level("*", "warn");
     register_builtin_bdev_modules();
     RuntimeOptions o;
-    o.clusters = {{0, ClusterSpec::Role::Control, {0}},
-                  {1, ClusterSpec::Role::Data, std::vector<int>(size_t(data_threads), 0)}};
+    o.clusters = std::move(plan);
     o.reactor.pin = false;
     o.reactor.idle_sleep_us = 100;
+    o.noc.ring_slots = ring_slots;
     rt_ = std::make_unique<Runtime>(o);
     rt_->start();
 }

@@ -21,10 +21,13 @@ namespace nocstor::test {
 class ModEnv {
   public:
     explicit ModEnv(int data_threads = 1);
+    // Any cluster plan (reactors unpinned, so clusters may share cores) and NoC ring size.
+    explicit ModEnv(std::vector<ClusterSpec> plan, uint32_t ring_slots = 512);
     ~ModEnv();  // unregisters every bdev left, then stops the runtime
 
     Thread* ctl() const { return rt_->control_thread(); }
     Thread* data(size_t i = 0) const { return rt_->data_threads().at(i); }
+    Runtime& rt() const { return *rt_; }
 
     // Runs fn on t and waits for it (false on timeout).
     bool run(Thread* t, std::function<void()> fn, int timeout_ms = 10000);

@@ -1,0 +1,156 @@
+// Bdevs owned by clusters and the remote bdev through the real daemon: {"cluster": N} on
+// creation methods, the owner in bdev_get_bdevs and save_config, bdev_remote_create over the
+// NoC between three data clusters sharing one core, its data over NVMe/TCP, the errors a user
+// gets for a wrong cluster, and a restart that rebuilds the same placement.
+#include "daemon_env.h"
+#include "nvmf_host.h"
+#include "nvmf_host_cmds.h"
+
+#include <random>
+
+using namespace nocstor::testing;
+using namespace nocstor::nvmf::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string kNqn = "nqn.2024-01.io.nocstor:remote";
+const std::string kPlan = "0:control:0;1:data:0;2:data:0;3:data:0";
+
+json bdev(Daemon& d, const std::string& name) {
+    auto r = d.call("bdev_get_bdevs", {{"name", name}});
+    return r.ok() && r.result.is_array() && r.result.size() == 1 ? r.result[0] : json();
+}
+
+std::vector<uint8_t> pattern(size_t n, uint64_t seed) {
+    std::vector<uint8_t> v(n);
+    std::mt19937_64 g(seed);
+    for (auto& b : v) b = uint8_t(g());
+    return v;
+}
+
+TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
+    const std::string dir = temp_dir();
+    const uint16_t port = free_tcp_port();
+    const std::vector<std::string> args = {"--clusters", kPlan, "-c", dir + "/nocstor.json",
+                                           "--persist"};
+    {
+        std::vector<std::string> first = args;
+        first.push_back("--empty");
+        Daemon d(first, dir);
+        ASSERT_TRUE(d.alive()) << d.log();
+        d.ok("bdev_malloc_create",
+             {{"name", "m2"}, {"num_blocks", 2048}, {"block_size", 512}, {"cluster", 2}});
+        EXPECT_EQ(bdev(d, "m2")["cluster"], 2);
+        // Without a cluster: the data cluster owning the fewest bdevs (1, then 3).
+        d.ok("bdev_null_create", {{"name", "n"}, {"num_blocks", 64}, {"block_size", 512}});
+        EXPECT_EQ(bdev(d, "n")["cluster"], 1);
+
+        auto r = d.call("bdev_malloc_create",
+                        {{"name", "x"}, {"num_blocks", 64}, {"block_size", 512}, {"cluster", 7}});
+        EXPECT_FALSE(r.ok());
+        EXPECT_NE(r.message.find("not a data cluster"), std::string::npos) << r.message;
+        r = d.call("bdev_malloc_create",
+                   {{"name", "x"}, {"num_blocks", 64}, {"block_size", 512}, {"cluster", "two"}});
+        EXPECT_FALSE(r.ok());
+        r = d.call("bdev_remote_create", {{"name", "r2"}, {"base_bdev_name", "m2"}});
+        EXPECT_FALSE(r.ok());
+        EXPECT_NE(r.message.find("cluster"), std::string::npos) << r.message;
+        r = d.call("bdev_remote_create",
+                   {{"name", "r2"}, {"base_bdev_name", "m2"}, {"cluster", 2}});
+        EXPECT_FALSE(r.ok());
+        EXPECT_NE(r.message.find("already owned"), std::string::npos) << r.message;
+        r = d.call("bdev_passthru_create",
+                   {{"name", "p"}, {"base_bdev_name", "m2"}, {"cluster", 3}});
+        EXPECT_FALSE(r.ok());
+        EXPECT_NE(r.message.find("owned by cluster 2"), std::string::npos) << r.message;
+
+        EXPECT_EQ(
+            d.ok("bdev_remote_create", {{"name", "r2"}, {"base_bdev_name", "m2"}, {"cluster", 1}}),
+            "r2");
+        json rb = bdev(d, "r2");
+        EXPECT_EQ(rb["cluster"], 1);
+        EXPECT_EQ(rb["num_blocks"], 2048);
+        EXPECT_EQ(rb["driver_specific"]["remote"]["owner_cluster"], 2);
+        EXPECT_EQ(bdev(d, "m2")["claimed"], true);
+
+        d.ok("nvmf_create_subsystem", {{"nqn", kNqn}, {"allow_any_host", true}});
+        d.ok("nvmf_subsystem_add_ns", {{"nqn", kNqn}, {"namespace", {{"bdev_name", "r2"}}}});
+        d.ok("nvmf_subsystem_add_listener",
+             {{"nqn", kNqn},
+              {"listen_address",
+               {{"trtype", "TCP"}, {"traddr", "127.0.0.1"}, {"trsvcid", std::to_string(port)}}}});
+        IoSession s(port, kNqn);
+        ASSERT_TRUE(s.up) << d.log();
+        uint16_t cid = 1;
+        for (int i = 0; i < 16; ++i) {
+            const auto data = pattern(4096, uint64_t(i));
+            const uint64_t lba = uint64_t(i) * 97 % 2040;
+            auto w = write_incapsule(s.io, cid++, lba, data);
+            ASSERT_TRUE(w && w->status.ok()) << i;
+            std::vector<uint8_t> got;
+            auto rd = read(s.io, cid++, lba, 4096, &got);
+            ASSERT_TRUE(rd && rd->status.ok()) << i;
+            EXPECT_EQ(got, data) << i;
+        }
+        ASSERT_TRUE(flush_ns1(s.io, cid++));
+        json remote = bdev(d, "r2")["driver_specific"]["remote"];
+        EXPECT_EQ(remote["timeouts"], 0);
+        // Every read and write crossed as one request (examine's superblock reads included),
+        // and the owner cluster's bdev served each of them.
+        auto rst = d.ok("bdev_get_iostat", {{"name", "r2"}})["bdevs"][0];
+        auto mst = d.ok("bdev_get_iostat", {{"name", "m2"}})["bdevs"][0];
+        const uint64_t ios =
+            rst["num_read_ops"].get<uint64_t>() + rst["num_write_ops"].get<uint64_t>();
+        EXPECT_GE(ios, 32u);
+        EXPECT_EQ(remote["zero_copy_ios"].get<uint64_t>() + remote["bounced_ios"].get<uint64_t>(),
+                  ios);
+        // The target's request buffers are arena buffers: its 32 I/Os crossed without a copy.
+        EXPECT_GE(remote["zero_copy_ios"].get<uint64_t>(), 32u);
+        EXPECT_EQ(mst["num_write_ops"], 16);
+        // (m2 was also examined when it was created, directly.)
+        EXPECT_GE(mst["num_read_ops"].get<uint64_t>(), rst["num_read_ops"].get<uint64_t>());
+
+        // The placement is saved with each creation call.
+        auto cfg = d.ok("save_config");
+        bool saw_remote = false;
+        for (const auto& sub : cfg["subsystems"]) {
+            if (sub["subsystem"] != "bdev") continue;
+            for (const auto& c : sub["config"]) {
+                if (c["method"] == "bdev_malloc_create") {
+                    EXPECT_EQ(c["params"]["cluster"], 2);
+                }
+                if (c["method"] == "bdev_remote_create") {
+                    saw_remote = true;
+                    EXPECT_EQ(c["params"]["cluster"], 1);
+                }
+            }
+        }
+        EXPECT_TRUE(saw_remote) << cfg.dump();
+        EXPECT_EQ(d.stop(), 0) << d.log();
+    }
+    // A restart from the saved configuration puts everything back on its cluster.
+    Daemon d(args, dir);
+    ASSERT_TRUE(d.alive()) << d.log();
+    EXPECT_EQ(bdev(d, "m2")["cluster"], 2);
+    EXPECT_EQ(bdev(d, "r2")["cluster"], 1);
+    IoSession s(port, kNqn);
+    ASSERT_TRUE(s.up) << d.log();
+    uint16_t cid = 1;
+    const auto data = pattern(4096, 5);
+    auto w = write_incapsule(s.io, cid++, 8, data);
+    ASSERT_TRUE(w && w->status.ok());
+    std::vector<uint8_t> got;
+    auto rd = read(s.io, cid++, 8, 4096, &got);
+    ASSERT_TRUE(rd && rd->status.ok());
+    EXPECT_EQ(got, data);
+    // Deleting the remote bdev releases the base on its cluster.
+    d.ok("nvmf_subsystem_remove_ns", {{"nqn", kNqn}, {"nsid", 1}});
+    d.ok("bdev_remote_delete", {{"name", "r2"}});
+    EXPECT_TRUE(bdev(d, "r2").is_null());
+    EXPECT_EQ(bdev(d, "m2")["claimed"], false);
+    EXPECT_FALSE(d.call("bdev_remote_delete", {{"name", "r2"}}).ok());
+    EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+}  // namespace
