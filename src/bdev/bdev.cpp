@@ -525,7 +525,24 @@ void unregister_all_bdevs(std::function<void()> done) {
         if (!top) {
             if (!all.empty()) {
                 // Something is still being removed or is claimed by a stack being torn down.
-                Thread::current()->send([step] { (*step)(); });
+                const bool removing =
+                    std::any_of(all.begin(), all.end(), [](Bdev* b) { return b->removing(); });
+                if (removing) {
+                    Thread::current()->send([step] { (*step)(); });
+                    return;
+                }
+                // Only bases claimed by modules are left (an lvstore whose lvols were removed
+                // from the top of their stacks): the modules release them now.
+                auto mods = std::make_shared<std::vector<BdevModule*>>(modules());
+                auto prep = std::make_shared<std::function<void(size_t)>>();
+                *prep = [mods, prep, step](size_t i) {
+                    if (i < mods->size())
+                        return (*mods)[i]->prepare_fini([prep, i] { (*prep)(i + 1); });
+                    auto next = step;
+                    *prep = nullptr;  // destroys this closure: only locals from here on
+                    Thread::current()->send([next] { (*next)(); });
+                };
+                (*prep)(0);
                 return;
             }
             // Then every module's fini, one after another, each when the previous is done.

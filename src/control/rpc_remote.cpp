@@ -26,10 +26,16 @@ void create(const json& params, RpcReply reply) {
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
     o.cluster = bdev_scope_cluster();
-    const int rc = remote::remote_bdev_create(o, &err);
-    if (rc == -EINVAL) return reply.invalid("bdev_remote_create: " + err);
-    if (rc) return reply.error(rc, "bdev_remote_create: " + err);
-    reply.result(o.name);
+    auto finish = [o, reply] {
+        std::string err;
+        const int rc = remote::remote_bdev_create(o, &err);
+        if (rc == -EINVAL) return reply.invalid("bdev_remote_create: " + err);
+        if (rc) return reply.error(rc, "bdev_remote_create: " + err);
+        reply.result(o.name);
+    };
+    // Loading a configuration: the base may be an lvol its store's examine is still opening.
+    if (!bdev_get_by_name(o.base_bdev_name)) return bdev_wait_for_examine(finish);
+    finish();
 }
 
 void remove(const json& params, RpcReply reply) {

@@ -22,8 +22,13 @@ class LvolModule : public BdevModule {
     void examine(Bdev* b) override;
     // Stores close (checkpoint, clean flag) before the layer removes bdevs: nothing else
     // would release their bases.
-    void prepare_fini(std::function<void()> done) override { fini(std::move(done)); }
+    // Stores whose lvols carry nothing close first (releasing their bases); a store with an lvol
+    // that something is stacked on (a RAID member, a remote bdev) waits until the layer has
+    // removed that stack from the top, or the stack would see its member vanish (and a RAID
+    // record it as failed). The layer asks again once only claimed bases are left.
+    void prepare_fini(std::function<void()> done) override { unload_unstacked(std::move(done)); }
     void fini(std::function<void()> done) override;
+    void unload_unstacked(std::function<void()> done);
 };
 
 LvolModule g_module;
@@ -244,6 +249,19 @@ void LvolModule::examine(Bdev* b) {
             bdev_examine_end();
         });
     });
+}
+
+void LvolModule::unload_unstacked(std::function<void()> done) {
+    for (Lvstore* s : lvstores()) {
+        if (s->unloading) continue;
+        bool stacked = false;
+        for (const auto& entry : s->bdevs) stacked |= entry.second->claimed_by() != nullptr;
+        if (!stacked)
+            return unload(s, false, [this, done = std::move(done)](int) mutable {
+                unload_unstacked(std::move(done));
+            });
+    }
+    done();
 }
 
 void LvolModule::fini(std::function<void()> done) {

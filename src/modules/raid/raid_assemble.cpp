@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 
 namespace nocstor::raid::detail {
@@ -23,8 +24,12 @@ struct Candidate {
 };
 
 // Members of one array (by UUID) found so far.
+// One per cluster: an array assembles from members of one cluster only, so that the same data
+// seen from two clusters (an lvol on its data cluster and a remote bdev towards it on the front
+// end) assembles where all of its members are, not across clusters.
 struct Assembly {
     Uuid uuid{};
+    int cluster = 0;
     std::map<uint32_t, Candidate> found;  // by slot
     bool building = false;                // its bitmap is being read
     std::vector<std::string> late;        // members that showed up meanwhile
@@ -63,11 +68,16 @@ struct AssemblyPlan {
 };
 
 void drop_assembly(const Assembly* a) {
-    for (size_t i = 0; i < assemblies().size(); ++i) {
-        if (assemblies()[i].get() != a) continue;
-        assemblies().erase(assemblies().begin() + long(i));
-        return;
-    }
+    auto& v = assemblies();
+    v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& x) { return x.get() == a; }),
+            v.end());
+}
+
+// The array is there: the other clusters' views of its members need no assembly any more.
+void drop_array_assemblies(const Uuid& uuid) {
+    auto& v = assemblies();
+    v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& x) { return x->uuid == uuid; }),
+            v.end());
 }
 
 // The bitmap is in (bits, or null if it could not be read): register the array and start what
@@ -75,7 +85,7 @@ void drop_assembly(const Assembly* a) {
 void finish_assembly(const Assembly* a, std::unique_ptr<RaidBdev> raid, const Superblock& best,
                      const AssemblyPlan& plan, const uint8_t* bits) {
     const std::vector<std::string> late = a->late;
-    drop_assembly(a);
+    drop_array_assemblies(a->uuid);
     RaidBdev* r = raid.get();
     WriteIntentBitmap* bm = r->bitmap();
     if (bm && bits) {
@@ -245,6 +255,7 @@ void on_superblock(const std::string& name, const SbReadResult& res) {
         return;
     }
     if (RaidBdev* r = find_raid_by_uuid(sb.array_uuid)) {
+        if (b->cluster != r->cluster) return;  // the member as another cluster sees it
         // A member that was away comes back: it is rebuilt into its own slot.
         if (sb.slot < r->members() && !r->member(sb.slot).desc &&
             r->member(sb.slot).uuid == sb.members[sb.slot].uuid) {
@@ -263,7 +274,7 @@ void on_superblock(const std::string& name, const SbReadResult& res) {
     }
     Assembly* a = nullptr;
     for (auto& x : assemblies())
-        if (x->uuid == sb.array_uuid) a = x.get();
+        if (x->uuid == sb.array_uuid && x->cluster == b->cluster) a = x.get();
     if (a && a->building) {
         a->late.push_back(name);  // looked at again once the array is there
         return;
@@ -272,6 +283,7 @@ void on_superblock(const std::string& name, const SbReadResult& res) {
         assemblies().push_back(std::make_unique<Assembly>());
         a = assemblies().back().get();
         a->uuid = sb.array_uuid;
+        a->cluster = b->cluster;
     }
     auto it = a->found.find(sb.slot);
     if (it == a->found.end() || it->second.sb.seq < sb.seq) a->found[sb.slot] = {name, sb};
