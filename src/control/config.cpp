@@ -24,6 +24,7 @@ namespace {
 struct Section {
     std::string name;
     std::function<json()> writer;
+    bool optional = false;
 };
 std::vector<Section>& sections() {
     static auto* v = new std::vector<Section>();
@@ -110,18 +111,26 @@ void run_calls(std::shared_ptr<std::vector<Call>> calls, size_t i,
 
 }  // namespace
 
-void register_config_section(std::string subsystem, std::function<json()> writer) {
+void register_config_section(std::string subsystem, std::function<json()> writer, bool optional) {
     for (auto& s : sections())
         if (s.name == subsystem) {
             s.writer = std::move(writer);
+            s.optional = optional;
             return;
         }
-    sections().push_back({std::move(subsystem), std::move(writer)});
+    sections().push_back({std::move(subsystem), std::move(writer), optional});
 }
+
+namespace {
+bool section_shown(const Section& s) {
+    return !s.optional || (s.writer && !s.writer().empty());
+}
+}  // namespace
 
 std::vector<std::string> config_section_names() {
     std::vector<std::string> names;
-    for (const auto& s : sections()) names.push_back(s.name);
+    for (const auto& s : sections())
+        if (section_shown(s)) names.push_back(s.name);
     return names;
 }
 
@@ -137,7 +146,9 @@ bool section_config(const std::string& name, json* out) {
 json build_config() {
     json subs = json::array();
     for (const auto& s : sections())
-        subs.push_back({{"subsystem", s.name}, {"config", s.writer ? s.writer() : json::array()}});
+        if (section_shown(s))
+            subs.push_back(
+                {{"subsystem", s.name}, {"config", s.writer ? s.writer() : json::array()}});
     return {{"subsystems", subs}};
 }
 

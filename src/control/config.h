@@ -14,7 +14,10 @@
 namespace nocstor::control {
 
 // A section's writer returns the JSON array of {"method","params"} that recreates its state.
-void register_config_section(std::string subsystem, std::function<nlohmann::json()> writer);
+// An `optional` section is left out (of save_config and framework_get_subsystems) while it has
+// nothing to write, so that configurations without nocstor's own objects stay SPDK's.
+void register_config_section(std::string subsystem, std::function<nlohmann::json()> writer,
+                             bool optional = false);
 nlohmann::json build_config();
 // Section names in load order, and one section's calls (SPDK's framework_get_subsystems/_config).
 std::vector<std::string> config_section_names();

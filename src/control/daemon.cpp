@@ -233,6 +233,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_raid_rpcs();
     register_lvol_rpcs();
     register_remote_rpcs();
+    register_volume_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);
 
     RuntimeOptions ro;

@@ -189,6 +189,22 @@ void register_rest_routes(HttpServer& s) {
                     {{"nqn", req.path_params.at("nqn")}, {"host", req.path_params.at("host")}},
                     std::move(r));
             });
+    // Distributed volumes, each a tree across clusters (docs/remote.md).
+    s.route("GET", "/api/v1/volumes", [](const HttpRequest&, HttpResponder r) {
+        call_and_answer("nocstor_volume_get", json::object(), std::move(r));
+    });
+    s.route("GET", "/api/v1/volumes/{name}", [](const HttpRequest& req, HttpResponder r) {
+        call_and_answer("nocstor_volume_get", {{"name", req.path_params.at("name")}}, std::move(r));
+    });
+    s.route("POST", "/api/v1/volumes", [](const HttpRequest& req, HttpResponder r) {
+        json body;
+        if (!parse_body(req, r, &body)) return;
+        call_and_answer("nocstor_volume_create", body, std::move(r), 201);
+    });
+    s.route("DELETE", "/api/v1/volumes/{name}", [](const HttpRequest& req, HttpResponder r) {
+        call_and_answer("nocstor_volume_delete", {{"name", req.path_params.at("name")}},
+                        std::move(r));
+    });
     // Any method, for what has no resource yet: POST /api/v1/rpc/<method> with params as body.
     s.route("POST", "/api/v1/rpc/{method}", [](const HttpRequest& req, HttpResponder r) {
         json body;

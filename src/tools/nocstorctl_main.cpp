@@ -279,6 +279,7 @@ int main(int argc, char** argv) {
     Handlers handlers;
     add_raid_commands(app, ctl, handlers);
     add_lvol_commands(app, ctl, handlers);
+    add_volume_commands(app, ctl, handlers);
 
     auto dispatch = [&]() -> int {
         for (const auto& [cmd, run] : handlers.list)

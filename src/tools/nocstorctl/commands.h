@@ -21,5 +21,7 @@ struct Handlers {
 void add_raid_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 // nocstorctl lvol ...
 void add_lvol_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
+// nocstorctl volume ...
+void add_volume_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 
 }  // namespace nocstor::ctl
