@@ -158,8 +158,9 @@ int main(int argc, char** argv) {
     cli.add_option("--cores", o.cores, "cores of cluster 1 and cluster 2, e.g. 0,1");
     cli.add_flag("--json", o.json_out, "one JSON object instead of the table");
     cli.add_option("--paths", o.paths, "which runs, e.g. remote (for a profile of one path)");
-    cli.add_option("--base", o.base, "the bdev on cluster 2: null (the path's own cost) or malloc "
-                                     "(256 MiB, a memcpy per I/O)")
+    cli.add_option("--base", o.base,
+                   "the bdev on cluster 2: null (the path's own cost) or malloc "
+                   "(256 MiB, a memcpy per I/O)")
         ->check(CLI::IsMember({"null", "malloc"}));
     CLI11_PARSE(cli, argc, argv);
     if (o.io_size % 512 || o.io_size == 0 || o.io_size > 128 * 1024) {

@@ -246,7 +246,7 @@ TEST(NocFabric, NoDoorbellWhenPeerIsAwake) {
     EXPECT_FALSE(fabric->endpoint(1).prepare_to_sleep());
 }
 
-// A consumer blocked in epoll_wait on its doorbell is woken by a send within 1 ms.
+// A consumer blocked in epoll_wait on its doorbell is woken by a send (not by its 2 s timeout).
 TEST(NocFabric, DoorbellWakesSleepingConsumer) {
     auto fabric = make_fabric(2);
     ASSERT_TRUE(fabric);
@@ -289,8 +289,11 @@ TEST(NocFabric, DoorbellWakesSleepingConsumer) {
     std::sort(latency_ns.begin(), latency_ns.end());
     std::printf("doorbell wake-up latency: min %.1f us, median %.1f us, max %.1f us\n",
                 latency_ns.front() / 1e3, latency_ns[kRounds / 2] / 1e3, latency_ns.back() / 1e3);
-    EXPECT_LT(latency_ns[kRounds / 2], 1'000'000u) << "median wake-up latency";
-    EXPECT_LT(latency_ns[kRounds * 9 / 10], 1'000'000u) << "p90 wake-up latency";
+    // Bounds that only a doorbell that does not ring can miss (the consumer would then sleep
+    // until its 2 s epoll timeout); the latency itself is measured by bench/noc_bench, not here:
+    // on a loaded 2-core CI machine a woken thread can wait milliseconds for its core.
+    EXPECT_LT(latency_ns[kRounds / 2], 20'000'000u) << "median wake-up latency";
+    EXPECT_LT(latency_ns[kRounds * 9 / 10], 100'000'000u) << "p90 wake-up latency";
 }
 
 // Stress for the sleep protocol: a consumer that sleeps whenever idle and a sender that sends at
