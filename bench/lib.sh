@@ -17,3 +17,11 @@ PY
 }
 
 wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
+
+help_if_asked() { # help_if_asked "$0" "${1:-}": -h/--help prints the script's header comment, exits
+  case $2 in -h | --help)
+    sed -n '2,/^set -euo/p' "$1" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+  esac
+}

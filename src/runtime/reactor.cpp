@@ -193,6 +193,8 @@ void Reactor::run() {
         acc.store(acc.load(std::memory_order_relaxed) + (now - last), std::memory_order_relaxed);
         if (work > 0) {
             last_work = now;
+        } else if (opts_.yield_when_idle && !(opts_.allow_sleep && now - last_work >= idle_limit)) {
+            sched_yield();
         } else if (opts_.allow_sleep && now - last_work >= idle_limit) {
             bool woken = try_sleep(now);
             now = now_ns();

@@ -4,6 +4,7 @@
 #include "util/log.h"
 
 #include <atomic>
+#include <map>
 #include <stdexcept>
 
 namespace nocstor {
@@ -28,13 +29,23 @@ Runtime* Runtime::instance() {
 Runtime::Runtime(RuntimeOptions opts)
     : opts_(std::move(opts)), noc_handlers_(default_noc_handlers()) {
     if (opts_.clusters.empty()) opts_.clusters = default_cluster_plan(Topology::detect());
+    // Reactors per core: where several share one, they yield it when idle (see ReactorOptions).
+    std::map<int, int> per_core;
+    for (const auto& spec : opts_.clusters) {
+        for (int core : spec.cores) {
+            ++per_core[core];
+            if (spec.role == ClusterSpec::Role::Control) break;  // one reactor
+        }
+    }
     uint32_t index = 0;
     for (const auto& spec : opts_.clusters) {
         Cluster c;
         c.id = spec.id;
         c.role = spec.role;
         for (int core : spec.cores) {
-            auto r = std::make_unique<Reactor>(index, core, spec.id, opts_.reactor);
+            ReactorOptions ro = opts_.reactor;
+            ro.yield_when_idle = ro.yield_when_idle || per_core[core] > 1;
+            auto r = std::make_unique<Reactor>(index, core, spec.id, ro);
             std::string tname =
                 spec.role == ClusterSpec::Role::Control
                     ? "control"
