@@ -5,6 +5,7 @@
 #include "control/json_params.h"
 #include "control/rest_api.h"
 #include "control/rpc_registry.h"
+#include "nvmf/poll_group.h"
 #include "nvmf/spec.h"
 #include "nvmf/target.h"
 
@@ -246,10 +247,13 @@ void listener_method(const json& params, RpcReply reply, bool add) {
     const char* method = add ? "nvmf_subsystem_add_listener" : "nvmf_subsystem_remove_listener";
     std::string nqn;
     json addr;
+    int cluster = -1;
     ParamsDecoder d(method);
     d.required("nqn", &nqn).required_object("listen_address", &addr);
     one_target(d);
     if (add) {
+        // nocstor: bind the listener to a data cluster (docs/remote.md).
+        d.optional("cluster", &cluster).range(0, 1024);
         d.unsupported("secure_channel", "TLS (secure_channel)")
             .unsupported("ana_state", "ANA states (ana_state)", {"optimized"})
             // The socket driver is chosen for the whole target (--sock-impl).
@@ -262,7 +266,7 @@ void listener_method(const json& params, RpcReply reply, bool add) {
     NvmfTarget* t = target(reply);
     if (!t) return;
     if (add)
-        t->add_listener(nqn, la, answer(reply));
+        t->add_listener(nqn, la, answer(reply), cluster);
     else
         t->remove_listener(nqn, la, answer(reply));
 }
@@ -279,7 +283,11 @@ void get_listeners(const json& params, RpcReply reply) {
         if (s.params.nqn != nqn) continue;
         // SPDK adds "ana_states" only for subsystems with ANA reporting, which nocstor lacks.
         json out = json::array();
-        for (const auto& l : s.listeners) out.push_back({{"address", listen_address_json(l)}});
+        for (const auto& l : s.listeners) {
+            json e = {{"address", listen_address_json(l)}};
+            if (const int c = t->listener_cluster(l); c >= 0) e["cluster"] = c;
+            out.push_back(e);
+        }
         return reply.result(out);
     }
     reply.error(-ENODEV, "nvmf_subsystem_get_listeners: no subsystem " + nqn);
@@ -410,15 +418,19 @@ void get_qpairs(const json& params, RpcReply reply) {
     if (!t) return;
     if (!subsystem_exists(t, nqn))
         return reply.error(-ENODEV, "nvmf_subsystem_get_qpairs: no subsystem " + nqn);
-    t->list_qpairs(nqn, [reply](std::vector<nvmf::QpairInfo> qs) {
+    t->list_qpairs(nqn, [reply, t](std::vector<nvmf::QpairInfo> qs) {
         json out = json::array();
-        for (const auto& q : qs)
-            out.push_back({{"cntlid", q.cntlid},
-                           {"qid", q.qid},
-                           {"state", "active"},
-                           {"thread", "poll_group_" + std::to_string(q.poll_group)},
-                           {"listen_address", q.listen_address},
-                           {"commands", q.commands}});
+        for (const auto& q : qs) {
+            json e = {{"cntlid", q.cntlid},
+                      {"qid", q.qid},
+                      {"state", "active"},
+                      {"thread", "poll_group_" + std::to_string(q.poll_group)},
+                      {"listen_address", q.listen_address},
+                      {"commands", q.commands}};
+            if (q.poll_group < t->poll_groups().size())
+                e["cluster"] = t->poll_groups()[q.poll_group]->thread()->cluster_id();
+            out.push_back(e);
+        }
         reply.result(out);
     });
 }
@@ -475,10 +487,11 @@ json nvmf_section() {
                                      {"bdev_name", ns->bdev_name},
                                      {"uuid", uuid_to_string(ns->uuid)}}}}}});
         }
-        for (const auto& l : s.listeners)
-            calls.push_back(
-                {{"method", "nvmf_subsystem_add_listener"},
-                 {"params", {{"nqn", nqn}, {"listen_address", listen_address_json(l)}}}});
+        for (const auto& l : s.listeners) {
+            json params = {{"nqn", nqn}, {"listen_address", listen_address_json(l)}};
+            if (const int c = t->listener_cluster(l); c >= 0) params["cluster"] = c;
+            calls.push_back({{"method", "nvmf_subsystem_add_listener"}, {"params", params}});
+        }
     }
     return calls;
 }

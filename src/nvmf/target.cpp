@@ -72,8 +72,8 @@ void NvmfTarget::start(std::function<void()> done) {
     for (uint32_t i = 0; i < n; ++i) {
         const auto first = static_cast<uint16_t>(1 + i * span);
         const auto last = static_cast<uint16_t>(first + span - 1);
-        pgs_.push_back(std::make_unique<PollGroup>(this, threads_[i], i, first, last, pool_,
-                                                   opts_.sock_impl));
+        pgs_.push_back(
+            std::make_unique<PollGroup>(this, threads_[i], i, first, last, pool_, opts_.sock_impl));
     }
     started_ = true;
     g_instance.store(this);
@@ -97,13 +97,16 @@ PollGroup* NvmfTarget::owner_of_cntlid(uint16_t cntlid) const {
     return nullptr;
 }
 
-PollGroup* NvmfTarget::pick_poll_group() {
+PollGroup* NvmfTarget::pick_poll_group(int cluster) {
     PollGroup* best = nullptr;
     const size_t n = pgs_.size();
     for (size_t k = 0; k < n; ++k) {  // least loaded; ties go round-robin
-        PollGroup* pg = pgs_[(rr_ + k) % n].get();
+        const size_t i = (rr_ + k) % n;
+        if (cluster >= 0 && threads_[i]->cluster_id() != cluster) continue;
+        PollGroup* pg = pgs_[i].get();
         if (!best || pg->load() < best->load()) best = pg;
     }
+    if (!best && cluster >= 0) return pick_poll_group(-1);  // checked when bound: not reached
     rr_ = (rr_ + 1) % std::max<size_t>(n, 1);
     return best;
 }
@@ -264,16 +267,26 @@ void NvmfTarget::remove_namespace(const std::string& nqn, uint32_t nsid, DoneFn 
 // Listeners and hosts
 // ---------------------------------------------------------------------------------------------
 
-void NvmfTarget::add_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done) {
+void NvmfTarget::add_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done,
+                              int cluster) {
     const bool disc = nqn == nvme::kDiscoveryNqn;
     Subsys* s = disc ? nullptr : find(nqn);
     if (!disc && !s) return done(-ENOENT, "no subsystem " + nqn);
+    if (cluster >= 0 && std::none_of(threads_.begin(), threads_.end(),
+                                     [&](Thread* t) { return t->cluster_id() == cluster; }))
+        return done(-EINVAL, "cluster " + std::to_string(cluster) + " runs no NVMe/TCP poll group");
     const std::string key = addr.to_string();
     auto it = listeners_.find(key);
+    if (it != listeners_.end() && cluster >= 0 && it->second.cluster != cluster)
+        return done(-EINVAL, key + " is already open" +
+                                 (it->second.cluster >= 0
+                                      ? " bound to cluster " + std::to_string(it->second.cluster)
+                                      : " for every cluster"));
     if (it == listeners_.end()) {
         Listener l;
         l.id = next_listener_id_++;
-        l.sock = std::make_unique<TcpListener>(this, addr, l.id);
+        l.cluster = cluster;
+        l.sock = std::make_unique<TcpListener>(this, addr, l.id, cluster);
         std::string err;
         const int rc = l.sock->open(&err);
         if (rc != 0) return done(rc, err);
@@ -286,6 +299,11 @@ void NvmfTarget::add_listener(const std::string& nqn, const ListenAddress& addr,
     users.push_back(nqn);
     if (s) s->listeners.push_back(key);
     publish([done = std::move(done)] { done(0, ""); });
+}
+
+int NvmfTarget::listener_cluster(const ListenAddress& addr) const {
+    auto it = listeners_.find(addr.to_string());
+    return it == listeners_.end() ? -1 : it->second.cluster;
 }
 
 void NvmfTarget::remove_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done) {

@@ -120,7 +120,11 @@ class NvmfTarget {
                        std::function<void(int rc, std::string err, uint32_t nsid)> done);
     void remove_namespace(const std::string& nqn, uint32_t nsid, DoneFn done);
     // nqn may be the discovery NQN: a listener that only serves discovery.
-    void add_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done);
+    // cluster >= 0 binds the listener to that data cluster: the connections it accepts run on
+    // that cluster's poll groups (where the namespaces' bdevs are owned). A listener shared by
+    // several subsystems keeps the binding it was opened with; asking for another is -EINVAL.
+    void add_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done,
+                      int cluster = -1);
     void remove_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done);
     void add_host(const std::string& nqn, const std::string& hostnqn, DoneFn done);
     void remove_host(const std::string& nqn, const std::string& hostnqn, DoneFn done);
@@ -130,6 +134,8 @@ class NvmfTarget {
     std::vector<SubsystemConfig> list_subsystems() const;
     // The port a listener is bound to (useful with port 0), or 0 if none.
     uint16_t bound_port(const ListenAddress& addr) const;
+    // The data cluster a listener is bound to, or -1 (none, or no such listener).
+    int listener_cluster(const ListenAddress& addr) const;
 
     // Gathered from every poll group.
     void list_controllers(const std::string& nqn,
@@ -142,8 +148,9 @@ class NvmfTarget {
     const std::vector<std::unique_ptr<PollGroup>>& poll_groups() const { return pgs_; }
     PollGroup* poll_group_of(Thread* t) const;
     PollGroup* owner_of_cntlid(uint16_t cntlid) const;
-    // Accepted sockets go to the poll group with the fewest connections.
-    PollGroup* pick_poll_group();
+    // Accepted sockets go to the poll group with the fewest connections (of `cluster`'s poll
+    // groups when it is >= 0).
+    PollGroup* pick_poll_group(int cluster = -1);
 
   private:
     struct Subsys {
@@ -154,6 +161,7 @@ class NvmfTarget {
     struct Listener {
         uint32_t id = 0;
         std::unique_ptr<TcpListener> sock;
+        int cluster = -1;
         std::vector<std::string> users;  // subsystem NQNs (the discovery NQN included)
     };
 

@@ -18,8 +18,8 @@
 
 namespace nocstor::nvmf {
 
-TcpListener::TcpListener(NvmfTarget* target, ListenAddress addr, uint32_t id)
-    : target_(target), addr_(std::move(addr)), id_(id) {}
+TcpListener::TcpListener(NvmfTarget* target, ListenAddress addr, uint32_t id, int cluster)
+    : target_(target), addr_(std::move(addr)), id_(id), cluster_(cluster) {}
 
 TcpListener::~TcpListener() {
     if (poller_) thread_->unregister_poller(poller_);
@@ -95,7 +95,7 @@ int TcpListener::accept_poll() {
         ++n;
         int one = 1;
         setsockopt(r.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        PollGroup* pg = target_->pick_poll_group();
+        PollGroup* pg = target_->pick_poll_group(cluster_);
         const uint32_t lid = id_;
         const int fd = r.fd;
         pg->thread()->send([pg, fd, lid] { pg->add_connection(fd, lid); });

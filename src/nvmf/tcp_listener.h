@@ -17,7 +17,8 @@ class NvmfTarget;
 
 class TcpListener {
   public:
-    TcpListener(NvmfTarget* target, ListenAddress addr, uint32_t id);
+    // cluster >= 0: accepted connections go to that cluster's poll groups.
+    TcpListener(NvmfTarget* target, ListenAddress addr, uint32_t id, int cluster = -1);
     ~TcpListener();  // stops accepting and closes the socket (control thread)
 
     // Binds and listens; 0 or -errno with *err.
@@ -34,6 +35,7 @@ class TcpListener {
     NvmfTarget* target_;
     ListenAddress addr_;
     uint32_t id_;
+    int cluster_ = -1;
     int fd_ = -1;
     uint16_t bound_port_ = 0;
     Thread* thread_ = nullptr;

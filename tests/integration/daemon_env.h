@@ -191,6 +191,21 @@ class Daemon {
     int exit_status_ = 0;
 };
 
+// A subsystem open to any host, with `bdev` as a namespace when given, listening on
+// 127.0.0.1:port (bound to data cluster `cluster` when >= 0).
+inline void export_over_nvmf(Daemon& d, const std::string& nqn, const std::string& bdev,
+                             uint16_t port, int cluster = -1) {
+    d.ok("nvmf_create_subsystem", {{"nqn", nqn}, {"allow_any_host", true}});
+    if (!bdev.empty())
+        d.ok("nvmf_subsystem_add_ns", {{"nqn", nqn}, {"namespace", {{"bdev_name", bdev}}}});
+    nlohmann::json params = {
+        {"nqn", nqn},
+        {"listen_address",
+         {{"trtype", "TCP"}, {"traddr", "127.0.0.1"}, {"trsvcid", std::to_string(port)}}}};
+    if (cluster >= 0) params["cluster"] = cluster;
+    d.ok("nvmf_subsystem_add_listener", params);
+}
+
 // One HTTP/1.1 request on a fresh connection (Connection: close); returns status and body.
 struct HttpReply {
     int status = 0;

@@ -74,14 +74,27 @@ TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
         EXPECT_EQ(rb["driver_specific"]["remote"]["owner_cluster"], 2);
         EXPECT_EQ(bdev(d, "m2")["claimed"], true);
 
-        d.ok("nvmf_create_subsystem", {{"nqn", kNqn}, {"allow_any_host", true}});
-        d.ok("nvmf_subsystem_add_ns", {{"nqn", kNqn}, {"namespace", {{"bdev_name", "r2"}}}});
-        d.ok("nvmf_subsystem_add_listener",
-             {{"nqn", kNqn},
-              {"listen_address",
-               {{"trtype", "TCP"}, {"traddr", "127.0.0.1"}, {"trsvcid", std::to_string(port)}}}});
+        // The listener is bound to cluster 1, where r2 lives: its connections run there.
+        export_over_nvmf(d, kNqn, "r2", port, 1);
+        const json la = {
+            {"trtype", "TCP"}, {"traddr", "127.0.0.1"}, {"trsvcid", std::to_string(port)}};
+        r = d.call("nvmf_subsystem_add_listener", {{"nqn", "nqn.2014-08.org.nvmexpress.discovery"},
+                                                   {"listen_address", la},
+                                                   {"cluster", 2}});
+        EXPECT_FALSE(r.ok());
+        EXPECT_NE(r.message.find("bound to cluster 1"), std::string::npos) << r.message;
+        r = d.call(
+            "nvmf_subsystem_add_listener",
+            {{"nqn", kNqn},
+             {"listen_address", {{"trtype", "TCP"}, {"traddr", "127.0.0.1"}, {"trsvcid", "1"}}},
+             {"cluster", 0}});
+        EXPECT_FALSE(r.ok());
+        EXPECT_NE(r.message.find("no NVMe/TCP poll group"), std::string::npos) << r.message;
+        EXPECT_EQ(d.ok("nvmf_subsystem_get_listeners", {{"nqn", kNqn}})[0]["cluster"], 1);
         IoSession s(port, kNqn);
         ASSERT_TRUE(s.up) << d.log();
+        for (const auto& q : d.ok("nvmf_subsystem_get_qpairs", {{"nqn", kNqn}}))
+            EXPECT_EQ(q["cluster"], 1) << q.dump();
         uint16_t cid = 1;
         for (int i = 0; i < 16; ++i) {
             const auto data = pattern(4096, uint64_t(i));
@@ -115,10 +128,13 @@ TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
         auto cfg = d.ok("save_config");
         bool saw_remote = false;
         for (const auto& sub : cfg["subsystems"]) {
-            if (sub["subsystem"] != "bdev") continue;
+            if (sub["subsystem"] != "bdev" && sub["subsystem"] != "nvmf") continue;
             for (const auto& c : sub["config"]) {
                 if (c["method"] == "bdev_malloc_create") {
                     EXPECT_EQ(c["params"]["cluster"], 2);
+                }
+                if (c["method"] == "nvmf_subsystem_add_listener") {
+                    EXPECT_EQ(c["params"]["cluster"], 1);
                 }
                 if (c["method"] == "bdev_remote_create") {
                     saw_remote = true;
@@ -136,6 +152,8 @@ TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
     EXPECT_EQ(bdev(d, "r2")["cluster"], 1);
     IoSession s(port, kNqn);
     ASSERT_TRUE(s.up) << d.log();
+    for (const auto& q : d.ok("nvmf_subsystem_get_qpairs", {{"nqn", kNqn}}))
+        EXPECT_EQ(q["cluster"], 1) << q.dump();
     uint16_t cid = 1;
     const auto data = pattern(4096, 5);
     auto w = write_incapsule(s.io, cid++, 8, data);

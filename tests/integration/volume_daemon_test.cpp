@@ -64,11 +64,7 @@ TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
                                               {"lvs_name", "lvs" + std::to_string(c)},
                                               {"cluster_sz", 1 << 20}});
         }
-        d.ok("nvmf_create_subsystem", {{"nqn", kNqn}, {"allow_any_host", true}});
-        d.ok("nvmf_subsystem_add_listener",
-             {{"nqn", kNqn},
-              {"listen_address",
-               {{"trtype", "TCP"}, {"traddr", "127.0.0.1"}, {"trsvcid", std::to_string(port)}}}});
+        export_over_nvmf(d, kNqn, "", port);  // the volume becomes its namespace
 
         // What a user gets wrong is refused with a reason, and nothing is left behind.
         auto r = d.call("nocstor_volume_create",
