@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -190,6 +191,17 @@ class Daemon {
     bool exited_ = false;
     int exit_status_ = 0;
 };
+
+// Three data clusters (1-3) sharing core 0 with the control plane: multi-cluster tests on 2 cpus.
+inline const std::string kThreeClusterPlan = "0:control:0;1:data:0;2:data:0;3:data:0";
+
+// n pseudo-random bytes from `seed`.
+inline std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
+    std::vector<uint8_t> v(n);
+    std::mt19937_64 g(seed);
+    for (auto& b : v) b = uint8_t(g());
+    return v;
+}
 
 // A subsystem open to any host, with `bdev` as a namespace when given, listening on
 // 127.0.0.1:port (bound to data cluster `cluster` when >= 0).

@@ -32,12 +32,8 @@ inline std::string run_command(const std::string& cmd, int* rc) {
     return out;
 }
 
-// A 256 MiB malloc volume exported as `nqn` on 127.0.0.1:port, with discovery on the same port.
-inline void serve_volume(Daemon& d, uint16_t port, const std::string& nqn) {
-    d.ok("bdev_malloc_create", {{"name", "Vol"}, {"num_blocks", 65536}, {"block_size", 4096}});
-    d.ok("nvmf_create_transport", {{"trtype", "TCP"}});
-    d.ok("nvmf_create_subsystem", {{"nqn", nqn}, {"allow_any_host", true}});
-    d.ok("nvmf_subsystem_add_ns", {{"nqn", nqn}, {"namespace", {{"bdev_name", "Vol"}}}});
+// `nqn` and the discovery subsystem listening on 127.0.0.1:port (what the kernel harness needs).
+inline void listen_with_discovery(Daemon& d, uint16_t port, const std::string& nqn) {
     nlohmann::json la = {{"trtype", "TCP"},
                          {"adrfam", "IPv4"},
                          {"traddr", "127.0.0.1"},
@@ -45,6 +41,15 @@ inline void serve_volume(Daemon& d, uint16_t port, const std::string& nqn) {
     d.ok("nvmf_subsystem_add_listener", {{"nqn", nqn}, {"listen_address", la}});
     d.ok("nvmf_subsystem_add_listener",
          {{"nqn", "nqn.2014-08.org.nvmexpress.discovery"}, {"listen_address", la}});
+}
+
+// A 256 MiB malloc volume exported as `nqn` on 127.0.0.1:port, with discovery on the same port.
+inline void serve_volume(Daemon& d, uint16_t port, const std::string& nqn) {
+    d.ok("bdev_malloc_create", {{"name", "Vol"}, {"num_blocks", 65536}, {"block_size", 4096}});
+    d.ok("nvmf_create_transport", {{"trtype", "TCP"}});
+    d.ok("nvmf_create_subsystem", {{"nqn", nqn}, {"allow_any_host", true}});
+    d.ok("nvmf_subsystem_add_ns", {{"nqn", nqn}, {"namespace", {{"bdev_name", "Vol"}}}});
+    listen_with_discovery(d, port, nqn);
 }
 
 }  // namespace nocstor::testing

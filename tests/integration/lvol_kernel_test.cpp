@@ -42,13 +42,7 @@ TEST(LvolKernelInterop, FioVerifiesOnAThinLvolAndOnAClone) {
          {{"nqn", nqn}, {"namespace", {{"bdev_name", "lvs/vol"}, {"nsid", 1}}}});
     d.ok("nvmf_subsystem_add_ns",
          {{"nqn", nqn}, {"namespace", {{"bdev_name", "lvs/clone"}, {"nsid", 2}}}});
-    const json la = {{"trtype", "TCP"},
-                     {"adrfam", "IPv4"},
-                     {"traddr", "127.0.0.1"},
-                     {"trsvcid", std::to_string(port)}};
-    d.ok("nvmf_subsystem_add_listener", {{"nqn", nqn}, {"listen_address", la}});
-    d.ok("nvmf_subsystem_add_listener",
-         {{"nqn", "nqn.2014-08.org.nvmexpress.discovery"}, {"listen_address", la}});
+    listen_with_discovery(d, port, nqn);
     // Namespace 2 (the clone) gets its own randwrite+verify while connected.
     const std::string clone_fio =
         "fio --name=clone --filename=${DEV%n1}n2 --ioengine=libaio --direct=1 --rw=randwrite "

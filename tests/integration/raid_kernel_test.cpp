@@ -39,13 +39,7 @@ TEST(RaidKernelInterop, Raid6LosesAndRebuildsAMemberUnderFioVerify) {
     const uint16_t port = free_tcp_port();
     d.ok("nvmf_create_subsystem", {{"nqn", nqn}, {"allow_any_host", true}});
     d.ok("nvmf_subsystem_add_ns", {{"nqn", nqn}, {"namespace", {{"bdev_name", "R"}}}});
-    const json la = {{"trtype", "TCP"},
-                     {"adrfam", "IPv4"},
-                     {"traddr", "127.0.0.1"},
-                     {"trsvcid", std::to_string(port)}};
-    d.ok("nvmf_subsystem_add_listener", {{"nqn", nqn}, {"listen_address", la}});
-    d.ok("nvmf_subsystem_add_listener",
-         {{"nqn", "nqn.2014-08.org.nvmexpress.discovery"}, {"listen_address", la}});
+    listen_with_discovery(d, port, nqn);
 
     // While the guest writes and verifies: a member goes, then a new disk takes its place.
     std::atomic<bool> done{false};

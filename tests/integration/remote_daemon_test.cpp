@@ -6,8 +6,6 @@
 #include "nvmf_host.h"
 #include "nvmf_host_cmds.h"
 
-#include <random>
-
 using namespace nocstor::testing;
 using namespace nocstor::nvmf::testing;
 using nlohmann::json;
@@ -15,25 +13,17 @@ using nlohmann::json;
 namespace {
 
 const std::string kNqn = "nqn.2024-01.io.nocstor:remote";
-const std::string kPlan = "0:control:0;1:data:0;2:data:0;3:data:0";
 
 json bdev(Daemon& d, const std::string& name) {
     auto r = d.call("bdev_get_bdevs", {{"name", name}});
     return r.ok() && r.result.is_array() && r.result.size() == 1 ? r.result[0] : json();
 }
 
-std::vector<uint8_t> pattern(size_t n, uint64_t seed) {
-    std::vector<uint8_t> v(n);
-    std::mt19937_64 g(seed);
-    for (auto& b : v) b = uint8_t(g());
-    return v;
-}
-
 TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
     const std::string dir = temp_dir();
     const uint16_t port = free_tcp_port();
-    const std::vector<std::string> args = {"--clusters", kPlan, "-c", dir + "/nocstor.json",
-                                           "--persist"};
+    const std::vector<std::string> args = {"--clusters", kThreeClusterPlan, "-c",
+                                           dir + "/nocstor.json", "--persist"};
     {
         std::vector<std::string> first = args;
         first.push_back("--empty");
@@ -97,7 +87,7 @@ TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
             EXPECT_EQ(q["cluster"], 1) << q.dump();
         uint16_t cid = 1;
         for (int i = 0; i < 16; ++i) {
-            const auto data = pattern(4096, uint64_t(i));
+            const auto data = random_bytes(4096, uint64_t(i));
             const uint64_t lba = uint64_t(i) * 97 % 2040;
             auto w = write_incapsule(s.io, cid++, lba, data);
             ASSERT_TRUE(w && w->status.ok()) << i;
@@ -155,7 +145,7 @@ TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
     for (const auto& q : d.ok("nvmf_subsystem_get_qpairs", {{"nqn", kNqn}}))
         EXPECT_EQ(q["cluster"], 1) << q.dump();
     uint16_t cid = 1;
-    const auto data = pattern(4096, 5);
+    const auto data = random_bytes(4096, 5);
     auto w = write_incapsule(s.io, cid++, 8, data);
     ASSERT_TRUE(w && w->status.ok());
     std::vector<uint8_t> got;

@@ -11,8 +11,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <random>
-
 using namespace nocstor::testing;
 using namespace nocstor::nvmf::testing;
 using nlohmann::json;
@@ -20,14 +18,6 @@ using nlohmann::json;
 namespace {
 
 const std::string kNqn = "nqn.2024-01.io.nocstor:volume";
-const std::string kPlan = "0:control:0;1:data:0;2:data:0;3:data:0";
-
-std::vector<uint8_t> pattern(size_t n, uint64_t seed) {
-    std::vector<uint8_t> v(n);
-    std::mt19937_64 g(seed);
-    for (auto& b : v) b = uint8_t(g());
-    return v;
-}
 
 void make_file(const std::string& path, uint64_t size) {
     int fd = open(path.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0600);
@@ -47,8 +37,8 @@ const std::vector<uint64_t> kLbas = {0, 128, 256, 384, 120, 2000, 30000};
 TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
     const std::string dir = temp_dir();
     const uint16_t port = free_tcp_port();
-    const std::vector<std::string> args = {"--clusters", kPlan, "-c", dir + "/nocstor.json",
-                                           "--persist"};
+    const std::vector<std::string> args = {"--clusters", kThreeClusterPlan, "-c",
+                                           dir + "/nocstor.json", "--persist"};
     make_file(dir + "/d2", 64 << 20);
     make_file(dir + "/d3", 64 << 20);
     {
@@ -120,7 +110,7 @@ TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
         ASSERT_TRUE(s.up) << d.log();
         uint16_t cid = 1;
         for (size_t i = 0; i < kLbas.size(); ++i) {
-            auto w = write_incapsule(s.io, cid++, kLbas[i], pattern(4096, i));
+            auto w = write_incapsule(s.io, cid++, kLbas[i], random_bytes(4096, i));
             ASSERT_TRUE(w && w->status.ok()) << i;
         }
         ASSERT_TRUE(flush_ns1(s.io, cid++));
@@ -128,7 +118,7 @@ TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
             std::vector<uint8_t> got;
             auto rd = read(s.io, cid++, kLbas[i], 4096, &got);
             ASSERT_TRUE(rd && rd->status.ok()) << i;
-            EXPECT_EQ(got, pattern(4096, i)) << i;
+            EXPECT_EQ(got, random_bytes(4096, i)) << i;
         }
         // Both data clusters hold part of it, and it crossed the NoC without copies.
         for (const char* rem : {"vol_m0_remote", "vol_m1_remote"}) {
@@ -173,7 +163,7 @@ TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
             std::vector<uint8_t> got;
             auto rd = read(s.io, cid++, kLbas[i], 4096, &got);
             ASSERT_TRUE(rd && rd->status.ok()) << i;
-            EXPECT_EQ(got, pattern(4096, i)) << i;
+            EXPECT_EQ(got, random_bytes(4096, i)) << i;
         }
         // Delete takes the whole stack down, the namespace first.
         d.ok("nocstor_volume_delete", {{"name", "vol"}});

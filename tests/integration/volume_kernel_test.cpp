@@ -18,7 +18,7 @@ TEST(VolumeKernelInterop, FioVerifiesOnAVolumeStripedAcrossClusters) {
     if (access(harness().c_str(), X_OK) != 0) GTEST_SKIP() << "no " << harness();
     if (!have_tool("qemu-system-x86_64")) GTEST_SKIP() << "qemu-system-x86_64 is not installed";
     const std::string nqn = "nqn.2024-01.io.nocstor:volume";
-    Daemon d({"--empty", "--clusters", "0:control:0;1:data:0;2:data:0;3:data:0"});
+    Daemon d({"--empty", "--clusters", kThreeClusterPlan});
     ASSERT_TRUE(d.alive()) << d.log();
     for (int c : {2, 3}) {
         const std::string n = "M" + std::to_string(c);
@@ -37,13 +37,7 @@ TEST(VolumeKernelInterop, FioVerifiesOnAVolumeStripedAcrossClusters) {
                                             {"thin_provision", true},
                                             {"nqn", nqn}});
     ASSERT_TRUE(v.is_object()) << d.log();
-    const json la = {{"trtype", "TCP"},
-                     {"adrfam", "IPv4"},
-                     {"traddr", "127.0.0.1"},
-                     {"trsvcid", std::to_string(port)}};
-    d.ok("nvmf_subsystem_add_listener", {{"nqn", nqn}, {"listen_address", la}});
-    d.ok("nvmf_subsystem_add_listener",
-         {{"nqn", "nqn.2014-08.org.nvmexpress.discovery"}, {"listen_address", la}});
+    listen_with_discovery(d, port, nqn);
     int rc = 0;
     const std::string out =
         run_command(harness() + " -q --fio-size 40M --no-discard --timeout 500 " +
