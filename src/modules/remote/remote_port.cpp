@@ -2,6 +2,7 @@
 
 #include "modules/iov_util.h"
 #include "modules/remote/remote_bdev.h"
+#include "modules/vbdev.h"
 #include "util/log.h"
 #include "util/tick.h"
 
@@ -31,21 +32,6 @@ bool in_arena(const NocEndpoint& ep, const void* p, size_t len) {
     auto* b = static_cast<const std::byte*>(p);
     return b >= ep.arena() && len <= ep.arena_size() &&
            size_t(b - ep.arena()) <= ep.arena_size() - len;
-}
-
-IoStatus status_of_errno(int rc) {
-    switch (rc) {
-        case -ENOMEM:
-            return IoStatus::NoMemory;
-        case -EINVAL:
-            return IoStatus::InvalidRange;
-        case -ENOTSUP:
-            return IoStatus::Unsupported;
-        case -ENODEV:
-            return IoStatus::Aborted;
-        default:
-            return IoStatus::Failed;
-    }
 }
 
 }  // namespace
@@ -453,7 +439,7 @@ void RemotePort::serve(ServerReq* s) {
         bdev_queue_io_wait(ch, &s->wait);
         return;
     }
-    if (rc) answer(s, status_of_errno(rc));
+    if (rc) answer(s, status_from_submit_rc(rc));
 }
 
 void RemotePort::served(BdevIo* io, bool, void* arg) {
