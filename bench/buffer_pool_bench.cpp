@@ -24,7 +24,7 @@ std::unique_ptr<NocFabric> make_fabric() {
 // state.range(0) buffers are taken, then all returned, per iteration (1 = a get/put pair).
 void BM_BufferCacheGetPut(benchmark::State& state) {
     auto fabric = make_fabric();
-    BufferCache cache(fabric->buffers());
+    BufferCache cache(fabric->buffers(0));
     const size_t n = size_t(state.range(0));
     std::vector<Buffer> held(n);
     for (auto _ : state) {
@@ -38,7 +38,7 @@ BENCHMARK(BM_BufferCacheGetPut)->Arg(1)->Arg(64)->MinTime(0.2);
 
 void BM_BufferPoolGlobalGetPut(benchmark::State& state) {
     auto fabric = make_fabric();
-    BufferPool& pool = fabric->buffers();
+    BufferPool& pool = fabric->buffers(0);
     const size_t n = size_t(state.range(0));
     std::vector<Buffer> held(n);
     for (auto _ : state) {

@@ -102,7 +102,7 @@ Result run_job(Runtime& rt, Thread* t, const std::string& bdev, const Opts& o, b
     job.o = o;
     job.write = o.workload == "randwrite";
     std::promise<void> finished;
-    BufferPool& pool = rt.noc().buffers();
+    BufferPool& pool = rt.noc().buffers(t->cluster_id());
     t->send([&] {
         if (bdev_open(bdev, true, nullptr, &job.desc) != 0) {
             fprintf(stderr, "cannot open %s\n", bdev.c_str());

@@ -182,9 +182,9 @@ void on_start(ControlPlane* cp) {
     // The target's shutdown step (stop listeners, close connections and namespaces) is
     // registered by nvmf_target_init; it runs before the bdev layer's.
     nvmf::NvmfTargetOptions topts;
-    // Request buffers in the NoC arena: remote bdevs then pass them to their owner cluster as
-    // they are (docs/remote.md).
-    topts.pool = &Runtime::instance()->noc().buffers();
+    // Request buffers from the connection's cluster's partition of the NoC arena: remote bdevs
+    // then pass them to their owner cluster as they are (docs/remote.md).
+    topts.pool_of = [](int cluster) { return &Runtime::instance()->noc().buffers(cluster); };
     topts.sock_impl = cp->opts.sock_impl;
     topts.icreq_timeout_ms = cp->opts.nvmf_icreq_timeout_ms;
     topts.connect_timeout_ms = cp->opts.nvmf_connect_timeout_ms;

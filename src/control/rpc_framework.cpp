@@ -102,19 +102,24 @@ void get_noc_stats(const json& params, RpcReply reply) {
     Runtime* rt = Runtime::instance();
     json out = json::array();
     auto& noc = rt->noc();
+    // buffer_pool: the sums over every cluster's partition; each cluster shows its own.
+    json buffers = {{"small_free", 0}, {"small_total", 0}, {"large_free", 0}, {"large_total", 0}};
     for (int c = 0; c < noc.clusters(); ++c) {
         NocEndpointStats s = noc.stats(c);
+        const BufferPool& pool = noc.buffers(c);
+        json part = {{"small_free", pool.free_approx(BufClass::Small)},
+                     {"small_total", pool.count(BufClass::Small)},
+                     {"large_free", pool.free_approx(BufClass::Large)},
+                     {"large_total", pool.count(BufClass::Large)}};
+        for (auto& [k, v] : part.items()) buffers[k] = buffers[k].get<uint64_t>() + v.get<uint64_t>();
         out.push_back({{"cluster", c},
                        {"sent", s.sent},
                        {"received", s.received},
                        {"ring_full", s.ring_full},
                        {"doorbells_rung", s.doorbells_rung},
-                       {"sleeps", s.sleeps}});
+                       {"sleeps", s.sleeps},
+                       {"buffer_pool", std::move(part)}});
     }
-    json buffers = {{"small_free", noc.buffers().free_approx(BufClass::Small)},
-                    {"small_total", noc.buffers().count(BufClass::Small)},
-                    {"large_free", noc.buffers().free_approx(BufClass::Large)},
-                    {"large_total", noc.buffers().count(BufClass::Large)}};
     reply.result({{"clusters", out}, {"buffer_pool", buffers}});
 }
 

@@ -55,15 +55,12 @@ NvmfTarget* NvmfTarget::instance() {
 
 void NvmfTarget::start(std::function<void()> done) {
     threads_ = opts_.threads.empty() ? Runtime::instance()->data_threads() : opts_.threads;
-    if (opts_.pool) {
-        pool_ = opts_.pool;
-    } else {
+    if (!opts_.pool_of) {
         const size_t bytes = BufferPool::bytes_needed(opts_.buffers);
         pool_mem_ = std::unique_ptr<std::byte[], void (*)(std::byte*)>(
             static_cast<std::byte*>(std::aligned_alloc(BufferPool::kAlign, bytes)),
             [](std::byte* p) { std::free(p); });
         own_pool_ = BufferPool::create(pool_mem_.get(), 0, opts_.buffers);
-        pool_ = &own_pool_;
     }
     // Disjoint CNTLID ranges per poll group: unique without coordination, and the owner of a
     // CNTLID (for I/O queue Connects) follows from the number alone.
@@ -72,8 +69,9 @@ void NvmfTarget::start(std::function<void()> done) {
     for (uint32_t i = 0; i < n; ++i) {
         const auto first = static_cast<uint16_t>(1 + i * span);
         const auto last = static_cast<uint16_t>(first + span - 1);
+        BufferPool* pool = opts_.pool_of ? opts_.pool_of(threads_[i]->cluster_id()) : &own_pool_;
         pgs_.push_back(
-            std::make_unique<PollGroup>(this, threads_[i], i, first, last, pool_, opts_.sock_impl));
+            std::make_unique<PollGroup>(this, threads_[i], i, first, last, pool, opts_.sock_impl));
     }
     started_ = true;
     g_instance.store(this);

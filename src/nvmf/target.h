@@ -30,10 +30,10 @@ class TcpListener;
 using DoneFn = std::function<void(int rc, std::string err)>;
 
 struct NvmfTargetOptions {
-    // The request buffers: a pool in the NoC arena (the daemon passes the runtime's, so a
-    // namespace whose bdev is a remote bdev costs no copy), or, when null, a private pool of
-    // `buffers`.
-    BufferPool* pool = nullptr;
+    // The request buffers of a poll group on cluster c: pool_of(c), that cluster's partition of
+    // the NoC arena (so a namespace whose bdev is a remote bdev costs no copy); when empty, one
+    // private pool of `buffers` for all poll groups.
+    std::function<BufferPool*(int cluster)> pool_of;
     BufferPoolConfig buffers{.small_count = 2048, .large_count = 256};
     // Data threads that run poll groups; empty = Runtime::data_threads().
     std::vector<Thread*> threads;
@@ -177,7 +177,6 @@ class NvmfTarget {
     std::vector<Thread*> threads_;
     std::unique_ptr<std::byte[], void (*)(std::byte*)> pool_mem_{nullptr, nullptr};
     BufferPool own_pool_;
-    BufferPool* pool_ = nullptr;
     std::map<std::string, Subsys> subsystems_;
     std::map<std::string, Listener> listeners_;  // key: ListenAddress::to_string()
     uint32_t next_listener_id_ = 1;

@@ -135,6 +135,7 @@ class BufferCache {
         for (int c = 0; c < 2; ++c) stash_[c].flush(pool_->rings_[c]);
     }
     size_t cached(BufClass cls) const { return stash_[int(cls)].n; }
+    BufferPool& pool() const { return *pool_; }
 
   private:
     BufferPool* pool_;

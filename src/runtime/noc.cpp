@@ -29,8 +29,7 @@ struct NocHeader {
     uint64_t ring_stride;
     uint64_t arena_off;
     uint64_t arena_size;
-    uint64_t pool_off;   // in the arena
-    uint64_t extra_off;  // in the arena
+    uint64_t extra_off;  // in the arena (each cluster's pool: NocClusterShared::pool_off)
 };
 
 // Ring i -> j (i != j) is number i * (n - 1) + (j < i ? j : j - 1).
@@ -116,8 +115,20 @@ std::unique_ptr<NocFabric> NocFabric::create(const NocConfig& cfg, std::string* 
     h.ring_off = align_up(h.cluster_off + size_t(n) * sizeof(NocClusterShared), kCacheLine);
     h.ring_stride = align_up(SpscRing<NocDescriptor>::bytes_needed(cfg.ring_slots), kCacheLine);
     h.arena_off = align_up(h.ring_off + size_t(n) * (n - 1) * h.ring_stride, BufferPool::kAlign);
-    h.pool_off = 0;
-    h.extra_off = align_up(BufferPool::bytes_needed(cfg.buffers), BufferPool::kAlign);
+    if (!cfg.cluster_buffers.empty() && int(cfg.cluster_buffers.size()) != n) {
+        return fail(fmt::format("{} buffer pool partitions for {} clusters",
+                                cfg.cluster_buffers.size(), n));
+    }
+    auto pool_cfg = [&](int c) -> const BufferPoolConfig& {
+        return cfg.cluster_buffers.empty() ? cfg.buffers : cfg.cluster_buffers[size_t(c)];
+    };
+    std::vector<uint64_t> pool_off(static_cast<size_t>(n));
+    uint64_t off = 0;
+    for (int c = 0; c < n; ++c) {
+        pool_off[size_t(c)] = off;
+        off += align_up(BufferPool::bytes_needed(pool_cfg(c)), BufferPool::kAlign);
+    }
+    h.extra_off = off;
     h.arena_size = h.extra_off + align_up(cfg.extra_arena_bytes, BufferPool::kAlign);
 
     ShmOptions opts;
@@ -130,8 +141,10 @@ std::unique_ptr<NocFabric> NocFabric::create(const NocConfig& cfg, std::string* 
     f->region_ = std::move(*region);
     std::byte* base = f->region_.base();
     std::memcpy(base, &h, sizeof(h));
-    for (int c = 0; c < n; ++c)
-        ::new (base + h.cluster_off + c * sizeof(NocClusterShared)) NocClusterShared();
+    for (int c = 0; c < n; ++c) {
+        auto* cs = ::new (base + h.cluster_off + c * sizeof(NocClusterShared)) NocClusterShared();
+        cs->pool_off = pool_off[size_t(c)];
+    }
     for (int i = 0; i < n; ++i) {
         for (int j = 0; j < n; ++j) {
             if (i != j) {
@@ -143,7 +156,9 @@ std::unique_ptr<NocFabric> NocFabric::create(const NocConfig& cfg, std::string* 
     f->arena_ = base + h.arena_off;
     f->arena_size_ = h.arena_size;
     f->extra_off_ = h.extra_off;
-    f->pool_ = BufferPool::create(f->arena_, h.pool_off, cfg.buffers);
+    f->pools_.reserve(size_t(n));  // endpoints keep pointers into it
+    for (int c = 0; c < n; ++c)
+        f->pools_.push_back(BufferPool::create(f->arena_, pool_off[size_t(c)], pool_cfg(c)));
 
     for (int c = 0; c < n; ++c) {
         int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -174,7 +189,7 @@ std::unique_ptr<NocFabric> NocFabric::create(const NocConfig& cfg, std::string* 
         ep->self_ = shared(c);
         ep->arena_ = f->arena_;
         ep->arena_size_ = f->arena_size_;
-        ep->pool_ = &f->pool_;
+        ep->pool_ = &f->pools_[size_t(c)];
         f->endpoints_.push_back(std::move(ep));
     }
     NOC_INFO("runtime", "NoC: {} clusters, {} rings of {} slots, arena {} MiB, {} pages", n,

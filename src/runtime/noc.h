@@ -1,7 +1,9 @@
 // The NoC ("network-on-chip"): the only way clusters talk. One shared memory region holds a
 // header, one SPSC ring of 64-byte NVMe-SQE-shaped descriptors per ordered pair of clusters, and
 // a buffer arena (with a BufferPool) that descriptors reference by offset, so data crosses
-// clusters without a copy. Each cluster also has an eventfd doorbell that a sender rings only
+// clusters without a copy. The arena is cut into one buffer pool per cluster (a partition): a
+// cluster takes buffers only from its own, so a cluster that stops (or, later, a cluster process
+// that dies) can never hold buffers another one is waiting for. Each cluster also has an eventfd doorbell that a sender rings only
 // when the receiver has announced it is going to sleep, so a loaded system makes no syscalls.
 //
 // Sleep protocol (no lost wake-up): the receiver stores sleeping=1, issues a seq_cst fence, and
@@ -79,7 +81,8 @@ struct NocEndpointStats {
 struct NocConfig {
     int clusters = 2;
     uint32_t ring_slots = 512;  // per ordered pair; power of two
-    BufferPoolConfig buffers;
+    BufferPoolConfig buffers;   // each cluster's partition, unless cluster_buffers says otherwise
+    std::vector<BufferPoolConfig> cluster_buffers;  // one per cluster when not empty
     size_t extra_arena_bytes = 0;  // arena space after the buffer pool, for other shared data
     bool allow_hugepages = true;
     std::string name = "nocstor-noc";
@@ -89,6 +92,7 @@ struct NocConfig {
 struct NocClusterShared {
     alignas(kCacheLine) std::atomic<uint32_t> sleeping{0};  // set by the owner, cleared by either
     alignas(kCacheLine) std::atomic<uint64_t> stats[5]{};   // NocEndpointStats, owner writes only
+    uint64_t pool_off = 0;  // the cluster's buffer pool partition (arena offset), set at creation
 };
 
 class NocFabric;
@@ -123,6 +127,7 @@ class NocEndpoint {
     NocEndpointStats stats() const;
 
     // The shared arena as this process maps it; descriptors carry offsets into it.
+    // buffers(): this cluster's partition, the only pool it takes buffers from.
     std::byte* arena() const { return arena_; }
     size_t arena_size() const { return arena_size_; }
     std::byte* arena_ptr(uint64_t off) const { return arena_ + off; }
@@ -165,7 +170,8 @@ class NocFabric {
     NocEndpoint& endpoint(int cluster) { return *endpoints_[cluster]; }
     // Any thread may read any cluster's statistics.
     NocEndpointStats stats(int cluster) const { return endpoints_[cluster]->stats(); }
-    BufferPool& buffers() { return pool_; }
+    // A cluster's buffer pool partition. Any thread may return a buffer to any partition.
+    BufferPool& buffers(int cluster) { return pools_[size_t(cluster)]; }
     std::byte* arena() const { return arena_; }
     size_t arena_size() const { return arena_size_; }
     // Start of the extra_arena_bytes (arena offset), free for the caller's shared structures.
@@ -181,7 +187,7 @@ class NocFabric {
     std::byte* arena_ = nullptr;
     size_t arena_size_ = 0;
     uint64_t extra_off_ = 0;
-    BufferPool pool_;
+    std::vector<BufferPool> pools_;  // by cluster
 };
 
 template <class Handler>

@@ -3,6 +3,7 @@
 #include "runtime/io_channel.h"
 #include "util/log.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <stdexcept>
@@ -11,6 +12,29 @@ namespace nocstor {
 
 namespace {
 std::atomic<Runtime*> g_runtime{nullptr};
+
+// Buffers the control cluster keeps for itself (at most): it does no data-path I/O.
+constexpr uint32_t kControlSmallBuffers = 64;
+constexpr uint32_t kControlLargeBuffers = 4;
+
+std::vector<BufferPoolConfig> partition_buffers(const BufferPoolConfig& total,
+                                                const std::vector<Cluster>& clusters) {
+    uint32_t data = 0;
+    for (const auto& c : clusters) data += c.role == ClusterSpec::Role::Data;
+    std::vector<BufferPoolConfig> out;
+    for (const auto& c : clusters) {
+        BufferPoolConfig p = total;
+        if (c.role == ClusterSpec::Role::Data) {
+            p.small_count = std::max(1u, total.small_count / data);
+            p.large_count = std::max(1u, total.large_count / data);
+        } else {
+            p.small_count = std::min(total.small_count, kControlSmallBuffers);
+            p.large_count = std::min(total.large_count, kControlLargeBuffers);
+        }
+        out.push_back(p);
+    }
+    return out;
+}
 
 std::vector<NocHandler>& default_noc_handlers() {
     static auto* v = new std::vector<NocHandler>(256);
@@ -66,6 +90,8 @@ Runtime::Runtime(RuntimeOptions opts)
     if (!control_thread_) throw std::invalid_argument("cluster plan has no control cluster");
     if (data_threads_.empty()) throw std::invalid_argument("cluster plan has no data cluster");
     opts_.noc.clusters = int(clusters_.size());
+    if (opts_.noc.cluster_buffers.empty())
+        opts_.noc.cluster_buffers = partition_buffers(opts_.noc.buffers, clusters_);
     std::string err;
     noc_ = NocFabric::create(opts_.noc, &err);
     if (!noc_) throw std::runtime_error("cannot create the NoC: " + err);

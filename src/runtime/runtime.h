@@ -21,7 +21,10 @@ namespace nocstor {
 struct RuntimeOptions {
     std::vector<ClusterSpec> clusters;  // empty: default_cluster_plan(Topology::detect())
     ReactorOptions reactor;
-    NocConfig noc;  // `clusters` is filled in from the plan
+    // `clusters` is filled in from the plan. Unless noc.cluster_buffers is set, noc.buffers is
+    // the total for the data clusters, split evenly into their arena partitions; the control
+    // cluster gets a small partition of its own.
+    NocConfig noc;
 };
 
 // Handles one descriptor that arrived at `cluster` from `src` (runs on that cluster's NoC thread).

@@ -68,7 +68,8 @@ class TargetEnv {
             EXPECT_EQ(malloc_bdev_create(m, &err), 0) << err;
         });
         target_ = std::make_unique<NvmfTarget>(
-            NvmfTargetOptions{.buffers = {.small_count = 512, .large_count = 64},
+            NvmfTargetOptions{.pool_of = {},
+                              .buffers = {.small_count = 512, .large_count = 64},
                               .threads = {},
                               .sock_impl = o.sock_impl,
                               .icreq_timeout_ms = o.icreq_timeout_ms,

@@ -85,8 +85,9 @@ class StripeOwner {
   public:
     explicit StripeOwner(RaidBdev* r)
         : raid(r),
-          buffers(Runtime::instance()->noc().buffers()),
-          small_size(Runtime::instance()->noc().buffers().buffer_size(BufClass::Small)),
+          // The raid's own cluster's partition: a StripeOwner lives on one of its threads.
+          buffers(Runtime::instance()->noc().buffers(Thread::current()->cluster_id())),
+          small_size(buffers.pool().buffer_size(BufClass::Small)),
           ops_(std::make_unique<StripeOp[]>(stripe_detail::kOpsPerOwner)) {
         mc.open(r);
         for (uint32_t i = 0; i < stripe_detail::kOpsPerOwner; ++i) {

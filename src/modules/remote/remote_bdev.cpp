@@ -216,7 +216,7 @@ int remote_bdev_create(const RemoteCreateOptions& o, std::string* err) {
     b->optimal_io_boundary = base->optimal_io_boundary;
     // A request that is bounced must fit one large arena buffer.
     const uint32_t max_bytes =
-        Runtime::instance()->noc().buffers().buffer_size(BufClass::Large) / 4096 * 4096;
+        Runtime::instance()->noc().buffers(o.cluster).buffer_size(BufClass::Large) / 4096 * 4096;
     b->max_transfer_blocks = max_bytes / base->block_size;
     if (base->max_transfer_blocks)
         b->max_transfer_blocks = std::min(b->max_transfer_blocks, base->max_transfer_blocks);

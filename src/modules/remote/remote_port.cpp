@@ -90,7 +90,7 @@ RemotePort::RemotePort(Runtime& rt, int cluster)
       cluster_(cluster),
       thread_(rt.noc_thread(cluster)),
       ep_(&rt.noc().endpoint(cluster)),
-      buffers_(rt.noc().buffers()),
+      buffers_(rt.noc().buffers(cluster)),
       outbox_(size_t(rt.noc().clusters())),
       client_(kClientSlots),
       server_(kServerSlots) {
@@ -224,7 +224,7 @@ bool RemotePort::map_data(ClientReq& r, BdevIo* io, NocDescriptor& d) {
         RemoteCounters::bump(c.indirect_sgl);
         return true;
     }
-    const BufferPool& pool = rt_.noc().buffers();
+    const BufferPool& pool = buffers_.pool();
     const BufClass cls =
         len <= pool.buffer_size(BufClass::Small) ? BufClass::Small : BufClass::Large;
     if (len > pool.buffer_size(cls)) return false;  // max_transfer_blocks prevents it

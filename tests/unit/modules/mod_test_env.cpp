@@ -35,6 +35,11 @@ ModEnv::ModEnv(std::vector<ClusterSpec> plan, uint32_t ring_slots) {
     o.reactor.pin = false;
     o.reactor.idle_sleep_us = 100;
     o.noc.ring_slots = ring_slots;
+    // The default pool sizes for each data cluster's partition (the runtime splits the total).
+    uint32_t data = 0;
+    for (const auto& c : o.clusters) data += c.role == ClusterSpec::Role::Data;
+    o.noc.buffers.small_count *= data;
+    o.noc.buffers.large_count *= data;
     rt_ = std::make_unique<Runtime>(o);
     rt_->start();
 }

@@ -176,7 +176,7 @@ void verify(ModEnv& env, Thread* t, const std::string& name, int lanes, int ios_
             uint64_t seed, int* errors, int* heap_ios) {
     VerifyJob job;
     job.rng.seed(seed);
-    BufferPool& pool = env.rt().noc().buffers();
+    BufferPool& pool = env.rt().noc().buffers(t->cluster_id());
     const bool ok = env.run_async(
         t,
         [&](std::function<void()> done) {
@@ -330,7 +330,7 @@ TEST(Remote, PeerThatDoesNotAnswerInTimeFailsTheIoAndItsLateAnswerIsCounted) {
     EXPECT_LT(ms, 500);
     // An arena buffer (zero copy): the peer may still write into it, so it waits for the
     // abort's answer one more timeout; the delay bdev holds it past that.
-    Buffer b = env.rt().noc().buffers().get(BufClass::Small);
+    Buffer b = env.rt().noc().buffers(1).get(BufClass::Small);
     ASSERT_TRUE(b);
     t0 = std::chrono::steady_clock::now();
     r = d.read(b.data, 0, 8);
@@ -345,7 +345,7 @@ TEST(Remote, PeerThatDoesNotAnswerInTimeFailsTheIoAndItsLateAnswerIsCounted) {
     for (int i = 0; i < 300 && counter(c.late_completions) < before + 2; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(counter(c.late_completions), before + 2);
-    env.rt().noc().buffers().put(b);
+    env.rt().noc().buffers(1).put(b);
     d.close();
 }
 

@@ -25,9 +25,41 @@ std::unique_ptr<NocFabric> make_fabric(uint32_t small, uint32_t large) {
     return f;
 }
 
+// Partitions: each cluster's pool has its own size and free list; draining one leaves the
+// others untouched, and a wrong number of partitions is refused.
+TEST(BufferPool, EachClusterHasItsOwnPartitionOfTheArena) {
+    NocConfig cfg;
+    cfg.clusters = 2;
+    cfg.ring_slots = 16;
+    cfg.cluster_buffers = {{.small_count = 4, .large_count = 1}, {.small_count = 8, .large_count = 2}};
+    std::string err;
+    auto f = NocFabric::create(cfg, &err);
+    ASSERT_TRUE(f) << err;
+    EXPECT_EQ(f->buffers(0).count(BufClass::Small), 4u);
+    EXPECT_EQ(f->buffers(1).count(BufClass::Small), 8u);
+    EXPECT_EQ(f->buffers(1).count(BufClass::Large), 2u);
+    std::vector<Buffer> taken;
+    while (Buffer b = f->buffers(0).get(BufClass::Small)) taken.push_back(b);
+    EXPECT_EQ(taken.size(), 4u);
+    Buffer other = f->buffers(1).get(BufClass::Small);
+    ASSERT_TRUE(other);
+    for (const Buffer& b : taken) {
+        EXPECT_FALSE(f->buffers(1).owns(b.offset));
+        EXPECT_GE(b.data, f->arena());
+        EXPECT_LT(b.data + b.size, f->arena() + f->arena_size() + 1);
+        EXPECT_TRUE(b.offset + b.size <= other.offset || other.offset + other.size <= b.offset);
+        f->buffers(0).put(b);
+    }
+    f->buffers(1).put(other);
+
+    cfg.cluster_buffers.pop_back();
+    EXPECT_FALSE(NocFabric::create(cfg, &err));
+    EXPECT_NE(err.find("partitions"), std::string::npos) << err;
+}
+
 TEST(BufferPool, BuffersAreAlignedDistinctAndInsideTheArena) {
     auto fabric = make_fabric(16, 4);
-    BufferPool& pool = fabric->buffers();
+    BufferPool& pool = fabric->buffers(0);
     EXPECT_EQ(pool.buffer_size(BufClass::Small), 8192u);
     EXPECT_EQ(pool.buffer_size(BufClass::Large), 132u * 1024);
     std::set<uint64_t> offsets;
@@ -52,7 +84,7 @@ TEST(BufferPool, BuffersAreAlignedDistinctAndInsideTheArena) {
 
 TEST(BufferPool, ExhaustionReturnsEmptyAndRecoversAfterPuts) {
     auto fabric = make_fabric(40, 2);
-    BufferPool& pool = fabric->buffers();
+    BufferPool& pool = fabric->buffers(0);
     BufferCache cache(pool);
     std::vector<Buffer> held;
     for (int i = 0; i < 40; ++i) {
@@ -77,7 +109,7 @@ TEST(BufferPool, ExhaustionReturnsEmptyAndRecoversAfterPuts) {
 
 TEST(BufferPool, CacheDestructorReturnsBuffers) {
     auto fabric = make_fabric(64, 2);
-    BufferPool& pool = fabric->buffers();
+    BufferPool& pool = fabric->buffers(0);
     {
         BufferCache cache(pool);
         Buffer b = cache.get(BufClass::Small);
@@ -92,7 +124,7 @@ TEST(BufferPool, CacheDestructorReturnsBuffers) {
 // tag in its first bytes that must be free (0) when handed out, so a double handout is caught.
 TEST(BufferPool, ConcurrentGetPutNeverHandsOutABufferTwice) {
     auto fabric = make_fabric(64, 2);
-    BufferPool& pool = fabric->buffers();
+    BufferPool& pool = fabric->buffers(0);
     std::atomic<uint64_t> double_handouts{0}, exhausted{0};
     uint64_t deadline = now_ns() + 3'000'000'000ull;
     auto worker = [&](uint64_t tag) {

@@ -217,18 +217,25 @@ TEST(NocFabric, ArenaReferencesResolveToTheSameBytes) {
     d.buf_len[0] = 8;
     ASSERT_TRUE(a.send(1, d));
     bool seen = false;
+    uint64_t received_off = 0;
     std::thread receiver([&] {  // another thread, as another cluster would
-        BufferCache cache_b(b.buffers());
         b.poll([&](int src, const NocDescriptor& r) {
             EXPECT_EQ(src, 0);
             EXPECT_STREQ(reinterpret_cast<const char*>(b.arena_ptr(r.buf_off[0])), "payload");
             EXPECT_EQ(b.arena_ptr(r.buf_off[0]), buf.data + 100);
             seen = true;
-            cache_b.put(r.buf_off[0]);  // interior offsets map back to their buffer
+            received_off = r.buf_off[0];
         });
     });
     receiver.join();
     EXPECT_TRUE(seen);
+    // Each cluster has its own partition; the buffer is the sender's, and an interior offset
+    // maps back to it.
+    EXPECT_NE(&a.buffers(), &b.buffers());
+    EXPECT_TRUE(a.buffers().owns(received_off));
+    EXPECT_FALSE(b.buffers().owns(received_off));
+    EXPECT_EQ(a.buffers().from_offset(received_off).offset, buf.offset);
+    cache_a.put(received_off);
     // Through a second mapping of the region (what another process would see) too.
     std::string err;
     auto other = ShmRegion::attach(dup(fabric->region().fd()), &err);

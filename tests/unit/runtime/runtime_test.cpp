@@ -33,6 +33,32 @@ TEST(Runtime, BuildsClustersAndRunsStartOnControlThread) {
     EXPECT_TRUE(on_control.load());
 }
 
+// noc.buffers is the data clusters' total: each gets an even share as its own arena partition,
+// the control cluster a small one.
+TEST(Runtime, SplitsTheBufferPoolIntoOnePartitionPerCluster) {
+    RuntimeOptions o = two_cluster_opts();
+    o.clusters = {{0, ClusterSpec::Role::Control, {0}},
+                  {1, ClusterSpec::Role::Data, {0}},
+                  {2, ClusterSpec::Role::Data, {0}}};
+    o.noc.buffers.small_count = 1000;
+    o.noc.buffers.large_count = 40;
+    Runtime rt(o);
+    auto& noc = rt.noc();
+    EXPECT_EQ(noc.buffers(0).count(BufClass::Small), 64u);
+    EXPECT_EQ(noc.buffers(0).count(BufClass::Large), 4u);
+    for (int c : {1, 2}) {
+        EXPECT_EQ(noc.buffers(c).count(BufClass::Small), 500u);
+        EXPECT_EQ(noc.buffers(c).count(BufClass::Large), 20u);
+        EXPECT_EQ(&noc.endpoint(c).buffers(), &noc.buffers(c));
+    }
+    Buffer b1 = noc.buffers(1).get(BufClass::Small);
+    ASSERT_TRUE(b1);
+    EXPECT_TRUE(noc.buffers(1).owns(b1.offset));
+    EXPECT_FALSE(noc.buffers(2).owns(b1.offset));
+    EXPECT_FALSE(noc.buffers(0).owns(b1.offset));
+    noc.buffers(1).put(b1);
+}
+
 TEST(Runtime, ShutdownStepsRunInReverseOrderAndInFlightMessagesComplete) {
     Runtime rt(two_cluster_opts());
     std::vector<std::string> order;
