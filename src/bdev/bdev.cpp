@@ -74,6 +74,14 @@ int bdev_default_cluster() {
     return bdev_default_cluster_locked();
 }
 
+size_t bdev_data_cluster_count() {
+    Runtime* rt = Runtime::instance();
+    if (!rt) return 1;
+    return size_t(std::count_if(rt->clusters().begin(), rt->clusters().end(), [](const Cluster& c) {
+        return c.role == ClusterSpec::Role::Data;
+    }));
+}
+
 bool bdev_check_cluster(int cluster, std::string* err) {
     Runtime* rt = Runtime::instance();
     if (!rt) {

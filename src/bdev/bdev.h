@@ -171,6 +171,9 @@ int bdev_scope_cluster();
 // Where a new bdev goes: the scope's cluster, else the data cluster that owns the fewest bdevs
 // (1 without a runtime).
 int bdev_default_cluster();
+// Data clusters of the running runtime (1 without one). save_config names a bdev's cluster only
+// when there is a choice, so a single-cluster configuration stays SPDK's.
+size_t bdev_data_cluster_count();
 // Whether `cluster` is a data cluster of the running runtime; false with *err otherwise.
 bool bdev_check_cluster(int cluster, std::string* err);
 // A vbdev over `base` (which owns it must match): -EXDEV with *err when a scope asks for

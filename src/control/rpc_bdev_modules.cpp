@@ -181,14 +181,6 @@ void bind_rescan(const char* method, bool aio) {
     });
 }
 
-size_t data_clusters() {
-    Runtime* rt = Runtime::instance();
-    if (!rt) return 1;
-    return size_t(std::count_if(rt->clusters().begin(), rt->clusters().end(), [](const Cluster& c) {
-        return c.role == ClusterSpec::Role::Data;
-    }));
-}
-
 json bdev_section() {
     json calls = json::array();
     // Module-wide calls first (the nvme module's attach_controller calls among them): local
@@ -199,7 +191,7 @@ json bdev_section() {
         json call;
         b->write_config_json(call);
         // The owning cluster, where there is a choice (a single-cluster config stays SPDK's).
-        if (call.is_object() && call.contains("params") && data_clusters() > 1)
+        if (call.is_object() && call.contains("params") && bdev_data_cluster_count() > 1)
             call["params"]["cluster"] = b->cluster;
         if (!call.is_null()) calls.push_back(call);
         const BdevHistogramConfig h = b->histogram_config();

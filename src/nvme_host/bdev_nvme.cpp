@@ -207,10 +207,12 @@ void bdev_nvme_attach(const NvmeAttachOptions& opts, NvmeAttachDone done) {
         return done(-EINVAL, {}, err);
     bdev_module_register(&g_module);
     const uint64_t id = g_next_id++;
-    auto c = std::make_unique<NvmeBdevCtrlr>(id, opts);
+    NvmeAttachOptions o = opts;
+    o.cluster = bdev_default_cluster();  // the caller's {"cluster"} or the least used
+    const int cluster = o.cluster;
+    auto c = std::make_unique<NvmeBdevCtrlr>(id, o);
     NvmeBdevCtrlr* raw = c.get();
     g_ctrlrs[id] = std::move(c);
-    const int cluster = bdev_default_cluster();  // the caller's {"cluster"} or the least used
     raw->attach([id, done, cluster](int rc, std::string e) {
         NvmeBdevCtrlr* ctrlr = find_ctrlr(id);
         if (!ctrlr) return done(-ENODEV, {}, "controller removed during attach");

@@ -37,6 +37,7 @@ struct NvmeAttachOptions {
     uint16_t io_queue_depth = 128;
     uint32_t kato_ms = 10'000;
     uint64_t io_timeout_us = 30'000'000;  // a command not answered in time breaks the queue
+    int cluster = -1;  // owner of the namespaces' bdevs; set by bdev_nvme_attach (scope/default)
 };
 
 // SPDK's rules for the three timeouts. False with *err when they contradict each other.

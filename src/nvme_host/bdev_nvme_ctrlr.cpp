@@ -391,6 +391,8 @@ nlohmann::json NvmeBdevCtrlr::config_json() const {
                         {"ctrlr_loss_timeout_sec", opts_.ctrlr_loss_timeout_sec},
                         {"reconnect_delay_sec", opts_.reconnect_delay_sec},
                         {"fast_io_fail_timeout_sec", opts_.fast_io_fail_timeout_sec}};
+    // Its namespaces' owner, where there is a choice (as for every other bdev).
+    if (opts_.cluster >= 0 && bdev_data_cluster_count() > 1) p["cluster"] = opts_.cluster;
     return {{"method", "bdev_nvme_attach_controller"}, {"params", p}};
 }
 

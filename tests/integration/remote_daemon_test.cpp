@@ -1,7 +1,8 @@
 // Bdevs owned by clusters and the remote bdev through the real daemon: {"cluster": N} on
 // creation methods, the owner in bdev_get_bdevs and save_config, bdev_remote_create over the
 // NoC between three data clusters sharing one core, its data over NVMe/TCP, the errors a user
-// gets for a wrong cluster, and a restart that rebuilds the same placement.
+// gets for a wrong cluster, an NVMe/TCP controller attached on a chosen cluster, and a restart
+// that rebuilds the same placement.
 #include "daemon_env.h"
 #include "nvmf_host.h"
 #include "nvmf_host_cmds.h"
@@ -133,6 +134,30 @@ TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
             }
         }
         EXPECT_TRUE(saw_remote) << cfg.dump();
+
+        // An NVMe/TCP controller (here: our own subsystem) attached on cluster 3: its namespace
+        // bdevs are cluster 3's, and save_config says so.
+        d.ok("bdev_nvme_attach_controller", {{"name", "loop"},
+                                             {"trtype", "TCP"},
+                                             {"adrfam", "IPv4"},
+                                             {"traddr", "127.0.0.1"},
+                                             {"trsvcid", std::to_string(port)},
+                                             {"subnqn", kNqn},
+                                             {"cluster", 3}});
+        EXPECT_EQ(bdev(d, "loopn1")["cluster"], 3);
+        bool saw_attach = false;
+        cfg = d.ok("save_config");
+        for (const auto& sub : cfg["subsystems"]) {
+            if (sub["subsystem"] != "bdev") continue;
+            for (const auto& c : sub["config"]) {
+                if (c["method"] != "bdev_nvme_attach_controller") continue;
+                saw_attach = true;
+                EXPECT_EQ(c["params"]["cluster"], 3) << c.dump();
+            }
+        }
+        EXPECT_TRUE(saw_attach) << cfg.dump();
+        // (Detached again: a restart could not attach before its own listener exists.)
+        d.ok("bdev_nvme_detach_controller", {{"name", "loop"}});
         EXPECT_EQ(d.stop(), 0) << d.log();
     }
     // A restart from the saved configuration puts everything back on its cluster.
