@@ -19,9 +19,11 @@ struct ReactorOptions {
     uint64_t idle_sleep_us = 500;  // spin this long without work before sleeping
     bool allow_sleep = true;       // false: spin forever like SPDK
     bool pin = true;               // pin to the core (tests may turn it off)
-    // Another reactor runs on the same core (clusters sharing a core): a pass that found no work
-    // yields the core, so that the other one (often the peer this one waits for) runs now
-    // instead of after a scheduler time slice. Set by the Runtime from the cluster plan.
+    // Another data reactor runs on the same core (clusters sharing a core): a pass that found no
+    // work yields the core, so that the other one (often the peer this one waits for) runs now
+    // instead of after a scheduler time slice. Set by the Runtime from the cluster plan; the
+    // control reactor does not count, since it sleeps when idle and the scheduler runs it as
+    // soon as it wakes (a yield per idle pass would cost a syscall for nothing).
     bool yield_when_idle = false;
 };
 

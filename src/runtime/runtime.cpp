@@ -53,13 +53,11 @@ Runtime* Runtime::instance() {
 Runtime::Runtime(RuntimeOptions opts)
     : opts_(std::move(opts)), noc_handlers_(default_noc_handlers()) {
     if (opts_.clusters.empty()) opts_.clusters = default_cluster_plan(Topology::detect());
-    // Reactors per core: where several share one, they yield it when idle (see ReactorOptions).
+    // Data reactors per core: where several share one, they yield it when idle (ReactorOptions).
     std::map<int, int> per_core;
     for (const auto& spec : opts_.clusters) {
-        for (int core : spec.cores) {
-            ++per_core[core];
-            if (spec.role == ClusterSpec::Role::Control) break;  // one reactor
-        }
+        if (spec.role == ClusterSpec::Role::Data)
+            for (int core : spec.cores) ++per_core[core];
     }
     uint32_t index = 0;
     for (const auto& spec : opts_.clusters) {

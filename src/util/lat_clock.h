@@ -56,4 +56,51 @@ class LatClock {
     static bool cpuinfo_says_invariant_tsc(const char* cpuinfo_text);
 };
 
+// One thread's cheap reading of CLOCK_MONOTONIC for its loop (the reactor's per-pass clock):
+// the TSC extrapolated from an anchor, a real now_ns() read taken again every kReanchorNs, so it
+// stays within a fraction of a microsecond of now_ns() (the TSC's calibration error over one
+// interval) and never goes backwards. Values can be mixed with now_ns() (the reactor arms its
+// timerfd with them). Without an invariant TSC it is now_ns(). Not thread-safe: one per thread.
+class LoopClock {
+  public:
+    static constexpr uint64_t kReanchorNs = 10'000'000;
+
+    LoopClock() { anchor(); }
+
+    uint64_t now() {
+#if NOCSTOR_HAVE_TSC
+        const LatClock::Params& p = LatClock::params();
+        if (p.tsc) {
+            const uint64_t t = __rdtsc();
+            if (t >= anchor_tsc_ && t - anchor_tsc_ < reanchor_ticks_) {
+                const uint64_t v =
+                    anchor_ns_ + uint64_t((unsigned __int128)(t - anchor_tsc_) * p.mult >> 32);
+                return last_ = v > last_ ? v : last_;
+            }
+            anchor();
+            return last_;
+        }
+#endif
+        const uint64_t v = now_ns();
+        return last_ = v > last_ ? v : last_;
+    }
+
+  private:
+    void anchor() {
+        const uint64_t real = now_ns();
+        anchor_ns_ = real > last_ ? real : last_;
+        last_ = anchor_ns_;
+#if NOCSTOR_HAVE_TSC
+        const LatClock::Params& p = LatClock::params();
+        anchor_tsc_ = __rdtsc();
+        reanchor_ticks_ = p.tsc ? uint64_t(double(kReanchorNs) * p.tsc_hz / 1e9) : 0;
+#endif
+    }
+
+    uint64_t anchor_ns_ = 0;
+    uint64_t anchor_tsc_ = 0;
+    uint64_t reanchor_ticks_ = 0;
+    uint64_t last_ = 0;
+};
+
 }  // namespace nocstor
