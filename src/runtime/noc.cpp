@@ -153,28 +153,43 @@ std::unique_ptr<NocFabric> NocFabric::create(const NocConfig& cfg, std::string* 
             }
         }
     }
-    f->arena_ = base + h.arena_off;
-    f->arena_size_ = h.arena_size;
-    f->extra_off_ = h.extra_off;
-    f->pools_.reserve(size_t(n));  // endpoints keep pointers into it
-    for (int c = 0; c < n; ++c)
-        f->pools_.push_back(BufferPool::create(f->arena_, pool_off[size_t(c)], pool_cfg(c)));
-
     for (int c = 0; c < n; ++c) {
         int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (fd < 0)
             return fail(fmt::format("eventfd: {}", std::strerror(errno)));  // ~NocFabric closes
         f->fds_.push_back(fd);
     }
+    // Pools are laid out here, once; build_endpoints (also used by attach) only views them.
+    for (int c = 0; c < n; ++c)
+        BufferPool::create(base + h.arena_off, pool_off[size_t(c)], pool_cfg(c));
+    f->build_endpoints();
+    NOC_INFO("runtime", "NoC: {} clusters, {} rings of {} slots, arena {} MiB, {} pages", n,
+             size_t(n) * (n - 1), cfg.ring_slots, h.arena_size >> 20,
+             f->region_.hugepages() ? "huge" : "normal");
+    return f;
+}
+
+void NocFabric::build_endpoints() {
+    std::byte* base = region_.base();
+    NocHeader h;
+    std::memcpy(&h, base, sizeof(h));
+    const int n = int(h.clusters);
+    arena_ = base + h.arena_off;
+    arena_size_ = h.arena_size;
+    extra_off_ = h.extra_off;
     auto shared = [&](int c) {
         return reinterpret_cast<NocClusterShared*>(base + h.cluster_off +
                                                    c * sizeof(NocClusterShared));
     };
+    pools_.clear();
+    pools_.reserve(size_t(n));  // endpoints keep pointers into it
+    for (int c = 0; c < n; ++c) pools_.push_back(BufferPool::attach(arena_, shared(c)->pool_off));
     auto ring = [&](int from, int to) {
         if (from == to) return SpscRing<NocDescriptor>();
         return SpscRing<NocDescriptor>::attach(base + h.ring_off +
                                                ring_index(from, to, n) * h.ring_stride);
     };
+    endpoints_.clear();
     for (int c = 0; c < n; ++c) {
         auto ep = std::make_unique<NocEndpoint>();
         ep->id_ = c;
@@ -185,17 +200,45 @@ std::unique_ptr<NocFabric> NocFabric::create(const NocConfig& cfg, std::string* 
             ep->peers_.push_back(shared(p));
             if (p != c) ep->sources_.push_back(p);
         }
-        ep->fds_ = f->fds_;
+        ep->fds_ = fds_;
         ep->self_ = shared(c);
-        ep->arena_ = f->arena_;
-        ep->arena_size_ = f->arena_size_;
-        ep->pool_ = &f->pools_[size_t(c)];
-        f->endpoints_.push_back(std::move(ep));
+        ep->arena_ = arena_;
+        ep->arena_size_ = arena_size_;
+        ep->pool_ = &pools_[size_t(c)];
+        endpoints_.push_back(std::move(ep));
     }
-    NOC_INFO("runtime", "NoC: {} clusters, {} rings of {} slots, arena {} MiB, {} pages", n,
-             size_t(n) * (n - 1), cfg.ring_slots, h.arena_size >> 20,
-             f->region_.hugepages() ? "huge" : "normal");
+}
+
+std::unique_ptr<NocFabric> NocFabric::attach(NocFabricFds fds, std::string* err) {
+    auto fail = [&](std::string msg) -> std::unique_ptr<NocFabric> {
+        for (int fd : fds.doorbells)
+            if (fd >= 0) close(fd);
+        if (err) *err = std::move(msg);
+        return nullptr;
+    };
+    std::string shm_err;
+    auto region = ShmRegion::attach(fds.region, &shm_err);  // closes the fd on failure
+    if (!region) return fail("NoC shared memory: " + shm_err);
+    NocHeader h;
+    if (region->size() < sizeof(h)) return fail("NoC region too small");
+    std::memcpy(&h, region->base(), sizeof(h));
+    if (h.magic != kNocMagic) return fail("not a NoC region (bad magic)");
+    if (h.clusters < 1 || h.clusters > 1024 || h.clusters != fds.doorbells.size()) {
+        return fail(fmt::format("NoC region has {} clusters, {} doorbells were given", h.clusters,
+                                fds.doorbells.size()));
+    }
+    if (!region->contains(h.arena_off, h.arena_size)) return fail("NoC region truncated");
+    std::unique_ptr<NocFabric> f(new NocFabric());
+    f->region_ = std::move(*region);
+    f->fds_ = std::move(fds.doorbells);
+    f->build_endpoints();
     return f;
+}
+
+size_t NocEndpoint::discard_inbound() {
+    size_t n = 0;
+    for (int src : sources_) n += in_[src].discard();
+    return n;
 }
 
 NocFabric::~NocFabric() {

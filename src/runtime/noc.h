@@ -115,6 +115,9 @@ class NocEndpoint {
     size_t poll(Handler&& h, size_t max = 64);
     // Whether any inbound ring is non-empty (reads the senders' indices).
     bool has_pending() const;
+    // Drops what waits in every inbound ring (a restarted cluster process must not serve its
+    // dead predecessor's requests: their senders have failed them). Returns how many.
+    size_t discard_inbound();
 
     // For the reactor's epoll: readable when a sender rang this cluster's doorbell.
     int doorbell_fd() const { return fds_[id_]; }
@@ -159,9 +162,23 @@ class NocEndpoint {
     BufferPool* pool_ = nullptr;
 };
 
+// What another process needs to attach to a fabric: the region's memfd and every cluster's
+// doorbell eventfd (passed by SCM_RIGHTS, or inherited across exec).
+struct NocFabricFds {
+    int region = -1;
+    std::vector<int> doorbells;  // by cluster
+};
+
 class NocFabric {
   public:
     static std::unique_ptr<NocFabric> create(const NocConfig& cfg, std::string* err);
+    // Maps a fabric that another process created, from its fds (taken over: closed with the
+    // fabric, or on failure). Nothing in the region is reformatted: rings, pools and statistics
+    // go on where the other processes see them. Each process uses only its own clusters'
+    // endpoints.
+    static std::unique_ptr<NocFabric> attach(NocFabricFds fds, std::string* err);
+    // This fabric's fds, to hand to another process (still owned by the fabric).
+    NocFabricFds fds() const { return {region_.fd(), fds_}; }
     ~NocFabric();
     NocFabric(const NocFabric&) = delete;
     NocFabric& operator=(const NocFabric&) = delete;
@@ -180,6 +197,8 @@ class NocFabric {
 
   private:
     NocFabric() = default;
+    // Endpoints and pool views over a laid-out region (create and attach).
+    void build_endpoints();
 
     ShmRegion region_;
     std::vector<int> fds_;

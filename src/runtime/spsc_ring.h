@@ -102,6 +102,15 @@ class SpscRing {
         size_t i = 0;
         return consume(max, [&](const T& v) { out[i++] = v; });
     }
+    // Drops everything published so far without reading it; returns how many. For a consumer
+    // that replaces a dead one and must not act on what was sent to its predecessor.
+    size_t discard() {
+        const uint64_t tail = s_->tail.load(std::memory_order_acquire);
+        const uint64_t head = s_->head.load(std::memory_order_relaxed);
+        s_->cached_tail = tail;
+        s_->head.store(tail, std::memory_order_release);
+        return size_t(tail - head);
+    }
     // Consumer-side check that reads the producer's index (used by the sleep re-check).
     bool empty() const {
         return s_->tail.load(std::memory_order_acquire) == s_->head.load(std::memory_order_relaxed);

@@ -1,7 +1,10 @@
 #include "runtime/noc.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -340,6 +343,162 @@ TEST(NocFabric, NoLostWakeupUnderRaces) {
     consumer.join();
     EXPECT_EQ(received, kCount);
     EXPECT_EQ(timeouts, 0u);
+}
+
+// --- another process on the same fabric (clusters as processes, issue 13) ---
+
+// What the child of a fork sees: its own mapping of the region from duplicated fds, as if they
+// had come over a Unix socket.
+std::unique_ptr<NocFabric> attach_copy(const NocFabric& f) {
+    NocFabricFds own = f.fds();
+    NocFabricFds mine{dup(own.region), {}};
+    for (int fd : own.doorbells) mine.doorbells.push_back(dup(fd));
+    std::string err;
+    return NocFabric::attach(std::move(mine), &err);
+}
+
+// Polls `ep` until `h` has seen one descriptor or `ms` pass; true if one came.
+template <class H>
+bool poll_one(NocEndpoint& ep, H&& h, int ms) {
+    const uint64_t end = now_ns() + uint64_t(ms) * 1'000'000;
+    while (now_ns() < end) {
+        if (ep.poll(h, 1) == 1) return true;
+        usleep(100);
+    }
+    return false;
+}
+
+int wait_child(pid_t pid) {
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// A child process attaches, reads the request's data through its arena offset, answers in the
+// same buffer, and sends data from its own partition; its answer rings the parent's doorbell.
+TEST(NocFabric, AnotherProcessAttachesAndExchangesDescriptorsAndData) {
+    auto fabric = make_fabric(2);
+    ASSERT_TRUE(fabric);
+    auto& a = fabric->endpoint(0);
+    Buffer buf = a.buffers().get(BufClass::Small);
+    ASSERT_TRUE(buf);
+    std::strcpy(reinterpret_cast<char*>(buf.data), "ping");
+    NocDescriptor req = make_desc(1);
+    req.iov_cnt = 1;
+    req.buf_off[0] = buf.offset;
+    req.buf_len[0] = 5;
+    ASSERT_TRUE(a.send(1, req));
+    ASSERT_TRUE(a.prepare_to_sleep());  // nothing inbound yet: the answer must ring
+
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        auto f = attach_copy(*fabric);
+        if (!f) _exit(2);
+        NocEndpoint& b = f->endpoint(1);
+        bool ok = false;
+        const bool got = poll_one(
+            b,
+            [&](int src, const NocDescriptor& d) {
+                char* p = reinterpret_cast<char*>(b.arena_ptr(d.buf_off[0]));
+                ok = src == 0 && std::strcmp(p, "ping") == 0;
+                std::strcpy(p, "pong");
+                NocDescriptor c = d;
+                c.flags = kNocFlagCompletion;
+                b.send(0, c);
+            },
+            5000);
+        if (!got) _exit(3);
+        if (!ok) _exit(4);
+        Buffer mine = b.buffers().get(BufClass::Small);
+        if (!mine) _exit(5);
+        std::strcpy(reinterpret_cast<char*>(mine.data), "from the child");
+        NocDescriptor d = make_desc(2);
+        d.iov_cnt = 1;
+        d.buf_off[0] = mine.offset;
+        _exit(b.send(0, d) ? 0 : 6);
+    }
+    pollfd pfd{a.doorbell_fd(), POLLIN, 0};
+    EXPECT_EQ(::poll(&pfd, 1, 5000), 1) << "the child's answer did not ring the doorbell";
+    a.finish_sleep();
+    EXPECT_EQ(wait_child(pid), 0);
+    std::vector<NocDescriptor> got;
+    while (a.poll([&](int src, const NocDescriptor& d) {
+        EXPECT_EQ(src, 1);
+        got.push_back(d);
+    })) {
+    }
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_TRUE(got[0].flags & kNocFlagCompletion);
+    EXPECT_STREQ(reinterpret_cast<char*>(buf.data), "pong");
+    EXPECT_TRUE(fabric->buffers(1).owns(got[1].buf_off[0]));
+    EXPECT_STREQ(reinterpret_cast<char*>(a.arena_ptr(got[1].buf_off[0])), "from the child");
+    a.buffers().put(buf);
+    fabric->buffers(1).put(fabric->buffers(1).from_offset(got[1].buf_off[0]));
+}
+
+// kill -9 of a cluster process: the rings live on in the region. Its successor attaches, drops
+// the requests its predecessor never answered (their senders fail them), and serves new ones.
+TEST(NocFabric, ARestartedPeerProcessDropsStaleRequestsAndServesNewOnes) {
+    auto fabric = make_fabric(2);
+    ASSERT_TRUE(fabric);
+    auto& a = fabric->endpoint(0);
+    const pid_t dead = fork();
+    ASSERT_GE(dead, 0);
+    if (dead == 0) {
+        auto f = attach_copy(*fabric);
+        pause();  // never answers
+        _exit(0);
+    }
+    for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(a.send(1, make_desc(i)));
+    usleep(20000);
+    kill(dead, SIGKILL);
+    EXPECT_EQ(wait_child(dead), 128 + SIGKILL);
+
+    const pid_t next = fork();
+    ASSERT_GE(next, 0);
+    if (next == 0) {
+        auto f = attach_copy(*fabric);
+        if (!f) _exit(2);
+        NocEndpoint& b = f->endpoint(1);
+        if (b.discard_inbound() != 3) _exit(3);
+        NocDescriptor ready = make_desc(1000);
+        if (!b.send(0, ready)) _exit(4);
+        uint64_t seen = 0;
+        if (!poll_one(
+                b,
+                [&](int, const NocDescriptor& d) {
+                    seen = d.user_ctx;
+                    NocDescriptor c = d;
+                    c.flags = kNocFlagCompletion;
+                    b.send(0, c);
+                },
+                5000))
+            _exit(5);
+        _exit(seen == 77 ? 0 : 6);
+    }
+    uint64_t ctx = 0;
+    ASSERT_TRUE(poll_one(a, [&](int, const NocDescriptor& d) { ctx = d.user_ctx; }, 5000));
+    EXPECT_EQ(ctx, 1000u);  // the successor is up
+    ASSERT_TRUE(a.send(1, make_desc(77)));
+    NocDescriptor answer{};
+    ASSERT_TRUE(poll_one(a, [&](int, const NocDescriptor& d) { answer = d; }, 5000));
+    EXPECT_EQ(answer.user_ctx, 77u);
+    EXPECT_TRUE(answer.flags & kNocFlagCompletion);
+    EXPECT_EQ(wait_child(next), 0);
+}
+
+TEST(NocFabric, AttachRefusesWhatIsNotAFabric) {
+    std::string err;
+    auto region = ShmRegion::create("not-a-noc", 1 << 20, &err);
+    ASSERT_TRUE(region) << err;
+    EXPECT_FALSE(NocFabric::attach({dup(region->fd()), {}}, &err));
+    EXPECT_NE(err.find("magic"), std::string::npos) << err;
+    auto fabric = make_fabric(3);
+    ASSERT_TRUE(fabric);
+    NocFabricFds fds{dup(fabric->fds().region), {dup(fabric->fds().doorbells[0])}};
+    EXPECT_FALSE(NocFabric::attach(std::move(fds), &err));
+    EXPECT_NE(err.find("3 clusters, 1 doorbells"), std::string::npos) << err;
 }
 
 }  // namespace
