@@ -48,7 +48,7 @@ int bdev_default_cluster_locked() {
     int best = -1;
     size_t best_count = SIZE_MAX;
     for (const Cluster& c : rt->clusters()) {
-        if (c.role != ClusterSpec::Role::Data) continue;
+        if (c.role != ClusterSpec::Role::Data || !c.local) continue;
         size_t n = size_t(std::count_if(bdevs().begin(), bdevs().end(),
                                         [&](const auto& b) { return b->cluster == c.id; }));
         if (n < best_count) best = c.id, best_count = n;
@@ -92,6 +92,10 @@ bool bdev_check_cluster(int cluster, std::string* err) {
     std::string ids;
     for (const Cluster& c : rt->clusters()) {
         if (c.role != ClusterSpec::Role::Data) continue;
+        if (c.id == cluster && !c.local) {
+            if (err) *err = "cluster " + std::to_string(cluster) + " runs in another process";
+            return false;
+        }
         if (c.id == cluster) return true;
         ids += (ids.empty() ? "" : ", ") + std::to_string(c.id);
     }

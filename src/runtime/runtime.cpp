@@ -59,11 +59,21 @@ Runtime::Runtime(RuntimeOptions opts)
         if (spec.role == ClusterSpec::Role::Data)
             for (int core : spec.cores) ++per_core[core];
     }
+    auto is_local = [&](int id) {
+        return opts_.local_clusters.empty() ||
+               std::find(opts_.local_clusters.begin(), opts_.local_clusters.end(), id) !=
+                   opts_.local_clusters.end();
+    };
     uint32_t index = 0;
     for (const auto& spec : opts_.clusters) {
         Cluster c;
         c.id = spec.id;
         c.role = spec.role;
+        c.local = is_local(spec.id);
+        if (!c.local) {  // another process runs it; only its NoC rings are shared with us
+            clusters_.push_back(std::move(c));
+            continue;
+        }
         for (int core : spec.cores) {
             ReactorOptions ro = opts_.reactor;
             ro.yield_when_idle = ro.yield_when_idle || per_core[core] > 1;
@@ -85,15 +95,41 @@ Runtime::Runtime(RuntimeOptions opts)
             control_thread_ = c.threads.front();
         clusters_.push_back(std::move(c));
     }
-    if (!control_thread_) throw std::invalid_argument("cluster plan has no control cluster");
-    if (data_threads_.empty()) throw std::invalid_argument("cluster plan has no data cluster");
+    if (data_threads_.empty()) throw std::invalid_argument("cluster plan has no local data cluster");
+    if (!control_thread_) {
+        bool planned = std::any_of(opts_.clusters.begin(), opts_.clusters.end(), [](const auto& s) {
+            return s.role == ClusterSpec::Role::Control;
+        });
+        if (!planned || opts_.local_clusters.empty())
+            throw std::invalid_argument("cluster plan has no control cluster");
+        // A data-cluster process: the control cluster is the parent's, but this process still
+        // runs its own management work (bdev registration, examine, its RPC server) on a thread
+        // of its own, on its first data core; it has no NoC endpoint.
+        Reactor* first = data_threads_.front()->reactor();
+        ReactorOptions ro = opts_.reactor;
+        auto r = std::make_unique<Reactor>(index, first->core(), 0, ro);
+        r->add_thread(std::make_unique<Thread>("control", 0, index));
+        control_thread_ = r->main_thread();
+        reactors_.push_back(std::move(r));
+        ++index;
+    }
     opts_.noc.clusters = int(clusters_.size());
-    if (opts_.noc.cluster_buffers.empty())
-        opts_.noc.cluster_buffers = partition_buffers(opts_.noc.buffers, clusters_);
     std::string err;
-    noc_ = NocFabric::create(opts_.noc, &err);
+    if (opts_.attach) {
+        noc_ = NocFabric::attach(std::move(*opts_.attach), &err);
+        opts_.attach.reset();
+        if (noc_ && noc_->clusters() != int(clusters_.size())) {
+            throw std::runtime_error("the NoC to attach has " + std::to_string(noc_->clusters()) +
+                                     " clusters, the plan " + std::to_string(clusters_.size()));
+        }
+    } else {
+        if (opts_.noc.cluster_buffers.empty())
+            opts_.noc.cluster_buffers = partition_buffers(opts_.noc.buffers, clusters_);
+        noc_ = NocFabric::create(opts_.noc, &err);
+    }
     if (!noc_) throw std::runtime_error("cannot create the NoC: " + err);
-    for (auto& c : clusters_) attach_noc(c);
+    for (auto& c : clusters_)
+        if (c.local) attach_noc(c);
 }
 
 void Runtime::attach_noc(Cluster& c) {
@@ -137,10 +173,14 @@ void Runtime::start(std::function<void()> on_start) {
     started_ = true;
     for (auto& r : reactors_) r->start();
     for (const auto& c : clusters_) {
+        const char* role = c.role == ClusterSpec::Role::Control ? "control" : "data";
+        if (!c.local) {
+            NOC_INFO("runtime", "cluster {} ({}) runs in another process", c.id, role);
+            continue;
+        }
         std::string cores;
         for (auto* r : c.reactors) cores += (cores.empty() ? "" : ",") + std::to_string(r->core());
-        NOC_INFO("runtime", "cluster {} ({}) on cores {}", c.id,
-                 c.role == ClusterSpec::Role::Control ? "control" : "data", cores);
+        NOC_INFO("runtime", "cluster {} ({}) on cores {}", c.id, role, cores);
     }
     if (on_start)
         control_thread_->send(

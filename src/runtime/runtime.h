@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,14 @@ struct RuntimeOptions {
     // the total for the data clusters, split evenly into their arena partitions; the control
     // cluster gets a small partition of its own.
     NocConfig noc;
+    // Clusters this process runs (empty: all of them). The others belong to other processes
+    // that share the NoC (clusters as processes): they keep their ring pairs and partitions but
+    // get no reactor here. A process without the control cluster gets a control thread of its
+    // own on its first data core.
+    std::vector<int> local_clusters;
+    // Map this fabric (created by another process) instead of creating one; its cluster count
+    // must match the plan.
+    std::optional<NocFabricFds> attach;
 };
 
 // Handles one descriptor that arrived at `cluster` from `src` (runs on that cluster's NoC thread).
@@ -38,6 +47,7 @@ void noc_register_default_handler(uint8_t opcode, NocHandler handler);
 struct Cluster {
     int id = 0;
     ClusterSpec::Role role = ClusterSpec::Role::Data;
+    bool local = true;  // false: another process runs it (no reactors or threads here)
     std::vector<Reactor*> reactors;
     std::vector<Thread*> threads;  // the main lightweight thread of each reactor
 };
@@ -61,7 +71,11 @@ class Runtime {
     // cluster's first reactor), which polls the inbound rings and dispatches by opcode; other
     // threads of the cluster hand descriptors to it by message.
     NocFabric& noc() { return *noc_; }
-    Thread* noc_thread(int cluster) const { return clusters_.at(size_t(cluster)).threads.front(); }
+    // nullptr for a cluster that another process runs.
+    Thread* noc_thread(int cluster) const {
+        const auto& t = clusters_.at(size_t(cluster)).threads;
+        return t.empty() ? nullptr : t.front();
+    }
     // Before start(): the handler for one opcode, on every cluster.
     void set_noc_handler(uint8_t opcode, NocHandler handler);
     const std::vector<Cluster>& clusters() const { return clusters_; }

@@ -3,8 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 
 using namespace nocstor;
@@ -171,4 +176,69 @@ TEST(Runtime, NocCarriesDescriptorsBetweenClustersWithoutLossOrDuplication) {
     EXPECT_EQ(acked.load(), kCount);
     EXPECT_EQ(dup.load(), 0u);
     for (uint32_t i = 0; i < kCount; ++i) ASSERT_EQ(seen[i], 1) << "descriptor " << i;
+}
+
+// Clusters as processes: this process runs the control cluster and cluster 1, a forked child
+// runs cluster 2 on the same NoC (attached from the fds, with a control thread of its own). A
+// descriptor from cluster 1 reaches the child's handler and its answer comes back; the child's
+// kill -9 leaves this process running.
+TEST(Runtime, AClusterInAnotherProcessAnswersOverTheSharedNoc) {
+    constexpr uint8_t kPing = 0xd0;
+    RuntimeOptions o = two_cluster_opts();
+    o.clusters = {{0, ClusterSpec::Role::Control, {0}},
+                  {1, ClusterSpec::Role::Data, {0}},
+                  {2, ClusterSpec::Role::Data, {0}}};
+    RuntimeOptions parent_opts = o;
+    parent_opts.local_clusters = {0, 1};
+    std::atomic<uint64_t> answered{0};
+    auto rt = std::make_unique<Runtime>(parent_opts);
+    EXPECT_TRUE(rt->clusters()[1].local);
+    EXPECT_FALSE(rt->clusters()[2].local);
+    EXPECT_EQ(rt->noc_thread(2), nullptr);
+    EXPECT_EQ(rt->data_threads().size(), 1u);
+    rt->set_noc_handler(kPing, [&](int cluster, int src, const NocDescriptor& d) {
+        if (cluster == 1 && src == 2 && (d.flags & kNocFlagCompletion)) answered = d.user_ctx;
+    });
+
+    NocFabricFds fds = rt->noc().fds();
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        RuntimeOptions child_opts = o;
+        child_opts.local_clusters = {2};
+        NocFabricFds mine{dup(fds.region), {}};
+        for (int fd : fds.doorbells) mine.doorbells.push_back(dup(fd));
+        child_opts.attach = std::move(mine);
+        try {
+            Runtime child(child_opts);
+            if (child.clusters()[0].local || child.noc_thread(2) == nullptr ||
+                child.control_thread() == nullptr)
+                _exit(2);
+            child.set_noc_handler(kPing, [&child](int cluster, int src, const NocDescriptor& d) {
+                NocDescriptor c = d;
+                c.flags = kNocFlagCompletion;
+                c.user_ctx = d.user_ctx * 2 + uint64_t(cluster);
+                child.noc().endpoint(cluster).send(src, c);
+            });
+            child.start();
+            pause();
+        } catch (...) {
+            _exit(3);
+        }
+        _exit(0);
+    }
+    rt->start();
+    NocDescriptor d{};
+    d.opcode = kPing;
+    d.user_ctx = 20;
+    auto ping = std::make_shared<NocDescriptor>(d);  // a descriptor is too big for a message
+    rt->noc_thread(1)->send([&rt, ping] { rt->noc().endpoint(1).send(2, *ping); });
+    for (int i = 0; i < 500 && answered.load() == 0; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(answered.load(), 42u);  // 20 * 2 + cluster 2
+    kill(pid, SIGKILL);
+    int st = 0;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(st)) << "the child exited by itself with " << WEXITSTATUS(st);
+    rt->request_shutdown();
+    rt->wait();
 }
