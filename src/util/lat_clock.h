@@ -87,14 +87,27 @@ class LoopClock {
 
   private:
     void anchor() {
+#if NOCSTOR_HAVE_TSC
+        // Parameters first: the first call calibrates for milliseconds, which must not fall
+        // between the two reads of the anchor.
+        const LatClock::Params& p = LatClock::params();
+        reanchor_ticks_ = p.tsc ? uint64_t(double(kReanchorNs) * p.tsc_hz / 1e9) : 0;
+        // A preemption between the two reads would put the clock ahead until the next anchor:
+        // take a pair read within 20 us of each other (a few tries), the TSC in their middle.
+        const uint64_t tight = uint64_t(p.tsc_hz * 20e-6);
+        uint64_t real = 0;
+        for (int i = 0; i < 4; ++i) {
+            const uint64_t t0 = __rdtsc();
+            real = now_ns();
+            const uint64_t t1 = __rdtsc();
+            anchor_tsc_ = t0 + (t1 - t0) / 2;
+            if (t1 - t0 < tight) break;
+        }
+#else
         const uint64_t real = now_ns();
+#endif
         anchor_ns_ = real > last_ ? real : last_;
         last_ = anchor_ns_;
-#if NOCSTOR_HAVE_TSC
-        const LatClock::Params& p = LatClock::params();
-        anchor_tsc_ = __rdtsc();
-        reanchor_ticks_ = p.tsc ? uint64_t(double(kReanchorNs) * p.tsc_hz / 1e9) : 0;
-#endif
     }
 
     uint64_t anchor_ns_ = 0;
