@@ -77,10 +77,12 @@ int main(int argc, char** argv) {
     app.add_option("--io-pool-size", o.bdev_io_pool_size, "bdev_io objects per thread")
         ->capture_default_str()
         ->check(CLI::Range(16u, 1u << 20));
-    app.add_option("--small-buffers", o.small_buffers, "8 KiB data buffers in the shared arena, split evenly over the data clusters")
+    app.add_option("--small-buffers", o.small_buffers,
+                   "8 KiB data buffers in the shared arena, split evenly over the data clusters")
         ->capture_default_str()
         ->check(CLI::Range(64u, 1u << 20));
-    app.add_option("--large-buffers", o.large_buffers, "132 KiB data buffers in the shared arena, split evenly over the data clusters")
+    app.add_option("--large-buffers", o.large_buffers,
+                   "132 KiB data buffers in the shared arena, split evenly over the data clusters")
         ->capture_default_str()
         ->check(CLI::Range(16u, 1u << 16));
     std::string sock_impl = "posix";

@@ -111,7 +111,8 @@ void get_noc_stats(const json& params, RpcReply reply) {
                      {"small_total", pool.count(BufClass::Small)},
                      {"large_free", pool.free_approx(BufClass::Large)},
                      {"large_total", pool.count(BufClass::Large)}};
-        for (auto& [k, v] : part.items()) buffers[k] = buffers[k].get<uint64_t>() + v.get<uint64_t>();
+        for (auto& [k, v] : part.items())
+            buffers[k] = buffers[k].get<uint64_t>() + v.get<uint64_t>();
         out.push_back({{"cluster", c},
                        {"sent", s.sent},
                        {"received", s.received},

@@ -3,8 +3,9 @@
 // a buffer arena (with a BufferPool) that descriptors reference by offset, so data crosses
 // clusters without a copy. The arena is cut into one buffer pool per cluster (a partition): a
 // cluster takes buffers only from its own, so a cluster that stops (or, later, a cluster process
-// that dies) can never hold buffers another one is waiting for. Each cluster also has an eventfd doorbell that a sender rings only
-// when the receiver has announced it is going to sleep, so a loaded system makes no syscalls.
+// that dies) can never hold buffers another one is waiting for. Each cluster also has an eventfd
+// doorbell that a sender rings only when the receiver has announced it is going to sleep, so a
+// loaded system makes no syscalls.
 //
 // Sleep protocol (no lost wake-up): the receiver stores sleeping=1, issues a seq_cst fence, and
 // re-checks its inbound rings; the sender publishes the ring tail, issues a seq_cst fence, and

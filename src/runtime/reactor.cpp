@@ -1,8 +1,8 @@
 #include "runtime/reactor.h"
 
 #include "runtime/io_channel.h"
-#include "util/log.h"
 #include "util/lat_clock.h"
+#include "util/log.h"
 #include "util/tick.h"
 
 #include <pthread.h>

@@ -95,7 +95,8 @@ Runtime::Runtime(RuntimeOptions opts)
             control_thread_ = c.threads.front();
         clusters_.push_back(std::move(c));
     }
-    if (data_threads_.empty()) throw std::invalid_argument("cluster plan has no local data cluster");
+    if (data_threads_.empty())
+        throw std::invalid_argument("cluster plan has no local data cluster");
     if (!control_thread_) {
         bool planned = std::any_of(opts_.clusters.begin(), opts_.clusters.end(), [](const auto& s) {
             return s.role == ClusterSpec::Role::Control;

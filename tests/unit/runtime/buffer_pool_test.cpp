@@ -31,7 +31,8 @@ TEST(BufferPool, EachClusterHasItsOwnPartitionOfTheArena) {
     NocConfig cfg;
     cfg.clusters = 2;
     cfg.ring_slots = 16;
-    cfg.cluster_buffers = {{.small_count = 4, .large_count = 1}, {.small_count = 8, .large_count = 2}};
+    cfg.cluster_buffers = {{.small_count = 4, .large_count = 1},
+                           {.small_count = 8, .large_count = 2}};
     std::string err;
     auto f = NocFabric::create(cfg, &err);
     ASSERT_TRUE(f) << err;

@@ -478,11 +478,13 @@ TEST(NocFabric, ARestartedPeerProcessDropsStaleRequestsAndServesNewOnes) {
         _exit(seen == 77 ? 0 : 6);
     }
     uint64_t ctx = 0;
-    ASSERT_TRUE(poll_one(a, [&](int, const NocDescriptor& d) { ctx = d.user_ctx; }, 5000));
+    ASSERT_TRUE(poll_one(
+        a, [&](int, const NocDescriptor& d) { ctx = d.user_ctx; }, 5000));
     EXPECT_EQ(ctx, 1000u);  // the successor is up
     ASSERT_TRUE(a.send(1, make_desc(77)));
     NocDescriptor answer{};
-    ASSERT_TRUE(poll_one(a, [&](int, const NocDescriptor& d) { answer = d; }, 5000));
+    ASSERT_TRUE(poll_one(
+        a, [&](int, const NocDescriptor& d) { answer = d; }, 5000));
     EXPECT_EQ(answer.user_ctx, 77u);
     EXPECT_TRUE(answer.flags & kNocFlagCompletion);
     EXPECT_EQ(wait_child(next), 0);
