@@ -69,6 +69,12 @@ int main(int argc, char** argv) {
     app.add_option("--clusters", o.cluster_plan,
                    "cluster plan, e.g. '0:control:0;1:data:1-3;2:data:4-7' (default: cluster 0 = "
                    "control on the first core, one data cluster per L3 domain on the others)");
+    app.add_flag("--cluster-processes", o.cluster_processes,
+                 "run every data cluster but the first as its own process on the shared NoC, "
+                 "restarted when it dies (the control plane and the first data cluster stay "
+                 "here)");
+    app.add_option("--cluster-child", o.child_cluster)->group("");  // internal: set by the parent
+    app.add_option("--noc-fds", o.noc_fds)->group("");
     app.add_option("--idle-sleep-us", o.idle_sleep_us,
                    "a reactor sleeps after this long without work (µs)")
         ->capture_default_str();
@@ -100,6 +106,10 @@ int main(int argc, char** argv) {
     o.http_enabled = !no_http;
     o.allow_sleep = !no_sleep;
     nocstor::nvmf::parse_sock_impl(sock_impl, &o.sock_impl);
+    if (o.child_cluster >= 0 && o.noc_fds.empty()) {
+        fprintf(stderr, "nocstor: --cluster-child is started by the daemon itself\n");
+        return 2;
+    }
     if (o.persist && o.config_path.empty()) {
         fprintf(stderr, "nocstor: --persist needs --config FILE\n");
         return 2;

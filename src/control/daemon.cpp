@@ -2,6 +2,7 @@
 
 #include "bdev/bdev.h"
 #include "bdev/bdev_module.h"
+#include "control/cluster_process/cluster_processes.h"
 #include "control/config.h"
 #include "control/http_server.h"
 #include "control/jsonrpc_server.h"
@@ -36,6 +37,7 @@ struct ControlPlane {
     Poller* deadline_poller = nullptr;  // connection deadlines of both servers
     std::string token_file;             // written at start, removed at stop
     std::atomic<int> exit_code{0};
+    ClusterProcessOptions children;  // --cluster-processes: the data clusters run as children
 };
 
 void persist_if_enabled(ControlPlane* cp) {
@@ -203,6 +205,7 @@ void load_and_serve(ControlPlane* cp, const nlohmann::json& config) {
         if (!ok) return fail_start(cp, error);
         std::string err;
         if (!start_servers(cp, &err)) return fail_start(cp, err);
+        if (!cp->children.clusters.empty()) cluster_processes_start(cp->children);
         persist_if_enabled(cp);
         NOC_INFO("app", "nocstor is ready");
     });
@@ -234,6 +237,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_lvol_rpcs();
     register_remote_rpcs();
     register_volume_rpcs();
+    register_cluster_process_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);
 
     RuntimeOptions ro;
@@ -246,6 +250,34 @@ int run_daemon(const DaemonOptions& opts) {
         }
         ro.clusters = *plan;
     }
+    if (ro.clusters.empty()) ro.clusters = default_cluster_plan(Topology::detect());
+    std::vector<int> child_clusters;
+    if (opts.child_cluster >= 0) {
+        // A data cluster of a --cluster-processes daemon: this cluster only, on the parent's NoC.
+        NocFabricFds fds;
+        std::string err;
+        if (!parse_noc_fds(opts.noc_fds, &fds, &err)) {
+            fprintf(stderr, "nocstor: %s\n", err.c_str());
+            return 2;
+        }
+        ro.local_clusters = {opts.child_cluster};
+        ro.attach = std::move(fds);
+        set_log_process_tag("cluster " + std::to_string(opts.child_cluster));
+    } else if (opts.cluster_processes) {
+        int first_data = -1;
+        for (const auto& c : ro.clusters) {
+            if (c.role == ClusterSpec::Role::Control) {
+                ro.local_clusters.push_back(c.id);
+            } else if (first_data < 0) {
+                first_data = c.id;
+                ro.local_clusters.push_back(c.id);
+            } else {
+                child_clusters.push_back(c.id);
+            }
+        }
+        if (child_clusters.empty())
+            NOC_WARN("app", "--cluster-processes: the plan has one data cluster, which stays here");
+    }
     ro.reactor.idle_sleep_us = opts.idle_sleep_us;
     ro.reactor.allow_sleep = opts.allow_sleep;
     ro.noc.buffers.small_count = opts.small_buffers;
@@ -253,6 +285,16 @@ int run_daemon(const DaemonOptions& opts) {
 
     auto cp = std::make_unique<ControlPlane>();
     cp->opts = opts;
+    if (!child_clusters.empty()) {
+        cp->children.clusters = child_clusters;
+        cp->children.exe = "/proc/self/exe";
+        cp->children.rpc_socket_base = opts.rpc_socket;
+        if (opts.persist) cp->children.config_base = opts.config_path;
+        cp->children.common_args = {"--clusters",      format_cluster_plan(ro.clusters),
+                                    "--idle-sleep-us", std::to_string(opts.idle_sleep_us),
+                                    "--io-pool-size",  std::to_string(opts.bdev_io_pool_size)};
+        if (!opts.allow_sleep) cp->children.common_args.push_back("--no-sleep");
+    }
     std::unique_ptr<Runtime> rt;
     try {
         rt = std::make_unique<Runtime>(ro);
@@ -261,9 +303,19 @@ int run_daemon(const DaemonOptions& opts) {
         return 1;
     }
     ControlPlane* cpp = cp.get();
+    if (opts.child_cluster >= 0) {
+        // What the previous process of this cluster left unanswered: its senders failed it.
+        if (size_t n = rt->noc().endpoint(opts.child_cluster).discard_inbound())
+            NOC_WARN("app", "cluster {}: dropped {} requests sent to the previous process",
+                     opts.child_cluster, n);
+    } else if (!cp->children.clusters.empty()) {
+        cp->children.fds = rt->noc().fds();
+    }
     // Shutdown runs these in reverse: stop the servers, stop the target (registered by its own
-    // module), then unregister every bdev.
+    // module), stop the cluster processes, then unregister every bdev.
     rt->add_shutdown_step("bdev layer", [](std::function<void()> done) { bdev_layer_fini(done); });
+    rt->add_shutdown_step("cluster processes",
+                          [](std::function<void()> done) { cluster_processes_stop(done); });
     rt->add_shutdown_step("management servers", [cpp](std::function<void()> done) {
         stop_servers(cpp);
         done();

@@ -34,6 +34,12 @@ struct DaemonOptions {
     uint32_t nvmf_connect_timeout_ms = 10'000;
     uint32_t nvmf_max_unconnected = 256;
     std::string cluster_plan;  // "" = default plan from the topology
+    // Run every data cluster but the first as a child process (docs/remote.md).
+    bool cluster_processes = false;
+    // Internal (set by the parent for a child): the cluster this process runs and the NoC's
+    // inherited fds ("region,doorbell0,doorbell1,...").
+    int child_cluster = -1;
+    std::string noc_fds;
     uint64_t idle_sleep_us = 500;
     bool allow_sleep = true;
     uint32_t bdev_io_pool_size = 4096;

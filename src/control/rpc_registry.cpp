@@ -32,6 +32,12 @@ bool creates_bdevs(const std::string& method) {
 
 void RpcRegistry::call(const std::string& name, const nlohmann::json& params,
                        RpcReply reply) const {
+    if (forwarder_ && find(name) && forwarder_(name, params, reply)) return;
+    call_local(name, params, std::move(reply));
+}
+
+void RpcRegistry::call_local(const std::string& name, const nlohmann::json& params,
+                             RpcReply reply) const {
     const RpcMethodInfo* m = find(name);
     if (!m) {
         reply.error(rpc_error::kMethodNotFound, "Method not found: " + name);

@@ -59,11 +59,19 @@ class RpcRegistry {
     void add(std::string name, RpcMethodFn fn, bool changes_state = false);
     const RpcMethodInfo* find(const std::string& name) const;
     const std::map<std::string, RpcMethodInfo>& methods() const { return methods_; }
-    // Calls a method by name (unknown → -32601). Control thread.
+    // Calls a method by name (unknown → -32601). Control thread. The forwarder, when set, may
+    // take the call first (clusters as processes: a call for a child's cluster goes there).
     void call(const std::string& name, const nlohmann::json& params, RpcReply reply) const;
+    // This process's own handler, never forwarded.
+    void call_local(const std::string& name, const nlohmann::json& params, RpcReply reply) const;
+    // True when it answered (or will answer) the call itself.
+    using Forwarder =
+        std::function<bool(const std::string& name, const nlohmann::json& params, RpcReply& reply)>;
+    void set_forwarder(Forwarder f) { forwarder_ = std::move(f); }
 
   private:
     std::map<std::string, RpcMethodInfo> methods_;
+    Forwarder forwarder_;
 };
 
 // Each group of methods registers itself from its own file.
@@ -74,9 +82,9 @@ void register_bdev_nvme_rpcs();  // bdev_nvme_* (rpc_bdev_nvme.cpp)
 nlohmann::json describe_bdev(const Bdev* b);
 void register_nvmf_rpcs();
 void register_config_rpcs();
-void register_log_rpcs();   // log_* (rpc_log.cpp)
-void register_raid_rpcs();  // bdev_raid_* (rpc_raid.cpp)
-void register_lvol_rpcs();  // bdev_lvol_* (rpc_lvol.cpp)
+void register_log_rpcs();     // log_* (rpc_log.cpp)
+void register_raid_rpcs();    // bdev_raid_* (rpc_raid.cpp)
+void register_lvol_rpcs();    // bdev_lvol_* (rpc_lvol.cpp)
 void register_remote_rpcs();  // bdev_remote_* (rpc_remote.cpp)
 void register_volume_rpcs();  // nocstor_volume_* (volume/rpc_volume.cpp)
 

@@ -27,6 +27,7 @@ class EscapedPayload final : public spdlog::custom_flag_formatter {
 };
 
 constexpr const char* kPattern = "[%Y-%m-%d %H:%M:%S.%e] [%n] [%^%l%$] %*";
+std::string g_process_tag;  // set once at start-up (set_log_process_tag)
 
 std::shared_ptr<spdlog::logger> new_logger(std::string name,
                                            std::shared_ptr<spdlog::sinks::sink> sink) {
@@ -50,8 +51,17 @@ Registry& registry() {
 
 std::unique_ptr<spdlog::formatter> make_log_formatter() {
     auto f = std::make_unique<spdlog::pattern_formatter>();
-    f->add_flag<EscapedPayload>('*').set_pattern(kPattern);
+    f->add_flag<EscapedPayload>('*').set_pattern(
+        g_process_tag.empty() ? std::string(kPattern)
+                              : "[%Y-%m-%d %H:%M:%S.%e] [" + g_process_tag + "] [%n] [%^%l%$] %*");
     return f;
+}
+
+void set_log_process_tag(std::string tag) {
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    g_process_tag = std::move(tag);
+    for (auto& [_, l] : r.loggers) l->set_formatter(make_log_formatter());
 }
 
 std::shared_ptr<spdlog::logger> component_logger(std::string_view component) {

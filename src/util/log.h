@@ -20,6 +20,9 @@ std::shared_ptr<spdlog::logger> component_logger(std::string_view component);
 
 // "info", "debug", ... for one component, or for all with component "*". False on a bad level.
 bool set_log_level(std::string_view component, std::string_view level);
+// A tag in front of every line of this process ("cluster 2" in a cluster process, whose lines
+// share the daemon's log). Call before the reactors start.
+void set_log_process_tag(std::string tag);
 
 // The level of a component ("*": the default for all), as spdlog names it ("info", "debug", ...).
 std::string get_log_level(std::string_view component);
