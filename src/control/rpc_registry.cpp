@@ -20,15 +20,12 @@ const RpcMethodInfo* RpcRegistry::find(const std::string& name) const {
     return it == methods_.end() ? nullptr : &it->second;
 }
 
-namespace {
-// Methods that create bdevs accept {"cluster": N} (see RpcRegistry::call).
-bool creates_bdevs(const std::string& method) {
+bool rpc_method_creates_bdevs(const std::string& method) {
     if (method.rfind("bdev_", 0) != 0) return false;
     for (const char* verb : {"create", "attach", "clone", "snapshot"})
         if (method.find(verb) != std::string::npos) return true;
     return false;
 }
-}  // namespace
 
 void RpcRegistry::call(const std::string& name, const nlohmann::json& params,
                        RpcReply reply) const {
@@ -48,7 +45,7 @@ void RpcRegistry::call_local(const std::string& name, const nlohmann::json& para
     std::optional<BdevClusterScope> scope;
     nlohmann::json stripped;
     const nlohmann::json* p = &params;
-    if (params.is_object() && params.contains("cluster") && creates_bdevs(name)) {
+    if (params.is_object() && params.contains("cluster") && rpc_method_creates_bdevs(name)) {
         const auto& c = params["cluster"];
         std::string err;
         if (!c.is_number_integer() || c.get<int64_t>() < 0 || c.get<int64_t>() > 1024)

@@ -74,6 +74,9 @@ class RpcRegistry {
     Forwarder forwarder_;
 };
 
+// Methods that create bdevs take {"cluster": N}: the data cluster that owns the new bdevs.
+bool rpc_method_creates_bdevs(const std::string& method);
+
 // Each group of methods registers itself from its own file.
 void register_framework_rpcs();
 void register_bdev_rpcs();

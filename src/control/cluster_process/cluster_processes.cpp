@@ -222,15 +222,6 @@ void answer(const RpcReply& reply, const Child& c, RpcResult r) {
     }
 }
 
-// Methods that take {"cluster"} themselves (they create bdevs); on others the parameter only
-// addresses the process and is taken out before the child sees it.
-bool takes_cluster(const std::string& method) {
-    if (method.rfind("bdev_", 0) != 0) return false;
-    for (const char* verb : {"create", "attach", "clone", "snapshot"})
-        if (method.find(verb) != std::string::npos) return true;
-    return false;
-}
-
 // bdev_get_bdevs over every process: by name, the first that knows it; else all of them.
 void merged_get_bdevs(const nlohmann::json& params, RpcReply reply) {
     const bool by_name = params.is_object() && params.contains("name");
@@ -279,7 +270,9 @@ bool forward(const std::string& method, const nlohmann::json& params, RpcReply& 
         Child* c = child_of(params["cluster"].get<int>());
         if (!c) return false;
         nlohmann::json p = params;
-        if (!takes_cluster(method)) p.erase("cluster");
+        // Methods that create bdevs take {"cluster"} themselves; on the others it only addresses
+        // the process.
+        if (!rpc_method_creates_bdevs(method)) p.erase("cluster");
         if (c->state != Child::State::Running) {
             reply.error(-ENOTCONN, "cluster " + std::to_string(c->cluster) + " is " +
                                        state_name(c->state) +
