@@ -509,9 +509,23 @@ void RaidBdev::process_finished(OpKind kind, uint32_t target, IoStatus status,
         if (rebuild_set_) rebuild_set_->clear();
     }
     save_superblocks();
-    // A resync interrupted by a rebuild goes on from where it was.
-    if (!process_ && resync_pos_.load() != UINT64_MAX && array_state() != ArrayState::Offline)
+    // A resync interrupted by a rebuild (or waiting for the array to be whole) goes on from
+    // where it was.
+    if (!process_ && resync_pos_.load() != UINT64_MAX && resync_can_run())
         start_process(OpKind::Resync, kMaxMembers, false, resync_pos_.load());
+}
+
+// Parity levels resync only with every member there (a member being rebuilt counts): with one
+// missing, the parity is all that defines its data, and a write the crash cut half-way may have
+// left it inconsistent. Recomputing it then would make a guess permanent; left as it is, the
+// rebuild onto the member that comes back (its own rows are checked against P and Q) or a
+// replacement settles it.
+bool RaidBdev::resync_can_run() const {
+    if (array_state() == ArrayState::Offline) return false;
+    if (!g_.parity()) return true;
+    for (uint32_t i = 0; i < g_.members; ++i)
+        if (!member_writable(i)) return false;
+    return true;
 }
 
 void RaidBdev::plan_resync(uint64_t from, bool whole) {
@@ -530,6 +544,13 @@ void RaidBdev::start_resync(uint64_t from, bool whole) {
 void RaidBdev::start_planned_resync() {
     const uint64_t pos = resync_pos_.load();
     if (g_.tolerance() == 0 || pos == UINT64_MAX || process_) return;
+    if (!resync_can_run()) {
+        NOC_WARN("bdev",
+                 "raid {}: the resync waits until the array is whole again (a member is "
+                 "missing; its data in the regions to resync is left as the crash left it)",
+                 name);
+        return;
+    }
     start_process(OpKind::Resync, kMaxMembers, false, pos);
 }
 

@@ -212,6 +212,7 @@ class RaidBdev : public Bdev {
     // The same in two steps (assembly: planned before the array takes I/O, started after).
     void plan_resync(uint64_t from, bool whole);
     void start_planned_resync();
+    bool resync_can_run() const;
     // Assembly: member `slot` (Rebuilding) is rebuilt from member block `from`; partial: only
     // the regions whose bitmap bit is set.
     void start_rebuild(uint32_t slot, uint64_t from, bool partial);

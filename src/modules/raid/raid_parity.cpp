@@ -19,7 +19,7 @@ Parity::Parity(uint32_t k, uint32_t p) : k_(k), p_(p) {
     uint8_t matrix[2 * kMaxMembers];
     for (uint32_t d = 0; d < k; ++d) {
         matrix[d] = 1;
-        matrix[k + d] = gexp(d);
+        matrix[k + d] = gpow_[d] = gexp(d);
     }
     ec_init_tables(int(k), int(p), matrix, update_tables_);
 }
@@ -135,6 +135,36 @@ bool Parity::check(size_t len, uint8_t* const* data, const uint8_t* P, const uin
         return std::memcmp(data[0], P, len) == 0 && (p_ == 1 || std::memcmp(P, Q, len) == 0);
     v[k_] = const_cast<uint8_t*>(P);
     return xor_check(int(k_ + 1), int(len), v) == 0;
+}
+
+Parity::RowFault Parity::locate(size_t len, const uint8_t* psyn, const uint8_t* qsyn) const {
+    RowFault row;
+    for (size_t i = 0; i < len; ++i) {
+        const uint8_t ps = psyn[i], qs = qsyn[i];
+        if (!ps && !qs) continue;
+        RowFault byte;
+        if (!qs) {
+            byte.kind = RowFault::P;
+        } else if (!ps) {
+            byte.kind = RowFault::Q;
+        } else {
+            const uint8_t gz = gf_mul(qs, gf_inv(ps));
+            byte.kind = RowFault::Unknown;
+            for (uint32_t d = 0; d < k_; ++d) {
+                if (gpow_[d] == gz) {
+                    byte.kind = RowFault::Data;
+                    byte.data_index = d;
+                    break;
+                }
+            }
+        }
+        if (byte.kind == RowFault::Unknown) return byte;
+        if (row.kind == RowFault::None)
+            row = byte;
+        else if (row.kind != byte.kind || row.data_index != byte.data_index)
+            return {RowFault::Unknown, 0};
+    }
+    return row;
 }
 
 }  // namespace nocstor::raid

@@ -33,11 +33,22 @@ class Parity {
     // True if P (and Q) match the data (scrub).
     bool check(size_t len, uint8_t* const* data, const uint8_t* P, const uint8_t* Q) const;
 
+    // raid6: the single member that explains a row's syndromes Psyn = P ^ P(data) and
+    // Qsyn = Q ^ Q(data). A wrong data strip z shows as Qsyn = g^z * Psyn in every byte where it
+    // differs, a wrong P as Psyn alone, a wrong Q as Qsyn alone; anything else (two members
+    // wrong, e.g. a write torn across several strips) is Unknown.
+    struct RowFault {
+        enum Kind : uint8_t { None, P, Q, Data, Unknown } kind = None;
+        uint32_t data_index = 0;
+    };
+    RowFault locate(size_t len, const uint8_t* psyn, const uint8_t* qsyn) const;
+
     // g^d in GF(2^8).
     static uint8_t gexp(uint32_t d);
 
   private:
     uint32_t k_, p_;
+    uint8_t gpow_[32];  // g^d for each data index d
     // ec tables of the parity rows [1 ... 1] and [g^0 ... g^(k-1)] for update().
     uint8_t update_tables_[32 * 32 * 2];
 };

@@ -15,6 +15,8 @@
 #include "modules/vbdev.h"
 #include "runtime/runtime.h"
 
+#include <isa-l/raid.h>
+
 #include <algorithm>
 
 namespace nocstor::raid {
@@ -37,6 +39,7 @@ using namespace stripe_detail;
 
 void run_chunk(StripeOp* op);
 void advance(StripeOp* op);
+void write_members(StripeOp* op);
 
 bool member_error(IoStatus s) {
     return s == IoStatus::Failed || s == IoStatus::MediaError || s == IoStatus::NvmeError ||
@@ -273,8 +276,71 @@ bool reconstruct_unreadable(StripeOp* op) {
 bool read_all_readable(StripeOp* op) {
     bool ok = true;
     for (uint32_t m = 0; m < geo(op).members && ok; ++m)
-        if (op->rd[m]) ok = read_chunk_of(op, m);
+        if (op->rd[m] || m == op->suspect) ok = read_chunk_of(op, m);
     return ok;
+}
+
+// raid6: the one member of the unit that cannot be read (a rebuild target counts as unreadable
+// for its own rebuild) if it is a data member that is there and written to; else kMaxMembers.
+uint32_t lone_unreadable_data_member(const StripeOp* op) {
+    const Geometry& g = geo(op);
+    if (g.parity_members() != 2) return kMaxMembers;
+    uint32_t lone = kMaxMembers;
+    for (uint32_t m = 0; m < g.members; ++m) {
+        const bool readable = op->rd[m] && !(op->kind == OpKind::Rebuild && m == op->target);
+        if (readable) continue;
+        if (lone != kMaxMembers) return kMaxMembers;  // two: no redundancy left to check with
+        lone = m;
+    }
+    if (lone == kMaxMembers || lone == p_member(op) || lone == q_member(op)) return kMaxMembers;
+    if (!op->wr[lone] || !op->raid->member(lone).desc) return kMaxMembers;
+    return lone;
+}
+
+// Where a crash cut writes to a unit (its parity not trusted yet) while a member was being
+// rebuilt, rebuilding that member from P alone would turn a half-done write on another member
+// into wrong data on it. Its rows on disk are right unless P and Q both point at it (with one
+// member left to rebuild, raid6 still locates a single wrong member in a row): only then are
+// they rebuilt from P. A torn write elsewhere leaves its rows old or new, and the parity is
+// made to match them. Afterwards the member counts as read for this chunk. False without
+// buffers.
+bool resolve_suspect(StripeOp* op) {
+    const uint32_t s = op->suspect;
+    if (s == kMaxMembers) return true;
+    const Geometry& g = geo(op);
+    const Parity& par = op->raid->parity();
+    const uint32_t k = g.data_members(), pm = p_member(op), qm = q_member(op);
+    const size_t bs = g.block_size, len = chunk_bytes(op);
+    Buffer psyn, qsyn;
+    const bool ok = get_buffer(op, &psyn) && get_buffer(op, &qsyn);
+    if (ok) {
+        uint8_t* data[kMaxMembers];
+        uint32_t sd = 0;
+        for (uint32_t d = 0; d < k; ++d) {
+            data[d] = bufp(op, data_member(op, d), op->c0);
+            if (data_member(op, d) == s) sd = d;
+        }
+        auto* P = reinterpret_cast<uint8_t*>(psyn.data);
+        auto* Q = reinterpret_cast<uint8_t*>(qsyn.data);
+        par.generate(len, data, P, Q);
+        void* px[3] = {bufp(op, pm, op->c0), P, P};
+        void* qx[3] = {bufp(op, qm, op->c0), Q, Q};
+        xor_gen(3, int(len), px);
+        xor_gen(3, int(len), qx);
+        for (uint64_t row = op->c0; row < op->c1; ++row) {
+            const size_t off = (row - op->c0) * bs;
+            const Parity::RowFault f = par.locate(bs, P + off, Q + off);
+            if (f.kind != Parity::RowFault::Data || f.data_index != sd) continue;
+            void* fix[3] = {bufp(op, s, row), P + off, bufp(op, s, row)};
+            xor_gen(3, int(bs), fix);  // D = D_disk ^ Psyn
+        }
+    }
+    if (psyn) op->owner->buffers.put(psyn);
+    if (qsyn) op->owner->buffers.put(qsyn);
+    if (!ok) return false;
+    op->rd[s] = true;
+    op->suspect = kMaxMembers;
+    return true;
 }
 
 // Chooses how to write this chunk and issues its reads.
@@ -307,6 +373,10 @@ void plan_write(StripeOp* op) {
             rcw_ok = rcw_ok && readable;
         }
     }
+    // raid6 with a member being rebuilt and not there yet in this unit: its rows are rebuilt
+    // (Reconstruct reads everything) and written first (heal).
+    op->heal = lone_unreadable_data_member(op);
+    if (op->heal != kMaxMembers) rmw_ok = rcw_ok = false;
     // On a tie RMW wins: it touches fewer members (data and parity only), leaving the others free.
     if (rmw_ok && (!rcw_ok || rmw_reads <= rcw_reads))
         op->mode = Mode::Rmw;
@@ -357,6 +427,10 @@ void write_after_reads(StripeOp* op) {
     const bool p_wr = op->wr[pm], q_wr = qm < kMaxMembers && op->wr[qm];
     const size_t bs = g.block_size;
 
+    if (!resolve_suspect(op)) {
+        op->status = IoStatus::NoMemory;
+        return finish(op);
+    }
     if (op->mode == Mode::Rmw) {
         uint8_t* P = p_wr ? bufp(op, pm, op->c0) : nullptr;
         uint8_t* Q = q_wr ? bufp(op, qm, op->c0) : nullptr;
@@ -392,15 +466,34 @@ void write_after_reads(StripeOp* op) {
         }
         par.generate(chunk_bytes(op), data, p_wr ? bufp(op, pm, op->c0) : nullptr,
                      q_wr ? bufp(op, qm, op->c0) : nullptr);
+        if (op->heal != kMaxMembers) {
+            // The member's rows as they are after this write, on it before anything else.
+            const uint32_t h = op->heal;
+            uint32_t hd = 0;
+            while (data_member(op, hd) != h) ++hd;
+            op->phase = Phase::Healing;
+            op->pending = 1;
+            submit(op, h, true, op->c0, op->c1 - op->c0, data[hd]);
+            if (--op->pending == 0) advance(op);
+            return;
+        }
     }
+    write_members(op);
+}
 
+// The chunk's new data and parity go to the members (the healed member has its rows already).
+void write_members(StripeOp* op) {
+    const Geometry& g = geo(op);
+    const uint32_t k = g.data_members();
+    const uint32_t pm = p_member(op), qm = q_member(op);
+    const bool p_wr = op->wr[pm], q_wr = qm < kMaxMembers && op->wr[qm];
     op->phase = Phase::Writing;
     op->pending = 1;
     bool ok = true;
     for (uint32_t d = 0; d < k && ok; ++d) {
         const uint32_t m = data_member(op, d);
         uint64_t a, b;
-        if (!covered_in_chunk(op, d, &a, &b) || !op->wr[m]) continue;
+        if (!covered_in_chunk(op, d, &a, &b) || !op->wr[m] || m == op->heal) continue;
         ok = submit(op, m, true, a, b - a, op->newp[d]);
     }
     if (ok && p_wr) ok = submit(op, pm, true, op->c0, op->c1 - op->c0, bufp(op, pm, op->c0));
@@ -411,6 +504,10 @@ void write_after_reads(StripeOp* op) {
 // Degraded read: rebuild what cannot be read and copy the requested rows out.
 void read_after_reads(StripeOp* op) {
     const Geometry& g = geo(op);
+    if (!resolve_suspect(op)) {
+        op->status = IoStatus::NoMemory;
+        return finish(op);
+    }
     if (!reconstruct_unreadable(op)) {
         op->status = IoStatus::Failed;
         return finish(op);
@@ -432,6 +529,10 @@ void parity_process_after_reads(StripeOp* op) {
     const uint32_t k = g.data_members();
     const uint32_t pm = p_member(op), qm = q_member(op);
     const size_t bs = g.block_size, len = chunk_bytes(op);
+    if (!resolve_suspect(op)) {
+        op->status = IoStatus::NoMemory;
+        return finish(op);
+    }
     if (!reconstruct_unreadable(op)) {
         op->status = IoStatus::Failed;
         return finish(op);
@@ -494,6 +595,16 @@ void plan_parity_process(StripeOp* op) {
         for (uint32_t m = 0; m < g.members; ++m) {
             if (!op->rd[m]) {
                 op->status = IoStatus::Aborted;  // degraded: nothing to compare with
+                return finish(op);
+            }
+        }
+    }
+    if (op->kind == OpKind::Resync) {
+        // A member gone since the resync started: it waits for the array to be whole again
+        // (see RaidBdev::resync_can_run).
+        for (uint32_t m = 0; m < g.members; ++m) {
+            if (!op->rd[m] && !op->wr[m]) {
+                op->status = IoStatus::Aborted;
                 return finish(op);
             }
         }
@@ -619,6 +730,11 @@ void plan_chunk(StripeOp* op) {
         op->wr[m] = op->raid->member_writable(m);
         if (!op->wr[m]) op->skipped |= 1u << m;
     }
+    op->heal = kMaxMembers;
+    op->suspect =
+        op->kind != OpKind::Scrub && geo(op).parity() && !op->raid->parity_trusted(op->unit)
+            ? lone_unreadable_data_member(op)
+            : kMaxMembers;
     switch (op->kind) {
         case OpKind::Write:
             return plan_write(op);
@@ -661,6 +777,7 @@ void advance(StripeOp* op) {
                                         : mirror_process_after_reads(op);
         }
     }
+    if (op->phase == Phase::Healing) return write_members(op);
     // The chunk is done.
     if (is_user_parity(op) || op->kind == OpKind::MirrorWrite) {
         if (op->raid->array_state() == ArrayState::Offline) {

@@ -34,7 +34,8 @@ constexpr uint32_t kOpsPerOwner = 128;
 constexpr uint32_t kBuckets = 256;
 
 enum class Mode : uint8_t { Rmw, Rcw, Reconstruct };
-enum class Phase : uint8_t { Reading, Writing };
+// Healing: a raid6 write first puts the rows of the member being rebuilt on it (see heal).
+enum class Phase : uint8_t { Reading, Healing, Writing };
 
 }  // namespace stripe_detail
 
@@ -61,6 +62,12 @@ struct StripeOp {
     IoStatus status = IoStatus::Success;
     bool replan = false;
     uint32_t attempts = 0;
+    // raid6, the one member that cannot be read in this unit but is there (being rebuilt):
+    // suspect: its rows on disk are read and checked against P and Q (the unit's parity is not
+    // trusted after a crash); heal: a user write puts the member's rows on it before it writes
+    // the others, so that a crash in the middle never leaves two members of a row wrong.
+    uint32_t suspect = kMaxMembers;
+    uint32_t heal = kMaxMembers;
     // Background operations.
     uint32_t target = kMaxMembers;
     bool repair = false;

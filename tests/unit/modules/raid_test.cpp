@@ -164,6 +164,53 @@ TEST(RaidParity, MatchesAnIndependentGf256AndRecoversAnyTwo) {
     EXPECT_EQ(std::memcmp(ptr[2], saved[2].data(), len), 0);
 }
 
+// The syndromes of a row name its single wrong member: a data strip, P or Q; two wrong members
+// are Unknown, a right row None.
+TEST(RaidParity, LocatesTheSingleWrongMemberOfARow) {
+    const uint32_t k = 4;
+    const size_t len = 512;
+    Parity par(k, 2);
+    std::vector<std::unique_ptr<AlignedBuf>> data;
+    std::vector<uint8_t*> ptr;
+    std::mt19937_64 rng(11);
+    for (uint32_t d = 0; d < k; ++d) {
+        data.push_back(std::make_unique<AlignedBuf>(len));
+        for (size_t i = 0; i < len; ++i) data[d]->p[i] = uint8_t(rng());
+        ptr.push_back(data[d]->p);
+    }
+    AlignedBuf P(len), Q(len), P2(len), Q2(len);
+    par.generate(len, ptr.data(), P.p, Q.p);
+    // Syndromes of the row as it is now against the parity stored in P, Q.
+    auto locate = [&] {
+        par.generate(len, ptr.data(), P2.p, Q2.p);
+        for (size_t i = 0; i < len; ++i) {
+            P2.p[i] ^= P.p[i];
+            Q2.p[i] ^= Q.p[i];
+        }
+        return par.locate(len, P2.p, Q2.p);
+    };
+    EXPECT_EQ(locate().kind, Parity::RowFault::None);
+    for (uint32_t d = 0; d < k; ++d) {
+        const uint8_t saved = ptr[d][17];
+        ptr[d][17] ^= 0x5A;
+        ptr[d][300] ^= 0x01;
+        const Parity::RowFault f = locate();
+        EXPECT_EQ(f.kind, Parity::RowFault::Data) << d;
+        EXPECT_EQ(f.data_index, d);
+        ptr[d][17] = saved;
+        ptr[d][300] ^= 0x01;
+    }
+    P.p[5] ^= 1;
+    EXPECT_EQ(locate().kind, Parity::RowFault::P);
+    P.p[5] ^= 1;
+    Q.p[5] ^= 1;
+    EXPECT_EQ(locate().kind, Parity::RowFault::Q);
+    Q.p[5] ^= 1;
+    ptr[0][9] ^= 3;  // two data strips wrong
+    ptr[2][40] ^= 7;
+    EXPECT_EQ(locate().kind, Parity::RowFault::Unknown);
+}
+
 // --- data correctness of every level ---
 
 struct LevelCase {
