@@ -206,6 +206,15 @@ int bdev_unmap(BdevDesc* desc, IoChannel* ch, uint64_t offset_blocks, uint64_t n
                BdevIoCompletion cb, void* cb_arg);
 int bdev_write_zeroes(BdevDesc* desc, IoChannel* ch, uint64_t offset_blocks, uint64_t num_blocks,
                       BdevIoCompletion cb, void* cb_arg);
+// A vbdev's pure offset translation without a child I/O: io itself (a read or write this vbdev
+// is executing) goes to the base bdev at offset_blocks, same data and length. When the base
+// completes it, io is this vbdev's again and done(io, ok, arg) runs, with io->status (and the
+// NVMe status) as the base set them; the vbdev then completes io as usual. The base uses
+// io->driver_ctx meanwhile: keep nothing there across the call. -ENOTSUP: not possible here
+// (the base would split it, other block size or alignment, stack too deep, not a read or
+// write): submit a child I/O instead. Other errors as bdev_readv/bdev_writev.
+int bdev_forward_io(BdevDesc* desc, IoChannel* ch, BdevIo* io, uint64_t offset_blocks,
+                    BdevIoCompletion done, void* arg);
 // Aborts I/O queued in the bdev layer on every channel, then resets the device.
 int bdev_reset(BdevDesc* desc, IoChannel* ch, BdevIoCompletion cb, void* cb_arg);
 // Returns the BdevIo to its pool. Call it in (or after) the completion callback.

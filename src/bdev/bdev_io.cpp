@@ -121,7 +121,9 @@ BdevIo* alloc_io(BdevChannel* ch) {
     io->nvme_sct = io->nvme_sc = 0;
     io->parent = nullptr;
     io->children_outstanding = 0;
+    io->split_next_block = 0;
     io->split_status = IoStatus::Success;
+    io->forward_depth = 0;
     io->in_submit = false;
     io->queued_nomem = false;
     io->fua = false;
@@ -308,6 +310,23 @@ void finish_io(BdevIo* io) {
         lat, ok);
     if (ch->histogram && (ch->histogram_type < 0 || ch->histogram_type == int(io->type)))
         ch->histogram->tally(lat);
+    if (io->forward_depth > 0) {
+        // A forwarded I/O: back to the vbdev that passed it down, which completes it in turn.
+        const BdevIo::ForwardFrame f = io->forward[--io->forward_depth];
+        io->channel = f.channel;
+        io->bdev = f.channel->bdev;
+        io->module_channel = f.channel->module_ch;
+        io->offset_blocks = f.offset_blocks;
+        io->parent = f.parent;
+        const uint64_t saved = tls_done_tick;
+        tls_done_tick = now;
+        ++tls_done_depth;
+        f.done(io, ok, f.done_arg);
+        --tls_done_depth;
+        tls_done_tick = saved;
+        if (!ch->nomem_queue.empty()) retry_nomem(ch);
+        return;
+    }
     {
         const uint64_t saved = tls_done_tick;
         tls_done_tick = now;
@@ -398,6 +417,36 @@ int bdev_writev(BdevDesc* desc, IoChannel* ch, iovec* iov, int iovcnt, uint64_t 
                 uint64_t num_blocks, BdevIoCompletion cb, void* cb_arg, bool fua) {
     return submit_rw(desc, ch, IoType::Write, iov, iovcnt, offset_blocks, num_blocks, cb, cb_arg,
                      fua);
+}
+
+int bdev_forward_io(BdevDesc* desc, IoChannel* ioch, BdevIo* io, uint64_t offset_blocks,
+                    BdevIoCompletion done, void* arg) {
+    if (!desc || !ioch) return -EINVAL;
+    if (io->type != IoType::Read && io->type != IoType::Write) return -ENOTSUP;
+    if (io->forward_depth >= BdevIo::kMaxForwardDepth) return -ENOTSUP;
+    Bdev* b = desc->bdev();
+    if (b->removing()) return -ENODEV;
+    if (io->type == IoType::Write && !desc->writable()) return -EBADF;
+    if (offset_blocks > b->num_blocks || io->num_blocks > b->num_blocks - offset_blocks)
+        return -EINVAL;
+    // The iovecs were checked against this vbdev's needs, not the base's.
+    if (b->block_size != io->bdev->block_size ||
+        b->required_alignment > io->bdev->required_alignment)
+        return -ENOTSUP;
+    if (b->max_transfer_blocks && io->num_blocks > b->max_transfer_blocks) return -ENOTSUP;
+    if (b->optimal_io_boundary && offset_blocks / b->optimal_io_boundary !=
+                                      (offset_blocks + io->num_blocks - 1) / b->optimal_io_boundary)
+        return -ENOTSUP;
+    BdevChannel* ch = as_bdev_channel(ioch);
+    io->forward[io->forward_depth++] = {io->channel, io->offset_blocks, io->parent, done, arg};
+    io->channel = ch;
+    io->bdev = b;
+    io->module_channel = ch->module_ch;
+    io->offset_blocks = offset_blocks;
+    io->parent = nullptr;
+    ++ch->outstanding;
+    submit_to_module(io);
+    return 0;
 }
 
 namespace {

@@ -67,6 +67,17 @@ struct BdevIo {
     IoStatus split_status = IoStatus::Success;
     bool in_submit = false;
     bool queued_nomem = false;
+    // bdev_forward_io: the levels this I/O was passed down from, innermost last.
+    struct ForwardFrame {
+        BdevChannel* channel;
+        uint64_t offset_blocks;
+        BdevIo* parent;
+        BdevIoCompletion done;
+        void* done_arg;
+    };
+    static constexpr int kMaxForwardDepth = 3;
+    uint8_t forward_depth = 0;
+    ForwardFrame forward[kMaxForwardDepth];
     BdevIo* next = nullptr;  // intrusive link (pool free list, retry queue)
     iovec inline_iovs[kInlineIovs];
 

@@ -67,8 +67,19 @@ std::unique_ptr<IoChannel> Vbdev::create_channel() {
     return ch;
 }
 
-void Vbdev::submit_request(IoChannel*, BdevIo* io) {
+void Vbdev::submit_request(IoChannel* ch, BdevIo* io) {
+    if (io->type == IoType::Read || io->type == IoType::Write) {
+        // Reads and writes go down as they are (no second bdev_io), where the base allows.
+        const int rc = bdev_forward_io(base_desc_, static_cast<VbdevChannel*>(ch)->base_ch, io,
+                                       io->offset_blocks, &Vbdev::forwarded_done, nullptr);
+        if (rc == 0) return;
+        if (rc != -ENOTSUP) return bdev_io_complete(io, status_from_submit_rc(rc));
+    }
     forward(io, &Vbdev::forward_done);
+}
+
+void Vbdev::forwarded_done(BdevIo* io, bool, void*) {
+    bdev_io_complete(io, io->status);  // the NVMe status, if any, is in io already
 }
 
 void Vbdev::destruct(std::function<void()> done) {

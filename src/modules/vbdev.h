@@ -5,7 +5,8 @@
 // Writing a new vbdev (see passthru.cpp, the minimal one):
 //   1. subclass Vbdev; in the create function: check the name, make_unique, attach_base(),
 //      set anything extra, then bdev_register();
-//   2. override submit_request() only for the I/O types you change; call forward() for the rest;
+//   2. override submit_request() only for the I/O types you change; call Vbdev::submit_request()
+//      (reads and writes go down whole with bdev_forward_io) or forward() for the rest;
 //      an I/O you hold (delay, pending errors) lives in an intrusive queue of your channel
 //      (derive from VbdevChannel, override create_channel());
 //   3. in your completion callback read what you need from the base I/O, bdev_free_io() it,
@@ -50,6 +51,9 @@ class Vbdev : public Bdev {
     void forward(BdevIo* io, BdevIoCompletion cb);
     // Completion callback that completes the upper I/O with the base I/O's status.
     static void forward_done(BdevIo* base_io, bool ok, void* upper);
+    // The same for an I/O passed down whole with bdev_forward_io (the default for reads and
+    // writes).
+    static void forwarded_done(BdevIo* io, bool ok, void* arg);
     // Frees the base I/O and completes the upper one with its status (NVMe status included).
     static void complete_from_base(BdevIo* upper, BdevIo* base_io);
     // Called on the control thread when the base bdev is being removed. Default: unregister.

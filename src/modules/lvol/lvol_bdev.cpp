@@ -72,6 +72,16 @@ void base_done(BdevIo* base_io, bool ok, void* arg) {
     complete(io, ok ? IoStatus::Success : (st == IoStatus::Pending ? IoStatus::Failed : st));
 }
 
+// The lvol's own I/O, forwarded to the base (bdev_forward_io), is back.
+void forwarded_done(BdevIo* io, bool ok, void*) {
+    if (ok) return complete(io, IoStatus::Success);
+    if (io->status == IoStatus::NvmeError) {
+        --chan(io)->in_flight;
+        return bdev_io_complete_nvme(io, io->nvme_sct, io->nvme_sc);
+    }
+    complete(io, io->status == IoStatus::Pending ? IoStatus::Failed : io->status);
+}
+
 void esnap_done(BdevIo* base_io, bool ok, void* arg) {
     auto* io = static_cast<BdevIo*>(arg);
     auto* x = io->ctx<EsnapReadCtx>();
@@ -191,8 +201,11 @@ void LvolBdev::submit_rw(IoChannel* ch, BdevIo* io) {
                 [store, self = this, idx, io, origin] { store->allocate(self, idx, io, origin); });
             return;
         }
-        rc = bdev_writev(lvs->base_desc, c->base_ch, io->iovs, io->iovcnt,
-                         lvs->cluster_start(pcl) + within, io->num_blocks, base_done, io, io->fua);
+        const uint64_t at = lvs->cluster_start(pcl) + within;
+        rc = bdev_forward_io(lvs->base_desc, c->base_ch, io, at, forwarded_done, nullptr);
+        if (rc == -ENOTSUP)
+            rc = bdev_writev(lvs->base_desc, c->base_ch, io->iovs, io->iovcnt, at, io->num_blocks,
+                             base_done, io, io->fua);
     } else {
         // Not here: the parent snapshot chain, then the external parent of its top, then zeroes.
         const LvolBdev* src = this;
@@ -208,8 +221,11 @@ void LvolBdev::submit_rw(IoChannel* ch, BdevIo* io) {
                 std::memset(io->iovs[i].iov_base, 0, io->iovs[i].iov_len);
             return complete(io, IoStatus::Success);
         }
-        rc = bdev_readv(lvs->base_desc, c->base_ch, io->iovs, io->iovcnt,
-                        lvs->cluster_start(pcl) + within, io->num_blocks, base_done, io);
+        const uint64_t at = lvs->cluster_start(pcl) + within;
+        rc = bdev_forward_io(lvs->base_desc, c->base_ch, io, at, forwarded_done, nullptr);
+        if (rc == -ENOTSUP)
+            rc = bdev_readv(lvs->base_desc, c->base_ch, io->iovs, io->iovcnt, at, io->num_blocks,
+                            base_done, io);
     }
     if (rc) complete(io, submit_status(rc));
 }

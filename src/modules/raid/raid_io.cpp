@@ -77,6 +77,13 @@ void plain_done(BdevIo* child, bool, void* arg) {
     bdev_io_complete(io, s);
 }
 
+// The array I/O itself, forwarded to its member (bdev_forward_io), is back; arg: the member.
+void plain_forwarded_done(BdevIo* io, bool, void* arg) {
+    auto* ch = static_cast<RaidChannel*>(io->module_channel);
+    ch->mc.finished(uint32_t(reinterpret_cast<uintptr_t>(arg)));
+    bdev_io_complete(io, io->status);
+}
+
 // --- fan-out to several members (raid1 writes, flush) ---
 
 void fanout_done(BdevIo* child, bool ok, void* arg) {
@@ -201,6 +208,19 @@ void submit_plain(RaidBdev* r, RaidChannel* ch, BdevIo* io) {
     const Extent e = map_plain(r->geometry(), io->offset_blocks, io->num_blocks);
     if (e.blocks != io->num_blocks) return bdev_io_complete(io, IoStatus::InvalidRange);
     if (!r->member_ok(e.member)) return bdev_io_complete(io, IoStatus::Failed);
+    if (io->type == IoType::Read || io->type == IoType::Write) {
+        // No second bdev_io: the array I/O goes down to the member as it is.
+        BdevDesc* desc = r->member(e.member).desc;
+        IoChannel* mch = ch->mc.ch[e.member];
+        if (desc && mch) {
+            ch->mc.started(e.member);
+            const int rc = bdev_forward_io(desc, mch, io, e.member_block, plain_forwarded_done,
+                                           reinterpret_cast<void*>(uintptr_t(e.member)));
+            if (rc == 0) return;
+            ch->mc.finished(e.member);
+            if (rc != -ENOTSUP) return bdev_io_complete(io, status_from_submit_rc(rc));
+        }
+    }
     FanoutCtx* c = ctx(io);
     c->ch = ch;
     c->member = e.member;  // the completion needs no search by bdev

@@ -30,7 +30,8 @@ struct RamChannel : IoChannel {
 struct RamBdev : Bdev {
     std::vector<uint8_t> data;
     std::atomic<int> nomem_left{0};
-    std::atomic<bool> hold{false};  // keep I/O until release() / reset
+    std::atomic<bool> nvme_error_next{false};  // the next I/O fails with NVMe status 0/0x81
+    std::atomic<bool> hold{false};             // keep I/O until release() / reset
     std::atomic<int> submitted{0};
     std::atomic<int> max_blocks_seen{0};
     std::atomic<bool> zeroes_native{true};
@@ -83,6 +84,10 @@ struct RamBdev : Bdev {
             // Abort what is held on this channel, then succeed.
             while (BdevIo* h = rc->held.pop()) bdev_io_complete(h, IoStatus::Aborted);
             bdev_io_complete(io, IoStatus::Success);
+            return;
+        }
+        if (nvme_error_next.exchange(false)) {
+            bdev_io_complete_nvme(io, 0, 0x81);
             return;
         }
         if (nomem_left.load() > 0) {
@@ -584,6 +589,56 @@ struct ForwardBdev : Bdev {
     }
 };
 
+// A vbdev that shifts offsets and passes its reads and writes down with bdev_forward_io, or
+// with a child I/O where the base cannot take them as they are.
+struct PassBdev : Bdev {
+    BdevDesc* base;
+    uint64_t shift;
+    std::atomic<int> forwarded{0}, back{0}, fallbacks{0};
+    PassBdev(std::string n, BdevDesc* b, uint64_t s, uint32_t boundary)
+        : Bdev(std::move(n), &g_test_module), base(b), shift(s) {
+        block_size = b->bdev()->block_size;
+        num_blocks = b->bdev()->num_blocks - s;
+        optimal_io_boundary = boundary;
+    }
+    std::unique_ptr<IoChannel> create_channel() override {
+        auto ch = std::make_unique<ForwardChannel>();
+        ch->base_ch = bdev_get_io_channel(base);
+        return ch;
+    }
+    void submit_request(IoChannel* ch, BdevIo* io) override {
+        auto* fc = static_cast<ForwardChannel*>(ch);
+        int rc = bdev_forward_io(
+            base, fc->base_ch, io, io->offset_blocks + shift,
+            [](BdevIo* io, bool, void* arg) {
+                static_cast<PassBdev*>(arg)->back++;
+                EXPECT_EQ(io->bdev, static_cast<PassBdev*>(arg)) << "io is this level's again";
+                bdev_io_complete(io, io->status);
+            },
+            this);
+        if (rc == 0) {
+            forwarded++;
+            return;
+        }
+        EXPECT_EQ(rc, -ENOTSUP);
+        fallbacks++;
+        auto done = [](BdevIo* child, bool, void* arg) {
+            auto* upper = static_cast<BdevIo*>(arg);
+            const IoStatus st = child->status;
+            upper->nvme_sct = child->nvme_sct;
+            upper->nvme_sc = child->nvme_sc;
+            bdev_free_io(child);
+            bdev_io_complete(upper, st);
+        };
+        rc = io->type == IoType::Read
+                 ? bdev_readv(base, fc->base_ch, io->iovs, io->iovcnt, io->offset_blocks + shift,
+                              io->num_blocks, done, io)
+                 : bdev_writev(base, fc->base_ch, io->iovs, io->iovcnt, io->offset_blocks + shift,
+                               io->num_blocks, done, io);
+        if (rc) bdev_io_complete(io, rc == -ENOMEM ? IoStatus::NoMemory : IoStatus::Failed);
+    }
+};
+
 struct SmallPoolTest : BdevLayerTest {
     uint32_t saved = 0;
     void SetUp() override {
@@ -771,4 +826,127 @@ TEST(BdevStatsHistogram, CompactOutsideChannelsWithTheSameAnswers) {
     retired.reset(StatsReset::All);
     EXPECT_EQ(retired.latency.count(), 0u);
     EXPECT_EQ(retired.latency.storage_bytes(), 0u);
+}
+
+namespace {
+
+struct NvmeResult {
+    std::atomic<int> done{0};
+    IoStatus status = IoStatus::Pending;
+    uint8_t sc = 0;
+};
+
+void nvme_cb(BdevIo* io, bool, void* arg) {
+    auto* r = static_cast<NvmeResult*>(arg);
+    r->status = io->status;
+    r->sc = io->nvme_sc;
+    bdev_free_io(io);
+    r->done++;
+}
+
+}  // namespace
+
+// Two levels of offset-shifting vbdevs pass their I/O down as it is (bdev_forward_io): the
+// upper one splits at its boundary and forwards each child, data lands at the summed offset,
+// a NoMemory from the base is retried there, an NVMe status comes back up unchanged, each
+// level's statistics count its own I/O, and an I/O the base would have to split goes down as a
+// child I/O instead.
+TEST_F(BdevLayerTest, ForwardedIoGoesDownAsItIsAndComesBackThroughEachLevel) {
+    RamBdev* base = make_bdev("pbase", 512, 256);
+    base->optimal_io_boundary = 64;
+    BdevDesc* bd = nullptr;
+    ASSERT_EQ(bdev_open("pbase", true, nullptr, &bd), 0);
+    ASSERT_EQ(bdev_claim(base, &g_test_module), 0);
+    ASSERT_EQ(bdev_register(std::make_unique<PassBdev>("pass1", bd, 16, 0)), 0);
+    auto* p1 = static_cast<PassBdev*>(bdev_get_by_name("pass1"));
+    BdevDesc* d1 = nullptr;
+    ASSERT_EQ(bdev_open("pass1", true, nullptr, &d1), 0);
+    ASSERT_EQ(bdev_claim(p1, &g_test_module), 0);
+    ASSERT_EQ(bdev_register(std::make_unique<PassBdev>("pass2", d1, 8, 8)), 0);
+    auto* p2 = static_cast<PassBdev*>(bdev_get_by_name("pass2"));
+    BdevDesc* d2 = nullptr;
+    ASSERT_EQ(bdev_open("pass2", true, nullptr, &d2), 0);
+
+    static uint8_t wbuf[16 * 512], rbuf[16 * 512];
+    for (size_t i = 0; i < sizeof(wbuf); ++i) wbuf[i] = uint8_t(i * 7 + 3);
+    static iovec wiov{wbuf, sizeof(wbuf)}, riov{rbuf, sizeof(rbuf)}, eiov{rbuf, 512};
+    NvmeResult w, r, e;
+    IoResult x;
+    static uint8_t xbuf[8 * 512];
+    static iovec xiov{xbuf, sizeof(xbuf)};
+    run([&](std::function<void()> finish) {
+        IoChannel* ch2 = bdev_get_io_channel(d2);
+        IoChannel* ch1 = bdev_get_io_channel(d1);
+        base->nomem_left = 2;
+        // Blocks 4..19 of pass2: children 4..7, 8..15, 16..19 (boundary 8).
+        ASSERT_EQ(bdev_writev(d2, ch2, &wiov, 1, 4, 16, nvme_cb, &w), 0);
+        poll_until([&] { return w.done.load() == 1; },
+                   [&, ch1, ch2, finish] {
+                       ASSERT_EQ(bdev_readv(d2, ch2, &riov, 1, 4, 16, nvme_cb, &r), 0);
+                       poll_until(
+                           [&] { return r.done.load() == 1; },
+                           [&, ch1, ch2, finish] {
+                               EXPECT_EQ(memcmp(rbuf, wbuf, sizeof(wbuf)), 0);
+                               base->nvme_error_next = true;
+                               ASSERT_EQ(bdev_readv(d2, ch2, &eiov, 1, 0, 1, nvme_cb, &e), 0);
+                               poll_until(
+                                   [&] { return e.done.load() == 1; },
+                                   [&, ch1, ch2, finish] {
+                                       // pass1 blocks 44..51 are base blocks 60..67: across the
+                                       // base's boundary.
+                                       ASSERT_EQ(bdev_readv(d1, ch1, &xiov, 1, 44, 8, count_cb, &x),
+                                                 0);
+                                       poll_until([&] { return x.done.load() == 1; },
+                                                  [ch1, ch2, finish] {
+                                                      bdev_put_io_channel(ch2);
+                                                      bdev_put_io_channel(ch1);
+                                                      finish();
+                                                  });
+                                   });
+                           });
+                   });
+    });
+    EXPECT_EQ(w.status, IoStatus::Success);
+    EXPECT_EQ(r.status, IoStatus::Success);
+    EXPECT_EQ(memcmp(base->data.data() + (4 + 8 + 16) * 512, wbuf, sizeof(wbuf)), 0)
+        << "the data is at the summed offset";
+    EXPECT_EQ(e.status, IoStatus::NvmeError);
+    EXPECT_EQ(e.sc, 0x81);
+    EXPECT_EQ(x.ok.load(), 1);
+    // 3 + 3 + 1 forwarded through pass2 (each child of the split), the same through pass1, and
+    // every one of them came back; the read across the base's boundary went down as a child.
+    EXPECT_EQ(p2->forwarded.load(), 7);
+    EXPECT_EQ(p2->back.load(), 7);
+    EXPECT_EQ(p1->forwarded.load(), 7);
+    EXPECT_EQ(p1->back.load(), 7);
+    EXPECT_EQ(p1->fallbacks.load(), 1);
+    EXPECT_EQ(p2->fallbacks.load(), 0);
+    EXPECT_EQ(base->nomem_left.load(), 0) << "the base's NoMemory was retried";
+    auto stats_of = [this](Bdev* b) {
+        BdevStats out;
+        std::promise<void> p;
+        rt->control_thread()->send([b, &out, &p] {
+            bdev_get_stats(b, [&out, &p](const BdevStats& s) {
+                out = s;
+                p.set_value();
+            });
+        });
+        EXPECT_EQ(p.get_future().wait_for(10s), std::future_status::ready);
+        return out;
+    };
+    for (int i = 0; i < 100 && p2->layer_device()->live_channels() > 0; ++i)
+        std::this_thread::sleep_for(10ms);
+    // pass2 counts its callers' I/O (the write, two reads), pass1 and the base each child.
+    EXPECT_EQ(stats_of(p2).by_type[size_t(IoType::Write)].ops, 1u);
+    EXPECT_EQ(stats_of(p2).by_type[size_t(IoType::Read)].ops, 2u);
+    EXPECT_EQ(stats_of(p1).by_type[size_t(IoType::Write)].ops, 3u);
+    EXPECT_EQ(stats_of(base).by_type[size_t(IoType::Write)].ops, 3u);
+    bdev_close(d2);
+    unregister(p2);
+    bdev_release_claim(p1);
+    bdev_close(d1);
+    unregister(p1);
+    bdev_release_claim(base);
+    bdev_close(bd);
+    unregister(base);
 }
