@@ -135,6 +135,19 @@ struct BdevLayerTest : ::testing::Test {
         EXPECT_EQ(bdev_register(std::move(b)), 0);
         return raw;
     }
+    // The bdev's statistics, fetched on the control thread.
+    BdevStats stats_of(Bdev* b) {
+        BdevStats out;
+        std::promise<void> p;
+        rt->control_thread()->send([b, &out, &p] {
+            bdev_get_stats(b, [&out, &p](const BdevStats& s) {
+                out = s;
+                p.set_value();
+            });
+        });
+        EXPECT_EQ(p.get_future().wait_for(10s), std::future_status::ready);
+        return out;
+    }
     void unregister(Bdev* b) {
         std::promise<int> p;
         auto fut = p.get_future();
@@ -561,17 +574,18 @@ struct ForwardChannel : IoChannel {
     IoChannel* base_ch = nullptr;
     ~ForwardChannel() override { bdev_put_io_channel(base_ch); }
 };
+std::unique_ptr<IoChannel> forward_channel(BdevDesc* base) {
+    auto ch = std::make_unique<ForwardChannel>();
+    ch->base_ch = bdev_get_io_channel(base);
+    return ch;
+}
 struct ForwardBdev : Bdev {
     BdevDesc* base = nullptr;
     explicit ForwardBdev(BdevDesc* b) : Bdev("fwd0", &g_test_module), base(b) {
         block_size = b->bdev()->block_size;
         num_blocks = b->bdev()->num_blocks;
     }
-    std::unique_ptr<IoChannel> create_channel() override {
-        auto ch = std::make_unique<ForwardChannel>();
-        ch->base_ch = bdev_get_io_channel(base);
-        return ch;
-    }
+    std::unique_ptr<IoChannel> create_channel() override { return forward_channel(base); }
     void submit_request(IoChannel* ch, BdevIo* io) override {
         auto* fc = static_cast<ForwardChannel*>(ch);
         int rc = bdev_readv(
@@ -601,11 +615,7 @@ struct PassBdev : Bdev {
         num_blocks = b->bdev()->num_blocks - s;
         optimal_io_boundary = boundary;
     }
-    std::unique_ptr<IoChannel> create_channel() override {
-        auto ch = std::make_unique<ForwardChannel>();
-        ch->base_ch = bdev_get_io_channel(base);
-        return ch;
-    }
+    std::unique_ptr<IoChannel> create_channel() override { return forward_channel(base); }
     void submit_request(IoChannel* ch, BdevIo* io) override {
         auto* fc = static_cast<ForwardChannel*>(ch);
         int rc = bdev_forward_io(
@@ -736,18 +746,6 @@ TEST_F(BdevLayerTest, StackedIoCountsOnEachBdevWithSharedTimestamps) {
                    });
     });
     EXPECT_EQ(res.ok.load(), kReads);
-    auto stats_of = [this](Bdev* b) {
-        BdevStats out;
-        std::promise<void> p;
-        rt->control_thread()->send([b, &out, &p] {
-            bdev_get_stats(b, [&out, &p](const BdevStats& s) {
-                out = s;
-                p.set_value();
-            });
-        });
-        EXPECT_EQ(p.get_future().wait_for(10s), std::future_status::ready);
-        return out;
-    };
     // The channels are gone (put above): what they counted is in the retired statistics.
     for (int i = 0; i < 100 && fwd->layer_device()->live_channels() > 0; ++i)
         std::this_thread::sleep_for(10ms);
@@ -922,18 +920,6 @@ TEST_F(BdevLayerTest, ForwardedIoGoesDownAsItIsAndComesBackThroughEachLevel) {
     EXPECT_EQ(p1->fallbacks.load(), 1);
     EXPECT_EQ(p2->fallbacks.load(), 0);
     EXPECT_EQ(base->nomem_left.load(), 0) << "the base's NoMemory was retried";
-    auto stats_of = [this](Bdev* b) {
-        BdevStats out;
-        std::promise<void> p;
-        rt->control_thread()->send([b, &out, &p] {
-            bdev_get_stats(b, [&out, &p](const BdevStats& s) {
-                out = s;
-                p.set_value();
-            });
-        });
-        EXPECT_EQ(p.get_future().wait_for(10s), std::future_status::ready);
-        return out;
-    };
     for (int i = 0; i < 100 && p2->layer_device()->live_channels() > 0; ++i)
         std::this_thread::sleep_for(10ms);
     // pass2 counts its callers' I/O (the write, two reads), pass1 and the base each child.

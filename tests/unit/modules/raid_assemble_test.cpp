@@ -22,34 +22,6 @@ using namespace nocstor::test;
 
 namespace {
 
-constexpr uint32_t kBlock = 512;
-constexpr uint64_t kCopyBlocks = kSbBytes / kBlock;
-
-// The newest valid superblock copy on a disk (the member's bdev is unplugged), its seq in sb.
-bool read_newest(ModEnv& env, const std::string& disk, Superblock* sb) {
-    TestDesc d(env, disk, false);
-    AlignedBuf b(2 * kSbBytes);
-    if (!d.read(b.p, 0, 2 * kCopyBlocks).ok) return false;
-    bool found = false;
-    for (int c = 0; c < 2; ++c) {
-        Superblock s;
-        std::string why;
-        if (!sb_decode(b.p + c * kSbBytes, &s, &why)) continue;
-        if (!found || s.seq > sb->seq) *sb = s;
-        found = true;
-    }
-    return found;
-}
-
-// Writes sb as the disk's only valid copy (in the slot its seq goes to; the other copy zeroed).
-void write_only_copy(ModEnv& env, const std::string& disk, const Superblock& sb) {
-    TestDesc d(env, disk, true);
-    AlignedBuf b(2 * kSbBytes);
-    memset(b.p, 0, b.size);
-    sb_encode(sb, b.p + (sb.seq % 2) * kSbBytes);
-    ASSERT_TRUE(d.write(b.p, 0, 2 * kCopyBlocks).ok);
-}
-
 enum class Forge {
     OneBehind,              // the member missed the last update only
     TwoBehind,              // it missed two
@@ -78,21 +50,21 @@ nlohmann::json assemble_with(Forge how, bool* shadow_ok) {
     constexpr uint32_t kX = 1;
     std::vector<Superblock> sbs(5);
     for (int i = 0; i < 5; ++i)
-        EXPECT_TRUE(read_newest(env, "disk" + std::to_string(i), &sbs[i])) << i;
+        EXPECT_TRUE(read_newest_sb(env, "disk" + std::to_string(i), &sbs[i])) << i;
     const uint64_t seq = sbs[0].seq;
     EXPECT_GE(seq, 3u);
     for (const auto& s : sbs) EXPECT_EQ(s.seq, seq) << "every member has the last update";
     Superblock x = sbs[kX];
     EXPECT_EQ(x.members[kX].state, SbMemberState::Online);
     x.seq = how == Forge::TwoBehind ? seq - 2 : seq - 1;
-    write_only_copy(env, "disk" + std::to_string(kX), x);
+    write_only_sb_copy(env, "disk" + std::to_string(kX), x);
     if (how == Forge::OneBehindFailedInNewer) {
         // The update the member missed was the one recording its failure.
         for (uint32_t i = 0; i < 5; ++i) {
             if (i == kX) continue;
             Superblock s = sbs[i];
             s.members[kX].state = SbMemberState::Failed;
-            write_only_copy(env, "disk" + std::to_string(i), s);
+            write_only_sb_copy(env, "disk" + std::to_string(i), s);
         }
     }
 

@@ -97,18 +97,26 @@ TEST(RaidLayout, Raid0AndConcatMapping) {
     EXPECT_EQ(g.num_blocks(), 28u);
 }
 
+// k strips of len random bytes; ptr[d] points at strip d.
+struct RandomStrips {
+    std::vector<std::unique_ptr<AlignedBuf>> data;
+    std::vector<uint8_t*> ptr;
+    RandomStrips(uint32_t k, size_t len, std::mt19937_64& rng) {
+        for (uint32_t d = 0; d < k; ++d) {
+            data.push_back(std::make_unique<AlignedBuf>(len));
+            for (size_t i = 0; i < len; ++i) data[d]->p[i] = uint8_t(rng());
+            ptr.push_back(data[d]->p);
+        }
+    }
+};
+
 TEST(RaidParity, MatchesAnIndependentGf256AndRecoversAnyTwo) {
     const uint32_t k = 5;
     const size_t len = 4096;
     Parity par(k, 2);
-    std::vector<std::unique_ptr<AlignedBuf>> data;
-    std::vector<uint8_t*> ptr;
     std::mt19937_64 rng(7);
-    for (uint32_t d = 0; d < k; ++d) {
-        data.push_back(std::make_unique<AlignedBuf>(len));
-        for (size_t i = 0; i < len; ++i) data[d]->p[i] = uint8_t(rng());
-        ptr.push_back(data[d]->p);
-    }
+    RandomStrips strips(k, len, rng);
+    std::vector<uint8_t*>& ptr = strips.ptr;
     AlignedBuf P(len), Q(len);
     par.generate(len, ptr.data(), P.p, Q.p);
     for (size_t i = 0; i < len; ++i) {
@@ -170,14 +178,9 @@ TEST(RaidParity, LocatesTheSingleWrongMemberOfARow) {
     const uint32_t k = 4;
     const size_t len = 512;
     Parity par(k, 2);
-    std::vector<std::unique_ptr<AlignedBuf>> data;
-    std::vector<uint8_t*> ptr;
     std::mt19937_64 rng(11);
-    for (uint32_t d = 0; d < k; ++d) {
-        data.push_back(std::make_unique<AlignedBuf>(len));
-        for (size_t i = 0; i < len; ++i) data[d]->p[i] = uint8_t(rng());
-        ptr.push_back(data[d]->p);
-    }
+    RandomStrips strips(k, len, rng);
+    std::vector<uint8_t*>& ptr = strips.ptr;
     AlignedBuf P(len), Q(len), P2(len), Q2(len);
     par.generate(len, ptr.data(), P.p, Q.p);
     // Syndromes of the row as it is now against the parity stored in P, Q.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 namespace nocstor::test {
@@ -50,6 +51,31 @@ std::vector<uint8_t> read_all(ModEnv& env, const std::string& name) {
         EXPECT_TRUE(d.read(out.data() + off * b->block_size, off, n).ok);
     }
     return out;
+}
+
+bool read_newest_sb(ModEnv& env, const std::string& disk, Superblock* sb) {
+    constexpr uint64_t kCopyBlocks = kSbBytes / 512;
+    TestDesc d(env, disk, false);
+    AlignedBuf b(2 * kSbBytes);
+    if (!d.read(b.p, 0, 2 * kCopyBlocks).ok) return false;
+    bool found = false;
+    for (int c = 0; c < 2; ++c) {
+        Superblock s;
+        std::string why;
+        if (!sb_decode(b.p + c * kSbBytes, &s, &why)) continue;
+        if (!found || s.seq > sb->seq) *sb = s;
+        found = true;
+    }
+    return found;
+}
+
+void write_only_sb_copy(ModEnv& env, const std::string& disk, const Superblock& sb) {
+    constexpr uint64_t kCopyBlocks = kSbBytes / 512;
+    TestDesc d(env, disk, true);
+    AlignedBuf b(2 * kSbBytes);
+    memset(b.p, 0, b.size);
+    sb_encode(sb, b.p + (sb.seq % 2) * kSbBytes);
+    ASSERT_TRUE(d.write(b.p, 0, 2 * kCopyBlocks).ok);
 }
 
 SbArray::SbArray(ModEnv& e, int n, uint64_t member_blocks) : env(e), blocks(member_blocks) {

@@ -4,6 +4,7 @@
 
 #include "mod_test_env.h"
 #include "modules/raid/raid.h"
+#include "modules/raid/raid_superblock.h"
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,12 @@ nlohmann::json wait_idle(ModEnv& env, const std::string& name, int timeout_ms = 
 
 // The whole bdev, read through a descriptor.
 std::vector<uint8_t> read_all(ModEnv& env, const std::string& name);
+
+// The newest valid superblock copy on a disk (its bdev unplugged: nothing claims it); false if
+// neither copy is valid.
+bool read_newest_sb(ModEnv& env, const std::string& disk, raid::Superblock* sb);
+// Writes sb as the disk's only valid copy (in the slot its seq goes to; the other zeroed).
+void write_only_sb_copy(ModEnv& env, const std::string& disk, const raid::Superblock& sb);
 
 // Array "r" over passthru bdevs p<i> on malloc disks disk<i>, so that members can disappear and
 // come back (as disks do).

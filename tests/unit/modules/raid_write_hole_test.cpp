@@ -28,35 +28,9 @@ using namespace nocstor::test;
 namespace {
 
 constexpr uint32_t kBlock = 512;
-constexpr uint64_t kCopyBlocks = kSbBytes / kBlock;
 constexpr uint32_t kMembers = 5;
 constexpr uint32_t kStripKb = 8;
 constexpr uint64_t kStripBlocks = kStripKb * 1024 / kBlock;
-
-Superblock newest_sb(ModEnv& env, const std::string& disk) {
-    TestDesc d(env, disk, false);
-    AlignedBuf b(2 * kSbBytes);
-    EXPECT_TRUE(d.read(b.p, 0, 2 * kCopyBlocks).ok);
-    Superblock best;
-    bool found = false;
-    for (int c = 0; c < 2; ++c) {
-        Superblock s;
-        std::string why;
-        if (!sb_decode(b.p + c * kSbBytes, &s, &why)) continue;
-        if (!found || s.seq > best.seq) best = s;
-        found = true;
-    }
-    EXPECT_TRUE(found) << disk;
-    return best;
-}
-
-void write_sb(ModEnv& env, const std::string& disk, const Superblock& sb) {
-    TestDesc d(env, disk, true);
-    AlignedBuf b(2 * kSbBytes);
-    memset(b.p, 0, b.size);
-    sb_encode(sb, b.p + (sb.seq % 2) * kSbBytes);
-    ASSERT_TRUE(d.write(b.p, 0, 2 * kCopyBlocks).ok);
-}
 
 std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
     std::vector<uint8_t> v(n);
@@ -120,7 +94,8 @@ void crash_during_rebuild(bool away) {
     a.remove();
     for (uint32_t i = 0; i < kMembers; ++i) a.unplug(int(i));
 
-    Superblock sb = newest_sb(env, "disk0");
+    Superblock sb;
+    ASSERT_TRUE(read_newest_sb(env, "disk0", &sb));
     Geometry g;
     g.level = Level::Raid6;
     g.members = kMembers;
@@ -161,7 +136,7 @@ void crash_during_rebuild(bool away) {
         if (away && i == kM) continue;  // it keeps its old superblock
         Superblock s = sb;
         s.slot = i;
-        write_sb(env, "disk" + std::to_string(i), s);
+        write_only_sb_copy(env, "disk" + std::to_string(i), s);
     }
 
     for (uint32_t i = 0; i < kMembers; ++i) a.plug(int(i));
