@@ -86,11 +86,18 @@ for line in open(sys.argv[1]):
 def med(label):
     ok = sorted((r for r in rows[label] if r[0] != "FAILED"), key=lambda r: float(r[0]))
     return ok[len(ok) // 2] if ok else None
-base = {}
+base, base_runs = {}, {}
 for label in order:
     what, wl = label.split("|")
-    if what == "base malloc" and med(label): base[wl] = float(med(label)[0])
-print("| bdev | workload | IOPS (median) | p99 us | vs base | all runs (K IOPS) | load |")
+    if what == "base malloc" and med(label):
+        base[wl] = float(med(label)[0]); base_runs[wl] = rows[label]
+def paired(label, wl):
+    # Median of the per-round ratios: each round runs the base and the lvol back to back, so a
+    # slow stretch of the machine hits both (less noisy than the ratio of the medians).
+    rs = sorted(float(a[0]) / float(b[0]) for a, b in zip(rows[label], base_runs.get(wl, []))
+                if a[0] != "FAILED" and b[0] != "FAILED")
+    return f"{rs[len(rs) // 2]:.3f}" if rs else "-"
+print("| bdev | workload | IOPS (median) | p99 us | vs base (medians / paired) | all runs (K IOPS) | load |")
 print("|---|---|---|---|---|---|---|")
 for label in order:
     what, wl = label.split("|")
@@ -100,6 +107,6 @@ for label in order:
     if not m:
         print(f"| {what} | {wl} | failed | | | {allr} | {loads} |"); continue
     ref = base.get(wl)
-    print(f"| {what} | {wl} | {float(m[0]) / 1e3:.1f}K | {m[1]} | {float(m[0]) / ref:.3f} |" if ref else
+    print(f"| {what} | {wl} | {float(m[0]) / 1e3:.1f}K | {m[1]} | {float(m[0]) / ref:.3f} / {paired(label, wl)} |" if ref else
           f"| {what} | {wl} | {float(m[0]) / 1e3:.1f}K | {m[1]} | - |", f"{allr} | {loads} |")
 PY

@@ -188,8 +188,8 @@ void LvolBdev::fail_waiting(BdevIo* io, int rc) {
 
 void LvolBdev::submit_rw(IoChannel* ch, BdevIo* io) {
     auto* c = static_cast<LvolChannel*>(ch);
-    const uint64_t cb = lvs->cluster_blocks();
-    const uint64_t idx = io->offset_blocks / cb, within = io->offset_blocks % cb;
+    const uint64_t idx = io->offset_blocks >> lvs->cluster_shift();
+    const uint64_t within = io->offset_blocks & (lvs->cluster_blocks() - 1);
     uint32_t pcl = map_->get(idx);
     int rc;
     if (io->type == IoType::Write) {
@@ -246,7 +246,8 @@ void LvolBdev::read_esnap(IoChannel* ch, BdevIo* io, Esnap* e, uint64_t idx, uin
         if (!c->esnap_ch) return complete(io, IoStatus::Failed);
     }
     const uint64_t at = idx * lvs->cluster_blocks() + within;
-    const uint64_t n = at >= o->num_blocks ? 0 : std::min(io->num_blocks, o->num_blocks - at);
+    const uint64_t ext_blocks = o->blocks();
+    const uint64_t n = at >= ext_blocks ? 0 : std::min(io->num_blocks, ext_blocks - at);
     if (n == 0) {
         for (int i = 0; i < io->iovcnt; ++i)
             std::memset(io->iovs[i].iov_base, 0, io->iovs[i].iov_len);

@@ -3,6 +3,7 @@
 #include "util/log.h"
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 
@@ -29,6 +30,8 @@ LvolBdev* find_lvol(const std::string& name) {
 }
 
 Lvstore::Lvstore(BdevDesc* base, Recovered r) : base_desc(base), sb(r.sb), state(r.state) {
+    cluster_shift_ = uint32_t(std::countr_zero(sb.cluster_bytes / base->bdev()->block_size));
+    data_start_ = sb.data_offset / base->bdev()->block_size;
     journal = std::make_unique<LvsJournal>(base, sb, &state, r);
 }
 
@@ -204,7 +207,7 @@ void Lvstore::fill_range(uint32_t lvol_id, uint64_t idx, uint32_t pcl, uint64_t 
     EsnapOpen* o = e->open.load(std::memory_order_acquire);
     if (!o) return done(false);
     const uint64_t at = idx * sb.cluster_bytes + off,
-                   have = o->num_blocks * o->desc->bdev()->block_size;
+                   have = o->blocks() * o->desc->bdev()->block_size;
     if (at >= have) return md_zero(base_desc, dst, len, std::move(done));
     const uint64_t n = std::min<uint64_t>(len, have - at);
     ++e->users;  // the open stays until this fill is done

@@ -27,10 +27,12 @@ class Lvstore {
     bool unloading = false;
 
     Bdev* base() const { return base_desc->bdev(); }
-    uint64_t cluster_blocks() const { return sb.cluster_bytes / base()->block_size; }
+    uint64_t cluster_blocks() const { return uint64_t(1) << cluster_shift_; }
+    // log2(cluster_blocks()): the data path splits an offset into cluster and block within it.
+    uint32_t cluster_shift() const { return cluster_shift_; }
     // Base block where base cluster `pcl` starts.
     uint64_t cluster_start(uint32_t pcl) const {
-        return (sb.data_offset + uint64_t(pcl) * sb.cluster_bytes) / base()->block_size;
+        return data_start_ + (uint64_t(pcl) << cluster_shift_);
     }
     std::string alias(const LvolMeta& l) const { return sb.name + "/" + l.name; }
 
@@ -69,6 +71,11 @@ class Lvstore {
     nlohmann::json info_json() const;
 
   private:
+    // Fixed for the store's life (cluster and block sizes are powers of two): the data path's
+    // translation is shifts and adds, not three 64-bit divisions per I/O.
+    uint32_t cluster_shift_ = 0;
+    uint64_t data_start_ = 0;  // sb.data_offset in base blocks
+
     struct Waiter {
         BdevIo* io;
         Thread* origin;
