@@ -297,6 +297,14 @@ std::vector<std::string> LvsState::check() const {
             }
             owner[c] = id;
         }
+        // Only a chain's top may have an external parent: a clone of a snapshot reads its
+        // unallocated clusters from the snapshot, so a second, external source is a contradiction.
+        if (l.parent != kNoLvol && !l.esnap.empty()) {
+            const LvolMeta* pl = lvol(l.parent);
+            out.push_back("lvol " + l.name + ": has a parent (" +
+                          (pl ? pl->name : std::to_string(l.parent)) +
+                          ") and an external parent (" + l.esnap + ")");
+        }
         // The parent chain ends, without a cycle, at a snapshot that exists.
         std::set<uint32_t> chain{id};
         for (uint32_t p = l.parent; p != kNoLvol;) {

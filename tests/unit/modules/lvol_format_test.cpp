@@ -851,6 +851,16 @@ TEST(LvolState, CheckFindsBrokenParentChains) {
     p.read_only = true;
     EXPECT_TRUE(check_of(8, {p, k}).empty());
 
+    // A clone of a snapshot that also records an external parent: only a chain's top may.
+    LvolMeta both = make_lvol(2, "both", 2, true, {}, 1);
+    both.esnap = "ext0";
+    msgs = check_of(8, {p, both});
+    EXPECT_TRUE(has_message(msgs, "lvol both: has a parent (p) and an external parent (ext0)"))
+        << ::testing::PrintToString(msgs);
+    LvolMeta top = p;
+    top.esnap = "ext0";  // the top of the chain with an external parent is fine
+    EXPECT_TRUE(check_of(8, {top, k}).empty());
+
     // The same name twice.
     msgs = check_of(8, {make_lvol(1, "dup", 1, true), make_lvol(2, "dup", 1, true)});
     EXPECT_TRUE(has_message(msgs, "lvol name dup is used twice"));
