@@ -26,8 +26,11 @@ class Lvstore;
 // every channel dropped its channel to it and no cluster fill reads it any more.
 struct EsnapOpen {
     BdevDesc* desc;
-    uint64_t gen;         // unique per open: channels cache their channel to it by this
-    uint64_t num_blocks;  // the bdev's size when opened; reads past it are zeros
+    uint64_t gen;  // unique per open: channels cache their channel to it by this
+    // The bdev's size: taken when opened, followed when it grows (its resize event; the bdev
+    // layer refuses to shrink an open bdev). Reads past it are zeros.
+    std::atomic<uint64_t> num_blocks;
+    uint64_t blocks() const { return num_blocks.load(std::memory_order_acquire); }
 };
 
 // An external parent of lvols of a store, as recorded (LvolMeta::esnap: the bdev's UUID string,

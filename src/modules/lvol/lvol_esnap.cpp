@@ -109,9 +109,23 @@ bool Lvstore::esnap_attach(Esnap* e, Bdev* b, std::string* err) {
     const uint64_t gen = next_gen();
     Lvstore* self = this;
     auto on_event = [self, e, gen](BdevEvent ev, Bdev* bdev) {
-        if (ev != BdevEvent::Remove) return;
-        const EsnapOpen* o = e->open.load(std::memory_order_acquire);
+        EsnapOpen* o = e->open.load(std::memory_order_acquire);
         if (!o || o->gen != gen) return;
+        if (ev == BdevEvent::Resize) {
+            // Grown: the clones' unwritten clusters past the old end read its data from now on,
+            // as they would after a restart. Only growth is followed: the bdev layer refuses to
+            // shrink an open bdev, and were one to shrink, reads past its new end must fail at
+            // the bdev rather than turn into zeros.
+            const uint64_t was = o->blocks();
+            if (bdev->num_blocks <= was) return;
+            o->num_blocks.store(bdev->num_blocks, std::memory_order_release);
+            NOC_INFO("lvol",
+                     "lvstore {}: external parent {} ({}) resized from {} to {} blocks: its "
+                     "clones read it up to the new end",
+                     self->sb.name, bdev->name, e->id, was, bdev->num_blocks);
+            return;
+        }
+        if (ev != BdevEvent::Remove) return;
         NOC_WARN("lvol",
                  "lvstore {}: external parent {} ({}) is going away: its clones are degraded "
                  "until it is back",

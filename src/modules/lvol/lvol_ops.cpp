@@ -460,7 +460,7 @@ void lvol_decouple_parent(const std::string& lvol, Result done) {
         // A clone of an external bdev: what that bdev holds is copied (SPDK), then the link goes.
         if (refuse_degraded(s, m, done)) return;
         const EsnapOpen* o = s->esnap(m->esnap)->open.load(std::memory_order_acquire);
-        const uint64_t have = o ? o->num_blocks * s->base()->block_size : 0;
+        const uint64_t have = o ? o->blocks() * s->base()->block_size : 0;
         const uint64_t cb = s->sb.cluster_bytes;
         allocate_each(
             b, [have, cb](uint64_t i) { return i * cb < have; }, 0,

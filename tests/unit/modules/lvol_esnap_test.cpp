@@ -167,6 +167,42 @@ TEST(LvolEsnap, CloneReadsTheBdevCopiesOnFirstWriteAndRefusesBadInput) {
     EXPECT_FALSE(claimed(env, "ext"));
 }
 
+// The external bdev grows (a resize event on the store's open): the clones read it up to its new
+// end at once, as they would after a restart; an open external bdev cannot shrink.
+TEST(LvolEsnap, AGrownExternalParentIsReadUpToItsNewEnd) {
+    ModEnv env(1);
+    make_malloc(env, "m0", 64 * 256, 4096);
+    ASSERT_EQ(make_store(env, "m0", "lvs").rc, 0);
+    make_malloc(env, "ext", 768, 4096);  // memory for three clusters, presented as 2.5 at first
+    write_pattern(env, "ext", 0, 768, 5);
+    auto set_size = [&](uint64_t blocks) {
+        int rc = 1;
+        env.run(env.ctl(),
+                [&] { rc = bdev_notify_blockcnt_change(bdev_get_by_name("ext"), blocks); });
+        env.run(env.ctl(), [] {});  // the descriptors' events, queued behind
+        return rc;
+    };
+    ASSERT_EQ(set_size(640), 0);
+    ASSERT_EQ(clone_bdev(env, "ext", "ec").rc, 0);
+    EXPECT_EQ(lvol_entry(env, "ec")["num_clusters"], 3);
+    EXPECT_TRUE(holds(env, "lvs/ec", 640, 128, 0)) << "past its end: zeros";
+    EXPECT_EQ(set_size(512), -EBUSY) << "the clones have it open";
+    {
+        TestDesc d(env, "lvs/ec", false);  // a channel that has read the external bdev
+        ASSERT_EQ(d.open_rc(), 0);
+        EXPECT_TRUE(holds(d, 600, 40, 5, 0));
+        EXPECT_TRUE(holds(d, 640, 128, 0));
+        ASSERT_EQ(set_size(768), 0);
+        EXPECT_TRUE(holds(d, 600, 168, 5, 0)) << "read up to the new end";
+    }
+    // A first write past the old end fills the rest of the cluster from the grown part.
+    write_pattern(env, "lvs/ec", 700, 2, 9);
+    EXPECT_TRUE(holds(env, "lvs/ec", 512, 188, 5, 0));
+    EXPECT_TRUE(holds(env, "lvs/ec", 700, 2, 9));
+    EXPECT_TRUE(holds(env, "lvs/ec", 702, 66, 5, 0));
+    EXPECT_TRUE(holds(env, "ext", 700, 2, 5, 0)) << "the external bdev is not written";
+}
+
 TEST(LvolEsnap, DegradedWithoutTheBdevHealsWhenItAppearsAndSurvivesHotRemove) {
     ModEnv env(1);
     const std::string uuid = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
