@@ -320,7 +320,7 @@ void LvolBdev::submit_ranges(IoChannel* ch, BdevIo* io) {
 }
 
 void LvolBdev::freeze(std::function<void()> done) {
-    frozen_.store(true, std::memory_order_seq_cst);
+    frozen_.fetch_add(1, std::memory_order_seq_cst);
     // Each channel, on its own thread: wait until nothing it submitted is in flight.
     struct Drain {
         LvolChannel* ch;
@@ -382,7 +382,7 @@ void LvolBdev::drop_esnap_channel(uint64_t gen, std::function<void()> done) {
 }
 
 void LvolBdev::unfreeze() {
-    frozen_.store(false, std::memory_order_seq_cst);
+    if (frozen_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;  // still frozen
     for_each_channel(
         [this](IoChannel& ch, std::function<void(int)> next) {
             auto* c = static_cast<LvolChannel*>(&ch);

@@ -85,8 +85,12 @@ class LvolBdev : public Bdev {
     bool read_only() const { return read_only_.load(std::memory_order_acquire); }
 
     // Control thread: holds new I/O and calls done once nothing is in flight on any channel.
+    // Freezes nest (a snapshot while a re-parent waits for its freeze): I/O resumes at the last
+    // unfreeze.
     void freeze(std::function<void()> done);
     void unfreeze();
+    // Control thread: inflates/decouples running on this lvol (its delete waits for none).
+    uint32_t long_ops = 0;
     // Control thread: every channel that caches a channel to the external parent open `gen`
     // waits until its reads of it are done and puts it; then done.
     void drop_esnap_channel(uint64_t gen, std::function<void()> done);
@@ -116,7 +120,7 @@ class LvolBdev : public Bdev {
     std::atomic<LvolBdev*> parent_{nullptr};
     std::atomic<Esnap*> esnap_{nullptr};
     std::atomic<bool> read_only_{false};
-    std::atomic<bool> frozen_{false};
+    std::atomic<uint32_t> frozen_{0};  // freeze depth
 };
 
 }  // namespace nocstor::lvol

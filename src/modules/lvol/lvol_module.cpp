@@ -389,6 +389,10 @@ void lvs_delete(const std::string& uuid, const std::string& name, Result done) {
         if (b->open_descriptors())
             return done(-EBUSY,
                         "lvol " + b->aliases.front() + " is open (exported?): delete it first");
+        if (b->long_ops)
+            return done(-EBUSY, "lvol " + b->aliases.front() +
+                                    " is being inflated or decoupled: delete the store once "
+                                    "that is done");
     }
     unload(s, true, [done](int rc) { done(rc, rc ? "metadata write failed" : ""); });
 }

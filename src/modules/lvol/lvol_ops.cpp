@@ -293,6 +293,9 @@ void lvol_delete(const std::string& lvol, Result done) {
     const LvolMeta* m;
     if (!lookup(lvol, &b, &m, done)) return;
     Lvstore* s = b->lvs;
+    if (b->long_ops)
+        return done(-EBUSY, "lvol " + m->name +
+                                " is being inflated or decoupled: delete it once that is done");
     const auto kids = s->state.children(b->id);
     if (kids.size() > 1)
         return done(-EBUSY, "snapshot " + m->name + " has " + std::to_string(kids.size()) +
@@ -394,10 +397,17 @@ void allocate_each(LvolBdev* b, std::function<bool(uint64_t)> want, uint64_t fro
 }
 
 // The lvol's parent becomes `parent` (kNoLvol: none) and its external parent `esnap` ("" none):
-// frozen, the change applied, the data path switched, committed, unfrozen.
-void reparent(LvolBdev* b, uint32_t parent, const std::string& esnap, Result done) {
+// frozen, the change applied, the data path switched, committed, unfrozen. With `planned`: once
+// frozen, unless planned() still holds (the chain changed meanwhile), nothing is changed and
+// replan() runs instead.
+void reparent(LvolBdev* b, uint32_t parent, const std::string& esnap, Result done,
+              std::function<bool()> planned = nullptr, std::function<void()> replan = nullptr) {
     Lvstore* s = b->lvs;
-    b->freeze([s, b, parent, esnap, done] {
+    b->freeze([s, b, parent, esnap, done, planned, replan] {
+        if (planned && !planned()) {
+            b->unfreeze();
+            return replan();
+        }
         Op op;
         op.type = OpType::SetParent;
         op.id = b->id;
@@ -431,45 +441,95 @@ bool refuse_degraded(const Lvstore* s, const LvolMeta* m, Result& done) {
 
 }  // namespace
 
-void lvol_inflate(const std::string& lvol, Result done) {
-    LvolBdev* b;
-    const LvolMeta* m;
-    if (!lookup(lvol, &b, &m, done)) return;
-    if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
-    if (refuse_degraded(b->lvs, m, done)) return;
+namespace {
+
+// Inflate and decouple copy a cluster at a time. Meanwhile a snapshot of the lvol may take the
+// clusters it has (it becomes a clone of the snapshot), or its parent may be merged into it by a
+// delete: with the lvol frozen for the final re-parent, each checks that its copies still cover
+// what the lvol's chain gives it, and otherwise runs again on the chain as it is now (as if it
+// had been asked after the change), a bounded number of times.
+constexpr int kMaxReplans = 8;
+
+// done, and the lvol's long operation over (its delete is allowed again).
+Result long_op(LvolBdev* b, Result done) {
+    ++b->long_ops;
+    return [b, done](int rc, std::string msg) {
+        --b->long_ops;
+        done(rc, std::move(msg));
+    };
+}
+
+// True when `m` owns every cluster that `want` selects.
+bool owns_all(const LvolMeta* m, const std::function<bool(uint64_t)>& want) {
+    for (uint64_t i = 0; i < m->map.size(); ++i)
+        if (m->map[i] == kUnallocated && want(i)) return false;
+    return true;
+}
+
+Result replans_exhausted(Result done, const char* what) {
+    return [done, what](int, std::string) {
+        done(-EBUSY,
+             std::string("the lvol's parent chain kept changing while ") + what + ": run it again");
+    };
+}
+
+void run_inflate(LvolBdev* b, int attempt, Result done) {
     // Every cluster becomes its own (copied from the parent chain or the external parent, or
     // zeroed).
     allocate_each(
         b, [](uint64_t) { return true; }, 0,
-        [b, done](int rc) {
+        [b, attempt, done](int rc) {
             if (rc == -ENOSPC) return done(rc, "the lvstore ran out of clusters while inflating");
             if (rc) return done(rc, "allocation failed");
-            reparent(b, kNoLvol, "", done);
+            Lvstore* s = b->lvs;
+            auto planned = [s, b] {
+                const LvolMeta* m = s->state.lvol(b->id);
+                return m && owns_all(m, [](uint64_t) { return true; });
+            };
+            auto replan = [b, attempt, done] {
+                if (attempt + 1 >= kMaxReplans)
+                    return replans_exhausted(done, "inflating")(-EBUSY, "");
+                NOC_INFO("lvol", "inflate of {}: a snapshot took clusters meanwhile; again",
+                         b->aliases.front());
+                run_inflate(b, attempt + 1, done);
+            };
+            reparent(b, kNoLvol, "", done, planned, replan);
         });
 }
 
-void lvol_decouple_parent(const std::string& lvol, Result done) {
-    LvolBdev* b;
-    const LvolMeta* m;
-    if (!lookup(lvol, &b, &m, done)) return;
-    if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
-    if (m->parent == kNoLvol && m->esnap.empty())
-        return done(-EINVAL, "lvol " + lvol + " has no parent");
+void run_decouple(LvolBdev* b, int attempt, Result done) {
     Lvstore* s = b->lvs;
+    const LvolMeta* m = s->state.lvol(b->id);
+    if (!m) return done(-ENODEV, "the lvol is gone");
+    if (m->parent == kNoLvol && m->esnap.empty()) {
+        // Asked with a parent, which a delete merged into the lvol meanwhile, with no parent of
+        // its own left: nothing to decouple from any more.
+        if (attempt > 0) return done(0, "");
+        return done(-EINVAL, "lvol " + m->name + " has no parent");
+    }
+    auto replan = [b, attempt, done] {
+        if (attempt + 1 >= kMaxReplans) return replans_exhausted(done, "decoupling")(-EBUSY, "");
+        NOC_INFO("lvol", "decouple of {}: its parent chain changed meanwhile; again",
+                 b->aliases.front());
+        run_decouple(b, attempt + 1, done);
+    };
     if (m->parent == kNoLvol) {
         // A clone of an external bdev: what that bdev holds is copied (SPDK), then the link goes.
         if (refuse_degraded(s, m, done)) return;
-        const EsnapOpen* o = s->esnap(m->esnap)->open.load(std::memory_order_acquire);
+        const std::string esnap = m->esnap;
+        const EsnapOpen* o = s->esnap(esnap)->open.load(std::memory_order_acquire);
         const uint64_t have = o ? o->blocks() * s->base()->block_size : 0;
         const uint64_t cb = s->sb.cluster_bytes;
-        allocate_each(
-            b, [have, cb](uint64_t i) { return i * cb < have; }, 0,
-            [b, done](int rc) {
-                if (rc == -ENOSPC)
-                    return done(rc, "the lvstore ran out of clusters while decoupling");
-                if (rc) return done(rc, "allocation failed");
-                reparent(b, kNoLvol, "", done);
-            });
+        auto want = [have, cb](uint64_t i) { return i * cb < have; };
+        allocate_each(b, want, 0, [s, b, esnap, want, replan, done](int rc) {
+            if (rc == -ENOSPC) return done(rc, "the lvstore ran out of clusters while decoupling");
+            if (rc) return done(rc, "allocation failed");
+            auto planned = [s, b, esnap, want] {
+                const LvolMeta* m = s->state.lvol(b->id);
+                return m && m->parent == kNoLvol && m->esnap == esnap && owns_all(m, want);
+            };
+            reparent(b, kNoLvol, "", done, planned, replan);
+        });
         return;
     }
     const uint32_t parent = m->parent;
@@ -479,12 +539,43 @@ void lvol_decouple_parent(const std::string& lvol, Result done) {
         const LvolMeta* p = s->state.lvol(parent);
         return p && i < p->map.size() && p->map[i] != kUnallocated;
     };
-    allocate_each(b, want, 0, [s, b, parent, done](int rc) {
+    allocate_each(b, want, 0, [s, b, parent, want, replan, done](int rc) {
         if (rc == -ENOSPC) return done(rc, "the lvstore ran out of clusters while decoupling");
         if (rc) return done(rc, "allocation failed");
         const LvolMeta* p = s->state.lvol(parent);
-        reparent(b, p ? p->parent : kNoLvol, p && p->parent == kNoLvol ? p->esnap : "", done);
+        if (!p) return replan();  // merged into the lvol by a delete
+        // The parent's own parent takes its place; checked again once frozen, with the copies.
+        const uint32_t grand = p->parent;
+        const std::string grand_esnap = p->parent == kNoLvol ? p->esnap : "";
+        auto planned = [s, b, parent, grand, grand_esnap, want] {
+            const LvolMeta* m = s->state.lvol(b->id);
+            const LvolMeta* p = s->state.lvol(parent);
+            return m && p && m->parent == parent && p->parent == grand &&
+                   (grand != kNoLvol || p->esnap == grand_esnap) && owns_all(m, want);
+        };
+        reparent(b, grand, grand_esnap, done, planned, replan);
     });
+}
+
+}  // namespace
+
+void lvol_inflate(const std::string& lvol, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
+    if (refuse_degraded(b->lvs, m, done)) return;
+    run_inflate(b, 0, long_op(b, done));
+}
+
+void lvol_decouple_parent(const std::string& lvol, Result done) {
+    LvolBdev* b;
+    const LvolMeta* m;
+    if (!lookup(lvol, &b, &m, done)) return;
+    if (m->read_only) return done(-EPERM, "lvol " + lvol + " is read-only");
+    if (m->parent == kNoLvol && m->esnap.empty())
+        return done(-EINVAL, "lvol " + lvol + " has no parent");
+    run_decouple(b, 0, long_op(b, done));
 }
 
 void lvol_clone_bdev(const std::string& bdev, const std::string& lvs_name,

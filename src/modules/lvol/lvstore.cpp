@@ -129,6 +129,16 @@ void Lvstore::allocate(LvolBdev* lvol, uint64_t idx, BdevIo* io, Thread* origin,
     const uint32_t id = lvol->id;
     fill_cluster(id, idx, pcl, a.carried, [this, id, idx, pcl](bool ok) {
         if (!ok) return finish_alloc(id, idx, -EIO);
+        if (const LvolMeta* m = state.lvol(id);
+            m && idx < m->map.size() && m->map[idx] != kUnallocated) {
+            // A delete merged the parent's cluster into the lvol while this copy of it was
+            // filled: the same data, so the merged one stays. Only an inflate's or a decouple's
+            // copy can race so (the merge freezes the lvol, which waits for writes that wait
+            // for their cluster); a carried write's data would be lost: failed, never dropped.
+            auto it = allocs_.find({id, idx});
+            const bool carried = it != allocs_.end() && it->second.carried;
+            return finish_alloc(id, idx, carried ? -EIO : 0, false);
+        }
         Op op;
         op.type = OpType::AllocRuns;
         op.id = id;
@@ -142,7 +152,7 @@ void Lvstore::allocate(LvolBdev* lvol, uint64_t idx, BdevIo* io, Thread* origin,
     });
 }
 
-void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc) {
+void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc, bool publish) {
     auto it = allocs_.find({id, idx});
     if (it == allocs_.end()) return;
     Alloc a = std::move(it->second);
@@ -150,7 +160,7 @@ void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc) {
     reserved.erase(a.pcl);
     auto b = bdevs.find(id);
     LvolBdev* lvol = b == bdevs.end() ? nullptr : b->second;
-    if (rc == 0 && lvol) lvol->publish(idx, a.pcl);
+    if (rc == 0 && lvol && publish) lvol->publish(idx, a.pcl);
     for (Waiter& w : a.waiters) {
         if (!w.io) {
             w.done(rc);

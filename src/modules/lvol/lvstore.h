@@ -100,7 +100,8 @@ class Lvstore {
     uint64_t nospace_refused_ = 0;
     bool nospace_logged_ = false;
     std::chrono::steady_clock::time_point nospace_last_{};
-    void finish_alloc(uint32_t id, uint64_t idx, int rc);
+    // publish false: the lvol got the cluster otherwise meanwhile; the new one goes back unused.
+    void finish_alloc(uint32_t id, uint64_t idx, int rc, bool publish = true);
     std::map<std::pair<uint32_t, uint64_t>, Alloc> allocs_;
 
   public:
