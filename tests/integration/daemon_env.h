@@ -195,6 +195,17 @@ class Daemon {
 // Three data clusters (1-3) sharing core 0 with the control plane: multi-cluster tests on 2 cpus.
 inline const std::string kThreeClusterPlan = "0:control:0;1:data:0;2:data:0;3:data:0";
 
+// Polls p() every 100 ms until it holds (true) or `seconds` pass (false).
+template <typename Pred>
+bool wait_until(Pred p, int seconds) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+        if (p()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+}
+
 // n pseudo-random bytes from `seed`.
 inline std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
     std::vector<uint8_t> v(n);

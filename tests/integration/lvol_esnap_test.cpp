@@ -1,7 +1,8 @@
 // Clones of an external bdev (bdev_lvol_clone_bdev) through the daemon: the clone exported over
 // NVMe/TCP reads the external bdev's data and keeps its own writes, the external file is never
 // written, a restart with the external bdev configured brings the clone back healthy, and a
-// start without it leaves the clone degraded until the bdev is created again.
+// start without it leaves the clone degraded until the bdev is created again. A golden image
+// served by another node over NVMe/TCP: the node lost, the clone is degraded; back, healthy.
 #include "daemon_env.h"
 #include "nvmf_host.h"
 #include "nvmf_host_cmds.h"
@@ -201,6 +202,87 @@ TEST(LvolEsnapDaemon, CloneOfABdevOverNvmfRestartsHealthyOrDegraded) {
     ASSERT_TRUE(got);
     EXPECT_EQ(*got, slice(ext_data, 4096, 4096));
     EXPECT_EQ(d.stop(), 0);
+}
+
+// The usual external parent: a golden image served by another node over NVMe/TCP. That node
+// dies: once the controller is given up (ctrlr_loss_timeout_sec) its bdev is hot-removed and the
+// clone is degraded (reads of the image fail, its own clusters read). The node back and the
+// controller attached again, the clone is healthy with no restart.
+TEST(LvolEsnapDaemon, GoldenImageOverNvmfLostAndBack) {
+    const std::string dir_a = temp_dir(), img = dir_a + "/golden", cfg_a = dir_a + "/a.json";
+    const std::vector<uint8_t> gold = pattern(kExtBytes, 91);
+    write_file(img, gold, kExtBytes);
+    const std::string kGold = "nqn.2024-01.io.nocstor:golden";
+    const uint16_t port_a = free_tcp_port(), port_b = free_tcp_port();
+    auto a = std::make_unique<Daemon>(std::vector<std::string>{"-c", cfg_a, "--persist", "--empty"},
+                                      dir_a);
+    ASSERT_TRUE(a->alive()) << a->log();
+    a->ok("bdev_uring_create", {{"name", "G"}, {"filename", img}, {"block_size", 512}});
+    export_over_nvmf(*a, kGold, "G", port_a);
+
+    const std::string dir_b = temp_dir(), disk = dir_b + "/disk";
+    write_file(disk, {}, 64 * kMiB);
+    Daemon b({"--empty"}, dir_b);
+    ASSERT_TRUE(b.alive()) << b.log();
+    b.ok("bdev_uring_create", {{"name", "D0"}, {"filename", disk}, {"block_size", 512}});
+    b.ok("bdev_lvol_create_lvstore",
+         {{"bdev_name", "D0"}, {"lvs_name", "lvs"}, {"cluster_sz", 1 << 20}});
+    const json attach = {{"name", "Gold"},
+                         {"trtype", "TCP"},
+                         {"adrfam", "IPv4"},
+                         {"traddr", "127.0.0.1"},
+                         {"trsvcid", std::to_string(port_a)},
+                         {"subnqn", kGold},
+                         {"reconnect_delay_sec", 1},
+                         {"ctrlr_loss_timeout_sec", 2},
+                         {"fast_io_fail_timeout_sec", 0}};
+    EXPECT_EQ(b.ok("bdev_nvme_attach_controller", attach), json::array({"Goldn1"}));
+    b.ok("bdev_lvol_clone_bdev", {{"bdev", "Goldn1"}, {"lvs_name", "lvs"}, {"clone_name", "ec"}});
+    export_over_nvmf(b, kNqn, "lvs/ec", port_b);
+    IoSession s(port_b, kNqn);
+    ASSERT_TRUE(s.up) << b.log();
+    uint16_t cid = 1;
+    const std::vector<uint8_t> mine = pattern(4096, 6);
+    const uint64_t mine_at = 2 * kMiB + 4096;
+    auto w = write_incapsule(s.io, cid++, mine_at / 512, mine);
+    ASSERT_TRUE(w && w->status.ok());
+    ASSERT_TRUE(flush_ns1(s.io, cid++));
+    auto got = ns_read(s, cid, kMiB, 8192);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, slice(gold, kMiB, 8192));
+
+    // The golden image's node dies without closing anything.
+    kill(a->pid(), SIGKILL);
+    a->stop();
+    a.reset();
+    EXPECT_TRUE(wait_until([&] { return lvol(b, "ec")["is_degraded"] == true; }, 30))
+        << "the clone never noticed: " << lvol(b, "ec").dump() << "\n"
+        << b.log();
+    EXPECT_FALSE(b.call("bdev_get_bdevs", {{"name", "Goldn1"}}).ok()) << "hot-removed";
+    EXPECT_FALSE(ns_read(s, cid, kMiB, 4096)) << "never zeros instead of the image";
+    got = ns_read(s, cid, mine_at, 4096);
+    ASSERT_TRUE(got) << "its own cluster reads";
+    EXPECT_EQ(*got, mine);
+    got = ns_read(s, cid, 2 * kMiB, 4096);
+    ASSERT_TRUE(got) << "filled from the image at the first write";
+    EXPECT_EQ(*got, slice(gold, 2 * kMiB, 4096));
+
+    // The node comes back (its saved configuration), the controller is attached again.
+    Daemon a2({"-c", cfg_a, "--persist"}, dir_a);
+    ASSERT_TRUE(a2.alive()) << a2.log();
+    b.ok("bdev_nvme_attach_controller", attach);
+    EXPECT_TRUE(wait_until([&] { return lvol(b, "ec")["is_degraded"] == false; }, 10))
+        << lvol(b, "ec").dump() << "\n"
+        << b.log();
+    got = ns_read(s, cid, kMiB, 8192);
+    ASSERT_TRUE(got) << b.log();
+    EXPECT_EQ(*got, slice(gold, kMiB, 8192));
+    got = ns_read(s, cid, mine_at, 4096);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, mine);
+    EXPECT_EQ(read_file(img, kExtBytes), gold) << "the image was never written";
+    EXPECT_EQ(b.stop(), 0) << b.log();
+    EXPECT_EQ(a2.stop(), 0) << a2.log();
 }
 
 }  // namespace

@@ -20,16 +20,6 @@ json controller(Daemon& b) {
     return cs[0]["ctrlrs"][0];
 }
 
-template <typename Pred>
-bool wait_until(Pred p, int seconds) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (std::chrono::steady_clock::now() < end) {
-        if (p()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
-}
-
 }  // namespace
 
 TEST(NvmeReconnect, ControllerReconnectsAfterTheTargetIsKilledAndRestarted) {
