@@ -160,7 +160,12 @@ void Lvstore::finish_alloc(uint32_t id, uint64_t idx, int rc, bool publish) {
     reserved.erase(a.pcl);
     auto b = bdevs.find(id);
     LvolBdev* lvol = b == bdevs.end() ? nullptr : b->second;
-    if (rc == 0 && lvol && publish) lvol->publish(idx, a.pcl);
+    // Published only while the state still gives the cluster to the lvol: between the apply and
+    // the commit's end a snapshot may have taken it (or a shrink dropped it). Only an inflate's or
+    // a decouple's allocation can be overtaken so; a write's holds off the freeze.
+    const LvolMeta* m = state.lvol(id);
+    const bool still_its = m && idx < m->map.size() && m->map[idx] == a.pcl;
+    if (rc == 0 && lvol && publish && still_its) lvol->publish(idx, a.pcl);
     for (Waiter& w : a.waiters) {
         if (!w.io) {
             w.done(rc);
