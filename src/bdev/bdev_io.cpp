@@ -135,17 +135,21 @@ BdevIo* alloc_io(BdevChannel* ch) {
     return io;
 }
 
+// True when blocks [first, first + n) cross a multiple of `boundary` (n > 0). Boundaries (strips,
+// clusters) are nearly always powers of two: a mask then, not two 64-bit divisions per I/O.
+inline bool crosses_boundary(uint64_t first, uint64_t n, uint64_t boundary) {
+    const uint64_t last = first + n - 1;
+    if ((boundary & (boundary - 1)) == 0) return ((first ^ last) & ~(boundary - 1)) != 0;
+    return first / boundary != last / boundary;
+}
+
 bool needs_split(const BdevIo* io) {
     const Bdev* b = io->bdev;
     if (io->type == IoType::WriteZeroes) return !b->io_type_supported(IoType::WriteZeroes);
     if (io->type != IoType::Read && io->type != IoType::Write) return false;
     if (b->max_transfer_blocks && io->num_blocks > b->max_transfer_blocks) return true;
-    if (b->optimal_io_boundary) {
-        uint64_t first = io->offset_blocks / b->optimal_io_boundary;
-        uint64_t last = (io->offset_blocks + io->num_blocks - 1) / b->optimal_io_boundary;
-        if (first != last) return true;
-    }
-    return false;
+    return b->optimal_io_boundary &&
+           crosses_boundary(io->offset_blocks, io->num_blocks, b->optimal_io_boundary);
 }
 
 // Largest child starting at `start` within the parent, by boundary and transfer limits.
@@ -434,8 +438,8 @@ int bdev_forward_io(BdevDesc* desc, IoChannel* ioch, BdevIo* io, uint64_t offset
         b->required_alignment > io->bdev->required_alignment)
         return -ENOTSUP;
     if (b->max_transfer_blocks && io->num_blocks > b->max_transfer_blocks) return -ENOTSUP;
-    if (b->optimal_io_boundary && offset_blocks / b->optimal_io_boundary !=
-                                      (offset_blocks + io->num_blocks - 1) / b->optimal_io_boundary)
+    if (b->optimal_io_boundary &&
+        crosses_boundary(offset_blocks, io->num_blocks, b->optimal_io_boundary))
         return -ENOTSUP;
     BdevChannel* ch = as_bdev_channel(ioch);
     io->forward[io->forward_depth++] = {io->channel, io->offset_blocks, io->parent, done, arg};

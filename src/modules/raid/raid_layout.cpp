@@ -78,8 +78,15 @@ Extent map_plain(const Geometry& g, uint64_t lba, uint64_t blocks) {
         strip = lba / sb;
         row = lba % sb;
     }
-    e.member = uint32_t(strip % g.members);
-    e.member_block = g.data_offset + (strip / g.members) * g.strip_blocks + row;
+    uint64_t stripe;
+    if (g.members && (g.members & (g.members - 1)) == 0) {  // 1, 2, 4, 8 ... members: mask, shift
+        e.member = uint32_t(strip & (g.members - 1));
+        stripe = strip >> __builtin_ctz(g.members);
+    } else {
+        e.member = uint32_t(strip % g.members);
+        stripe = strip / g.members;
+    }
+    e.member_block = g.data_offset + stripe * g.strip_blocks + row;
     e.blocks = std::min(blocks, g.strip_blocks - row);
     return e;
 }

@@ -34,6 +34,7 @@ struct RamBdev : Bdev {
     std::atomic<bool> hold{false};             // keep I/O until release() / reset
     std::atomic<int> submitted{0};
     std::atomic<int> max_blocks_seen{0};
+    std::atomic<int> crossed_boundary{0};  // I/Os that reached it across optimal_io_boundary
     std::atomic<bool> zeroes_native{true};
     std::atomic<int> destructed{0};
 
@@ -79,6 +80,10 @@ struct RamBdev : Bdev {
     void submit_request(IoChannel* ch, BdevIo* io) override {
         submitted++;
         if (int(io->num_blocks) > max_blocks_seen) max_blocks_seen = int(io->num_blocks);
+        if (optimal_io_boundary && io->num_blocks &&
+            io->offset_blocks / optimal_io_boundary !=
+                (io->offset_blocks + io->num_blocks - 1) / optimal_io_boundary)
+            crossed_boundary++;
         auto* rc = static_cast<RamChannel*>(ch);
         if (io->type == IoType::Reset) {
             // Abort what is held on this channel, then succeed.
@@ -202,9 +207,12 @@ TEST_F(BdevLayerTest, RegistryRejectsDuplicatesAndBadGeometry) {
     EXPECT_EQ(bdev_get_by_name("dup0"), nullptr);
 }
 
-TEST_F(BdevLayerTest, WriteReadVerifyWithRandomIovecShapesAndSplitting) {
+// Boundaries: a power of two (the layer masks) and not one (it divides).
+class SplitTest : public BdevLayerTest, public ::testing::WithParamInterface<uint32_t> {};
+
+TEST_P(SplitTest, WriteReadVerifyWithRandomIovecShapesAndSplitting) {
     RamBdev* b = make_bdev("split0", 512, 4096);
-    b->optimal_io_boundary = 64;
+    b->optimal_io_boundary = GetParam();
     b->max_transfer_blocks = 24;
     BdevDesc* d = nullptr;
     ASSERT_EQ(bdev_open("split0", true, nullptr, &d), 0);
@@ -297,9 +305,12 @@ TEST_F(BdevLayerTest, WriteReadVerifyWithRandomIovecShapesAndSplitting) {
     EXPECT_EQ(mismatches.load(), 0);
     // Every I/O that reached the module respected both limits.
     EXPECT_LE(b->max_blocks_seen.load(), 24);
+    EXPECT_EQ(b->crossed_boundary.load(), 0);
     bdev_close(d);
     unregister(b);
 }
+
+INSTANTIATE_TEST_SUITE_P(Boundaries, SplitTest, ::testing::Values(64u, 48u));
 
 TEST_F(BdevLayerTest, RejectsBadRequestsWithoutCallingBack) {
     RamBdev* b = make_bdev("bad0", 512, 128);

@@ -88,6 +88,22 @@ TEST(RaidLayout, Raid0AndConcatMapping) {
     EXPECT_EQ(e.member, 0u);
     EXPECT_EQ(e.member_block, 4u + 1);
     EXPECT_EQ(e.blocks, 3u);
+    // Members and strips powers of two (masks and shifts) or not (divisions): the same mapping.
+    for (uint32_t members : {1u, 2u, 3u, 4u, 5u, 8u}) {
+        for (uint64_t strip : {4ull, 6ull}) {
+            g.members = members;
+            g.strip_blocks = strip;
+            g.data_offset = 16;
+            for (uint64_t lba = 0; lba < 200; ++lba) {
+                const uint64_t s = lba / strip;
+                e = map_plain(g, lba, 1000);
+                EXPECT_EQ(e.member, s % members) << members << " " << strip << " " << lba;
+                EXPECT_EQ(e.member_block, 16 + (s / members) * strip + lba % strip);
+                EXPECT_EQ(e.blocks, strip - lba % strip);
+            }
+        }
+    }
+    g.data_offset = 0;
     g.level = Level::Concat;
     g.concat_blocks = {8, 16, 4};
     e = map_plain(g, 10, 100);
