@@ -11,7 +11,9 @@
 #   bench/lvol_io_bench.sh [BUILD_DIR]     prints a markdown table (progress on stderr)
 #   bench/lvol_io_bench.sh --help
 #
-# env (defaults): T=3 (seconds per run), ROUNDS=3, BASE_MB=1024, SPAN=512M, QD=32
+# env (defaults): T=3 (seconds per run), ROUNDS=3, BASE_MB=1024, SPAN=512M, QD=32,
+# PAIRS_ONLY=0 (1: only the base/thick pairs, for many rounds: runs differ by up to 10% here, a
+# 3% difference needs a dozen paired rounds; see the paired column)
 set -euo pipefail
 
 case ${1:-} in -h | --help)
@@ -63,12 +65,18 @@ PY
   tail -n1 "$work/runs" >&2
 }
 echo "# $(date -Is) $(uname -n), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg); T=$T ROUNDS=$ROUNDS" >&2
+# pair WORKLOAD R: the base and the thick lvol back to back, in turns first (a machine that
+# speeds up or slows down within a round favours neither)
+pair() {
+  local base=(run "base malloc|4K $1 QD$QD" base m0 -w "$1" -o 4096 -q "$QD" --prefill)
+  local thick=(run "thick lvol|4K $1 QD$QD" thick lvs/vol -w "$1" -o 4096 -q "$QD" --prefill)
+  if [ $(($2 % 2)) = 1 ]; then "${base[@]}"; "${thick[@]}"; else "${thick[@]}"; "${base[@]}"; fi
+}
 for r in $(seq "$ROUNDS"); do
   echo "round $r" >&2
-  run "base malloc|4K randread QD$QD" base m0 -w randread -o 4096 -q "$QD" --prefill
-  run "thick lvol|4K randread QD$QD" thick lvs/vol -w randread -o 4096 -q "$QD" --prefill
-  run "base malloc|4K randwrite QD$QD" base m0 -w randwrite -o 4096 -q "$QD" --prefill
-  run "thick lvol|4K randwrite QD$QD" thick lvs/vol -w randwrite -o 4096 -q "$QD" --prefill
+  pair randread "$r"
+  pair randwrite "$r"
+  [ "${PAIRS_ONLY:-0}" = 1 ] && continue
   run "thin lvol, 4 MiB clusters, fresh|4K randwrite QD$QD (first writes allocate)" thin4m lvs/vol -w randwrite -o 4096 -q "$QD"
   run "thin lvol, 64 KiB clusters, fresh|4K randwrite QD$QD (first writes allocate)" thin64k lvs/vol -w randwrite -o 4096 -q "$QD"
   # Every write a first write: one 64 KiB write per 64 KiB cluster, sequential, as many as the
