@@ -27,6 +27,7 @@
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
 #include "util/histogram.h"
+#include "util/lat_clock.h"
 #include "util/log.h"
 #include "util/tick.h"
 
@@ -97,7 +98,7 @@ struct Slot {
     unsigned char* buf;
     iovec iov;
     uint64_t offset = 0;
-    uint64_t submit_ns = 0;
+    uint64_t submit_tick = 0;  // LatClock: the TSC where it is invariant, not a vDSO call
     BdevIoWaitEntry wait;
 };
 
@@ -245,7 +246,7 @@ class Job {
         bool is_read =
             cfg_.read_pct >= 100 || (cfg_.read_pct > 0 && int(rand64() % 100) < cfg_.read_pct);
         s.iov = {s.buf, cfg_.io_bytes};
-        s.submit_ns = now_ns();
+        s.submit_tick = LatClock::now();
         int rc = is_read ? bdev_readv(desc_, ch_, &s.iov, 1, s.offset, io_blocks_, done, &s)
                          : bdev_writev(desc_, ch_, &s.iov, 1, s.offset, io_blocks_, done, &s);
         if (rc == 0) {
@@ -276,12 +277,11 @@ class Job {
 
     void complete(Slot& s, bool ok) {
         --outstanding_;
-        uint64_t now = now_ns();
-        hist_.record(now - s.submit_ns);
+        hist_.record(LatClock::to_ns(s.submit_tick, LatClock::now()));
         ++ios_;
         if (!ok) ++errors_;
         s.offset = next_offset();
-        if (stopping_ || now >= end_ns_ || (cfg_.max_ios && issued_ >= cfg_.max_ios)) {
+        if (stopping_ || (cfg_.max_ios && issued_ >= cfg_.max_ios)) {  // the time: check_time
             stopping_ = true;
             maybe_finish();
             return;
