@@ -1,10 +1,10 @@
 // kill -9 loop on an lvstore over a file: every round verifies what earlier rounds made durable,
 // writes to a thin lvol through NVMe/TCP (first writes allocate clusters), flushes, then starts
-// a metadata operation (snapshot, clone, snapshot delete/merge, clone delete, resize) and more
-// writes and kills the daemon without warning. After each kill the offline checker finds the
-// store consistent; the next start reopens it (journal replay), every lvol is back, every write
-// acknowledged before a completed Flush reads back, and the writes in flight read back whole
-// sectors, old or new.
+// a metadata operation (snapshot, clone, snapshot delete/merge, clone delete, resize, inflate or
+// decouple of the written lvol) and more writes and kills the daemon without warning. After each
+// kill the offline checker finds the store consistent; the next start reopens it (journal replay),
+// every lvol is back, every write acknowledged before a completed Flush reads back, and the writes
+// in flight read back whole sectors, old or new.
 #include "daemon_env.h"
 #include "interop_util.h"
 #include "nvmf_host.h"
@@ -81,6 +81,13 @@ std::pair<std::string, json> churn(const std::map<std::string, json>& lvols, int
     if (!clones.empty()) return {"bdev_lvol_delete", {{"name", "lvs/" + clones.front()}}};
     if (round % 5 == 4)
         return {"bdev_lvol_resize", {{"name", "lvs/vol"}, {"size_in_mib", vol_mib + 1}}};
+    // vol copies clusters from its chain a cluster at a time, the kill cuts that short.
+    if (round % 5 == 2) {
+        const auto vol = lvols.find("vol");
+        const bool is_clone = vol != lvols.end() && vol->second["is_clone"] == true;
+        return {is_clone && rng() % 2 ? "bdev_lvol_decouple_parent" : "bdev_lvol_inflate",
+                {{"name", "lvs/vol"}}};
+    }
     if (snaps.size() >= 2) return {"bdev_lvol_delete", {{"name", "lvs/" + snaps.front()}}};
     if (snaps.size() == 1 && rng() % 2)
         return {"bdev_lvol_clone",
