@@ -271,7 +271,7 @@ void RaidBdev::submit_request(IoChannel* c, BdevIo* io) {
         bdev_io_complete(io, IoStatus::Success);  // nothing of ours to abort
         return;
     }
-    if (array_state() == ArrayState::Offline) {
+    if (!all_members_online() && array_state() == ArrayState::Offline) {
         bdev_io_complete(io, IoStatus::Failed);
         return;
     }

@@ -162,6 +162,12 @@ class RaidBdev : public Bdev {
     static constexpr uint64_t kMirrorUnitBlocks = 256;  // raid1 lock unit (rows)
     uint32_t failed_members() const;
     ArrayState array_state() const;
+    // The data path's check before array_state(): every member online (the common case).
+    bool all_members_online() const {
+        for (const auto& m : members_)
+            if (m->state.load(std::memory_order_acquire) != MemberState::Online) return false;
+        return true;
+    }
     const Parity& parity() const { return *parity_; }
 
     // Any thread: takes member m out of service after an I/O error (the first report wins, the

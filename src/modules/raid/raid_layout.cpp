@@ -51,44 +51,20 @@ uint64_t Geometry::num_blocks() const {
     }
 }
 
-Extent map_plain(const Geometry& g, uint64_t lba, uint64_t blocks) {
+Extent map_concat(const Geometry& g, uint64_t lba, uint64_t blocks) {
     Extent e;
-    if (g.level == Level::Concat) {
-        uint64_t start = 0;
-        for (uint32_t m = 0; m < g.members; ++m) {
-            const uint64_t size = g.concat_blocks[m];
-            if (lba < start + size) {
-                e.member = m;
-                e.member_block = g.data_offset + (lba - start);
-                e.blocks = std::min(blocks, start + size - lba);
-                return e;
-            }
-            start += size;
+    uint64_t start = 0;
+    for (uint32_t m = 0; m < g.members; ++m) {
+        const uint64_t size = g.concat_blocks[m];
+        if (lba < start + size) {
+            e.member = m;
+            e.member_block = g.data_offset + (lba - start);
+            e.blocks = std::min(blocks, start + size - lba);
+            return e;
         }
-        return e;  // beyond the end: blocks 0
+        start += size;
     }
-    // raid0. The strip is a power of two of blocks whenever the block size is one (a shift, not
-    // a division, per I/O).
-    const uint64_t sb = g.strip_blocks;
-    uint64_t strip, row;
-    if ((sb & (sb - 1)) == 0) {
-        strip = lba >> __builtin_ctzll(sb);
-        row = lba & (sb - 1);
-    } else {
-        strip = lba / sb;
-        row = lba % sb;
-    }
-    uint64_t stripe;
-    if (g.members && (g.members & (g.members - 1)) == 0) {  // 1, 2, 4, 8 ... members: mask, shift
-        e.member = uint32_t(strip & (g.members - 1));
-        stripe = strip >> __builtin_ctz(g.members);
-    } else {
-        e.member = uint32_t(strip % g.members);
-        stripe = strip / g.members;
-    }
-    e.member_block = g.data_offset + stripe * g.strip_blocks + row;
-    e.blocks = std::min(blocks, g.strip_blocks - row);
-    return e;
+    return e;  // beyond the end: blocks 0
 }
 
 StripeAddr map_stripe(const Geometry& g, uint64_t lba) {

@@ -62,9 +62,37 @@ struct Extent {
     uint64_t blocks = 0;
 };
 
+// concat: the member extent where array block `lba` lives (blocks 0 past the end).
+Extent map_concat(const Geometry& g, uint64_t lba, uint64_t blocks);
+
 // raid0 / concat: the member extent where array block `lba` lives and how many blocks follow
-// it on that member (at most `blocks`).
-Extent map_plain(const Geometry& g, uint64_t lba, uint64_t blocks);
+// it on that member (at most `blocks`). Inline: raid0 maps every I/O with it.
+inline Extent map_plain(const Geometry& g, uint64_t lba, uint64_t blocks) {
+    if (g.level == Level::Concat) return map_concat(g, lba, blocks);
+    // The strip is a power of two of blocks whenever the block size is one, and the member count
+    // often is: masks and shifts then, not divisions, per I/O.
+    const uint64_t sb = g.strip_blocks;
+    uint64_t strip, row;
+    if ((sb & (sb - 1)) == 0) {
+        strip = lba >> __builtin_ctzll(sb);
+        row = lba & (sb - 1);
+    } else {
+        strip = lba / sb;
+        row = lba % sb;
+    }
+    Extent e;
+    uint64_t stripe;
+    if (g.members && (g.members & (g.members - 1)) == 0) {
+        e.member = uint32_t(strip & (g.members - 1));
+        stripe = strip >> __builtin_ctz(g.members);
+    } else {
+        e.member = uint32_t(strip % g.members);
+        stripe = strip / g.members;
+    }
+    e.member_block = g.data_offset + stripe * sb + row;
+    e.blocks = blocks < sb - row ? blocks : sb - row;
+    return e;
+}
 
 // raid5 / raid6: array block `lba` is in stripe `stripe`, data index `d`, row `row` of the strip.
 struct StripeAddr {
