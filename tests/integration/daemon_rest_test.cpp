@@ -123,6 +123,13 @@ TEST(DaemonRest, MetricsAreStrictPrometheusText) {
     d.ok("bdev_lvol_create_lvstore",
          {{"bdev_name", "L0"}, {"lvs_name", "l\"s"}, {"cluster_sz", 1 << 20}});
     d.ok("bdev_lvol_create", {{"lvs_name", "l\"s"}, {"lvol_name", "v\"1"}, {"size_in_mib", 2}});
+    // And an array: the raid families.
+    for (const char* m : {"A0", "A1"})
+        d.ok("bdev_malloc_create", {{"name", m}, {"num_blocks", 2048}, {"block_size", 512}});
+    d.ok("bdev_raid_create", {{"name", "r\"0\\x"},
+                              {"raid_level", "raid1"},
+                              {"base_bdevs", {"A0", "A1"}},
+                              {"strip_size_kb", 0}});
     auto r = http_request(d.http_port(), "GET", "/metrics");
     ASSERT_EQ(r.status, 200);
     EXPECT_NE(r.headers.find("text/plain; version=0.0.4"), std::string::npos) << r.headers;
@@ -137,6 +144,8 @@ TEST(DaemonRest, MetricsAreStrictPrometheusText) {
     EXPECT_NE(
         r.body.find("nocstor_lvol_allocated_bytes{lvstore=\"l\\\"s\",lvol=\"v\\\"1\",bdev=\""),
         std::string::npos)
+        << r.body;
+    EXPECT_NE(r.body.find("nocstor_raid_state{raid=\"r\\\"0\\\\x\"} "), std::string::npos)
         << r.body;
     EXPECT_EQ(d.stop(), 0) << d.log();
 }

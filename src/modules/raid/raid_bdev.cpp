@@ -12,6 +12,7 @@
 #include "modules/module_util.h"
 #include "runtime/runtime.h"
 #include "util/log.h"
+#include "util/prometheus.h"
 
 #include <nlohmann/json.hpp>
 
@@ -836,14 +837,7 @@ void raid_metrics(std::string& out) {
         }
         samples.push_back(std::move(s));
     }
-    for (auto& s : samples) {
-        std::string e;
-        for (char c : s.name) {
-            if (c == '\\' || c == '"' || c == '\n') e += '\\';
-            e += c == '\n' ? 'n' : c;
-        }
-        s.name = std::move(e);
-    }
+    for (auto& s : samples) s.name = escape_prometheus_label(s.name);
     auto family = [&](const char* name, const char* type, const char* help) {
         out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     };
