@@ -1,6 +1,7 @@
 #include "lvol_env_util.h"
 
 #include "bdev/bdev.h"
+#include "modules/passthru.h"
 
 #include <gtest/gtest.h>
 
@@ -97,6 +98,24 @@ bool holds(ModEnv& env, const std::string& name, uint64_t at, uint64_t blocks, u
 void wait_examine(ModEnv& env) {
     ASSERT_TRUE(env.run_async(
         env.ctl(), [](std::function<void()> done) { bdev_wait_for_examine([done] { done(); }); }));
+}
+
+void passthru(ModEnv& env, const std::string& base, const std::string& name,
+              const std::string& uuid) {
+    env.run(env.ctl(), [&] {
+        PassthruBdevOptions o;
+        o.base_bdev_name = base;
+        o.name = name;
+        o.uuid = uuid;
+        std::string err;
+        ASSERT_EQ(passthru_bdev_create(o, &err), 0) << err;
+    });
+}
+
+void passthru_delete(ModEnv& env, const std::string& name) {
+    ASSERT_TRUE(env.run_async(env.ctl(), [&](std::function<void()> done) {
+        passthru_bdev_delete(name, [done](int) { done(); });
+    }));
 }
 
 }  // namespace nocstor::test

@@ -47,4 +47,10 @@ bool holds(ModEnv& env, const std::string& name, uint64_t at, uint64_t blocks, u
 
 void wait_examine(ModEnv& env);
 
+// A passthru `name` over `base` (uuid: its UUID, empty: a random one); its delete, waited for
+// (an lvstore on it closes: the base's hot-remove).
+void passthru(ModEnv& env, const std::string& base, const std::string& name,
+              const std::string& uuid = "");
+void passthru_delete(ModEnv& env, const std::string& name);
+
 }  // namespace nocstor::test

@@ -9,7 +9,6 @@
 
 #include "modules/lvol/lvol.h"
 #include "modules/malloc.h"
-#include "modules/passthru.h"
 
 #include <gtest/gtest.h>
 
@@ -47,24 +46,6 @@ bool write_fails(ModEnv& env, const std::string& name, uint64_t at) {
     EXPECT_EQ(d.open_rc(), 0) << name;
     AlignedBuf b(4096);
     return !d.write(b.p, at, 1).ok;
-}
-
-void passthru(ModEnv& env, const std::string& base, const std::string& name,
-              const std::string& uuid = "") {
-    env.run(env.ctl(), [&] {
-        PassthruBdevOptions o;
-        o.base_bdev_name = base;
-        o.name = name;
-        o.uuid = uuid;
-        std::string err;
-        ASSERT_EQ(passthru_bdev_create(o, &err), 0) << err;
-    });
-}
-
-void passthru_delete(ModEnv& env, const std::string& name) {
-    ASSERT_TRUE(env.run_async(env.ctl(), [&](std::function<void()> done) {
-        passthru_bdev_delete(name, [done](int) { done(); });
-    }));
 }
 
 bool claimed(ModEnv& env, const std::string& name) {

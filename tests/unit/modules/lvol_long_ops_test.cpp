@@ -152,5 +152,33 @@ TEST(LvolLongOps, DecoupleAfterASnapshotMeanwhileDecouplesFromTheNewSnapshot) {
     EXPECT_TRUE(store_problems(env).empty()) << ::testing::PrintToString(store_problems(env));
 }
 
+// The store's base goes away (hot-remove) while an inflate runs: the store waits for the inflate,
+// which ends at its next allocation (refused), then closes; back, it opens with every byte.
+TEST(LvolLongOps, ABaseHotRemovedDuringAnInflateClosesTheStoreCleanly) {
+    ModEnv env(1);
+    make_malloc(env, "m0", 320 * kCb, 4096);
+    passthru(env, "m0", "p0");
+    ASSERT_EQ(make_store(env, "p0", "lvs").rc, 0);
+    ASSERT_EQ(make_lvol(env, "lvs", "vol", 128 * kMiB, true).rc, 0);
+    write_pattern(env, "lvs/vol", 0, 4 * kCb, 1);
+    ASSERT_EQ(call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s1", std::move(r)); }).rc, 0);
+
+    Started inf;
+    start(env, &inf, [](Result r) { lvol_inflate("lvs/vol", std::move(r)); });
+    ASSERT_TRUE(wait_allocated(env, "vol", 8, inf)) << "the inflate ended too soon";
+    passthru_delete(env, "p0");
+    ASSERT_TRUE(wait_done(inf));
+    EXPECT_NE(inf.rc, 0) << "cut short by the store closing";
+    EXPECT_TRUE(stores(env).empty());
+    EXPECT_EQ(bdev_get_by_name("lvs/vol"), nullptr);
+
+    passthru(env, "m0", "p0");
+    wait_examine(env);
+    ASSERT_EQ(stores(env).size(), 1u);
+    EXPECT_TRUE(holds(env, "lvs/vol", 0, 4 * kCb, 1));
+    EXPECT_TRUE(holds(env, "lvs/vol", 4 * kCb, 8 * kCb, 0));
+    EXPECT_TRUE(store_problems(env).empty()) << ::testing::PrintToString(store_problems(env));
+}
+
 }  // namespace
 }  // namespace nocstor::test

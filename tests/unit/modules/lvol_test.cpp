@@ -7,7 +7,6 @@
 #include "raid_verify.h"
 
 #include "modules/lvol/lvol.h"
-#include "modules/passthru.h"
 
 #include <gtest/gtest.h>
 
@@ -204,16 +203,7 @@ TEST(Lvol, ResizeRenameReadOnlyAndAFullStore) {
 TEST(Lvol, AStoreComesBackWhenItsBaseReappears) {
     ModEnv env(1);
     make_malloc(env, "m0", 64 * 256, 4096);
-    auto passthru = [&] {
-        env.run(env.ctl(), [&] {
-            PassthruBdevOptions o;
-            o.base_bdev_name = "m0";
-            o.name = "p0";
-            std::string err;
-            ASSERT_EQ(passthru_bdev_create(o, &err), 0) << err;
-        });
-    };
-    passthru();
+    passthru(env, "m0", "p0");
     ASSERT_EQ(make_store(env, "p0", "lvs").rc, 0);
     ASSERT_EQ(make_lvol(env, "lvs", "thin", 8 * kMiB, true).rc, 0);
     ASSERT_EQ(make_lvol(env, "lvs", "thick", 4 * kMiB, false).rc, 0);
@@ -223,12 +213,10 @@ TEST(Lvol, AStoreComesBackWhenItsBaseReappears) {
     write_pattern(env, "lvs/thick", 0, 8, 23);
     const auto before = lvols(env);
 
-    ASSERT_TRUE(env.run_async(env.ctl(), [](std::function<void()> done) {
-        passthru_bdev_delete("p0", [done](int) { done(); });
-    }));
+    passthru_delete(env, "p0");
     EXPECT_TRUE(stores(env).empty());
     EXPECT_EQ(bdev_get_by_name("lvs/thin"), nullptr);
-    passthru();
+    passthru(env, "m0", "p0");
     wait_examine(env);
     ASSERT_EQ(stores(env).size(), 1u) << "examine opened the store";
     EXPECT_EQ(lvols(env), before);
