@@ -44,7 +44,8 @@ bool wait_done(const Started& st) {
 }
 
 // Polls until lvol `name` has at least `n` allocated clusters (false: the operation that
-// allocates them ended first).
+// allocates them ended first). True: the operation was under way then, so whatever the test
+// starts next comes in the middle of it (which may then finish before that returns).
 bool wait_allocated(ModEnv& env, const std::string& name, uint64_t n, const Started& st) {
     while (!st.done.load()) {
         if (lvol_entry(env, name)["num_allocated_clusters"].get<uint64_t>() >= n) return true;
@@ -77,7 +78,6 @@ TEST(LvolLongOps, InflateKeepsTheDataWhenASnapshotTakesTheClustersMeanwhile) {
     ASSERT_TRUE(wait_allocated(env, "vol", 16, inf)) << "the inflate ended too soon to interleave";
     Answer snap = call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s2", std::move(r)); });
     ASSERT_EQ(snap.rc, 0) << snap.msg;
-    EXPECT_FALSE(inf.done.load()) << "the snapshot came in the middle of the inflate";
     ASSERT_TRUE(wait_done(inf));
     ASSERT_EQ(inf.rc, 0) << inf.msg;
 
@@ -101,7 +101,7 @@ TEST(LvolLongOps, DecoupleKeepsTheGrandparentWhenItsParentIsMergedMeanwhile) {
     ASSERT_EQ(make_lvol(env, "lvs", "vol", 160 * kMiB, true).rc, 0);
     write_pattern(env, "lvs/vol", 150 * kCb, 2 * kCb, 1);  // clusters 150-151: s0's
     ASSERT_EQ(call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s0", std::move(r)); }).rc, 0);
-    write_pattern(env, "lvs/vol", 0, 128 * kCb, 2);  // clusters 0-127: s1's
+    write_pattern(env, "lvs/vol", 0, 96 * kCb, 2);  // clusters 0-95: s1's
     ASSERT_EQ(call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s1", std::move(r)); }).rc, 0);
     write_pattern(env, "lvs/vol", 10, 1, 3);  // vol's own cluster 0
 
@@ -111,15 +111,14 @@ TEST(LvolLongOps, DecoupleKeepsTheGrandparentWhenItsParentIsMergedMeanwhile) {
     ASSERT_TRUE(wait_allocated(env, "vol", 8, dec)) << "the decouple ended too soon";
     Answer del = call(env, [&](Result r) { lvol_delete("lvs/s1", std::move(r)); });
     ASSERT_EQ(del.rc, 0) << del.msg;
-    EXPECT_FALSE(dec.done.load()) << "the merge came in the middle of the decouple";
     ASSERT_TRUE(wait_done(dec));
     ASSERT_EQ(dec.rc, 0) << dec.msg;
 
     EXPECT_TRUE(holds(env, "lvs/vol", 0, 10, 2, 0));
     EXPECT_TRUE(holds(env, "lvs/vol", 10, 1, 3));
-    EXPECT_TRUE(holds(env, "lvs/vol", 11, 128 * kCb - 11, 2, 0));
+    EXPECT_TRUE(holds(env, "lvs/vol", 11, 96 * kCb - 11, 2, 0));
     EXPECT_TRUE(holds(env, "lvs/vol", 150 * kCb, 2 * kCb, 1)) << "the grandparent's data";
-    EXPECT_TRUE(holds(env, "lvs/vol", 128 * kCb, 22 * kCb, 0));
+    EXPECT_TRUE(holds(env, "lvs/vol", 96 * kCb, 54 * kCb, 0));
     EXPECT_TRUE(holds(env, "lvs/s0", 150 * kCb, 2 * kCb, 1));
     EXPECT_TRUE(store_problems(env).empty()) << ::testing::PrintToString(store_problems(env));
 }
@@ -129,7 +128,9 @@ TEST(LvolLongOps, DecoupleAfterASnapshotMeanwhileDecouplesFromTheNewSnapshot) {
     make_malloc(env, "m0", 320 * kCb, 4096);
     ASSERT_EQ(make_store(env, "m0", "lvs").rc, 0);
     ASSERT_EQ(make_lvol(env, "lvs", "vol", 160 * kMiB, true).rc, 0);
-    write_pattern(env, "lvs/vol", 0, 128 * kCb, 1);  // clusters 0-127: s1's
+    // Clusters 0-63: s1's. Room for them three times: vol's copies, the snapshot of them, the
+    // copies again.
+    write_pattern(env, "lvs/vol", 0, 64 * kCb, 1);
     ASSERT_EQ(call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s1", std::move(r)); }).rc, 0);
     write_pattern(env, "lvs/vol", 140 * kCb, kCb, 2);  // vol's own cluster 140
 
@@ -138,7 +139,6 @@ TEST(LvolLongOps, DecoupleAfterASnapshotMeanwhileDecouplesFromTheNewSnapshot) {
     ASSERT_TRUE(wait_allocated(env, "vol", 8, dec)) << "the decouple ended too soon";
     Answer snap = call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s2", std::move(r)); });
     ASSERT_EQ(snap.rc, 0) << snap.msg;
-    EXPECT_FALSE(dec.done.load()) << "the snapshot came in the middle of the decouple";
     ASSERT_TRUE(wait_done(dec));
     ASSERT_EQ(dec.rc, 0) << dec.msg;
 
@@ -146,7 +146,7 @@ TEST(LvolLongOps, DecoupleAfterASnapshotMeanwhileDecouplesFromTheNewSnapshot) {
     auto v = lvol_entry(env, "vol");
     EXPECT_EQ(v["is_clone"], true);
     EXPECT_EQ(v["parent"], "s1") << v.dump();
-    EXPECT_TRUE(holds(env, "lvs/vol", 0, 128 * kCb, 1, 0));
+    EXPECT_TRUE(holds(env, "lvs/vol", 0, 64 * kCb, 1, 0));
     EXPECT_TRUE(holds(env, "lvs/vol", 140 * kCb, kCb, 2));
     EXPECT_TRUE(holds(env, "lvs/s2", 140 * kCb, kCb, 2));
     EXPECT_TRUE(store_problems(env).empty()) << ::testing::PrintToString(store_problems(env));
@@ -159,7 +159,7 @@ TEST(LvolLongOps, ABaseHotRemovedDuringAnInflateClosesTheStoreCleanly) {
     make_malloc(env, "m0", 320 * kCb, 4096);
     passthru(env, "m0", "p0");
     ASSERT_EQ(make_store(env, "p0", "lvs").rc, 0);
-    ASSERT_EQ(make_lvol(env, "lvs", "vol", 128 * kMiB, true).rc, 0);
+    ASSERT_EQ(make_lvol(env, "lvs", "vol", 256 * kMiB, true).rc, 0);
     write_pattern(env, "lvs/vol", 0, 4 * kCb, 1);
     ASSERT_EQ(call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s1", std::move(r)); }).rc, 0);
 
@@ -168,7 +168,9 @@ TEST(LvolLongOps, ABaseHotRemovedDuringAnInflateClosesTheStoreCleanly) {
     ASSERT_TRUE(wait_allocated(env, "vol", 8, inf)) << "the inflate ended too soon";
     passthru_delete(env, "p0");
     ASSERT_TRUE(wait_done(inf));
-    EXPECT_NE(inf.rc, 0) << "cut short by the store closing";
+    // Mostly cut short by the store closing (its next allocation refused); it may also have
+    // got to its end before the remove event reached the store. Either way: no crash, and the
+    // data below.
     EXPECT_TRUE(stores(env).empty());
     EXPECT_EQ(bdev_get_by_name("lvs/vol"), nullptr);
 
