@@ -1,6 +1,7 @@
 #include "modules/lvol/lvol_bdev.h"
 
 #include "modules/lvol/lvstore.h"
+#include "runtime/poll_until.h"
 #include "runtime/runtime.h"
 
 #include <nlohmann/json.hpp>
@@ -322,61 +323,27 @@ void LvolBdev::submit_ranges(IoChannel* ch, BdevIo* io) {
 void LvolBdev::freeze(std::function<void()> done) {
     frozen_.fetch_add(1, std::memory_order_seq_cst);
     // Each channel, on its own thread: wait until nothing it submitted is in flight.
-    struct Drain {
-        LvolChannel* ch;
-        std::function<void(int)> next;
-        Poller* poller = nullptr;
-    };
     for_each_channel(
         [](IoChannel& ch, std::function<void(int)> next) {
             auto* c = static_cast<LvolChannel*>(&ch);
-            if (c->in_flight == 0) return next(0);
-            auto d = std::make_shared<Drain>(Drain{c, std::move(next)});
-            d->poller = Thread::current()->register_poller(
-                "lvol_drain",
-                [d] {
-                    if (d->ch->in_flight) return 0;
-                    Thread::current()->unregister_poller(d->poller);
-                    auto n = std::move(d->next);
-                    n(0);
-                    return 1;
-                },
-                100);
+            poll_until([c] { return c->in_flight == 0; }, [next] { next(0); }, "lvol_drain");
         },
         [done = std::move(done)](int) { done(); });
 }
 
 void LvolBdev::drop_esnap_channel(uint64_t gen, std::function<void()> done) {
-    struct Drop {
-        LvolChannel* ch;
-        std::function<void(int)> next;
-        Poller* poller = nullptr;
-    };
-    auto drop = [](LvolChannel* c) {
-        bdev_put_io_channel(c->esnap_ch);
-        c->esnap_ch = nullptr;
-        c->esnap_gen = 0;
-    };
     for_each_channel(
-        [gen, drop](IoChannel& ch, std::function<void(int)> next) {
+        [gen](IoChannel& ch, std::function<void(int)> next) {
             auto* c = static_cast<LvolChannel*>(&ch);
             if (c->esnap_gen != gen) return next(0);
-            if (c->esnap_in_flight == 0) {
-                drop(c);
-                return next(0);
-            }
-            auto d = std::make_shared<Drop>(Drop{c, std::move(next)});
-            d->poller = Thread::current()->register_poller(
-                "lvol_esnap_drop",
-                [d, drop] {
-                    if (d->ch->esnap_in_flight) return 0;
-                    drop(d->ch);
-                    Thread::current()->unregister_poller(d->poller);
-                    auto n = std::move(d->next);
-                    n(0);
-                    return 1;
-                },
-                100);
+            poll_until([c] { return c->esnap_in_flight == 0; },
+                       [c, next] {
+                           bdev_put_io_channel(c->esnap_ch);
+                           c->esnap_ch = nullptr;
+                           c->esnap_gen = 0;
+                           next(0);
+                       },
+                       "lvol_esnap_drop");
         },
         [done = std::move(done)](int) { done(); });
 }

@@ -3,7 +3,7 @@
 // (a checkpoint and the clean flag) when their base goes away or the daemon stops, deleting them.
 #include "modules/lvol/lvol.h"
 #include "modules/lvol/lvstore.h"
-#include "runtime/thread.h"
+#include "runtime/poll_until.h"
 #include "util/log.h"
 
 #include <fmt/format.h>
@@ -109,28 +109,13 @@ void unregister_all(Lvstore* s, std::function<void()> done) {
 // then() once no inflate or decouple runs on an lvol of `s` (each holds its lvol; with the store
 // unloading, its next allocation is refused and it ends).
 void when_no_long_ops(Lvstore* s, std::function<void()> then) {
-    auto busy = [s] {
-        for (const auto& [id, b] : s->bdevs)
-            if (b->long_ops) return true;
-        return false;
-    };
-    if (!busy()) return then();
-    struct Wait {
-        Poller* poller = nullptr;
-        std::function<void()> then;
-    };
-    auto w = std::make_shared<Wait>();
-    w->then = std::move(then);
-    w->poller = Thread::current()->register_poller(
-        "lvol_unload_wait",
-        [w, busy] {
-            if (busy()) return 0;
-            auto then = std::move(w->then);
-            Thread::current()->unregister_poller(w->poller);
-            then();
-            return 1;
+    poll_until(
+        [s] {
+            for (const auto& [id, b] : s->bdevs)
+                if (b->long_ops) return false;
+            return true;
         },
-        1000);
+        std::move(then), "lvol_unload_wait", 1000);
 }
 
 void unload(Lvstore* s, bool destroy, std::function<void(int)> done) {

@@ -2,6 +2,7 @@
 
 #include "modules/module_util.h"
 #include "modules/remote/remote_port.h"
+#include "runtime/poll_until.h"
 #include "runtime/runtime.h"
 #include "util/log.h"
 #include "util/tick.h"
@@ -107,7 +108,6 @@ void RemoteBdev::destruct(std::function<void()> done) {
         Thread* ctl;
         std::function<void()> done;
         uint64_t deadline;
-        Poller* poller = nullptr;
     };
     auto t = std::make_shared<Teardown>(
         Teardown{exp_, port_, this, Thread::current(), std::move(done), now_ns() + kDrainLimitNs});
@@ -131,27 +131,23 @@ void RemoteBdev::destruct(std::function<void()> done) {
     };
     // First X waits for the slots of requests that timed out (their answers may still come).
     t->port->thread()->send([t, close_channel] {
-        t->poller = t->port->thread()->register_poller(
-            "remote_drain",
-            [t, close_channel] {
-                const uint32_t busy = t->port->slots_in_use(t->bdev);
-                if (busy && now_ns() < t->deadline) return 0;
-                t->port->thread()->unregister_poller(t->poller);
-                if (busy) {
-                    // Cluster Y may still be working on them with the export: keep it (and the
-                    // base open and claimed) rather than pull it from under Y.
-                    NOC_ERROR("remote",
-                              "{}: {} requests never answered by cluster {}; the bdev goes, its "
-                              "base {} stays open",
-                              t->bdev->name, busy, t->exp->cluster, t->exp->desc->bdev()->name);
-                    t->port->forget(t->bdev);
-                    t->ctl->send([t] { t->done(); });
-                    return 1;
-                }
-                t->ctl->send([t, close_channel] { close_channel(t); });
-                return 1;
-            },
-            1000);
+        poll_until([t] { return !t->port->slots_in_use(t->bdev) || now_ns() >= t->deadline; },
+                   [t, close_channel] {
+                       if (const uint32_t busy = t->port->slots_in_use(t->bdev)) {
+                           // Cluster Y may still be working on them with the export: keep it (and
+                           // the base open and claimed) rather than pull it from under Y.
+                           NOC_ERROR(
+                               "remote",
+                               "{}: {} requests never answered by cluster {}; the bdev goes, its "
+                               "base {} stays open",
+                               t->bdev->name, busy, t->exp->cluster, t->exp->desc->bdev()->name);
+                           t->port->forget(t->bdev);
+                           t->ctl->send([t] { t->done(); });
+                           return;
+                       }
+                       t->ctl->send([t, close_channel] { close_channel(t); });
+                   },
+                   "remote_drain", 1000);
     });
 }
 
