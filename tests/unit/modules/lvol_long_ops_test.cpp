@@ -60,6 +60,16 @@ std::vector<std::string> store_problems(ModEnv& env) {
     return out;
 }
 
+// Once `op` (under way on lvol vol) has given vol `n` clusters, a snapshot `snap` of vol; then
+// `op` must end well.
+void snapshot_midway(ModEnv& env, Started& op, uint64_t n, const std::string& snap) {
+    ASSERT_TRUE(wait_allocated(env, "vol", n, op)) << "the operation ended too soon to interleave";
+    Answer a = call(env, [&](Result r) { lvol_snapshot("lvs/vol", snap, std::move(r)); });
+    ASSERT_EQ(a.rc, 0) << a.msg;
+    ASSERT_TRUE(wait_done(op));
+    ASSERT_EQ(op.rc, 0) << op.msg;
+}
+
 TEST(LvolLongOps, InflateKeepsTheDataWhenASnapshotTakesTheClustersMeanwhile) {
     ModEnv env(1);
     make_malloc(env, "m0", 320 * kCb, 4096);
@@ -75,11 +85,8 @@ TEST(LvolLongOps, InflateKeepsTheDataWhenASnapshotTakesTheClustersMeanwhile) {
     Answer del = call(env, [&](Result r) { lvol_delete("lvs/vol", std::move(r)); });
     EXPECT_EQ(del.rc, -EBUSY) << "not deleted under its inflate: " << del.msg;
     // Once the copies are past cluster 7, a snapshot takes everything vol has so far.
-    ASSERT_TRUE(wait_allocated(env, "vol", 16, inf)) << "the inflate ended too soon to interleave";
-    Answer snap = call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s2", std::move(r)); });
-    ASSERT_EQ(snap.rc, 0) << snap.msg;
-    ASSERT_TRUE(wait_done(inf));
-    ASSERT_EQ(inf.rc, 0) << inf.msg;
+    snapshot_midway(env, inf, 16, "s2");
+    if (HasFatalFailure()) return;
 
     auto v = lvol_entry(env, "vol");
     EXPECT_EQ(v["is_clone"], false);
@@ -136,11 +143,8 @@ TEST(LvolLongOps, DecoupleAfterASnapshotMeanwhileDecouplesFromTheNewSnapshot) {
 
     Started dec;
     start(env, &dec, [](Result r) { lvol_decouple_parent("lvs/vol", std::move(r)); });
-    ASSERT_TRUE(wait_allocated(env, "vol", 8, dec)) << "the decouple ended too soon";
-    Answer snap = call(env, [&](Result r) { lvol_snapshot("lvs/vol", "s2", std::move(r)); });
-    ASSERT_EQ(snap.rc, 0) << snap.msg;
-    ASSERT_TRUE(wait_done(dec));
-    ASSERT_EQ(dec.rc, 0) << dec.msg;
+    snapshot_midway(env, dec, 8, "s2");
+    if (HasFatalFailure()) return;
 
     // As if asked after the snapshot: vol copied what s2 holds and is s1's clone again.
     auto v = lvol_entry(env, "vol");
