@@ -201,11 +201,12 @@ void load_and_serve(ControlPlane* cp, const nlohmann::json& config) {
         !cp->opts.config_path.empty() && !cp->opts.empty_config
             ? cp->opts.config_path
             : (cp->opts.empty_config ? "an empty configuration" : "the default configuration"));
+    // The children first: remote bdevs in this configuration open exports of their bdevs.
+    if (!cp->children.clusters.empty()) cluster_processes_start(cp->children);
     load_config(config, [cp](bool ok, std::string error) {
         if (!ok) return fail_start(cp, error);
         std::string err;
         if (!start_servers(cp, &err)) return fail_start(cp, err);
-        if (!cp->children.clusters.empty()) cluster_processes_start(cp->children);
         persist_if_enabled(cp);
         NOC_INFO("app", "nocstor is ready");
     });

@@ -1,5 +1,6 @@
 #include "control/cluster_process/cluster_processes.h"
 
+#include "control/cluster_process/remote_link.h"
 #include "control/rpc_client.h"
 #include "runtime/runtime.h"
 #include "util/log.h"
@@ -128,6 +129,7 @@ void spawn(Child& c) {
     c.state = Child::State::Running;
     c.started_ns = now_ns();
     NOC_INFO("cluster", "cluster {} runs in process {} (JSON-RPC {})", c.cluster, pid, c.socket);
+    remote_link_peer_started(c.cluster);
 }
 
 // Timed poller on the control thread: reaps dead children and restarts them.
@@ -143,6 +145,7 @@ int watch() {
                 ++work;
                 c.last_exit = describe_exit(status);
                 c.pid = 0;
+                remote_link_peer_down(c.cluster);
                 if (c.state == Child::State::Stopping) {
                     c.state = Child::State::Stopped;
                     NOC_INFO("cluster", "cluster {} process stopped ({})", c.cluster, c.last_exit);
@@ -380,6 +383,24 @@ nlohmann::json cluster_processes_json() {
 std::string cluster_process_socket(int cluster) {
     const Child* c = child_of(cluster);
     return c ? c->socket : std::string();
+}
+
+std::vector<int> cluster_process_clusters() {
+    std::vector<int> out;
+    if (g_sup)
+        for (const Child& c : g_sup->children) out.push_back(c.cluster);
+    return out;
+}
+
+void cluster_process_call(int cluster, std::string method, nlohmann::json params,
+                          std::function<void(RpcResult)> done) {
+    const Child* c = child_of(cluster);
+    if (!c || c->state != Child::State::Running || g_sup->stopped) {
+        RpcResult r;
+        r.message = "cluster " + std::to_string(cluster) + " has no running process";
+        return done(std::move(r));
+    }
+    call_child(*c, std::move(method), std::move(params), std::move(done));
 }
 
 void register_cluster_process_rpcs() {

@@ -5,6 +5,7 @@
 // with back-off, and routes management calls to it over its own JSON-RPC socket.
 #pragma once
 
+#include "control/rpc_client.h"
 #include "control/rpc_registry.h"
 #include "runtime/noc.h"
 
@@ -33,6 +34,13 @@ void cluster_processes_stop(std::function<void()> done);
 nlohmann::json cluster_processes_json();
 // The JSON-RPC socket of the child running `cluster`, or "" when no child runs it.
 std::string cluster_process_socket(int cluster);
+// The clusters that run as child processes (empty without --cluster-processes).
+std::vector<int> cluster_process_clusters();
+// Control thread: calls `method` on the process running `cluster` from a helper thread and
+// hands the answer to done() on the control thread; a kTransport result at once when that
+// process is not running.
+void cluster_process_call(int cluster, std::string method, nlohmann::json params,
+                          std::function<void(RpcResult)> done);
 
 // The hidden `--noc-fds R,D0,D1,...` argument of a child: the region's fd, then the doorbells.
 std::string format_noc_fds(const NocFabricFds& fds);

@@ -1,6 +1,7 @@
 #include "modules/remote/remote_bdev.h"
 
 #include "modules/module_util.h"
+#include "modules/remote/remote_export.h"
 #include "modules/remote/remote_port.h"
 #include "runtime/poll_until.h"
 #include "runtime/runtime.h"
@@ -22,6 +23,10 @@ class RemoteModule : public BdevModule {
     int init() override {
         install_noc_handlers_once();
         return 0;
+    }
+    // Bases exported to another process have nothing above them here: let them go first.
+    void prepare_fini(std::function<void()> done) override {
+        peer_exports_close_all(std::move(done));
     }
     void fini(std::function<void()> done) override { ports_stop(std::move(done)); }
 
@@ -48,20 +53,23 @@ BdevModule* remote_bdev_module() {
     return &g_module;
 }
 
-RemoteBdev::RemoteBdev(const std::string& n, RemoteExport* exp, RemotePort* port,
-                       uint64_t timeout_ms)
-    : Bdev(n, &g_module), exp_(exp), port_(port), timeout_ns_(timeout_ms * 1'000'000) {
+RemoteBdev::RemoteBdev(const std::string& n, const ExportInfo& target, RemoteExport* local,
+                       RemotePort* port, uint64_t timeout_ms)
+    : Bdev(n, &g_module),
+      export_id_(target.id),
+      owner_(target.cluster),
+      base_name_(target.base_name),
+      io_types_(target.io_types),
+      local_(local),
+      port_(port),
+      timeout_ns_(timeout_ms * 1'000'000) {
     product_name = "Remote disk";
 }
 
 RemoteBdev::~RemoteBdev() = default;
 
-int RemoteBdev::owner_cluster() const {
-    return exp_->cluster;
-}
-
 bool RemoteBdev::io_type_supported(IoType t) const {
-    return t != IoType::Count && exp_->desc->bdev()->io_type_supported(t);
+    return t != IoType::Count && (io_types_ >> int(t) & 1);
 }
 
 std::unique_ptr<IoChannel> RemoteBdev::create_channel() {
@@ -76,8 +84,10 @@ void RemoteBdev::submit_request(IoChannel*, BdevIo* io) {
 
 void RemoteBdev::dump_info_json(nlohmann::json& out) const {
     auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-    out["remote"] = {{"base_bdev_name", exp_->desc->bdev()->name},
-                     {"owner_cluster", exp_->cluster},
+    out["remote"] = {{"base_bdev_name", base_name_},
+                     {"owner_cluster", owner_},
+                     {"owner_in_this_process", local_ != nullptr},
+                     {"link", export_id() ? "up" : "down"},
                      {"timeout_ms", timeout_ns_ / 1'000'000},
                      {"zero_copy_ios", get(counters_.zero_copy)},
                      {"bounced_ios", get(counters_.bounced)},
@@ -85,78 +95,106 @@ void RemoteBdev::dump_info_json(nlohmann::json& out) const {
                      {"indirect_sgl_ios", get(counters_.indirect_sgl)},
                      {"timeouts", get(counters_.timeouts)},
                      {"aborts_sent", get(counters_.aborts_sent)},
-                     {"late_completions", get(counters_.late_completions)}};
+                     {"late_completions", get(counters_.late_completions)},
+                     {"peer_down_failures", get(counters_.peer_down_failures)}};
 }
 
 void RemoteBdev::write_config_json(nlohmann::json& out) const {
     out = {{"method", "bdev_remote_create"},
            {"params",
             {{"name", name},
-             {"base_bdev_name", exp_->desc->bdev()->name},
+             {"base_bdev_name", base_name_},
              {"timeout_ms", timeout_ns_ / 1'000'000},
              {"uuid", uuid_to_string(uuid)}}}};
+    if (!local_) out["params"]["base_cluster"] = owner_;
 }
 
 // The bdev layer calls this once no channel is left, so no new request can start; requests
-// that timed out may still hold slots until their late answers come. Then Y closes its channel
-// and the control thread releases the base.
+// that timed out may still hold slots until their late answers come. Then the export is
+// closed: here (Y's NoC thread puts its channel, the base is released), or by Y's process.
 void RemoteBdev::destruct(std::function<void()> done) {
     struct Teardown {
-        RemoteExport* exp;
-        RemotePort* port;
         RemoteBdev* bdev;
         Thread* ctl;
         std::function<void()> done;
         uint64_t deadline;
     };
     auto t = std::make_shared<Teardown>(
-        Teardown{exp_, port_, this, Thread::current(), std::move(done), now_ns() + kDrainLimitNs});
-    // Last step, on the control thread.
-    auto release = [](std::shared_ptr<Teardown> t) {
-        export_unpublish(t->exp->id);
-        bdev_release_claim(t->exp->desc->bdev());
-        bdev_close(t->exp->desc);
-        delete t->exp;
+        Teardown{this, Thread::current(), std::move(done), now_ns() + kDrainLimitNs});
+    auto close_export = [](std::shared_ptr<Teardown> t) {
+        RemoteBdev* b = t->bdev;
+        if (b->local_) return export_close(b->local_, [t] { t->done(); });
+        if (const uint32_t id = b->export_id(); id && b->release_peer_export)
+            b->release_peer_export(id);
         t->done();
     };
-    // Then Y puts the channel its NoC thread opened on the base.
-    auto close_channel = [release](std::shared_ptr<Teardown> t) {
-        RemotePort* owner = port_of(t->exp->cluster);
-        if (!owner) return release(t);
-        owner->thread()->send([t, release] {
-            if (t->exp->ch) bdev_put_io_channel(t->exp->ch);
-            t->exp->ch = nullptr;
-            t->ctl->send([t, release] { release(t); });
-        });
-    };
     // First X waits for the slots of requests that timed out (their answers may still come).
-    t->port->thread()->send([t, close_channel] {
-        poll_until([t] { return !t->port->slots_in_use(t->bdev) || now_ns() >= t->deadline; },
-                   [t, close_channel] {
-                       if (const uint32_t busy = t->port->slots_in_use(t->bdev)) {
+    port_->thread()->send([t, close_export] {
+        RemotePort* port = t->bdev->port_;
+        poll_until([t, port] { return !port->slots_in_use(t->bdev) || now_ns() >= t->deadline; },
+                   [t, port, close_export] {
+                       if (const uint32_t busy = port->slots_in_use(t->bdev)) {
                            // Cluster Y may still be working on them with the export: keep it (and
                            // the base open and claimed) rather than pull it from under Y.
-                           NOC_ERROR(
-                               "remote",
-                               "{}: {} requests never answered by cluster {}; the bdev goes, its "
-                               "base {} stays open",
-                               t->bdev->name, busy, t->exp->cluster, t->exp->desc->bdev()->name);
-                           t->port->forget(t->bdev);
+                           NOC_ERROR("remote",
+                                     "{}: {} requests never answered by cluster {}; the bdev goes, "
+                                     "its base {} stays open",
+                                     t->bdev->name, busy, t->bdev->owner_, t->bdev->base_name_);
+                           port->forget(t->bdev);
                            t->ctl->send([t] { t->done(); });
                            return;
                        }
-                       t->ctl->send([t, close_channel] { close_channel(t); });
+                       t->ctl->send([t, close_export] { close_export(t); });
                    },
                    "remote_drain", 1000);
     });
 }
 
-int remote_bdev_create(const RemoteCreateOptions& o, std::string* err) {
+int remote_bdev_check_options(const RemoteCreateOptions& o, std::string* err) {
     if (o.name.empty()) return fail(err, -EINVAL, "remote: name is required");
     if (o.base_bdev_name.empty()) return fail(err, -EINVAL, "remote: base_bdev_name is required");
     if (o.timeout_ms == 0 || o.timeout_ms > 3'600'000)
         return fail(err, -EINVAL, "remote: timeout_ms must be between 1 and 3600000");
     if (bdev_get_by_name(o.name)) return fail(err, -EEXIST, "bdev " + o.name + " already exists");
+    return 0;
+}
+
+namespace {
+
+// Registers the client side of `target` on cluster o.cluster.
+int register_remote(const RemoteCreateOptions& o, const ExportInfo& target, RemoteExport* local,
+                    RemoteBdev** out, std::string* err) {
+    RemotePort* x = ports_start(o.cluster);
+    if (!x) return fail(err, -ENODEV, "remote: no runtime to reach the clusters");
+    Uuid uuid{};
+    if (!parse_optional_uuid(o.uuid, &uuid, err)) uuid = Uuid{};
+    auto b = std::make_unique<RemoteBdev>(o.name, target, local, x, o.timeout_ms);
+    b->cluster = o.cluster;
+    b->block_size = target.block_size;
+    b->num_blocks = target.num_blocks;
+    b->write_cache = target.write_cache;
+    b->required_alignment = target.required_alignment;
+    b->optimal_io_boundary = target.optimal_io_boundary;
+    // A request that is bounced must fit one large arena buffer.
+    const uint32_t max_bytes =
+        Runtime::instance()->noc().buffers(o.cluster).buffer_size(BufClass::Large) / 4096 * 4096;
+    b->max_transfer_blocks = max_bytes / target.block_size;
+    if (target.max_transfer_blocks)
+        b->max_transfer_blocks = std::min(b->max_transfer_blocks, target.max_transfer_blocks);
+    b->uuid = uuid;
+    RemoteBdev* raw = b.get();
+    if (int rc = bdev_register(std::move(b)))
+        return fail(err, rc, "remote: cannot register " + o.name + ": " + strerror(-rc));
+    *out = raw;
+    NOC_INFO("remote", "{} on cluster {} -> {} on cluster {}{}", o.name, o.cluster,
+             target.base_name, target.cluster, local ? "" : " (another process)");
+    return 0;
+}
+
+}  // namespace
+
+int remote_bdev_create(const RemoteCreateOptions& o, std::string* err) {
+    if (int rc = remote_bdev_check_options(o, err)) return rc;
     Bdev* base = bdev_get_by_name(o.base_bdev_name);
     if (!base) return fail(err, -ENODEV, "remote: no bdev named " + o.base_bdev_name);
     if (o.cluster < 0)
@@ -168,68 +206,63 @@ int remote_bdev_create(const RemoteCreateOptions& o, std::string* err) {
         return fail(err, -EINVAL,
                     "remote: " + base->name + " is already owned by cluster " +
                         std::to_string(o.cluster) + "; use it directly");
-    RemotePort* x = ports_start(o.cluster);
-    RemotePort* y = ports_start(base->cluster);
-    if (!x || !y) return fail(err, -ENODEV, "remote: no runtime to reach the clusters");
-    auto exp = std::make_unique<RemoteExport>();
-    exp->cluster = base->cluster;
-    BdevDesc* desc = nullptr;
+    if (!ports_start(o.cluster))
+        return fail(err, -ENODEV, "remote: no runtime to reach the clusters");
     std::string name = o.name;
-    int rc = bdev_open(
-        o.base_bdev_name, true,
-        [name](BdevEvent ev, Bdev*) {
+    RemoteExport* exp = nullptr;
+    int rc = export_open(
+        o.base_bdev_name,
+        [name](BdevEvent ev, Bdev* base) {
             Bdev* self = bdev_get_by_name(name);
             if (!self) return;
             if (ev == BdevEvent::Remove) {
                 NOC_WARN("remote", "{}: its base bdev is being removed; removing it", name);
                 bdev_unregister(self, [](int) {});
             } else if (ev == BdevEvent::Resize) {
-                auto* r = static_cast<RemoteBdev*>(self);
-                bdev_notify_blockcnt_change(self, r->exp()->desc->bdev()->num_blocks);
+                bdev_notify_blockcnt_change(self, base->num_blocks);
             }
         },
-        &desc);
-    if (rc == -EPERM) return fail(err, -EPERM, "remote: bdev " + o.base_bdev_name + " is claimed");
-    if (rc) return fail(err, rc, "remote: cannot open " + o.base_bdev_name + ": " + strerror(-rc));
-    if (bdev_claim(base, &g_module)) {
-        bdev_close(desc);
-        return fail(err, -EPERM, "remote: bdev " + o.base_bdev_name + " is already claimed");
+        &exp, err);
+    if (rc) return rc;
+    RemoteBdev* b = nullptr;
+    rc = register_remote(o, export_info(*exp), exp, &b, err);
+    if (rc) export_close(exp, [] {});
+    return rc;
+}
+
+int remote_bdev_create_linked(const RemoteCreateOptions& o, const ExportInfo& target,
+                              std::string* err) {
+    if (int rc = remote_bdev_check_options(o, err)) return rc;
+    if (!bdev_check_cluster(o.cluster, err)) return -EINVAL;
+    if (target.id == 0 || target.block_size == 0)
+        return fail(err, -EINVAL, "remote: the owner's export is not usable");
+    RemoteBdev* b = nullptr;
+    return register_remote(o, target, nullptr, &b, err);
+}
+
+std::vector<RemoteBdev*> remote_bdevs_towards(int cluster) {
+    std::vector<RemoteBdev*> out;
+    for (Bdev* b : bdev_list()) {
+        if (b->module != &g_module) continue;
+        auto* r = static_cast<RemoteBdev*>(b);
+        if (!r->local_export() && r->owner_cluster() == cluster) out.push_back(r);
     }
-    exp->desc = desc;
-    if (!export_publish(exp.get())) {
-        bdev_release_claim(base);
-        bdev_close(desc);
-        return fail(err, -ENOSPC, "remote: too many remote bdevs");
+    return out;
+}
+
+void remote_peer_down(int cluster) {
+    for (RemoteBdev* r : remote_bdevs_towards(cluster)) {
+        if (r->export_id())
+            NOC_WARN("remote",
+                     "{}: the process of cluster {} is gone; its I/O fails until the "
+                     "process is back",
+                     r->name, cluster);
+        r->unlink();
     }
-    Uuid uuid{};
-    if (!parse_optional_uuid(o.uuid, &uuid, err)) uuid = Uuid{};
-    auto b = std::make_unique<RemoteBdev>(o.name, exp.get(), x, o.timeout_ms);
-    b->cluster = o.cluster;
-    b->block_size = base->block_size;
-    b->num_blocks = base->num_blocks;
-    b->write_cache = base->write_cache;
-    b->required_alignment = base->required_alignment;
-    b->optimal_io_boundary = base->optimal_io_boundary;
-    // A request that is bounced must fit one large arena buffer.
-    const uint32_t max_bytes =
-        Runtime::instance()->noc().buffers(o.cluster).buffer_size(BufClass::Large) / 4096 * 4096;
-    b->max_transfer_blocks = max_bytes / base->block_size;
-    if (base->max_transfer_blocks)
-        b->max_transfer_blocks = std::min(b->max_transfer_blocks, base->max_transfer_blocks);
-    b->uuid = uuid;
-    const uint32_t id = exp->id;
-    RemoteExport* raw = exp.release();
-    rc = bdev_register(std::move(b));
-    if (rc) {
-        export_unpublish(id);
-        bdev_release_claim(base);
-        bdev_close(desc);
-        delete raw;
-        return fail(err, rc, "remote: cannot register " + o.name + ": " + strerror(-rc));
+    for (int c = 0; c < Runtime::instance()->noc().clusters(); ++c) {
+        RemotePort* p = port_of(c);
+        if (p) p->thread()->send([p, cluster] { p->fail_peer(cluster); });
     }
-    NOC_INFO("remote", "{} on cluster {} -> {} on cluster {}", o.name, o.cluster, base->name,
-             base->cluster);
-    return 0;
 }
 
 void remote_bdev_delete(const std::string& name, std::function<void(int, std::string)> done) {

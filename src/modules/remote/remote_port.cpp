@@ -14,9 +14,6 @@ namespace nocstor::remote {
 
 namespace {
 
-constexpr uint32_t kMaxExports = 4096;
-std::array<std::atomic<RemoteExport*>, kMaxExports> g_exports{};
-
 constexpr int kMaxClusters = 1024;
 std::array<std::atomic<RemotePort*>, kMaxClusters> g_ports{};
 
@@ -65,25 +62,6 @@ struct RemotePort::ServerReq {
     bool in_use = false;
     iovec iov[kMaxSegments];
 };
-
-uint32_t export_publish(RemoteExport* e) {
-    for (uint32_t i = 1; i < kMaxExports; ++i) {
-        if (!g_exports[i].load(std::memory_order_relaxed)) {
-            e->id = i;
-            g_exports[i].store(e, std::memory_order_release);
-            return i;
-        }
-    }
-    return 0;
-}
-
-RemoteExport* export_lookup(uint32_t id) {
-    return id < kMaxExports ? g_exports[id].load(std::memory_order_acquire) : nullptr;
-}
-
-void export_unpublish(uint32_t id) {
-    if (id < kMaxExports) g_exports[id].store(nullptr, std::memory_order_release);
-}
 
 RemotePort::RemotePort(Runtime& rt, int cluster)
     : rt_(rt),
@@ -164,8 +142,13 @@ void RemotePort::submit(RemoteBdev* b, BdevIo* io) {
     r.io = io;
     r.bdev = b;
     r.gen = ++client_gen_;
-    r.target_id = b->exp()->id;
+    r.target_id = b->export_id();
     r.dst = uint16_t(b->owner_cluster());
+    if (r.target_id == 0) {  // the owner's process is down: fail fast, the host may retry
+        RemoteCounters::bump(stats_.peer_down_failures);
+        RemoteCounters::bump(b->counters().peer_down_failures);
+        return finish(io, IoStatus::NvmeError, 0, kScNamespaceNotReady);
+    }
     NocDescriptor d{};
     d.opcode = opcode_of(io->type);
     d.cid = uint16_t(slot);
@@ -339,6 +322,28 @@ uint32_t RemotePort::slots_in_use(const RemoteBdev* b) const {
 void RemotePort::forget(const RemoteBdev* b) {
     for (ClientReq& r : client_)
         if (r.in_use && r.bdev == b) r.bdev = nullptr;
+}
+
+void RemotePort::fail_peer(int dst) {
+    Outbox& o = outbox_[size_t(dst)];
+    o.head = o.tail;  // its successor discards what reached the ring; the rest is never sent
+    uint32_t failed = 0;
+    for (ClientReq& r : client_) {
+        if (!r.in_use || r.dst != dst) continue;
+        BdevIo* io = r.io;
+        RemoteBdev* b = r.bdev;
+        r.io = nullptr;
+        release(r);  // the dead process can no longer touch the buffers
+        if (io) {
+            ++failed;
+            RemoteCounters::bump(stats_.peer_down_failures);
+            if (b) RemoteCounters::bump(b->counters().peer_down_failures);
+            finish(io, IoStatus::NvmeError, 0, kScNamespaceNotReady);
+        }
+    }
+    if (failed)
+        NOC_WARN("remote", "cluster {}: its process died; failed {} I/O waiting for it", dst,
+                 failed);
 }
 
 // --- server side (cluster Y) ---

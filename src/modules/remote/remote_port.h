@@ -13,6 +13,7 @@
 #pragma once
 
 #include "bdev/bdev.h"
+#include "modules/remote/remote_export.h"
 #include "modules/remote/remote_proto.h"
 #include "runtime/buffer_pool.h"
 #include "runtime/runtime.h"
@@ -27,23 +28,10 @@ namespace nocstor::remote {
 
 class RemoteBdev;
 
-// A bdev of cluster Y that other clusters reach (one per remote bdev). Created and destroyed on
-// the control thread; `ch` lives on Y's NoC thread.
-struct RemoteExport {
-    uint32_t id = 0;
-    int cluster = 0;  // Y, the owner of the base bdev
-    BdevDesc* desc = nullptr;
-    IoChannel* ch = nullptr;
-};
-
-// Control thread writes, NoC threads read: a request names its export by id.
-uint32_t export_publish(RemoteExport* e);  // 0 when the table is full
-RemoteExport* export_lookup(uint32_t id);
-void export_unpublish(uint32_t id);
-
 struct PortStats {
     std::atomic<uint64_t> requests_sent{0}, completions_received{0}, requests_served{0};
     std::atomic<uint64_t> no_slot{0}, stray_completions{0}, unknown_export{0}, bad_descriptors{0};
+    std::atomic<uint64_t> peer_down_failures{0};  // I/O failed at once: its owner process died
 };
 
 class RemotePort {
@@ -67,6 +55,9 @@ class RemotePort {
     uint32_t slots_in_use(const RemoteBdev* b) const;
     // The bdev is going away with requests still unanswered: their slots no longer name it.
     void forget(const RemoteBdev* b);
+    // The process that ran cluster `dst` died: what waits for it fails now (Namespace Not
+    // Ready), the slots of requests that timed out are freed, and nothing queued is sent.
+    void fail_peer(int dst);
     // Unregisters the pollers; the port is then destroyed by the control thread.
     void stop();
 

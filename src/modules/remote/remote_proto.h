@@ -22,6 +22,10 @@ namespace nocstor::remote {
 inline constexpr uint8_t kOpReset = 0xc1;  // reset the export's base bdev
 inline constexpr uint8_t kOpAbort = 0xc2;  // abort request (cid, user_ctx)
 
+// NVMe generic status "Namespace Not Ready" (DNR clear): the owner's process is down; a host
+// may retry, and the I/O succeeds again once the process is back.
+inline constexpr uint8_t kScNamespaceNotReady = 0x82;
+
 // Segments an indirect SGL may have; a request with more is bounced through one buffer.
 inline constexpr uint32_t kMaxSegments = 64;
 
