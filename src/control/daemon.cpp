@@ -313,10 +313,11 @@ int run_daemon(const DaemonOptions& opts) {
         cp->children.fds = rt->noc().fds();
     }
     // Shutdown runs these in reverse: stop the servers, stop the target (registered by its own
-    // module), stop the cluster processes, then unregister every bdev.
-    rt->add_shutdown_step("bdev layer", [](std::function<void()> done) { bdev_layer_fini(done); });
+    // module), unregister every bdev, then stop the cluster processes. Stacks go from the top:
+    // the front end's arrays and remote bdevs before the children's lvols under them.
     rt->add_shutdown_step("cluster processes",
                           [](std::function<void()> done) { cluster_processes_stop(done); });
+    rt->add_shutdown_step("bdev layer", [](std::function<void()> done) { bdev_layer_fini(done); });
     rt->add_shutdown_step("management servers", [cpp](std::function<void()> done) {
         stop_servers(cpp);
         done();

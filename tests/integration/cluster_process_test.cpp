@@ -92,20 +92,6 @@ TEST(ClusterProcessDaemon, AKilledDataClusterProcessIsReportedRestartedAndKeepsI
     EXPECT_NE(kill(again, 0), 0) << "the child outlived the daemon";
 }
 
-// Waits until every child process runs and answers.
-bool wait_children(Daemon& d, size_t n) {
-    for (int i = 0; i < 300; ++i) {
-        json p = processes(d);
-        bool all = p.size() == n;
-        for (const auto& c : p)
-            all = all && c["state"] == "running" &&
-                  d.call("bdev_get_bdevs", {{"cluster", c["cluster"]}}).ok();
-        if (all) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-}
-
 json remote_info(Daemon& d, const std::string& name) {
     auto r = d.call("bdev_get_bdevs", {{"name", name}});
     return r.ok() && r.result.size() == 1 ? r.result[0]["driver_specific"]["remote"] : json();
@@ -241,7 +227,7 @@ TEST(ClusterProcessDaemon, RemoteBdevsTowardsChildProcessesSurviveAKillNineUnder
         first.push_back("--empty");
         Daemon d(first, dir);
         ASSERT_TRUE(d.alive()) << d.log();
-        ASSERT_TRUE(wait_children(d, 2)) << processes(d).dump() << d.log();
+        ASSERT_TRUE(wait_cluster_processes(d, 2)) << processes(d).dump() << d.log();
         for (int c : {2, 3})
             d.ok("bdev_uring_create", {{"name", "D" + std::to_string(c)},
                                        {"filename", dir + "/d" + std::to_string(c)},

@@ -206,6 +206,20 @@ bool wait_until(Pred p, int seconds) {
     return false;
 }
 
+// With --cluster-processes: true once the daemon lists `n` children, all running and answering.
+inline bool wait_cluster_processes(Daemon& d, size_t n) {
+    return wait_until(
+        [&] {
+            auto r = d.call("nocstor_get_cluster_processes");
+            bool all = r.ok() && r.result.size() == n;
+            for (size_t i = 0; all && i < r.result.size(); ++i)
+                all = r.result[i]["state"] == "running" &&
+                      d.call("bdev_get_bdevs", {{"cluster", r.result[i]["cluster"]}}).ok();
+            return all;
+        },
+        30);
+}
+
 // n pseudo-random bytes from `seed`.
 inline std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
     std::vector<uint8_t> v(n);

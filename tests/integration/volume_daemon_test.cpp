@@ -34,11 +34,18 @@ json volume(Daemon& d, const std::string& name) {
 // LBAs (512-byte blocks) that land on both members of a 2 x 64 KiB stripe, and across a strip.
 const std::vector<uint64_t> kLbas = {0, 128, 256, 384, 120, 2000, 30000};
 
-TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
+// Threads (false) or --cluster-processes (true): clusters 2 and 3, which hold the lvols, then run
+// as child processes, and the volume's remote bdevs reach them across processes.
+class VolumeDaemon : public ::testing::TestWithParam<bool> {};
+
+TEST_P(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
     const std::string dir = temp_dir();
     const uint16_t port = free_tcp_port();
-    const std::vector<std::string> args = {"--clusters", kThreeClusterPlan, "-c",
-                                           dir + "/nocstor.json", "--persist"};
+    const bool processes = GetParam();
+    std::vector<std::string> args = {"--clusters", kThreeClusterPlan, "-c", dir + "/nocstor.json",
+                                     "--persist"};
+    if (processes) args.push_back("--cluster-processes");
+    auto children_up = [&](Daemon& d) { return !processes || wait_cluster_processes(d, 2); };
     make_file(dir + "/d2", 64 << 20);
     make_file(dir + "/d3", 64 << 20);
     {
@@ -46,11 +53,13 @@ TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
         first.push_back("--empty");
         Daemon d(first, dir);
         ASSERT_TRUE(d.alive()) << d.log();
+        ASSERT_TRUE(children_up(d)) << d.log();
         for (int c : {2, 3}) {
             const std::string n = "d" + std::to_string(c);
             d.ok("bdev_uring_create",
                  {{"name", n}, {"filename", dir + "/" + n}, {"block_size", 512}, {"cluster", c}});
             d.ok("bdev_lvol_create_lvstore", {{"bdev_name", n},
+                                              {"cluster", c},
                                               {"lvs_name", "lvs" + std::to_string(c)},
                                               {"cluster_sz", 1 << 20}});
         }
@@ -125,6 +134,8 @@ TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
             auto b = d.ok("bdev_get_bdevs", {{"name", rem}})[0]["driver_specific"]["remote"];
             EXPECT_GT(b["zero_copy_ios"].get<uint64_t>(), 0u) << rem;
             EXPECT_EQ(b["timeouts"], 0) << rem;
+            EXPECT_EQ(b["owner_in_this_process"], !processes) << rem;
+            EXPECT_EQ(b["link"], "up") << rem;
         }
         // nocstorctl draws the tree across clusters.
         int rc = 0;
@@ -152,6 +163,7 @@ TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
     {
         Daemon d(args, dir);
         ASSERT_TRUE(d.alive()) << d.log();
+        ASSERT_TRUE(children_up(d)) << d.log();
         json v = volume(d, "vol");
         ASSERT_FALSE(v.is_null()) << d.log();
         EXPECT_EQ(v["tree"]["state"], "online") << v.dump(2);
@@ -174,7 +186,13 @@ TEST(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
         EXPECT_TRUE(d.ok("nvmf_get_subsystems")[1]["namespaces"].empty());
         EXPECT_FALSE(d.call("nocstor_volume_delete", {{"name", "vol"}}).ok());
         EXPECT_EQ(d.stop(), 0) << d.log();
+        EXPECT_EQ(d.log().find("did not stop in time"), std::string::npos) << d.log();
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Mode, VolumeDaemon, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                             return i.param ? "ClusterProcesses" : "Threads";
+                         });
 
 }  // namespace

@@ -48,9 +48,9 @@ void create(const json& params, RpcReply reply) {
     volume::create(s, [reply, name](int rc, std::string e) {
         if (rc == -EINVAL) return reply.invalid("nocstor_volume_create: " + e);
         if (rc) return reply.error(rc, "nocstor_volume_create: " + e);
-        json out;
-        volume::describe(name, &out);
-        reply.result(out.empty() ? json(name) : out[0]);
+        volume::describe(name, [reply, name](int, json out) {
+            reply.result(out.empty() ? json(name) : out[0]);
+        });
     });
 }
 
@@ -72,9 +72,10 @@ void get(const json& params, RpcReply reply) {
     d.optional("name", &name);
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
-    json out;
-    if (volume::describe(name, &out)) return reply.error(-ENODEV, "no volume named " + name);
-    reply.result(out);
+    volume::describe(name, [reply, name](int rc, json out) {
+        if (rc) return reply.error(-ENODEV, "no volume named " + name);
+        reply.result(out);
+    });
 }
 
 void register_existing(const json& params, RpcReply reply) {

@@ -1,6 +1,9 @@
 #include "control/volume/volume.h"
 
 #include "bdev/bdev.h"
+#include "control/cluster_process/cluster_processes.h"
+#include "control/cluster_process/remote_link.h"
+#include "control/rpc_registry.h"
 #include "modules/lvol/lvol.h"
 #include "modules/raid/raid.h"
 #include "modules/raid/raid_layout.h"
@@ -61,15 +64,61 @@ bool member_data_bytes(const VolumeSpec& s, raid::Level level, uint64_t* out, st
     return true;
 }
 
+// What the volume code sees of every process: each bdev (describe_bdev's JSON, by name and by
+// alias) and each lvstore. Gathered once per creation or view: with --cluster-processes, the
+// members' lvols and lvstores live in the children.
+struct View {
+    std::map<std::string, json> bdevs;
+    json stores = json::array();
+    const json* bdev(const std::string& name) const {
+        auto it = bdevs.find(name);
+        return it == bdevs.end() ? nullptr : &it->second;
+    }
+    void add_bdev(const json& b) {
+        for (const auto& a : b.value("aliases", json::array())) bdevs[a.get<std::string>()] = b;
+        bdevs[b.value("name", std::string())] = b;
+    }
+};
+
+bool in_child(int cluster) {
+    const std::vector<int> children = cluster_process_clusters();
+    return std::find(children.begin(), children.end(), cluster) != children.end();
+}
+
+void gather_view(std::function<void(std::shared_ptr<View>)> done) {
+    auto v = std::make_shared<View>();
+    for (const Bdev* b : bdev_list()) v->add_bdev(describe_bdev(b));
+    lvol::lvs_list("", "", &v->stores);
+    if (!v->stores.is_array()) v->stores = json::array();
+    auto pending = std::make_shared<size_t>(1);
+    auto one_done = [v, pending, done] {
+        if (--*pending == 0) done(v);
+    };
+    for (int c : cluster_process_clusters()) {
+        *pending += 2;
+        cluster_process_call(c, "bdev_get_bdevs", json::object(), [v, one_done](RpcResult r) {
+            if (r.ok() && r.result.is_array())
+                for (const auto& b : r.result) v->add_bdev(b);
+            one_done();
+        });
+        cluster_process_call(c, "bdev_lvol_get_lvstores", json::object(),
+                             [v, one_done](RpcResult r) {
+                                 if (r.ok() && r.result.is_array())
+                                     for (auto& s : r.result) v->stores.push_back(s);
+                                 one_done();
+                             });
+    }
+    one_done();
+}
+
 // The lvstore of `cluster` (its base owned by that cluster) with the most free bytes.
-bool pick_lvstore(int cluster, uint64_t need, std::string* name, std::string* err) {
-    json stores;
-    lvol::lvs_list("", "", &stores);
+bool pick_lvstore(const View& view, int cluster, uint64_t need, std::string* name,
+                  std::string* err) {
     uint64_t best_free = 0;
     std::string seen;
-    for (const auto& s : stores) {
-        const Bdev* base = bdev_get_by_name(s.value("base_bdev", std::string()));
-        if (!base || base->cluster != cluster) continue;
+    for (const auto& s : view.stores) {
+        const json* base = view.bdev(s.value("base_bdev", std::string()));
+        if (!base || base->value("cluster", -1) != cluster) continue;
         const uint64_t free_bytes =
             s.value("free_clusters", uint64_t(0)) * s.value("cluster_size", uint64_t(0));
         seen += (seen.empty() ? "" : ", ") + s.value("name", std::string()) +
@@ -87,6 +136,22 @@ bool pick_lvstore(int cluster, uint64_t need, std::string* name, std::string* er
                         : fmt::format("no lvstore of cluster {} has {} MiB free: {}", cluster,
                                       need >> 20, seen);
     return false;
+}
+
+// Deletes a member's lvol, in this process or in its cluster's.
+void delete_lvol(int cluster, const std::string& alias, std::function<void()> next) {
+    if (!in_child(cluster)) {
+        if (!bdev_get_by_name(alias)) return next();
+        return lvol::lvol_delete(alias, [alias, next](int rc, std::string e) {
+            if (rc) NOC_WARN("volume", "deleting {}: {}", alias, e);
+            next();
+        });
+    }
+    cluster_process_call(cluster, "bdev_lvol_delete", {{"name", alias}},
+                         [alias, next](RpcResult r) {
+                             if (!r.ok()) NOC_WARN("volume", "deleting {}: {}", alias, r.message);
+                             next();
+                         });
 }
 
 // One creation, step by step; every step done is undone if a later one fails.
@@ -119,23 +184,33 @@ struct Job : std::enable_shared_from_this<Job> {
     void make_lvol(size_t i) {
         if (i == vol.members.size()) return make_remote(0);
         Member& m = vol.members[i];
-        lvol::LvolCreateOptions o;
-        o.lvs_name = m.lvstore;
-        o.name = fmt::format("{}_m{}", vol.spec.name, i);
-        o.size_bytes = lvol_bytes;
-        o.thin = vol.spec.thin;
+        const std::string name = fmt::format("{}_m{}", vol.spec.name, i);
         auto self = shared_from_this();
-        lvol::lvol_create(o, [self, i, alias = m.lvstore + "/" + o.name](int rc, std::string msg) {
+        auto made = [self, i, alias = m.lvstore + "/" + name](int rc, std::string msg) {
+            const int cluster = self->vol.members[i].cluster;
             if (rc)
-                return self->fail(
-                    rc,
-                    "lvol on cluster " + std::to_string(self->vol.members[i].cluster) + ": " + msg);
+                return self->fail(rc, "lvol on cluster " + std::to_string(cluster) + ": " + msg);
             self->vol.members[i].lvol = alias;
-            self->undo.push_back([alias](std::function<void()> next) {
-                lvol::lvol_delete(alias, [next](int, std::string) { next(); });
+            self->undo.push_back([cluster, alias](std::function<void()> next) {
+                delete_lvol(cluster, alias, next);
             });
             self->make_lvol(i + 1);
-        });
+        };
+        if (in_child(m.cluster)) {
+            return cluster_process_call(
+                m.cluster, "bdev_lvol_create",
+                {{"lvs_name", m.lvstore},
+                 {"lvol_name", name},
+                 {"size_in_mib", lvol_bytes >> 20},
+                 {"thin_provision", vol.spec.thin}},
+                [made](RpcResult r) { made(r.ok() ? 0 : (r.code ? r.code : -EIO), r.message); });
+        }
+        lvol::LvolCreateOptions o;
+        o.lvs_name = m.lvstore;
+        o.name = name;
+        o.size_bytes = lvol_bytes;
+        o.thin = vol.spec.thin;
+        lvol::lvol_create(o, made);
     }
 
     void make_remote(size_t i) {
@@ -146,13 +221,22 @@ struct Job : std::enable_shared_from_this<Job> {
         o.name = fmt::format("{}_m{}_remote", vol.spec.name, i);
         o.base_bdev_name = m.lvol;
         o.cluster = vol.spec.front_cluster;
+        auto self = shared_from_this();
+        auto made = [self, i, name = o.name](int rc, std::string err) {
+            if (rc) return self->fail(rc, err);
+            self->vol.members[i].remote = name;
+            self->undo.push_back([name](std::function<void()> next) {
+                remote::remote_bdev_delete(name, [next](int, std::string) { next(); });
+            });
+            self->make_remote(i + 1);
+        };
+        if (in_child(m.cluster)) {
+            o.base_cluster = m.cluster;
+            return remote_link_create(o, made);
+        }
         std::string err;
-        if (int rc = remote::remote_bdev_create(o, &err)) return fail(rc, err);
-        m.remote = o.name;
-        undo.push_back([name = o.name](std::function<void()> next) {
-            remote::remote_bdev_delete(name, [next](int, std::string) { next(); });
-        });
-        make_remote(i + 1);
+        const int rc = remote::remote_bdev_create(o, &err);
+        made(rc, err);
     }
 
     void make_raid() {
@@ -220,12 +304,9 @@ void teardown(const Volume& v, Done done) {
             });
     }
     for (const Member& m : v.members) {
-        if (!m.lvol.empty() && bdev_get_by_name(m.lvol))
-            steps.push_back([name = m.lvol](auto next) {
-                lvol::lvol_delete(name, [name, next](int rc, std::string e) {
-                    if (rc) NOC_WARN("volume", "deleting {}: {}", name, e);
-                    next();
-                });
+        if (!m.lvol.empty())
+            steps.push_back([cluster = m.cluster, name = m.lvol](auto next) {
+                delete_lvol(cluster, name, next);
             });
     }
     auto all = std::make_shared<decltype(steps)>(std::move(steps));
@@ -241,35 +322,35 @@ void teardown(const Volume& v, Done done) {
     (*step)(0);
 }
 
-json node(const std::string& name) {
-    const Bdev* b = bdev_get_by_name(name);
+json node(const View& view, const std::string& name) {
+    const json* b = view.bdev(name);
     if (!b) return {{"bdev", name}, {"state", "missing"}};
-    json n = {{"bdev", b->name},
-              {"module", b->module ? b->module->name() : ""},
-              {"cluster", b->cluster},
-              {"size_bytes", b->size_bytes()}};
-    if (!b->aliases.empty()) n["alias"] = b->aliases.front();
-    json info = json::object();
-    b->dump_info_json(info);
+    json n = {
+        {"bdev", b->value("name", name)},
+        {"module", b->value("module", std::string())},
+        {"cluster", b->value("cluster", -1)},
+        {"size_bytes", b->value("block_size", uint64_t(0)) * b->value("num_blocks", uint64_t(0))}};
+    const json aliases = b->value("aliases", json::array());
+    if (!aliases.empty()) n["alias"] = aliases.front();
+    const json info = b->value("driver_specific", json::object());
     if (info.contains("raid")) n["state"] = info["raid"]["state"];
+    if (info.contains("remote")) n["link"] = info["remote"].value("link", std::string("up"));
     return n;
 }
 
-json tree(const Volume& v) {
-    json root = node(v.spec.name);
+json tree(const View& view, const Volume& v) {
+    json root = node(view, v.spec.name);
     root["children"] = json::array();
-    json stores;
-    lvol::lvs_list("", "", &stores);
     for (const Member& m : v.members) {
-        json lv = node(m.lvol);
+        json lv = node(view, m.lvol);
         lv["lvstore"] = m.lvstore;
-        for (const auto& s : stores)
+        for (const auto& s : view.stores)
             if (s.value("name", std::string()) == m.lvstore)
-                lv["children"] = json::array({node(s.value("base_bdev", std::string()))});
+                lv["children"] = json::array({node(view, s.value("base_bdev", std::string()))});
         if (m.remote.empty()) {
             root["children"].push_back(lv);
         } else {
-            json r = node(m.remote);
+            json r = node(view, m.remote);
             r["children"] = json::array({lv});
             root["children"].push_back(r);
         }
@@ -325,16 +406,21 @@ void create(const VolumeSpec& in, Done done) {
     uint64_t per = 0;
     if (!member_data_bytes(s, job->level, &per, &err)) return done(-EINVAL, err);
     job->lvol_bytes = per + raid::kMetadataBytes;
-    for (int c : s.clusters) {
-        Member m;
-        m.cluster = c;
-        if (!pick_lvstore(c, s.thin ? 0 : job->lvol_bytes, &m.lvstore, &err))
-            return done(-ENOSPC, err);
-        job->vol.members.push_back(m);
-    }
     job->vol.spec = s;
     job->done = std::move(done);
-    job->make_lvol(0);
+    gather_view([job](std::shared_ptr<View> view) {
+        std::string err;
+        for (int c : job->vol.spec.clusters) {
+            Member m;
+            m.cluster = c;
+            if (!pick_lvstore(*view, c, job->vol.spec.thin ? 0 : job->lvol_bytes, &m.lvstore, &err))
+                return job->done(-ENOSPC, err);
+            job->vol.members.push_back(m);
+        }
+        if (registry().count(job->vol.spec.name) || bdev_get_by_name(job->vol.spec.name))
+            return job->done(-EEXIST, "a volume or bdev named " + job->vol.spec.name + " exists");
+        job->make_lvol(0);
+    });
 }
 
 void remove(const std::string& name, Done done) {
@@ -348,24 +434,27 @@ void remove(const std::string& name, Done done) {
     });
 }
 
-int describe(const std::string& name, json* out) {
-    *out = json::array();
-    for (const auto& [n, v] : registry()) {
-        if (!name.empty() && n != name) continue;
-        json j = to_json(v);
-        j["tree"] = tree(v);
-        if (const Bdev* b = bdev_get_by_name(n)) j["size_bytes"] = b->size_bytes();
-        json namespaces = json::array();
-        if (auto* t = nvmf::NvmfTarget::instance())
-            for (const auto& s : t->list_subsystems())
-                for (const auto& ns : s.namespaces)
-                    if (ns->bdev_name == n)
-                        namespaces.push_back({{"nqn", s.params.nqn}, {"nsid", ns->nsid}});
-        j["namespaces"] = namespaces;
-        out->push_back(j);
-    }
-    if (!name.empty() && out->empty()) return -ENODEV;
-    return 0;
+void describe(const std::string& name, std::function<void(int rc, json out)> done) {
+    if (!name.empty() && !registry().count(name)) return done(-ENODEV, json::array());
+    gather_view([name, done](std::shared_ptr<View> view) {
+        json out = json::array();
+        for (const auto& [n, v] : registry()) {
+            if (!name.empty() && n != name) continue;
+            json j = to_json(v);
+            j["tree"] = tree(*view, v);
+            if (const Bdev* b = bdev_get_by_name(n)) j["size_bytes"] = b->size_bytes();
+            json namespaces = json::array();
+            if (auto* t = nvmf::NvmfTarget::instance())
+                for (const auto& s : t->list_subsystems())
+                    for (const auto& ns : s.namespaces)
+                        if (ns->bdev_name == n)
+                            namespaces.push_back({{"nqn", s.params.nqn}, {"nsid", ns->nsid}});
+            j["namespaces"] = namespaces;
+            out.push_back(j);
+        }
+        if (!name.empty() && out.empty()) return done(-ENODEV, out);
+        done(0, out);
+    });
 }
 
 int register_existing(const json& p, std::string* err) {

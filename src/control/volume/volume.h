@@ -44,8 +44,9 @@ using Done = std::function<void(int rc, std::string err)>;
 void create(const VolumeSpec& spec, Done done);
 void remove(const std::string& name, Done done);
 // The volume as a tree across clusters (namespace -> array -> remote -> lvol -> base), or every
-// volume when name is empty. -ENODEV when the named one does not exist.
-int describe(const std::string& name, nlohmann::json* out);
+// volume when name is empty; asks the cluster processes for their parts. -ENODEV when the
+// named one does not exist.
+void describe(const std::string& name, std::function<void(int rc, nlohmann::json out)> done);
 // Records an existing volume (from the saved configuration): its parts must exist.
 int register_existing(const nlohmann::json& params, std::string* err);
 // The "volume" config section: one nocstor_volume_register call per volume.
