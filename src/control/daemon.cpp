@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/tick.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 
@@ -295,6 +296,8 @@ int run_daemon(const DaemonOptions& opts) {
                                     "--idle-sleep-us", std::to_string(opts.idle_sleep_us),
                                     "--io-pool-size",  std::to_string(opts.bdev_io_pool_size)};
         if (!opts.allow_sleep) cp->children.common_args.push_back("--no-sleep");
+        cp->children.has_affinity = sched_getaffinity(0, sizeof cp->children.affinity,
+                                                      &cp->children.affinity) == 0;
     }
     std::unique_ptr<Runtime> rt;
     try {

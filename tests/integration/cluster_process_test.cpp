@@ -7,6 +7,7 @@
 #include "nvmf_host_cmds.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -341,6 +342,24 @@ TEST(ClusterProcessDaemon, RemoteBdevsTowardsChildProcessesSurviveAKillNineUnder
     EXPECT_EQ(d.stop(), 0) << d.log();
     // A child holding an export for the front end stops on SIGTERM like any other.
     EXPECT_EQ(d.log().find("did not stop in time"), std::string::npos) << d.log();
+}
+
+// A child on another core than the control thread that forks it: it must not inherit that
+// thread's pinning (it used to, and exited at once: "cpu 1 is not online or not allowed").
+TEST(ClusterProcessDaemon, AChildRunsOnItsOwnCoreNotTheForkingThreads) {
+    cpu_set_t set;
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    if (!CPU_ISSET(0, &set) || !CPU_ISSET(1, &set)) GTEST_SKIP() << "needs cpus 0 and 1";
+    const std::string dir = temp_dir();
+    Daemon d({"--clusters", "0:control:0;1:data:0;2:data:1", "--cluster-processes", "--empty"},
+             dir);
+    ASSERT_TRUE(d.alive()) << d.log();
+    ASSERT_TRUE(wait_cluster_processes(d, 1)) << processes(d).dump() << d.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const json p = processes(d);
+    EXPECT_EQ(p[0]["state"], "running") << p.dump();
+    EXPECT_EQ(p[0]["restarts"], 0) << p.dump() << d.log();
+    EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
 }  // namespace

@@ -9,7 +9,10 @@
 #include "nvmf_host_cmds.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <fstream>
 
 using namespace nocstor::testing;
 using namespace nocstor::nvmf::testing;
@@ -136,6 +139,47 @@ TEST_P(VolumeDaemon, OneCommandBuildsTheStackAcrossClustersAndARestartKeepsIt) {
             EXPECT_EQ(b["timeouts"], 0) << rem;
             EXPECT_EQ(b["owner_in_this_process"], !processes) << rem;
             EXPECT_EQ(b["link"], "up") << rem;
+        }
+        if (processes) {
+            // kill -9 of cluster 3's process: the RAID0 over the two remote bdevs fails the I/O
+            // that needs cluster 3 while it is down (fast, Namespace Not Ready) without taking
+            // the member out of service, and the whole volume reads back once it is back.
+            const json p = d.ok("nocstor_get_cluster_processes");
+            ASSERT_EQ(p[1]["cluster"], 3);
+            const int pid = p[1]["pid"].get<int>();
+            ASSERT_EQ(kill(pid, SIGKILL), 0);
+            // Dead (a zombie until the daemon reaps it), so nothing more is served by it.
+            EXPECT_TRUE(wait_until(
+                [&] {
+                    std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+                    std::string pid_s, comm, state;
+                    return !(st >> pid_s >> comm >> state) || state == "Z";
+                },
+                5));
+            {
+                std::vector<uint8_t> got;
+                const auto t0 = std::chrono::steady_clock::now();
+                auto rd = read(s.io, cid++, 128, 4096, &got);  // LBA 128 is on member 1
+                ASSERT_TRUE(rd) << "no answer while cluster 3 was down";
+                EXPECT_FALSE(rd->status.ok());
+                EXPECT_EQ(rd->status.sc(), 0x82) << "expected Namespace Not Ready";
+                EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+            }
+            bool back = wait_until(
+                [&] {
+                    std::vector<uint8_t> got;
+                    auto rd = read(s.io, cid++, 128, 4096, &got);  // on member 1
+                    return rd && rd->status.ok();
+                },
+                30);
+            EXPECT_TRUE(back) << d.log();
+            EXPECT_EQ(volume(d, "vol")["tree"]["state"], "online");
+            for (size_t i = 0; i < kLbas.size(); ++i) {
+                std::vector<uint8_t> got;
+                auto rd = read(s.io, cid++, kLbas[i], 4096, &got);
+                ASSERT_TRUE(rd && rd->status.ok()) << i;
+                EXPECT_EQ(got, random_bytes(4096, i)) << i;
+            }
         }
         // nocstorctl draws the tree across clusters.
         int rc = 0;

@@ -105,6 +105,8 @@ void spawn(Child& c) {
     std::vector<int> keep = o.fds.doorbells;
     keep.push_back(o.fds.region);
     const pid_t parent = getpid();
+    const cpu_set_t affinity = o.affinity;
+    const bool has_affinity = o.has_affinity;
 
     const pid_t pid = fork();
     if (pid == 0) {
@@ -112,6 +114,7 @@ void spawn(Child& c) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
         for (int fd : keep) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) & ~FD_CLOEXEC);
+        if (has_affinity) sched_setaffinity(0, sizeof affinity, &affinity);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);  // run_daemon blocks what it waits for

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sched.h>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -24,6 +26,10 @@ struct ClusterProcessOptions {
     std::string config_base;      // "": children start empty each time; else <base>.cluster<N>.json
     std::vector<std::string> common_args;  // passed to every child (--clusters, -L, ...)
     NocFabricFds fds;                      // inherited by the children (not owned)
+    // The daemon's CPU affinity before its threads were pinned: a child starts from it, not
+    // from the pinned control thread's that forks it (the plan names the child's own cores).
+    cpu_set_t affinity{};
+    bool has_affinity = false;
 };
 
 // Control thread. Starts the children and the watcher; installs the RPC forwarder.

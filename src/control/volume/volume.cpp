@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <memory>
+#include <set>
 
 namespace nocstor::control::volume {
 
@@ -70,6 +71,7 @@ bool member_data_bytes(const VolumeSpec& s, raid::Level level, uint64_t* out, st
 struct View {
     std::map<std::string, json> bdevs;
     json stores = json::array();
+    std::set<int> unreachable;  // child processes that did not answer (restarting, stopped)
     const json* bdev(const std::string& name) const {
         auto it = bdevs.find(name);
         return it == bdevs.end() ? nullptr : &it->second;
@@ -96,9 +98,10 @@ void gather_view(std::function<void(std::shared_ptr<View>)> done) {
     };
     for (int c : cluster_process_clusters()) {
         *pending += 2;
-        cluster_process_call(c, "bdev_get_bdevs", json::object(), [v, one_done](RpcResult r) {
+        cluster_process_call(c, "bdev_get_bdevs", json::object(), [v, c, one_done](RpcResult r) {
             if (r.ok() && r.result.is_array())
                 for (const auto& b : r.result) v->add_bdev(b);
+            if (r.kind == RpcResult::Kind::kTransport) v->unreachable.insert(c);
             one_done();
         });
         cluster_process_call(c, "bdev_lvol_get_lvstores", json::object(),
@@ -129,6 +132,11 @@ bool pick_lvstore(const View& view, int cluster, uint64_t need, std::string* nam
         }
     }
     if (!name->empty()) return true;
+    if (view.unreachable.count(cluster)) {
+        *err = fmt::format(
+            "cluster {}'s process does not answer (see nocstor_get_cluster_processes)", cluster);
+        return false;
+    }
     *err = seen.empty() ? fmt::format(
                               "cluster {} has no lvstore: create one on a bdev that cluster owns "
                               "(bdev_lvol_create_lvstore)",
@@ -344,6 +352,10 @@ json tree(const View& view, const Volume& v) {
     for (const Member& m : v.members) {
         json lv = node(view, m.lvol);
         lv["lvstore"] = m.lvstore;
+        if (view.unreachable.count(m.cluster)) {
+            lv["cluster"] = m.cluster;
+            lv["state"] = "unreachable";  // its process is down: not known to be missing
+        }
         for (const auto& s : view.stores)
             if (s.value("name", std::string()) == m.lvstore)
                 lv["children"] = json::array({node(view, s.value("base_bdev", std::string()))});
