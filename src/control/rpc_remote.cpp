@@ -3,7 +3,8 @@
 // cluster, bdev_remote_delete {name} removes it. The `cluster` parameter is taken out by
 // RpcRegistry (see rpc_registry.cpp) and arrives here as the creation scope's cluster.
 // Between processes (--cluster-processes, control/cluster_process/remote_link.h) the owner's
-// process serves nocstor_remote_export {base_bdev_name} -> the export's id and geometry, and
+// process serves nocstor_remote_export {base_bdev_name, client_cluster} -> the export's id and
+// geometry (the client cluster is told over the NoC when the base is resized), and
 // nocstor_remote_unexport {export_id}.
 #include "bdev/bdev.h"
 #include "control/cluster_process/remote_link.h"
@@ -79,12 +80,13 @@ json export_json(const remote::ExportInfo& i) {
 
 void export_for_peer(const json& params, RpcReply reply) {
     std::string base;
+    int client = -1;
     ParamsDecoder d("nocstor_remote_export");
-    d.required("base_bdev_name", &base);
+    d.required("base_bdev_name", &base).optional("client_cluster", &client).range(0, 1023);
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
     remote::ExportInfo info;
-    if (int rc = remote::peer_export_create(base, &info, &err))
+    if (int rc = remote::peer_export_create(base, client, &info, &err))
         return reply.error(rc, "nocstor_remote_export: " + err);
     reply.result(export_json(info));
 }

@@ -321,6 +321,13 @@ TEST(ClusterProcessDaemon, RemoteBdevsTowardsChildProcessesSurviveAKillNineUnder
         v3->check_all(port);
         EXPECT_NE(d.log().find("cluster 2 is back; its I/O resumes"), std::string::npos);
 
+        // The child's base grows: the front end's remote bdev follows (told over the NoC).
+        make_file(dir + "/d3", 12u << 20);
+        d.ok("bdev_uring_rescan", {{"name", "D3"}, {"cluster", 3}});
+        EXPECT_TRUE(wait_until(
+            [&] { return d.ok("bdev_get_bdevs", {{"name", "r3"}})[0]["num_blocks"] == 24576; }, 5))
+            << d.ok("bdev_get_bdevs", {{"name", "r3"}}).dump() << d.log();
+
         // A deleted remote bdev gives its base back to the child.
         d.ok("nvmf_delete_subsystem", {{"nqn", nqn2}});
         d.ok("bdev_remote_delete", {{"name", "r2"}});

@@ -89,7 +89,8 @@ void try_next(std::shared_ptr<CreateAttempt> a) {
     }
     const int cluster = a->candidates[a->next++];
     cluster_process_call(
-        cluster, "nocstor_remote_export", {{"base_bdev_name", a->o.base_bdev_name}},
+        cluster, "nocstor_remote_export",
+        {{"base_bdev_name", a->o.base_bdev_name}, {"client_cluster", a->o.cluster}},
         [a, cluster](RpcResult r) {
             if (r.kind == RpcResult::Kind::kTransport ||
                 (r.kind == RpcResult::Kind::kRpcError && r.code == -ENODEV &&
@@ -125,7 +126,8 @@ void relink(const std::string& name, int cluster, uint64_t life, uint32_t tries)
     auto* b = static_cast<remote::RemoteBdev*>(bdev_get_by_name(name));
     if (!b || g_life[cluster] != life) return;
     cluster_process_call(
-        cluster, "nocstor_remote_export", {{"base_bdev_name", b->base_name()}},
+        cluster, "nocstor_remote_export",
+        {{"base_bdev_name", b->base_name()}, {"client_cluster", b->cluster}},
         [name, cluster, life, tries](RpcResult r) {
             auto* b = static_cast<remote::RemoteBdev*>(bdev_get_by_name(name));
             remote::ExportInfo info;
@@ -140,13 +142,17 @@ void relink(const std::string& name, int cluster, uint64_t life, uint32_t tries)
                     relink(name, cluster, life, tries + 1);
                 });
             }
-            if (info.block_size != b->block_size || info.num_blocks != b->num_blocks) {
+            if (info.block_size != b->block_size) {
                 NOC_ERROR("remote",
-                          "{}: {} on cluster {} came back as {} blocks of {} bytes instead of {} "
-                          "of {}; its I/O keeps failing",
-                          name, b->base_name(), cluster, info.num_blocks, info.block_size,
-                          b->num_blocks, b->block_size);
+                          "{}: {} on cluster {} came back with {}-byte blocks instead of {}; its "
+                          "I/O keeps failing",
+                          name, b->base_name(), cluster, info.block_size, b->block_size);
                 return unexport(cluster, info.id);
+            }
+            if (info.num_blocks != b->num_blocks) {  // resized while its process was down
+                NOC_INFO("remote", "{}: {} on cluster {} came back with {} blocks", name,
+                         b->base_name(), cluster, info.num_blocks);
+                bdev_notify_blockcnt_change(b, info.num_blocks);
             }
             b->relink(info.id);
             NOC_INFO("remote", "{}: cluster {} is back; its I/O resumes (export {:#x})", name,

@@ -250,6 +250,17 @@ std::vector<RemoteBdev*> remote_bdevs_towards(int cluster) {
     return out;
 }
 
+void remote_export_resized(uint32_t id, uint64_t blocks) {
+    for (Bdev* b : bdev_list()) {
+        if (b->module != &g_module) continue;
+        auto* r = static_cast<RemoteBdev*>(b);
+        if (r->local_export() || r->export_id() != id || r->num_blocks == blocks) continue;
+        NOC_INFO("remote", "{}: {} on cluster {} now has {} blocks", r->name, r->base_name(),
+                 r->owner_cluster(), blocks);
+        bdev_notify_blockcnt_change(r, blocks);
+    }
+}
+
 void remote_peer_down(int cluster) {
     for (RemoteBdev* r : remote_bdevs_towards(cluster)) {
         if (r->export_id())

@@ -97,6 +97,8 @@ int remote_bdev_create_linked(const RemoteCreateOptions& o, const ExportInfo& ta
 // process; when that process dies, remote_peer_down fails their I/O at once.
 std::vector<RemoteBdev*> remote_bdevs_towards(int cluster);
 void remote_peer_down(int cluster);
+// Control thread: the owner process says export `id`'s base now has `blocks` blocks.
+void remote_export_resized(uint32_t id, uint64_t blocks);
 void remote_bdev_delete(const std::string& name, std::function<void(int rc, std::string err)> done);
 
 }  // namespace nocstor::remote

@@ -120,14 +120,23 @@ ExportInfo export_info(const RemoteExport& e) {
     return i;
 }
 
-int peer_export_create(const std::string& base_name, ExportInfo* out, std::string* err) {
+int peer_export_create(const std::string& base_name, int client_cluster, ExportInfo* out,
+                       std::string* err) {
     RemoteExport* e = nullptr;
     const int rc = export_open(
         base_name,
-        [base_name](BdevEvent ev, Bdev*) {
-            if (ev != BdevEvent::Remove) return;
+        [base_name](BdevEvent ev, Bdev* base) {
             for (auto& [id, e] : g_peer_exports) {
                 if (e->desc->bdev()->name != base_name) continue;
+                if (ev == BdevEvent::Resize) {
+                    RemotePort* port = port_of(e->cluster);
+                    if (port && e->client >= 0)
+                        port->thread()->send(
+                            [port, client = e->client, id = id, blocks = base->num_blocks] {
+                                port->announce_resize(client, id, blocks);
+                            });
+                    return;
+                }
                 NOC_WARN("remote",
                          "{}: removed while exported to another process; its remote "
                          "bdev's I/O now fails",
@@ -138,6 +147,7 @@ int peer_export_create(const std::string& base_name, ExportInfo* out, std::strin
         },
         &e, err);
     if (rc) return rc;
+    e->client = client_cluster;
     g_peer_exports[e->id] = e;
     *out = export_info(*e);
     NOC_INFO("remote", "{} on cluster {} exported to another process (export {:#x})", base_name,

@@ -19,6 +19,7 @@ struct RemoteExport {
     int cluster = 0;  // Y, the owner of the base bdev
     BdevDesc* desc = nullptr;
     IoChannel* ch = nullptr;
+    int client = -1;  // X, for an export made for another process: told when the base resizes
 };
 
 // What a client learns of an export: where to send, and the geometry of its bdev.
@@ -48,7 +49,8 @@ ExportInfo export_info(const RemoteExport& e);
 RemoteExport* export_lookup(uint32_t id);
 
 // Exports made for a client in another process, by id (control thread).
-int peer_export_create(const std::string& base_name, ExportInfo* out, std::string* err);
+int peer_export_create(const std::string& base_name, int client_cluster, ExportInfo* out,
+                       std::string* err);
 int peer_export_delete(uint32_t id, std::function<void()> done);
 // Shutdown: closes every export made for another process, then done().
 void peer_exports_close_all(std::function<void()> done);

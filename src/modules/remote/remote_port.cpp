@@ -348,10 +348,24 @@ void RemotePort::fail_peer(int dst) {
 
 // --- server side (cluster Y) ---
 
+void RemotePort::announce_resize(int dst, uint32_t id, uint64_t blocks) {
+    ensure_pollers();
+    NocDescriptor d{};
+    d.opcode = kOpResized;
+    d.target_id = id;
+    d.slba = blocks;
+    push(dst, d);
+}
+
 void RemotePort::on_descriptor(int src, const NocDescriptor& d) {
     if (d.flags & kNocFlagCompletion) return on_completion(d);
     ensure_pollers();
     if (d.opcode == kOpAbort) return on_abort(src, d);
+    if (d.opcode == kOpResized) {
+        rt_.control_thread()->send(
+            [id = d.target_id, blocks = d.slba] { remote_export_resized(id, blocks); });
+        return;
+    }
     on_request(src, d);
 }
 
@@ -530,8 +544,9 @@ void install_noc_handlers() {
         }
         p->on_descriptor(src, d);
     };
-    for (uint8_t op : {uint8_t(kNocOpFlush), uint8_t(kNocOpWrite), uint8_t(kNocOpRead),
-                       uint8_t(kNocOpWriteZeroes), uint8_t(kNocOpDsm), kOpReset, kOpAbort})
+    for (uint8_t op :
+         {uint8_t(kNocOpFlush), uint8_t(kNocOpWrite), uint8_t(kNocOpRead),
+          uint8_t(kNocOpWriteZeroes), uint8_t(kNocOpDsm), kOpReset, kOpAbort, kOpResized})
         noc_register_default_handler(op, handler);
 }
 

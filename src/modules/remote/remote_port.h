@@ -58,6 +58,8 @@ class RemotePort {
     // The process that ran cluster `dst` died: what waits for it fails now (Namespace Not
     // Ready), the slots of requests that timed out are freed, and nothing queued is sent.
     void fail_peer(int dst);
+    // Tells cluster `dst` (another process) that export `id`'s base now has `blocks` blocks.
+    void announce_resize(int dst, uint32_t id, uint64_t blocks);
     // Unregisters the pollers; the port is then destroyed by the control thread.
     void stop();
 

@@ -21,6 +21,8 @@ namespace nocstor::remote {
 
 inline constexpr uint8_t kOpReset = 0xc1;  // reset the export's base bdev
 inline constexpr uint8_t kOpAbort = 0xc2;  // abort request (cid, user_ctx)
+// Y -> X, unanswered: the base of export target_id now has slba blocks (Y in another process).
+inline constexpr uint8_t kOpResized = 0xc3;
 
 // NVMe generic status "Namespace Not Ready" (DNR clear): the owner's process is down; a host
 // may retry, and the I/O succeeds again once the process is back.
