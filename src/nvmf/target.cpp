@@ -109,6 +109,27 @@ PollGroup* NvmfTarget::pick_poll_group(int cluster) {
     return best;
 }
 
+int NvmfTarget::namespace_owner_cluster(uint32_t listener_id) const {
+    int owner = -1;
+    for (const auto& [key, l] : listeners_) {
+        if (l.id != listener_id) continue;
+        for (const std::string& nqn : l.users) {
+            auto s = subsystems_.find(nqn);
+            if (s == subsystems_.end()) continue;  // the discovery subsystem: no namespaces
+            for (const auto& [nsid, ns] : s->second.namespaces) {
+                const Bdev* b = bdev_get_by_name(ns->bdev_name);
+                if (!b || b->cluster < 0) return -1;
+                if (owner >= 0 && b->cluster != owner) return -1;  // spread over clusters
+                owner = b->cluster;
+            }
+        }
+    }
+    if (owner >= 0 && std::none_of(threads_.begin(), threads_.end(),
+                                   [&](Thread* t) { return t->cluster_id() == owner; }))
+        return -1;
+    return owner;
+}
+
 NvmfTarget::Subsys* NvmfTarget::find(const std::string& nqn) {
     auto it = subsystems_.find(nqn);
     return it == subsystems_.end() ? nullptr : &it->second;

@@ -151,6 +151,10 @@ class NvmfTarget {
     // Accepted sockets go to the poll group with the fewest connections (of `cluster`'s poll
     // groups when it is >= 0).
     PollGroup* pick_poll_group(int cluster = -1);
+    // Control thread: where a new connection on an unbound listener goes: the one data cluster
+    // that owns every namespace's bdev of the subsystems listening there (and runs a poll
+    // group), else -1 (any cluster).
+    int namespace_owner_cluster(uint32_t listener_id) const;
 
   private:
     struct Subsys {

@@ -95,7 +95,10 @@ int TcpListener::accept_poll() {
         ++n;
         int one = 1;
         setsockopt(r.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        PollGroup* pg = target_->pick_poll_group(cluster_);
+        // A bound listener's cluster; otherwise the cluster that owns the namespaces, so that
+        // their I/O does not leave it (docs/remote.md, "Listeners bound to a cluster").
+        const int cluster = cluster_ >= 0 ? cluster_ : target_->namespace_owner_cluster(id_);
+        PollGroup* pg = target_->pick_poll_group(cluster);
         const uint32_t lid = id_;
         const int fd = r.fd;
         pg->thread()->send([pg, fd, lid] { pg->add_connection(fd, lid); });

@@ -7,6 +7,9 @@
 #include "nvmf_host.h"
 #include "nvmf_host_cmds.h"
 
+#include <memory>
+#include <set>
+
 using namespace nocstor::testing;
 using namespace nocstor::nvmf::testing;
 using nlohmann::json;
@@ -183,6 +186,50 @@ TEST(RemoteDaemon, BdevsOwnedByClustersReachedOverTheNocAndServedOverNvmf) {
     EXPECT_TRUE(bdev(d, "r2").is_null());
     EXPECT_EQ(bdev(d, "m2")["claimed"], false);
     EXPECT_FALSE(d.call("bdev_remote_delete", {{"name", "r2"}}).ok());
+    EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+// Without a bound listener, a connection goes to the cluster that owns every namespace of the
+// subsystems on that address, so its I/O never leaves the cluster; a subsystem whose namespaces
+// live on several clusters spreads its connections over all of them as before.
+TEST(RemoteDaemon, ConnectionsOnAnUnboundListenerGoToTheClusterThatOwnsTheNamespaces) {
+    const std::string dir = temp_dir();
+    const uint16_t port_a = free_tcp_port(), port_b = free_tcp_port();
+    const std::string nqn_a = kNqn + "a", nqn_b = kNqn + "b";
+    Daemon d({"--clusters", kThreeClusterPlan, "--empty"}, dir);
+    ASSERT_TRUE(d.alive()) << d.log();
+    for (int c : {2, 3})
+        d.ok("bdev_malloc_create", {{"name", "m" + std::to_string(c)},
+                                    {"num_blocks", 2048},
+                                    {"block_size", 512},
+                                    {"cluster", c}});
+    export_over_nvmf(d, nqn_a, "m3", port_a);
+    export_over_nvmf(d, nqn_b, "m2", port_b);
+    d.ok("nvmf_subsystem_add_ns", {{"nqn", nqn_b}, {"namespace", {{"bdev_name", "m3"}}}});
+
+    std::vector<std::unique_ptr<IoSession>> sessions;
+    for (int i = 0; i < 4; ++i) {
+        sessions.push_back(std::make_unique<IoSession>(port_a, nqn_a));
+        ASSERT_TRUE(sessions.back()->up) << d.log();
+        sessions.push_back(std::make_unique<IoSession>(port_b, nqn_b));
+        ASSERT_TRUE(sessions.back()->up) << d.log();
+    }
+    const json qa = d.ok("nvmf_subsystem_get_qpairs", {{"nqn", nqn_a}});
+    EXPECT_EQ(qa.size(), 8u);
+    for (const auto& q : qa) EXPECT_EQ(q["cluster"], 3) << q.dump();
+    std::set<int> b_clusters;
+    for (const auto& q : d.ok("nvmf_subsystem_get_qpairs", {{"nqn", nqn_b}}))
+        b_clusters.insert(q["cluster"].get<int>());
+    EXPECT_GT(b_clusters.size(), 1u) << "namespaces on clusters 2 and 3: spread as before";
+
+    const auto data = random_bytes(4096, 3);
+    auto w = write_incapsule(sessions[0]->io, 1, 8, data);
+    ASSERT_TRUE(w && w->status.ok());
+    std::vector<uint8_t> got;
+    auto rd = read(sessions[0]->io, 2, 8, 4096, &got);
+    ASSERT_TRUE(rd && rd->status.ok());
+    EXPECT_EQ(got, data);
+    sessions.clear();
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
