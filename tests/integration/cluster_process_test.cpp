@@ -102,13 +102,7 @@ constexpr uint32_t kIo = 4096;
 constexpr uint64_t kSlots = 256;  // 1 MiB of each base is written
 
 std::vector<uint8_t> content(uint64_t slot, uint32_t version) {
-    std::vector<uint8_t> v(kIo);
-    std::mt19937_64 g(slot * 7919 + version);
-    for (size_t i = 0; i < v.size(); i += 8) {
-        const uint64_t x = g();
-        std::memcpy(v.data() + i, &x, 8);
-    }
-    return v;
+    return random_bytes(kIo, slot * 7919 + version);
 }
 
 // One host on one namespace, writing and reading back 4 KiB slots at QD1 until told to stop.

@@ -33,13 +33,7 @@ constexpr uint64_t kVolMiB = 16;
 constexpr uint64_t kSlots = (kVolMiB << 20) / kIo;
 
 std::vector<uint8_t> content(uint64_t slot, uint32_t version) {
-    std::vector<uint8_t> v(kIo);
-    std::mt19937_64 g(slot * 1000003 + version);
-    for (size_t i = 0; i < v.size(); i += 8) {
-        const uint64_t x = g();
-        std::memcpy(v.data() + i, &x, 8);
-    }
-    return v;
+    return random_bytes(kIo, slot * 1000003 + version);
 }
 
 void send_write(TestHost& h, uint16_t cid, uint64_t slot, const std::vector<uint8_t>& data) {

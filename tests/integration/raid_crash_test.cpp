@@ -28,13 +28,7 @@ constexpr uint32_t kIo = 4096;                       // bytes per write
 constexpr uint64_t kSlots = 3 * (8ull << 20) / kIo;  // 4 KiB slots of the array (3 data members)
 
 std::vector<uint8_t> content(uint64_t slot, uint32_t version) {
-    std::vector<uint8_t> v(kIo);
-    std::mt19937_64 g(slot * 1000003 + version);
-    for (size_t i = 0; i < v.size(); i += 8) {
-        const uint64_t x = g();
-        std::memcpy(v.data() + i, &x, 8);
-    }
-    return v;
+    return random_bytes(kIo, slot * 1000003 + version);
 }
 
 // The raid's entry once it is whole and no process runs (or an empty object on timeout). A
