@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -319,8 +320,33 @@ TEST(ClusterProcessDaemon, RemoteBdevsTowardsChildProcessesSurviveAKillNineUnder
         make_file(dir + "/d3", 12u << 20);
         d.ok("bdev_uring_rescan", {{"name", "D3"}, {"cluster", 3}});
         EXPECT_TRUE(wait_until(
-            [&] { return d.ok("bdev_get_bdevs", {{"name", "r3"}})[0]["num_blocks"] == 24576; }, 5))
+            [&] {
+                return d.ok("bdev_get_bdevs", {{"name", "r3"}})[0]["num_blocks"] == 24576;
+            },
+            5))
             << d.ok("bdev_get_bdevs", {{"name", "r3"}}).dump() << d.log();
+
+        // A child that comes back without the base (its configuration lost): r2 stays down and
+        // fails fast, deterministically, until the base is created again; then it relinks.
+        std::filesystem::remove(dir + "/nocstor.json.cluster2.json");
+        const int pid2 = processes(d)[0]["pid"].get<int>();
+        ASSERT_EQ(kill(pid2, SIGKILL), 0);
+        EXPECT_TRUE(wait_until([&] { return processes(d)[0]["restarts"] == 2; }, 10));
+        ASSERT_TRUE(wait_cluster_processes(d, 2)) << d.log();
+        EXPECT_EQ(remote_info(d, "r2")["link"], "down");
+        {
+            IoSession s(port, nqn2);
+            ASSERT_TRUE(s.up);
+            std::vector<uint8_t> got;
+            auto rd = read(s.io, 1, 0, 4096, &got);
+            ASSERT_TRUE(rd);
+            EXPECT_EQ(rd->status.sc(), 0x82);
+        }
+        d.ok("bdev_uring_create",
+             {{"name", "D2"}, {"filename", dir + "/d2"}, {"block_size", 512}, {"cluster", 2}});
+        EXPECT_TRUE(wait_until([&] { return remote_info(d, "r2")["link"] == "up"; }, 10))
+            << d.log();
+        v2.check_all(port);
 
         // A deleted remote bdev gives its base back to the child.
         d.ok("nvmf_delete_subsystem", {{"nqn", nqn2}});

@@ -28,6 +28,7 @@ std::string node_line(const json& n) {
     std::string line = fmt::format("{}  {}  cluster {}  {}", name, str(n, "module"),
                                    str(n, "cluster"), human_size(u64(n, "size_bytes")));
     if (n.contains("state")) line += "  " + str(n, "state");
+    if (str(n, "link") == "down") line += "  link down (its owner's process is not running)";
     return line;
 }
 
