@@ -11,6 +11,9 @@
 # between two threads of a process (an address-space switch): FRONT_CORE=CHILD_CORE measures
 # that, FRONT_CORE=PERF_CORE (cluster 2 alone on its core, as in a real deployment) measures the
 # data path itself. Every run is bounded (-t, timeout).
+# A second table needs no client core: remote_io_bench drives the remote bdev from cluster 1's
+# own thread (cpu 0) towards cluster 2 (cpu 1), with cluster 2 a thread or (--process) a child
+# process: a core per cluster, the data path alone.
 #
 #   bench/cluster_process_bench.sh [BUILD_DIR]     prints a markdown table
 #   bench/cluster_process_bench.sh --help
@@ -92,3 +95,28 @@ for w in "${WORKLOADS[@]}"; do
 done
 echo
 echo "($(date -Is), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), 4 KiB, T=${T}s, nocstor-perf on cpu $PERF_CORE, front end on cpu $FRONT_CORE, cluster 2 on cpu $CHILD_CORE)"
+
+# The data path alone, a core per cluster (no client process).
+RIB=$BIN/remote_io_bench
+[ -x "$RIB" ] || exit 0
+rib() { # rib QD [--process] -> IOPS of the remote path
+  timeout $((T + 30)) "$RIB" -q "$1" -t "$T" --paths remote --cores "$PERF_CORE,$SECOND" --json "${@:2}" |
+    python3 -c 'import json,sys; print("%.0f" % json.load(sys.stdin)["remote"]["iops"])'
+}
+declare -A hr=()
+echo
+echo "| round | remote_io_bench, null, 4 KiB randread | threads IOPS | processes IOPS | processes/threads |"
+echo "|---|---|---|---|---|"
+for r in $(seq 1 "$ROUNDS"); do
+  for qd in 1 32; do
+    if [ $((r % 2)) = 1 ]; then ti=$(rib "$qd"); pi=$(rib "$qd" --process)
+    else pi=$(rib "$qd" --process); ti=$(rib "$qd"); fi
+    ratio=$(python3 -c "print('%.3f' % ($pi / $ti))")
+    hr[$qd]+="$ratio "
+    echo "| $r | QD$qd | $ti | $pi | $ratio |"
+  done
+done
+echo
+for qd in 1 32; do
+  echo "median processes/threads, remote_io_bench QD$qd: $(python3 -c "import statistics,sys; print('%.3f' % statistics.median(map(float, sys.argv[1:])))" ${hr[$qd]})"
+done

@@ -6,15 +6,19 @@
 //   bounce: the same with heap buffers, which the remote bdev copies through the arena.
 // Prints IOPS, p50/p99 latency and the remote/direct ratios in one run (the machines are noisy:
 // compare within a run). Cluster 1 and 2 get one core each (--cores "A,B"), the control plane
-// shares the first.
+// shares the first. --process runs cluster 2 in a forked child process on the shared NoC (as
+// --cluster-processes does; only the remote and bounce paths then), to compare the two modes
+// with a core per cluster.
 //
 //   remote_io_bench -q 32 -t 3 [-w randread|randwrite] [-o 4096] [--cores 0,1] [--json]
+//                   [--process]
 #include "bdev/bdev.h"
 #include "bdev/bdev_module.h"
 #include "modules/builtin.h"
 #include "modules/malloc.h"
 #include "modules/null.h"
 #include "modules/remote/remote_bdev.h"
+#include "modules/remote/remote_export.h"
 #include "runtime/runtime.h"
 #include "util/histogram.h"
 #include "util/log.h"
@@ -22,6 +26,10 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -44,6 +52,7 @@ struct Opts {
     bool json_out = false;
     std::string paths = "direct,remote,bounce";
     std::string base = "null";
+    bool process = false;
 };
 
 struct Result {
@@ -145,6 +154,52 @@ Result run_job(Runtime& rt, Thread* t, const std::string& bdev, const Opts& o, b
     return std::move(job.res);
 }
 
+// On cluster 2 (control thread): a null or malloc bdev named `name`.
+int make_base(const Opts& o, const char* name, std::string* err) {
+    BdevClusterScope scope(2);
+    if (o.base == "malloc") {
+        MallocBdevOptions m;
+        m.name = name;
+        m.num_blocks = (256ull << 20) / 512;
+        m.block_size = 512;
+        return malloc_bdev_create(m, err);
+    }
+    NullBdevOptions n;
+    n.name = name;
+    n.num_blocks = (1ull << 30) / 512;
+    n.block_size = 512;
+    n.zero_reads = false;  // SPDK's null: the cost of the path, not of a memset
+    return null_bdev_create(n, err);
+}
+
+// --process: cluster 2 in this forked child, its base exported to cluster 1; the export's
+// description goes back through `out` (a pipe). Never returns.
+[[noreturn]] void run_child(const Opts& o, RuntimeOptions ro, const NocFabricFds& fds, int out) {
+    ro.local_clusters = {2};
+    NocFabricFds mine{dup(fds.region), {}};
+    for (int fd : fds.doorbells) mine.doorbells.push_back(dup(fd));
+    ro.attach = std::move(mine);
+    try {
+        Runtime rt(ro);
+        rt.start();
+        rt.control_thread()->send([&o, out] {
+            std::string err;
+            remote::ExportInfo info;
+            int rc = make_base(o, "null_behind", &err);
+            if (rc == 0) rc = remote::peer_export_create("null_behind", 1, &info, &err);
+            if (rc) fprintf(stderr, "child setup: %s\n", err.c_str());
+            const uint32_t fields[] = {uint32_t(rc ? 0 : info.id), info.block_size,
+                                       uint32_t(info.num_blocks), uint32_t(info.num_blocks >> 32),
+                                       info.io_types};
+            if (write(out, fields, sizeof fields) != ssize_t(sizeof fields)) _exit(3);
+        });
+        pause();
+    } catch (const std::exception& e) {
+        fprintf(stderr, "child: %s\n", e.what());
+    }
+    _exit(2);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,7 +217,9 @@ int main(int argc, char** argv) {
                    "the bdev on cluster 2: null (the path's own cost) or malloc "
                    "(256 MiB, a memcpy per I/O)")
         ->check(CLI::IsMember({"null", "malloc"}));
+    cli.add_flag("--process", o.process, "cluster 2 in a child process (remote paths only)");
     CLI11_PARSE(cli, argc, argv);
+    if (o.process) o.paths = o.paths == "direct,remote,bounce" ? "remote,bounce" : o.paths;
     if (o.io_size % 512 || o.io_size == 0 || o.io_size > 128 * 1024) {
         fprintf(stderr, "-o must be a multiple of 512 up to 128 KiB\n");
         return 2;
@@ -179,43 +236,58 @@ int main(int argc, char** argv) {
                    {1, ClusterSpec::Role::Data, {a}},
                    {2, ClusterSpec::Role::Data, {b}}};
     ro.reactor.pin = true;
-    Runtime rt(ro);
+    pid_t child = -1;
+    remote::ExportInfo target;
+    RuntimeOptions parent_ro = ro;
+    if (o.process) parent_ro.local_clusters = {0, 1};
+    Runtime rt(parent_ro);
+    if (o.process) {  // before rt.start(): the child forks a process with no reactor threads
+        int p[2];
+        if (pipe(p) != 0) return 1;
+        child = fork();
+        if (child == 0) {
+            close(p[0]);
+            run_child(o, ro, rt.noc().fds(), p[1]);
+        }
+        close(p[1]);
+        uint32_t f[5] = {};
+        const bool got = read(p[0], f, sizeof f) == ssize_t(sizeof f) && f[0] != 0;
+        close(p[0]);
+        if (!got) {
+            fprintf(stderr, "the child process did not export its bdev\n");
+            kill(child, SIGKILL);
+            return 1;
+        }
+        target.id = f[0];
+        target.cluster = 2;
+        target.base_name = "null_behind";
+        target.block_size = f[1];
+        target.num_blocks = uint64_t(f[3]) << 32 | f[2];
+        target.io_types = f[4];
+    }
     rt.start();
     std::promise<int> made;
     rt.control_thread()->send([&] {
         std::string err;
-        int rc;
-        // Two null bdevs on cluster 2: one driven directly, one behind the remote bdev (which
-        // claims it).
-        for (const char* name : {"null", "null_behind"}) {
-            BdevClusterScope scope(2);
-            if (o.base == "malloc") {
-                MallocBdevOptions m;
-                m.name = name;
-                m.num_blocks = (256ull << 20) / 512;
-                m.block_size = 512;
-                rc = malloc_bdev_create(m, &err);
-            } else {
-                NullBdevOptions n;
-                n.name = name;
-                n.num_blocks = (1ull << 30) / 512;
-                n.block_size = 512;
-                n.zero_reads = false;  // SPDK's null: the cost of the path, not of a memset
-                rc = null_bdev_create(n, &err);
-            }
-            if (rc) break;
-        }
+        int rc = 0;
+        // On cluster 2: one bdev driven directly, one behind the remote bdev (which claims it).
+        if (!o.process) rc = make_base(o, "null", &err);
+        if (rc == 0 && !o.process) rc = make_base(o, "null_behind", &err);
         if (rc == 0) {
             remote::RemoteCreateOptions r;
             r.name = "remote";
             r.base_bdev_name = "null_behind";
             r.cluster = 1;
-            rc = remote::remote_bdev_create(r, &err);
+            rc = o.process ? remote::remote_bdev_create_linked(r, target, &err)
+                           : remote::remote_bdev_create(r, &err);
         }
         if (rc) fprintf(stderr, "setup: %s\n", err.c_str());
         made.set_value(rc);
     });
-    if (made.get_future().get() != 0) return 1;
+    if (made.get_future().get() != 0) {
+        if (child > 0) kill(child, SIGKILL);
+        return 1;
+    }
     Thread* x = rt.noc_thread(1);
     Thread* y = rt.noc_thread(2);
     auto want = [&](const char* p) { return o.paths.find(p) != std::string::npos; };
@@ -251,6 +323,10 @@ int main(int argc, char** argv) {
     fin.get_future().wait();
     rt.request_shutdown();
     rt.wait();
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, nullptr, 0);
+    }
     const bool failed = direct.errors || remote.errors || bounce.errors;
     return failed ? 1 : 0;
 }
