@@ -57,6 +57,13 @@ void unexport(int cluster, uint32_t id) {
                          });
 }
 
+// The remote bdev named `name`, or null (gone, or the name now belongs to another kind of bdev).
+remote::RemoteBdev* remote_named(const std::string& name) {
+    Bdev* b = bdev_get_by_name(name);
+    return b && b->module == remote::remote_bdev_module() ? static_cast<remote::RemoteBdev*>(b)
+                                                          : nullptr;
+}
+
 void attach_release(remote::RemoteBdev* b, int cluster) {
     b->release_peer_export = [cluster](uint32_t id) { unexport(cluster, id); };
 }
@@ -114,7 +121,7 @@ void try_next(std::shared_ptr<CreateAttempt> a) {
                 unexport(cluster, info.id);
                 return a->done(rc, err);
             }
-            attach_release(static_cast<remote::RemoteBdev*>(bdev_get_by_name(a->o.name)), cluster);
+            if (auto* b = remote_named(a->o.name)) attach_release(b, cluster);
             a->done(0, "");
         });
 }
@@ -123,13 +130,13 @@ void try_next(std::shared_ptr<CreateAttempt> a) {
 // again (it may still be loading its configuration), for as long as this life of the child
 // lasts and the bdev exists.
 void relink(const std::string& name, int cluster, uint64_t life, uint32_t tries) {
-    auto* b = static_cast<remote::RemoteBdev*>(bdev_get_by_name(name));
+    auto* b = remote_named(name);
     if (!b || g_life[cluster] != life) return;
     cluster_process_call(
         cluster, "nocstor_remote_export",
         {{"base_bdev_name", b->base_name()}, {"client_cluster", b->cluster}},
         [name, cluster, life, tries](RpcResult r) {
-            auto* b = static_cast<remote::RemoteBdev*>(bdev_get_by_name(name));
+            auto* b = remote_named(name);
             remote::ExportInfo info;
             const bool ok = r.ok() && parse_export(r.result, &info);
             if (ok && (!b || g_life[cluster] != life)) return unexport(cluster, info.id);
