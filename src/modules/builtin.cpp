@@ -1,6 +1,7 @@
 #include "modules/builtin.h"
 
 #include "bdev/bdev_module.h"
+#include "modules/cache/cache.h"
 #include "modules/delay.h"
 #include "modules/error.h"
 #include "modules/lvol/lvol.h"
@@ -25,6 +26,7 @@ void register_builtin_bdev_modules() {
     bdev_module_register(raid::raid_bdev_module());
     bdev_module_register(lvol::lvol_bdev_module());
     bdev_module_register(remote::remote_bdev_module());
+    bdev_module_register(cache::cache_bdev_module());
 }
 
 }  // namespace nocstor

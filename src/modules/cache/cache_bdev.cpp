@@ -1,0 +1,144 @@
+// The cache vbdev as a bdev: geometry, channels, where each I/O goes, teardown, JSON.
+#include "modules/cache/cache_bdev.h"
+
+#include "modules/vbdev.h"
+#include "runtime/runtime.h"
+#include "util/log.h"
+
+#include <nlohmann/json.hpp>
+
+namespace nocstor::cache {
+
+CacheBdev::CacheBdev(const Superblock& s, BdevModule* module)
+    : Bdev(s.name, module), sb(s), mode(s.mode) {
+    product_name = "cache";
+    bs = s.block_size;
+    blocks_per_line = s.blocks_per_line();
+    data_offset_blocks = s.data_offset / bs;
+    table_offset_blocks = kTableOffset / bs;
+    block_size = s.block_size;
+    num_blocks = s.core_blocks;
+    optimal_io_boundary = blocks_per_line;
+    const uint32_t per_block = std::max<uint32_t>(1, bs / kEntryBytes);
+    const uint64_t per_set = s.lines_per_set();
+    for (uint32_t i = 0; i < s.set_count; ++i)
+        sets.push_back(std::make_unique<CacheSet>(i, i * per_set, uint32_t(per_set), per_block));
+}
+
+// destruct() closes the descriptors; a cache that never registered closes them here.
+CacheBdev::~CacheBdev() {
+    for (BdevDesc* d : {cache_desc, core_desc}) {
+        if (!d) continue;
+        bdev_release_claim(d->bdev());
+        bdev_close(d);
+    }
+}
+
+Owner* CacheBdev::owner_here(uint32_t i) {
+    if (i >= owners.size() || owner_threads[i] != Thread::current() || !owners[i]) return nullptr;
+    if (!owners[i]->cache_ch || !owners[i]->core_ch) return nullptr;
+    return owners[i].get();
+}
+
+bool CacheBdev::io_type_supported(IoType t) const {
+    // Unmap and write-zeroes are not handled yet: the bdev layer turns write-zeroes into writes
+    // of zeroes, which go through the cache like any write.
+    return t == IoType::Read || t == IoType::Write || t == IoType::Flush || t == IoType::Reset;
+}
+
+CacheChannel::CacheChannel(CacheBdev* c)
+    : cache_ch(bdev_get_io_channel(c->cache_desc)), core_ch(bdev_get_io_channel(c->core_desc)) {}
+
+CacheChannel::~CacheChannel() {
+    if (cache_ch) bdev_put_io_channel(cache_ch);
+    if (core_ch) bdev_put_io_channel(core_ch);
+}
+
+std::unique_ptr<IoChannel> CacheBdev::create_channel() {
+    auto ch = std::make_unique<CacheChannel>(this);
+    if (!ch->cache_ch || !ch->core_ch) return nullptr;
+    return ch;
+}
+
+namespace {
+
+// Flush (and reset): both bdevs; the upper I/O completes with the worse result.
+struct BothCtx {
+    uint32_t pending;
+    IoStatus status;
+};
+
+void both_done(BdevIo* bio, bool ok, void* arg) {
+    auto* io = static_cast<BdevIo*>(arg);
+    auto* c = io->ctx<BothCtx>();
+    bdev_free_io(bio);
+    if (!ok) c->status = IoStatus::Failed;
+    if (--c->pending == 0) bdev_io_complete(io, c->status);
+}
+
+}  // namespace
+
+void CacheBdev::submit_request(IoChannel* ch, BdevIo* io) {
+    auto* cc = static_cast<CacheChannel*>(ch);
+    switch (io->type) {
+        case IoType::Read:
+        case IoType::Write:
+            return run_user_io(this, io);
+        case IoType::Flush: {
+            auto* c = io->ctx<BothCtx>();
+            c->pending = 2;
+            c->status = IoStatus::Success;
+            BdevDesc* d[2] = {cache_desc, core_desc};
+            IoChannel* chs[2] = {cc->cache_ch, cc->core_ch};
+            for (int i = 0; i < 2; ++i) {
+                const int rc = bdev_flush(d[i], chs[i], 0, d[i]->bdev()->num_blocks, both_done, io);
+                if (rc == 0) continue;
+                if (rc == -ENOMEM)
+                    c->status = IoStatus::NoMemory;
+                else if (rc != -ENOTSUP)
+                    c->status = IoStatus::Failed;
+                if (--c->pending == 0) return bdev_io_complete(io, c->status);
+            }
+            return;
+        }
+        case IoType::Reset: {
+            // The core is the device that may hang; the cache is left alone.
+            const int rc = bdev_reset(
+                core_desc, cc->core_ch,
+                [](BdevIo* bio, bool ok, void* arg) {
+                    bdev_free_io(bio);
+                    bdev_io_complete(static_cast<BdevIo*>(arg),
+                                     ok ? IoStatus::Success : IoStatus::Failed);
+                },
+                io);
+            if (rc) bdev_io_complete(io, status_from_submit_rc(rc));
+            return;
+        }
+        default:
+            return bdev_io_complete(io, IoStatus::Unsupported);
+    }
+}
+
+void CacheBdev::dump_info_json(nlohmann::json& out) const {
+    uint64_t dirty = 0, mapped = 0;
+    for (const auto& s : sets) {
+        dirty += s->dirty_lines();
+        mapped += s->mapped_lines();
+    }
+    out["cache"] = {{"mode", mode_name(mode.load())},
+                    {"cache_line_size", sb.line_size / 1024},
+                    {"cache_bdev_name", cache_desc ? cache_desc->bdev()->name : ""},
+                    {"core_bdev_name", core_desc ? core_desc->bdev()->name : ""},
+                    {"lines", sb.line_count},
+                    {"sets", sb.set_count},
+                    {"occupied_lines", mapped},
+                    {"dirty_lines", dirty},
+                    {"cache_uuid", uuid_to_string(sb.cache_uuid)}};
+}
+
+// A cache comes back by itself: examine finds its superblock on the cache bdev.
+void CacheBdev::write_config_json(nlohmann::json& out) const {
+    out = nullptr;
+}
+
+}  // namespace nocstor::cache

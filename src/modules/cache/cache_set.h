@@ -1,0 +1,121 @@
+// One set of cache lines: which core line each line holds (a hash from core line to line), the
+// lines in LRU order, the free ones, and the writer that puts the set's entries in the line
+// table on disk, one table block at a time, coalescing the updates that arrive while a write
+// of the same block is in flight. A set is used only by its owner thread (cache_bdev.h).
+#pragma once
+
+#include "modules/cache/cache_format.h"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace nocstor::cache {
+
+struct Op;
+
+class CacheSet {
+  public:
+    static constexpr uint32_t kNone = UINT32_MAX;
+
+    // Lines [first_line, first_line + lines) of the cache; their entries fill whole table
+    // blocks of `entries_per_block`.
+    CacheSet(uint32_t index, uint64_t first_line, uint32_t lines, uint32_t entries_per_block);
+
+    uint32_t index() const { return index_; }
+    uint64_t first_line() const { return first_; }
+    uint32_t size() const { return n_; }
+
+    // --- state (what the entries say now; the table on disk follows through persist) ---
+    Entry& entry(uint32_t line) { return entries_[line]; }
+    const Entry& entry(uint32_t line) const { return entries_[line]; }
+    // The line holding core_line, or kNone.
+    uint32_t lookup(uint64_t core_line) const;
+    // Loading: puts an entry read from disk in place (before any I/O), then finish_load()
+    // makes every line left unmapped free (a new set only calls finish_load()).
+    void load(uint32_t line, const Entry& e);
+    void finish_load();
+    // Maps core_line to `line` (a free line, or a victim): the entry becomes {core_line, no
+    // block valid}, with a new generation, most recently used.
+    void map(uint32_t line, uint64_t core_line);
+    void touch(uint32_t line);  // most recently used
+    // A free line (kNone when none is).
+    uint32_t take_free();
+    // The least recently used line that is clean and for which `busy(core_line)` is false
+    // (looking at no more than `scan` lines); it is unmapped and returned, or kNone.
+    template <class Busy>
+    uint32_t evict(Busy busy, uint32_t scan = 128);
+    // Any thread may read these (the owner writes them).
+    uint64_t dirty_lines() const { return dirty_lines_.load(std::memory_order_relaxed); }
+    uint64_t mapped_lines() const { return mapped_.load(std::memory_order_relaxed); }
+    uint64_t dirty_blocks() const { return dirty_blocks_.load(std::memory_order_relaxed); }
+    // Call after changing an entry's dirty mask (keeps the counters).
+    void dirty_changed(const LineMask& before, const LineMask& after);
+
+    // --- the table block writer ---
+    uint32_t entries_per_block() const { return per_block_; }
+    uint32_t blocks() const { return uint32_t(md_.size()); }
+    struct MdBlock {
+        bool inflight = false;  // a write of this block is in flight (or waits for a buffer)
+        bool snapshot_taken = false;
+        bool again = false;          // updated since the in-flight write took its snapshot
+        Op* waiting = nullptr;       // ops the in-flight write completes
+        Op* waiting_next = nullptr;  // ops the next write completes
+    };
+    MdBlock& md(uint32_t block) { return md_[block]; }
+
+  private:
+    void lru_remove(uint32_t line);
+    void lru_push_back(uint32_t line);
+    void hash_insert(uint64_t core_line, uint32_t line);
+    void hash_erase(uint64_t core_line);
+    size_t slot_of(uint64_t core_line) const {
+        return size_t((core_line * 0x9E3779B97F4A7C15ull) >> 17) & mask_;
+    }
+
+    uint32_t index_;
+    uint64_t first_;
+    uint32_t n_;
+    uint32_t per_block_;
+    std::unique_ptr<Entry[]> entries_;
+    uint64_t next_gen_ = 1;
+    // LRU list of mapped lines (head: least recent); free list of unmapped lines.
+    std::unique_ptr<uint32_t[]> prev_, next_;
+    uint32_t head_ = kNone, tail_ = kNone;
+    std::vector<uint32_t> free_;
+    // Open addressing, linear probing: line + 1, 0 = empty.
+    std::unique_ptr<uint32_t[]> table_;
+    size_t mask_ = 0;
+    static void add(std::atomic<uint64_t>& v, int64_t d) {
+        v.store(v.load(std::memory_order_relaxed) + uint64_t(d), std::memory_order_relaxed);
+    }
+    std::atomic<uint64_t> dirty_lines_{0}, dirty_blocks_{0}, mapped_{0};
+    std::vector<MdBlock> md_;
+};
+
+template <class Busy>
+uint32_t CacheSet::evict(Busy busy, uint32_t scan) {
+    // Lines that cannot go (dirty, in use) move to the back as they are passed over, so the
+    // next scan does not look at them again first.
+    for (uint32_t l = head_; l != kNone && scan > 0; --scan) {
+        const Entry& e = entries_[l];
+        const uint32_t next = next_[l];
+        if (e.dirty.any() || busy(e.core_line)) {
+            if (next != kNone) {
+                lru_remove(l);
+                lru_push_back(l);
+            }
+            l = next;
+            continue;
+        }
+        hash_erase(e.core_line);
+        lru_remove(l);
+        add(mapped_, -1);
+        entries_[l] = Entry{};
+        return l;
+    }
+    return kNone;
+}
+
+}  // namespace nocstor::cache

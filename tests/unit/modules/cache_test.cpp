@@ -1,0 +1,406 @@
+// The cache vbdev: its on-disk entries, the set (hash, LRU, eviction), every mode verified
+// against a model over malloc bdevs with owner threads apart from the submitting one, dirty
+// lines kept across a stop and re-attached by create and by examine, and what it refuses.
+#include "modules/cache/cache.h"
+#include "burst.h"
+#include "mod_test_env.h"
+#include "modules/cache/cache_format.h"
+#include "modules/cache/cache_set.h"
+#include "modules/passthru.h"
+#include "raid_test_util.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <map>
+#include <random>
+#include <thread>
+
+using namespace nocstor;
+using namespace nocstor::test;
+using namespace nocstor::cache;
+
+namespace {
+
+constexpr uint32_t kBs = 512;
+constexpr uint64_t kCoreBlocks = 16384;  // 8 MiB
+constexpr uint64_t kCacheBlocks = 8192;  // 4 MiB: ~500 lines of 4 KiB, so lines get evicted
+
+int create_cache(ModEnv& env, const std::string& mode, const std::string& cache,
+                 const std::string& core, uint32_t line_kb = 4, std::string* why = nullptr,
+                 bool format = false) {
+    int rc = -1;
+    env.run_async(env.ctl(), [&](auto done) {
+        CacheCreateOptions o;
+        o.name = "c0";
+        o.mode = mode;
+        o.cache_line_size = line_kb;
+        o.cache_bdev_name = cache;
+        o.core_bdev_name = core;
+        o.format = format;
+        cache_create(o, [&, done](int r, std::string err) {
+            rc = r;
+            if (why) *why = err;
+            done();
+        });
+    });
+    return rc;
+}
+
+int delete_cache(ModEnv& env, const std::string& name = "c0") {
+    int rc = -1;
+    env.run_async(
+        env.ctl(),
+        [&](auto done) {
+            cache_delete(name, [&, done](int r, std::string) {
+                rc = r;
+                done();
+            });
+        },
+        60000);
+    return rc;
+}
+
+// Removes the vbdev as a shutdown does: no write-back, the superblock marked clean.
+void stop_cache(ModEnv& env) {
+    env.run_async(env.ctl(), [&](auto done) {
+        bdev_unregister(bdev_get_by_name("c0"), [done](int) { done(); });
+    });
+}
+
+struct Model {
+    std::vector<uint8_t> data;
+    std::mt19937_64 rng;
+    uint64_t version = 1;
+    explicit Model(uint64_t blocks, uint64_t seed) : data(blocks * kBs, 0), rng(seed) {}
+};
+
+// Sequential random reads and writes of 1..24 blocks (so across lines), each read checked.
+void random_io(TestDesc& d, Model& m, int ops) {
+    const uint64_t blocks = m.data.size() / kBs;
+    AlignedBuf buf(24 * kBs);
+    for (int i = 0; i < ops; ++i) {
+        const uint64_t n = 1 + m.rng() % 24;
+        const uint64_t off = m.rng() % (blocks - n);
+        if (m.rng() % 2) {
+            fill_pattern(buf.p, n * kBs, m.version++);
+            ASSERT_TRUE(d.write(buf.p, off, n).ok) << "write " << off << "+" << n;
+            std::memcpy(m.data.data() + off * kBs, buf.p, n * kBs);
+        } else {
+            ASSERT_TRUE(d.read(buf.p, off, n).ok) << "read " << off << "+" << n;
+            ASSERT_EQ(std::memcmp(buf.p, m.data.data() + off * kBs, n * kBs), 0)
+                << "read " << off << "+" << n << " after " << i << " operations";
+        }
+    }
+}
+
+// 64 writes at once to distinct blocks (several per line: they queue on the line's lock).
+void concurrent_writes(ModEnv& env, TestDesc& d, Model& m, int batches) {
+    const uint64_t blocks = m.data.size() / kBs;
+    constexpr int kN = 64;
+    AlignedBuf buf(kN * kBs);
+    for (int b = 0; b < batches; ++b) {
+        std::vector<uint64_t> lbas;
+        const uint64_t base = m.rng() % (blocks - 512);
+        while (lbas.size() < kN) {
+            const uint64_t l = base + m.rng() % 512;
+            if (std::find(lbas.begin(), lbas.end(), l) == lbas.end()) lbas.push_back(l);
+        }
+        for (int i = 0; i < kN; ++i) fill_pattern(buf.p + i * kBs, kBs, m.version++);
+        std::atomic<int> left{kN}, failed{0};
+        std::vector<iovec> iov(kN);
+        env.run(env.data(0), [&] {
+            for (int i = 0; i < kN; ++i) {
+                iov[i] = {buf.p + i * kBs, kBs};
+                const int rc = bdev_writev(
+                    d.desc(), d.ch(), &iov[i], 1, lbas[i], 1,
+                    [](BdevIo* io, bool ok, void* arg) {
+                        auto* p =
+                            static_cast<std::pair<std::atomic<int>*, std::atomic<int>*>*>(arg);
+                        if (!ok) p->second->fetch_add(1);
+                        p->first->fetch_sub(1);
+                        bdev_free_io(io);
+                        delete p;
+                    },
+                    new std::pair<std::atomic<int>*, std::atomic<int>*>(&left, &failed));
+                if (rc) {
+                    failed.fetch_add(1);
+                    left.fetch_sub(1);
+                }
+            }
+        });
+        ASSERT_TRUE(wait_until([&] { return left.load() == 0; }));
+        ASSERT_EQ(failed.load(), 0);
+        for (int i = 0; i < kN; ++i)
+            std::memcpy(m.data.data() + lbas[i] * kBs, buf.p + i * kBs, kBs);
+    }
+}
+
+void expect_equal(const std::vector<uint8_t>& got, const Model& m, const char* what) {
+    ASSERT_EQ(got.size(), m.data.size());
+    for (size_t off = 0; off < got.size(); off += kBs)
+        ASSERT_EQ(std::memcmp(got.data() + off, m.data.data() + off, kBs), 0)
+            << what << ": block " << off / kBs << " differs";
+}
+
+nlohmann::json stats(ModEnv& env) {
+    nlohmann::json s;
+    env.run(env.ctl(), [&] { EXPECT_EQ(cache_get_stats("c0", &s), 0); });
+    return s;
+}
+
+}  // namespace
+
+TEST(CacheFormat, EntriesAndSuperblockRoundTripAndDamageIsSeen) {
+    Entry e{1234, LineMask::range(0, 8), LineMask::range(2, 3), 77};
+    uint8_t buf[kEntryBytes];
+    entry_encode(e, buf);
+    Entry d;
+    ASSERT_TRUE(entry_decode(buf, &d));
+    EXPECT_EQ(d.core_line, 1234u);
+    EXPECT_TRUE(d.valid == e.valid);
+    EXPECT_TRUE(d.dirty == e.dirty);
+    EXPECT_EQ(d.gen, 77u);
+    buf[3] ^= 1;
+    EXPECT_FALSE(entry_decode(buf, &d));
+    std::memset(buf, 0, sizeof buf);  // a formatted table reads as free lines
+    ASSERT_TRUE(entry_decode(buf, &d));
+    EXPECT_EQ(d.core_line, kNoCoreLine);
+    // Dirty but not valid cannot be: refused.
+    entry_encode(Entry{5, LineMask::range(0, 1), LineMask::range(1, 1), 1}, buf);
+    EXPECT_FALSE(entry_decode(buf, &d));
+    EXPECT_EQ(LineMask::range(60, 10).count(), 10u);
+    EXPECT_TRUE(LineMask::range(60, 10).test(69));
+
+    Superblock sb;
+    std::string why;
+    ASSERT_TRUE(plan_layout(64ull << 20, 512, 8192, &sb, &why)) << why;
+    sb.name = "c0";
+    sb.core_name = "core";
+    sb.core_blocks = 1 << 20;
+    sb.mode = Mode::WriteBack;
+    sb.seq = 9;
+    std::vector<uint8_t> raw(kSbBytes);
+    sb_encode(sb, raw.data());
+    Superblock back;
+    ASSERT_TRUE(sb_decode(raw.data(), &back, &why)) << why;
+    EXPECT_EQ(back.name, "c0");
+    EXPECT_EQ(back.core_name, "core");
+    EXPECT_EQ(back.line_count, sb.line_count);
+    EXPECT_EQ(back.mode, Mode::WriteBack);
+    EXPECT_GE(back.data_offset, kTableOffset + back.line_count * kEntryBytes);
+    EXPECT_LE(back.data_offset + back.line_count * back.line_size, 64ull << 20);
+    raw[300] ^= 1;
+    EXPECT_FALSE(sb_decode(raw.data(), &back, &why));
+    EXPECT_FALSE(plan_layout(1 << 20, 512, 4096, &sb, &why));
+    EXPECT_FALSE(plan_layout(64ull << 20, 512, 3000, &sb, &why));
+    EXPECT_FALSE(plan_layout(64ull << 20, 4096, 2048, &sb, &why));
+}
+
+TEST(CacheSetTest, LookupLruAndEvictionAgainstAModel) {
+    CacheSet set(0, 0, 256, 8);
+    set.finish_load();
+    std::map<uint64_t, uint32_t> model;  // core line -> line
+    std::mt19937_64 rng(5);
+    for (int i = 0; i < 20000; ++i) {
+        const uint64_t core = rng() % 1000;
+        const uint32_t l = set.lookup(core);
+        if (model.count(core)) {
+            ASSERT_EQ(l, model[core]) << "core line " << core;
+            set.touch(l);
+            continue;
+        }
+        ASSERT_EQ(l, CacheSet::kNone);
+        uint32_t line = set.take_free();
+        if (line == CacheSet::kNone) {
+            line = set.evict([](uint64_t c) { return c % 7 == 0; });  // "locked" core lines
+            ASSERT_NE(line, CacheSet::kNone);
+            for (auto it = model.begin(); it != model.end(); ++it)
+                if (it->second == line) {
+                    ASSERT_NE(it->first % 7, 0u) << "evicted a busy line";
+                    model.erase(it);
+                    break;
+                }
+        }
+        set.map(line, core);
+        model[core] = line;
+        // Some lines are dirty (at most 64): never evicted.
+        if (rng() % 10 == 0 && set.dirty_lines() < 64) {
+            Entry& e = set.entry(line);
+            e.valid = LineMask::range(0, 1);
+            e.dirty = e.valid;
+            set.dirty_changed(LineMask{}, e.dirty);
+        }
+    }
+    for (auto& [core, line] : model) {
+        ASSERT_EQ(set.lookup(core), line);
+        if (set.entry(line).dirty.any()) continue;
+    }
+    EXPECT_EQ(set.mapped_lines(), model.size());
+}
+
+class CacheModes : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CacheModes, EveryReadMatchesAModelAndTheCoreHasEverythingAfterDelete) {
+    ModEnv env(2);  // the owner of a line is often not the submitting thread
+    make_malloc(env, "fast", kCacheBlocks);
+    make_malloc(env, "slow", kCoreBlocks);
+    ASSERT_EQ(create_cache(env, GetParam(), "fast", "slow"), 0);
+    Model m(kCoreBlocks, 42);
+    {
+        TestDesc d(env, "c0");
+        ASSERT_EQ(d.open_rc(), 0);
+        random_io(d, m, 3000);
+        concurrent_writes(env, d, m, 20);
+        random_io(d, m, 1500);
+        expect_equal(read_all(env, "c0"), m, "through the cache");
+    }
+    nlohmann::json s = stats(env);
+    const std::string mode = GetParam();
+    if (mode == "wb" || mode == "wt") {  // wo fills no line on reads: all end dirty
+        EXPECT_GT(s["lines"]["evicted"].get<uint64_t>(), 0u) << s.dump();
+    }
+    if (mode != "pt" && mode != "wo") {
+        EXPECT_GT(s["requests"]["rd_hits"]["count"].get<uint64_t>(), 0u) << s.dump();
+    }
+    if (mode == "pt") {
+        EXPECT_EQ(s["usage"]["occupancy"]["count"].get<uint64_t>(), 0u) << s.dump();
+    }
+    ASSERT_EQ(delete_cache(env), 0);
+    expect_equal(read_all(env, "slow"), m, "the core after delete");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModes, CacheModes,
+                         ::testing::Values("wt", "wb", "wa", "pt", "wi", "wo"));
+
+TEST(Cache, AStopKeepsDirtyLinesAndCreateReattachesThemWithoutFormatting) {
+    ModEnv env(2);
+    make_malloc(env, "fast", kCacheBlocks);
+    make_malloc(env, "slow", kCoreBlocks);
+    ASSERT_EQ(create_cache(env, "wb", "fast", "slow", 8), 0);
+    Model m(kCoreBlocks, 7);
+    {
+        TestDesc d(env, "c0");
+        random_io(d, m, 1500);
+    }
+    uint64_t dirty = 0;
+    env.run(env.ctl(), [&] {
+        nlohmann::json st;
+        ASSERT_EQ(cache_flush_status("c0", &st), 0);
+        dirty = st["dirty_lines"];
+    });
+    ASSERT_GT(dirty, 0u);
+    stop_cache(env);
+    // The core alone lacks the dirty lines.
+    const std::vector<uint8_t> core = read_all(env, "slow");
+    EXPECT_NE(std::memcmp(core.data(), m.data.data(), core.size()), 0);
+    // Another core may not take this cache device without format: true.
+    make_malloc(env, "other", kCoreBlocks);
+    std::string why;
+    EXPECT_EQ(create_cache(env, "wb", "fast", "other", 4, &why), -EEXIST);
+    EXPECT_NE(why.find("holds the cache of core 'slow'"), std::string::npos) << why;
+    // The same core: re-attached (the line size given is ignored: the device's wins), every
+    // dirty line there.
+    ASSERT_EQ(create_cache(env, "wt", "fast", "slow", 4, &why), 0) << why;
+    expect_equal(read_all(env, "c0"), m, "re-attached");
+    env.run(env.ctl(), [&] {
+        nlohmann::json st;
+        ASSERT_EQ(cache_flush_status("c0", &st), 0);
+        EXPECT_EQ(st["dirty_lines"].get<uint64_t>(), dirty);
+        const nlohmann::json list = cache_get_bdevs("slow");
+        ASSERT_EQ(list.size(), 1u);
+        EXPECT_EQ(list[0]["cache"]["mode"], "wt");
+        EXPECT_EQ(list[0]["cache"]["cache_line_size"], 8);
+    });
+    // bdev_ocf_flush_start writes them back; the core alone is then complete.
+    env.run(env.ctl(), [&] {
+        std::string err;
+        ASSERT_EQ(cache_flush_start("c0", &err), 0) << err;
+    });
+    ASSERT_TRUE(wait_until([&] {
+        nlohmann::json st;
+        env.run(env.ctl(), [&] { cache_flush_status("c0", &st); });
+        return st["in_progress"] == false && st["dirty_lines"] == 0;
+    }));
+    expect_equal(read_all(env, "slow"), m, "the core after a flush");
+    ASSERT_EQ(delete_cache(env), 0);
+    // delete erased the superblock: the device formats without complaint now.
+    EXPECT_EQ(create_cache(env, "wb", "fast", "other", 4, &why), 0) << why;
+}
+
+TEST(Cache, ExamineReattachesTheCacheWhenBothBdevsComeBackInAnyOrder) {
+    ModEnv env(1);
+    make_malloc(env, "fast_disk", kCacheBlocks);
+    make_malloc(env, "slow_disk", kCoreBlocks);
+    auto plug = [&](const std::string& disk, const std::string& name) {
+        env.run(env.ctl(), [&] {
+            std::string err;
+            ASSERT_EQ(passthru_bdev_create({disk, name, ""}, &err), 0) << err;
+        });
+    };
+    auto unplug = [&](const std::string& name) {
+        env.run_async(env.ctl(),
+                      [&](auto done) { passthru_bdev_delete(name, [done](int) { done(); }); });
+    };
+    auto settle = [&] { env.run_async(env.ctl(), [](auto done) { bdev_wait_for_examine(done); }); };
+    plug("fast_disk", "fast");
+    plug("slow_disk", "slow");
+    ASSERT_EQ(create_cache(env, "wb", "fast", "slow"), 0);
+    Model m(kCoreBlocks, 11);
+    {
+        TestDesc d(env, "c0");
+        random_io(d, m, 800);
+    }
+    // The core disappears: the cache goes with it; its device keeps the lines.
+    unplug("slow");
+    ASSERT_TRUE(wait_until([&] { return bdev_get_by_name("c0") == nullptr; }));
+    unplug("fast");
+    // Cache device first, then the core.
+    plug("fast_disk", "fast");
+    settle();
+    EXPECT_EQ(bdev_get_by_name("c0"), nullptr);
+    plug("slow_disk", "slow");
+    settle();
+    ASSERT_TRUE(wait_until([&] { return bdev_get_by_name("c0") != nullptr; }));
+    expect_equal(read_all(env, "c0"), m, "after examine (cache first)");
+    // Now the other order.
+    stop_cache(env);
+    unplug("fast");
+    unplug("slow");
+    plug("slow_disk", "slow");
+    settle();
+    plug("fast_disk", "fast");
+    settle();
+    ASSERT_TRUE(wait_until([&] { return bdev_get_by_name("c0") != nullptr; }));
+    expect_equal(read_all(env, "c0"), m, "after examine (core first)");
+    ASSERT_EQ(delete_cache(env), 0);
+    expect_equal(read_all(env, "slow"), m, "the core after delete");
+}
+
+TEST(Cache, RefusesWhatCannotWork) {
+    ModEnv env(1);
+    make_malloc(env, "fast", kCacheBlocks);
+    make_malloc(env, "slow", kCoreBlocks);
+    make_malloc(env, "tiny", 2048);
+    make_malloc(env, "big_blocks", 2048, 4096);
+    std::string why;
+    EXPECT_EQ(create_cache(env, "fast", "fast", "slow", 4, &why), -EINVAL);  // mode
+    EXPECT_EQ(create_cache(env, "wb", "nope", "slow", 4, &why), -ENODEV);
+    EXPECT_EQ(create_cache(env, "wb", "fast", "nope", 4, &why), -ENODEV);
+    EXPECT_EQ(create_cache(env, "wb", "fast", "fast", 4, &why), -EINVAL);
+    EXPECT_EQ(create_cache(env, "wb", "tiny", "slow", 4, &why), -EINVAL);
+    EXPECT_NE(why.find("too small"), std::string::npos) << why;
+    EXPECT_EQ(create_cache(env, "wb", "big_blocks", "slow", 4, &why), -EINVAL);
+    EXPECT_NE(why.find("block sizes differ"), std::string::npos) << why;
+    ASSERT_EQ(create_cache(env, "wb", "fast", "slow", 4, &why), 0) << why;
+    make_malloc(env, "fast2", kCacheBlocks);
+    EXPECT_EQ(create_cache(env, "wb", "fast2", "slow", 4, &why), -EEXIST);  // name taken
+    env.run_async(env.ctl(), [&](auto done) {
+        CacheCreateOptions o{"c1", "wb", 4, "fast2", "slow", false};
+        cache_create(o, [&, done](int rc, std::string err) {
+            EXPECT_EQ(rc, -EPERM) << err;  // the core is claimed by c0
+            done();
+        });
+    });
+    EXPECT_EQ(delete_cache(env, "nope"), -ENODEV);
+}
