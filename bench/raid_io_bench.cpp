@@ -2,7 +2,8 @@
 // flight for -t seconds, IOPS and latency percentiles) on a bdev built from an SPDK-style JSON
 // config whose bdev section may also hold bdev_raid_create, bdev_raid_remove_base_bdev,
 // bdev_raid_add_base_bdev and bdev_raid_set_options (and, for logical volumes,
-// bdev_lvol_create_lvstore, bdev_lvol_create, bdev_lvol_snapshot and bdev_lvol_clone). Two things
+// bdev_lvol_create_lvstore, bdev_lvol_create, bdev_lvol_snapshot and bdev_lvol_clone; for the
+// cache, bdev_ocf_create). Two things
 // nocstor-bdevperf cannot do yet:
 //  - its config loader (modules/bdev_config) knows no bdev_raid_* or bdev_lvol_* method, and
 //  - a new raid1/5/6 array starts an initial resync; measuring during it measures the resync.
@@ -22,6 +23,7 @@
 #include "bdev/bdev_module.h"
 #include "modules/bdev_config.h"
 #include "modules/builtin.h"
+#include "modules/cache/cache.h"
 #include "modules/lvol/lvol.h"
 #include "modules/raid/raid.h"
 #include "runtime/runtime.h"
@@ -436,6 +438,20 @@ void apply_entries(App& app, size_t i, size_t end, std::function<void()> then) {
                 lvol::lvol_clone(params.value("snapshot_name", ""), params.value("clone_name", ""),
                                  next);
             }
+            return;
+        } else if (method == "bdev_ocf_create") {
+            // The cache vbdev (issue 14).
+            cache::CacheCreateOptions o;
+            o.name = params.value("name", "");
+            o.mode = params.value("mode", "");
+            o.cache_line_size = params.value("cache_line_size", 4u);
+            o.cache_bdev_name = params.value("cache_bdev_name", "");
+            o.core_bdev_name = params.value("core_bdev_name", "");
+            o.format = params.value("format", false);
+            cache::cache_create(o, [&app, i, end, then](int rc, std::string msg) {
+                if (rc) return fatal(app, "config: bdev_ocf_create: " + msg);
+                apply_entries(app, i + 1, end, then);
+            });
             return;
         } else if (is_bdev_config_method(method)) {
             rc = apply_bdev_method(method, params, &err);

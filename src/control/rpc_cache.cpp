@@ -1,8 +1,8 @@
 // Cache methods with SPDK's names and parameters (bdev_ocf_*), served by nocstor's own cache
 // engine (modules/cache): bdev_ocf_create, bdev_ocf_delete, bdev_ocf_get_bdevs,
-// bdev_ocf_get_stats, bdev_ocf_reset_stats, bdev_ocf_set_cache_mode, bdev_ocf_flush_start,
-// bdev_ocf_flush_status. A cache comes back after a restart by itself (examine), so
-// save_config has no entry for it.
+// bdev_ocf_get_stats, bdev_ocf_reset_stats, bdev_ocf_set_cache_mode, bdev_ocf_set_seqcutoff,
+// bdev_ocf_flush_start, bdev_ocf_flush_status, and nocstor's bdev_ocf_set_cleaning. A cache comes
+// back after a restart by itself (examine), so save_config has no entry for it.
 #include "control/json_params.h"
 #include "control/rpc_registry.h"
 #include "modules/cache/cache.h"
@@ -105,6 +105,45 @@ void set_cache_mode(const json& params, RpcReply reply) {
     });
 }
 
+void set_seqcutoff(const json& params, RpcReply reply) {
+    std::string name, policy;
+    uint32_t threshold = 0, promotion = 0;
+    ParamsDecoder d("bdev_ocf_set_seqcutoff");
+    d.required("name", &name)
+        .required("policy", &policy)
+        .optional("threshold", &threshold)
+        .optional("promotion_count", &promotion);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    cache::cache_set_seqcutoff(
+        name, policy, threshold, promotion,
+        [reply](int rc, std::string err) { reply_done(reply, "bdev_ocf_set_seqcutoff", rc, err); });
+}
+
+// nocstor's own: the background cleaner's settings.
+void set_cleaning(const json& params, RpcReply reply) {
+    std::string name;
+    cache::CleaningOptions o;
+    int64_t max_lines = -1;
+    ParamsDecoder d("bdev_ocf_set_cleaning");
+    d.required("name", &name)
+        .optional("policy", &o.policy)
+        .optional("stale_ms", &o.stale_ms)
+        .range(1, 86'400'000)
+        .optional("dirty_high_pct", &o.dirty_high_pct)
+        .range(1, 100)
+        .optional("dirty_low_pct", &o.dirty_low_pct)
+        .range(1, 99)
+        .optional("max_lines_per_sec", &max_lines)
+        .range(0, 100'000'000);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    o.max_lines_per_sec = max_lines;
+    cache::cache_set_cleaning(name, o, [reply](int rc, std::string err) {
+        reply_done(reply, "bdev_ocf_set_cleaning", rc, err);
+    });
+}
+
 void flush_start(const json& params, RpcReply reply) {
     const std::string name = decode_name("bdev_ocf_flush_start", params, reply);
     if (name.empty()) return;
@@ -132,6 +171,8 @@ void register_cache_rpcs() {
     r.add("bdev_ocf_get_stats", get_stats);
     r.add("bdev_ocf_reset_stats", reset_stats, true);
     r.add("bdev_ocf_set_cache_mode", set_cache_mode, true);
+    r.add("bdev_ocf_set_seqcutoff", set_seqcutoff, true);
+    r.add("bdev_ocf_set_cleaning", set_cleaning, true);
     r.add("bdev_ocf_flush_start", flush_start);
     r.add("bdev_ocf_flush_status", flush_status);
 }

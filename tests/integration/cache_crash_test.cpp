@@ -98,6 +98,10 @@ TEST(CacheCrash, KillNineLoopKeepsEveryFlushedWriteAndTheCacheReattaches) {
         Daemon d(args, dir);
         ASSERT_TRUE(d.alive()) << d.log();
         ASSERT_TRUE(wait_cache(d)) << d.log();
+        // Even rounds: the background cleaner writes lines back as soon as they are 5 ms old
+        // (cleaning in flight at the kill); odd rounds: dirty lines stay.
+        d.ok("bdev_ocf_set_cleaning",
+             {{"name", "c0"}, {"policy", round % 2 ? "nop" : "alru"}, {"stale_ms", 5}});
         IoSession s(port, kNqn);
         ASSERT_TRUE(s.up) << d.log();
         std::vector<uint8_t> got;
@@ -157,6 +161,7 @@ TEST(CacheCrash, KillNineLoopKeepsEveryFlushedWriteAndTheCacheReattaches) {
     {
         Daemon d(args, dir);
         ASSERT_TRUE(wait_cache(d)) << d.log();
+        d.ok("bdev_ocf_set_cleaning", {{"name", "c0"}, {"policy", "nop"}});
         IoSession s(port, kNqn);
         ASSERT_TRUE(s.up);
         std::vector<uint8_t> got;

@@ -87,6 +87,7 @@ std::map<std::string, json> baselines(const std::string& port) {
         {"bdev_ocf_get_stats", {{"name", "Missing"}}},
         {"bdev_ocf_reset_stats", {{"name", "Missing"}}},
         {"bdev_ocf_set_cache_mode", {{"name", "Missing"}, {"mode", "wt"}}},
+        {"bdev_ocf_set_seqcutoff", {{"name", "Missing"}, {"policy", "never"}}},
         {"bdev_passthru_create", {{"name", "P"}, {"base_bdev_name", "Missing"}}},
         {"bdev_passthru_delete", {{"name", "Missing"}}},
         {"bdev_raid_create",

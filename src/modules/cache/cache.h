@@ -44,6 +44,20 @@ int cache_reset_stats(const std::string& name);
 void cache_set_mode(const std::string& name, const std::string& mode, Done done);
 // Starts writing every dirty line back; bdev_ocf_flush_status follows it.
 int cache_flush_start(const std::string& name, std::string* err);
+// bdev_ocf_set_seqcutoff: policy always, full (only once 95% of the lines hold data) or never;
+// a stream of at least threshold_kb KiB and promotion_count requests goes around the cache (as
+// in pt mode). 0 keeps the current value.
+void cache_set_seqcutoff(const std::string& name, const std::string& policy, uint32_t threshold_kb,
+                         uint32_t promotion_count, Done done);
+// Background cleaning (nocstor's bdev_ocf_set_cleaning): policy alru or nop; 0 keeps the
+// current value of the others.
+struct CleaningOptions {
+    std::string policy;  // "" keeps it
+    uint32_t stale_ms = 0;
+    uint32_t dirty_high_pct = 0, dirty_low_pct = 0;
+    int64_t max_lines_per_sec = -1;  // -1 keeps it, 0: no cap
+};
+void cache_set_cleaning(const std::string& name, const CleaningOptions& opts, Done done);
 int cache_flush_status(const std::string& name, nlohmann::json* out);
 
 BdevModule* cache_bdev_module();

@@ -11,6 +11,7 @@ namespace nocstor::cache {
 
 CacheBdev::CacheBdev(const Superblock& s, BdevModule* module)
     : Bdev(s.name, module), sb(s), mode(s.mode) {
+    load_settings(s);
     product_name = "cache";
     bs = s.block_size;
     blocks_per_line = s.blocks_per_line();
@@ -54,6 +55,55 @@ CacheChannel::~CacheChannel() {
     if (core_ch) bdev_put_io_channel(core_ch);
 }
 
+bool CacheChannel::cut_off(const CacheBdev* c, const BdevIo* io) {
+    const SeqCutoff policy = c->seqcutoff.load(std::memory_order_relaxed);
+    if (policy == SeqCutoff::Never) return false;
+    Stream* s = nullptr;
+    for (Stream& st : streams)
+        if (st.next == io->offset_blocks) s = &st;
+    if (!s) {
+        s = &streams[next_victim];
+        next_victim = (next_victim + 1) % kStreams;
+        *s = Stream{};
+    }
+    s->next = io->offset_blocks + io->num_blocks;
+    s->bytes += io->num_blocks * c->bs;
+    ++s->requests;
+    if (s->bytes < c->seqcutoff_bytes.load(std::memory_order_relaxed) ||
+        s->requests < c->seqcutoff_promotion.load(std::memory_order_relaxed))
+        return false;
+    return policy == SeqCutoff::Always || c->nearly_full();
+}
+
+bool CacheBdev::nearly_full() const {
+    uint64_t mapped = 0;
+    for (const auto& s : sets) mapped += s->mapped_lines();
+    return mapped * 100 >= sb.line_count * 95;
+}
+
+void CacheBdev::load_settings(const Superblock& s) {
+    seqcutoff = s.seqcutoff;
+    seqcutoff_bytes = s.seqcutoff_threshold_kb ? s.seqcutoff_threshold_kb * 1024 : 1024 * 1024;
+    seqcutoff_promotion = std::max<uint32_t>(1, s.promotion_count);
+    cleaning = s.cleaning;
+    dirty_high_pct = s.dirty_high_pct ? s.dirty_high_pct : kDefaultDirtyHighPct;
+    dirty_low_pct = s.dirty_low_pct ? s.dirty_low_pct : kDefaultDirtyLowPct;
+    stale_ms = s.stale_ms ? s.stale_ms : kDefaultStaleMs;
+    max_lines_per_sec = s.max_lines_per_sec;
+}
+
+void CacheBdev::store_settings(Superblock* s) const {
+    s->mode = mode.load();
+    s->seqcutoff = seqcutoff.load();
+    s->seqcutoff_threshold_kb = seqcutoff_bytes.load() / 1024;
+    s->promotion_count = seqcutoff_promotion.load();
+    s->cleaning = cleaning.load();
+    s->dirty_high_pct = dirty_high_pct.load();
+    s->dirty_low_pct = dirty_low_pct.load();
+    s->stale_ms = stale_ms.load();
+    s->max_lines_per_sec = max_lines_per_sec.load();
+}
+
 std::unique_ptr<IoChannel> CacheBdev::create_channel() {
     auto ch = std::make_unique<CacheChannel>(this);
     if (!ch->cache_ch || !ch->core_ch) return nullptr;
@@ -83,7 +133,7 @@ void CacheBdev::submit_request(IoChannel* ch, BdevIo* io) {
     switch (io->type) {
         case IoType::Read:
         case IoType::Write:
-            return run_user_io(this, io);
+            return run_user_io(this, io, cc->cut_off(this, io));
         case IoType::Flush: {
             auto* c = io->ctx<BothCtx>();
             c->pending = 2;
@@ -126,6 +176,16 @@ void CacheBdev::dump_info_json(nlohmann::json& out) const {
         mapped += s->mapped_lines();
     }
     out["cache"] = {{"mode", mode_name(mode.load())},
+                    {"seqcutoff",
+                     {{"policy", seqcutoff_name(seqcutoff.load())},
+                      {"threshold_kb", seqcutoff_bytes.load() / 1024},
+                      {"promotion_count", seqcutoff_promotion.load()}}},
+                    {"cleaning",
+                     {{"policy", cleaning.load() == CleaningPolicy::Alru ? "alru" : "nop"},
+                      {"stale_ms", stale_ms.load()},
+                      {"dirty_high_pct", dirty_high_pct.load()},
+                      {"dirty_low_pct", dirty_low_pct.load()},
+                      {"max_lines_per_sec", max_lines_per_sec.load()}}},
                     {"cache_line_size", sb.line_size / 1024},
                     {"cache_bdev_name", cache_desc ? cache_desc->bdev()->name : ""},
                     {"core_bdev_name", core_desc ? core_desc->bdev()->name : ""},

@@ -49,7 +49,7 @@ struct Op {
     Thread* origin = nullptr;
     OpKind kind = OpKind::Read;
     uint8_t step = 0;
-    bool hit = false;
+    Mode mode = Mode::WriteThrough;  // the cache's, or pt for a sequential stream cut off
     uint64_t core_line = 0;
     uint32_t line = CacheSet::kNone;  // within the set
     uint32_t first = 0, count = 0;    // blocks of the line the user I/O covers
@@ -142,6 +142,15 @@ class Owner {
     uint64_t clean_errors = 0;
     Poller* clean_poller = nullptr;
     std::shared_ptr<struct FlushRun> flush_run;  // the flush this owner's pass belongs to
+    // Background cleaning (cache_clean.cpp): a periodic poller, the owner's coarse clock, a
+    // token bucket for the rate cap, and per set a scan cursor and whether it is being drained
+    // below the low watermark.
+    Poller* bg_poller = nullptr;
+    uint32_t now_ms = 0;
+    uint64_t bg_last_ns = 0;
+    double bg_tokens = 0;
+    std::vector<uint32_t> bg_cursor;
+    std::vector<uint8_t> bg_draining;
     uint8_t* clean_bufs[kCleanersPerOwner] = {};
     uint32_t clean_bufs_free = 0;
 
@@ -176,6 +185,18 @@ class CacheBdev : public Bdev {
     std::atomic<uint32_t> flush_owners_running{0};
     std::atomic<int> flush_status{0};
     std::atomic<bool> detaching{false};
+    // Settings that change while I/O runs (bdev_ocf_set_seqcutoff, bdev_ocf_set_cleaning).
+    std::atomic<SeqCutoff> seqcutoff{SeqCutoff::Never};
+    std::atomic<uint32_t> seqcutoff_bytes{1024 * 1024};
+    std::atomic<uint32_t> seqcutoff_promotion{1};
+    std::atomic<CleaningPolicy> cleaning{CleaningPolicy::Alru};
+    std::atomic<uint8_t> dirty_high_pct{kDefaultDirtyHighPct}, dirty_low_pct{kDefaultDirtyLowPct};
+    std::atomic<uint32_t> stale_ms{kDefaultStaleMs};
+    std::atomic<uint32_t> max_lines_per_sec{0};
+    void load_settings(const Superblock& s);  // from a superblock (0: defaults)
+    void store_settings(Superblock* s) const;
+    // Whether most lines hold data (the "full" sequential cut-off policy).
+    bool nearly_full() const;
     bool erase_on_destruct = false;  // bdev_ocf_delete: the superblock goes too
     // What the descriptors' event callbacks look at (cache_module.cpp).
     struct SlotDeleter {
@@ -199,18 +220,31 @@ class CacheBdev : public Bdev {
     void write_config_json(nlohmann::json& out) const override;
 };
 
-// Per submitting thread: channels for Flush and Reset, which do not go through the owners.
+// Per submitting thread: channels for Flush and Reset, which do not go through the owners, and
+// the sequential streams seen from this thread (the cut-off decides here, before the I/O is
+// handed to the owner of its line: a stream's lines belong to many owners).
 class CacheChannel : public IoChannel {
   public:
     explicit CacheChannel(CacheBdev* c);
     ~CacheChannel() override;
     IoChannel* cache_ch;
     IoChannel* core_ch;
+    struct Stream {
+        uint64_t next = UINT64_MAX;  // the block a continuation starts at
+        uint64_t bytes = 0;
+        uint32_t requests = 0;
+    };
+    static constexpr int kStreams = 8;
+    Stream streams[kStreams];
+    uint32_t next_victim = 0;
+    // Records io in its stream; true when it must bypass the cache.
+    bool cut_off(const CacheBdev* c, const BdevIo* io);
 };
 
 // cache_io.cpp
-void start_op(Op* op);                       // on the owner: lock, then run
-void run_user_io(CacheBdev* c, BdevIo* io);  // any thread: hands the I/O to its owner
+void start_op(Op* op);  // on the owner: lock, then run
+// Any thread: hands the I/O to its owner; bypass: as in pt mode (sequential cut-off).
+void run_user_io(CacheBdev* c, BdevIo* io, bool bypass);
 // Persists op's line entry (its current state); continue_op(op) runs when it is on disk.
 void persist(Op* op);
 void continue_op(Op* op);
@@ -222,5 +256,7 @@ void finish_op(Op* op);  // unlocks, completes the user I/O on its thread, frees
 // thread.
 void flush_all_lines(CacheBdev* c, std::function<void(int)> done);
 void clean_line_done(Op* op);  // from cache_io.cpp's state machine
+// On the owner thread: the background cleaner's periodic poller.
+void start_background_cleaner(Owner* o);
 
 }  // namespace nocstor::cache

@@ -4,6 +4,9 @@
 #include "modules/cache/cache_bdev.h"
 
 #include "util/log.h"
+#include "util/tick.h"
+
+#include <algorithm>
 
 namespace nocstor::cache {
 
@@ -51,6 +54,28 @@ void finish_pass(Owner* o) {
     }
 }
 
+// Starts cleaning one dirty line (false: no operation free).
+bool issue_clean(Owner* o, CacheSet* set, uint32_t line) {
+    Op* op = o->get_op();
+    if (!op) return false;
+    op->c = o->c;
+    op->owner = o;
+    op->set = set;
+    op->io = nullptr;
+    op->origin = Thread::current();
+    op->kind = OpKind::Clean;
+    op->step = 0;
+    op->core_line = set->entry(line).core_line;
+    op->line = line;
+    op->pending = 0;
+    op->cache_failed = op->core_failed = false;
+    op->status = IoStatus::Success;
+    op->buf = o->clean_bufs[--o->clean_bufs_free];
+    ++o->cleaners_inflight;
+    start_op(op);
+    return true;
+}
+
 int clean_poll(Owner* o) {
     int started = 0;
     bool at_end = false;
@@ -61,27 +86,11 @@ int clean_poll(Owner* o) {
             at_end = true;
             break;
         }
-        Op* op = o->get_op();
-        if (!op) {  // user I/O holds every operation: go on at the next pass
+        if (!issue_clean(o, set, line)) {  // user I/O holds every operation: at the next pass
             --o->clean_line;
             break;
         }
-        op->c = o->c;
-        op->owner = o;
-        op->set = set;
-        op->io = nullptr;
-        op->origin = Thread::current();
-        op->kind = OpKind::Clean;
-        op->step = 0;
-        op->core_line = set->entry(line).core_line;
-        op->line = line;
-        op->pending = 0;
-        op->cache_failed = op->core_failed = false;
-        op->status = IoStatus::Success;
-        op->buf = o->clean_bufs[--o->clean_bufs_free];
-        ++o->cleaners_inflight;
         ++started;
-        start_op(op);
     }
     if (at_end && o->cleaners_inflight == 0 && o->cleaning) {
         finish_pass(o);
@@ -89,6 +98,52 @@ int clean_poll(Owner* o) {
     }
     // Keep polling while lines are in flight: their completions bring more to do.
     return started > 0 ? started : (o->cleaning ? 1 : 0);
+}
+
+// The background cleaner (policy alru): every 10 ms, per set of this owner, dirty lines unused
+// for stale_ms are written back, and a set dirtier than dirty_high_pct is drained to
+// dirty_low_pct whatever the age of its lines; at most max_lines_per_sec per owner.
+constexpr uint64_t kBackgroundPeriodUs = 10'000;
+constexpr uint32_t kScanPerSet = 512;
+
+int background_poll(Owner* o) {
+    const uint64_t now = now_ns();
+    o->now_ms = uint32_t(now / 1'000'000);
+    for (CacheSet* s : o->sets) s->set_clock(o->now_ms);
+    CacheBdev* c = o->c;
+    const uint32_t cap = c->max_lines_per_sec.load(std::memory_order_relaxed);
+    const double elapsed = o->bg_last_ns ? double(now - o->bg_last_ns) / 1e9 : 0;
+    o->bg_last_ns = now;
+    o->bg_tokens = cap ? std::min<double>(cap, o->bg_tokens + cap * elapsed) : 1e18;
+    if (o->cleaning || c->cleaning.load(std::memory_order_relaxed) == CleaningPolicy::Nop ||
+        c->detaching.load(std::memory_order_relaxed))
+        return 0;
+    const uint32_t stale = c->stale_ms.load(std::memory_order_relaxed);
+    const uint8_t high = c->dirty_high_pct.load(std::memory_order_relaxed);
+    const uint8_t low = c->dirty_low_pct.load(std::memory_order_relaxed);
+    int started = 0;
+    for (size_t k = 0; k < o->sets.size(); ++k) {
+        CacheSet* s = o->sets[k];
+        const uint64_t dirty = s->dirty_lines();
+        if (dirty == 0) {
+            o->bg_draining[k] = 0;
+            continue;
+        }
+        if (dirty * 100 > uint64_t(s->size()) * high) o->bg_draining[k] = 1;
+        if (dirty * 100 <= uint64_t(s->size()) * low) o->bg_draining[k] = 0;
+        uint32_t& cur = o->bg_cursor[k];
+        for (uint32_t n = 0; n < std::min(kScanPerSet, s->size());
+             ++n, cur = (cur + 1) % s->size()) {
+            if (o->clean_bufs_free == 0 || o->bg_tokens < 1) return started;
+            const Entry& e = s->entry(cur);
+            if (!e.dirty.any() || o->locked(e.core_line)) continue;
+            if (!o->bg_draining[k] && o->now_ms - s->last_use(cur) < stale) continue;
+            if (!issue_clean(o, s, cur)) return started;
+            o->bg_tokens -= 1;
+            ++started;
+        }
+    }
+    return started;
 }
 
 }  // namespace
@@ -103,6 +158,13 @@ void clean_line_done(Op* op) {
     }
     --o->cleaners_inflight;
     o->put_op(op);
+}
+
+void start_background_cleaner(Owner* o) {
+    o->bg_cursor.assign(o->sets.size(), 0);
+    o->bg_draining.assign(o->sets.size(), 0);
+    o->bg_poller = Thread::current()->register_poller(
+        "cache_cleaner", [o] { return background_poll(o); }, kBackgroundPeriodUs);
 }
 
 void flush_all_lines(CacheBdev* c, std::function<void(int)> done) {

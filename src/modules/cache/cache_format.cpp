@@ -19,7 +19,9 @@ constexpr size_t kOffMagic = 0, kOffVersion = 8, kOffSize = 12, kOffCrc = 16, kO
                  kOffSeq = 24, kOffCacheUuid = 32, kOffName = 48, kOffCoreName = 112,
                  kOffCoreUuid = 176, kOffCoreBlocks = 192, kOffBlockSize = 200, kOffLineSize = 204,
                  kOffLineCount = 208, kOffSetCount = 216, kOffDataOffset = 224, kOffMode = 232,
-                 kOffSeqCutoff = 233, kOffSeqThreshold = 236, kOffPromotion = 240;
+                 kOffSeqCutoff = 233, kOffSeqThreshold = 236, kOffPromotion = 240,
+                 kOffCleaning = 244, kOffDirtyHigh = 245, kOffDirtyLow = 246, kOffStaleMs = 248,
+                 kOffMaxLines = 252;
 constexpr size_t kNameBytes = 64;
 constexpr uint32_t kFlagClean = 1;
 
@@ -146,6 +148,11 @@ void sb_encode(const Superblock& sb, uint8_t* out) {
     out[kOffSeqCutoff] = uint8_t(sb.seqcutoff);
     put<uint32_t>(out, kOffSeqThreshold, sb.seqcutoff_threshold_kb);
     put<uint32_t>(out, kOffPromotion, sb.promotion_count);
+    out[kOffCleaning] = uint8_t(sb.cleaning);
+    out[kOffDirtyHigh] = sb.dirty_high_pct;
+    out[kOffDirtyLow] = sb.dirty_low_pct;
+    put<uint32_t>(out, kOffStaleMs, sb.stale_ms);
+    put<uint32_t>(out, kOffMaxLines, sb.max_lines_per_sec);
     put<uint32_t>(out, kOffCrc, crc32c(out, kSbBytes));
 }
 
@@ -184,6 +191,12 @@ bool sb_decode(const uint8_t* in, Superblock* out, std::string* why) {
     sb.seqcutoff = SeqCutoff(in[kOffSeqCutoff]);
     sb.seqcutoff_threshold_kb = get<uint32_t>(in, kOffSeqThreshold);
     sb.promotion_count = get<uint32_t>(in, kOffPromotion);
+    if (in[kOffCleaning] > uint8_t(CleaningPolicy::Nop)) return bad("unknown cleaning policy");
+    sb.cleaning = CleaningPolicy(in[kOffCleaning]);
+    sb.dirty_high_pct = in[kOffDirtyHigh];
+    sb.dirty_low_pct = in[kOffDirtyLow];
+    sb.stale_ms = get<uint32_t>(in, kOffStaleMs);
+    sb.max_lines_per_sec = get<uint32_t>(in, kOffMaxLines);
     if (sb.block_size < 512 || !std::has_single_bit(sb.block_size) || sb.line_size == 0 ||
         sb.line_size % sb.block_size || sb.line_size / sb.block_size > kMaxBlocksPerLine ||
         sb.set_count == 0 || sb.line_count == 0 || sb.line_count % sb.set_count ||

@@ -42,6 +42,11 @@ const char* mode_name(Mode m);
 bool parse_mode(const std::string& s, Mode* out);
 
 enum class SeqCutoff : uint8_t { Always, Full, Never };
+// alru: dirty lines are written back when they have not been used for a while or when a set is
+// too dirty; nop: only bdev_ocf_flush_start (and delete) write them back.
+enum class CleaningPolicy : uint8_t { Alru, Nop };
+inline constexpr uint8_t kDefaultDirtyHighPct = 50, kDefaultDirtyLowPct = 30;
+inline constexpr uint32_t kDefaultStaleMs = 1000;
 const char* seqcutoff_name(SeqCutoff p);
 bool parse_seqcutoff(const std::string& s, SeqCutoff* out);
 
@@ -91,6 +96,12 @@ struct Superblock {
     SeqCutoff seqcutoff = SeqCutoff::Never;
     uint32_t seqcutoff_threshold_kb = 1024;
     uint32_t promotion_count = 1;
+    // Background cleaning (0 in a superblock: the defaults).
+    CleaningPolicy cleaning = CleaningPolicy::Alru;
+    uint8_t dirty_high_pct = 0;  // a set dirtier than this is cleaned down to dirty_low_pct
+    uint8_t dirty_low_pct = 0;
+    uint32_t stale_ms = 0;           // a dirty line unused for this long is cleaned
+    uint32_t max_lines_per_sec = 0;  // per owner thread; 0: no cap
 
     uint64_t lines_per_set() const { return line_count / set_count; }
     uint32_t blocks_per_line() const { return line_size / block_size; }

@@ -147,7 +147,7 @@ bool promotes_reads(Mode m) {
 void start_read(Op* op) {
     CacheSet* set = op->set;
     Counters& k = op->owner->counters;
-    const Mode mode = op->c->mode.load(std::memory_order_relaxed);
+    const Mode mode = op->mode;
     op->line = set->lookup(op->core_line);
     if (op->line != CacheSet::kNone) {
         const Entry& e = set->entry(op->line);
@@ -197,7 +197,7 @@ void read_overlay_next(Op* op) {
 
 void read_fill(Op* op) {
     if (op->core_failed) return fail_and_finish(op, IoStatus::MediaError);
-    const Mode mode = op->c->mode.load(std::memory_order_relaxed);
+    const Mode mode = op->mode;
     if (!promotes_reads(mode) || op->c->detaching.load(std::memory_order_relaxed))
         return finish_op(op);
     bool evicted = false;
@@ -323,7 +323,7 @@ void write_back_end(Op* op) {
 void start_write(Op* op) {
     CacheSet* set = op->set;
     Counters& k = op->owner->counters;
-    const Mode mode = op->c->mode.load(std::memory_order_relaxed);
+    const Mode mode = op->mode;
     op->line = set->lookup(op->core_line);
     const bool mapped = op->line != CacheSet::kNone;
     if (mapped)
@@ -532,12 +532,12 @@ void finish_op(Op* op) {
     if (next) run_locked(next);
 }
 
-void run_user_io(CacheBdev* c, BdevIo* io) {
+void run_user_io(CacheBdev* c, BdevIo* io, bool bypass) {
     const uint64_t core_line = io->offset_blocks / c->blocks_per_line;
     const uint32_t set = set_of(core_line, uint32_t(c->sets.size()));
     const uint32_t owner_index = set % uint32_t(c->owner_threads.size());
     Thread* origin = Thread::current();
-    auto begin = [c, io, origin, core_line, set, owner_index] {
+    auto begin = [c, io, origin, core_line, set, owner_index, bypass] {
         Owner* o = c->owner_here(owner_index);
         Op* op = o ? o->get_op() : nullptr;
         if (!op) {
@@ -553,6 +553,7 @@ void run_user_io(CacheBdev* c, BdevIo* io) {
         op->io = io;
         op->origin = origin;
         op->kind = io->type == IoType::Read ? OpKind::Read : OpKind::Write;
+        op->mode = bypass ? Mode::PassThrough : c->mode.load(std::memory_order_relaxed);
         op->step = kStart;
         op->core_line = core_line;
         op->line = CacheSet::kNone;

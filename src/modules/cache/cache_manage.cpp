@@ -135,6 +135,26 @@ int cache_reset_stats(const std::string& name) {
     return 0;
 }
 
+namespace {
+
+// Writes the superblock with the cache's current settings; done on this thread.
+void save_settings(CacheBdev* c, Done done) {
+    Superblock s = c->sb;
+    s.seq += 1;
+    c->store_settings(&s);
+    std::vector<uint8_t> buf(kSbBytes);
+    sb_encode(s, buf.data());
+    const std::string name = c->name;
+    raid::meta_write({raid::SbTarget{0, c->cache_desc}}, kSbCopyOffset[s.seq % 2], buf.data(),
+                     kSbBytes, true, [name, s, done](uint32_t failed) {
+                         if (failed) return done(-EIO, "cannot write the superblock");
+                         if (CacheBdev* c = find_cache(name)) c->sb = s;
+                         done(0, "");
+                     });
+}
+
+}  // namespace
+
 void cache_set_mode(const std::string& name, const std::string& mode, Done done) {
     CacheBdev* c = find_cache(name);
     if (!c) return done(-ENODEV, "no cache bdev named " + name);
@@ -142,17 +162,44 @@ void cache_set_mode(const std::string& name, const std::string& mode, Done done)
     if (!parse_mode(mode, &m))
         return done(-EINVAL, "mode '" + mode + "' is not wt, wb, wa, pt, wi or wo");
     c->mode.store(m);
-    Superblock s = c->sb;
-    s.seq += 1;
-    s.mode = m;
-    std::vector<uint8_t> buf(kSbBytes);
-    sb_encode(s, buf.data());
-    raid::meta_write({raid::SbTarget{0, c->cache_desc}}, kSbCopyOffset[s.seq % 2], buf.data(),
-                     kSbBytes, true, [name, s, done](uint32_t failed) {
-                         if (failed) return done(-EIO, "cannot write the superblock");
-                         if (CacheBdev* c = find_cache(name)) c->sb = s;
-                         done(0, "");
-                     });
+    save_settings(c, std::move(done));
+}
+
+void cache_set_seqcutoff(const std::string& name, const std::string& policy, uint32_t threshold_kb,
+                         uint32_t promotion_count, Done done) {
+    CacheBdev* c = find_cache(name);
+    if (!c) return done(-ENODEV, "no cache bdev named " + name);
+    SeqCutoff p;
+    if (!parse_seqcutoff(policy, &p))
+        return done(-EINVAL, "policy '" + policy + "' is not always, full or never");
+    if (threshold_kb > 4 * 1024 * 1024)
+        return done(-EINVAL, "threshold must be at most 4194304 KiB");
+    c->seqcutoff.store(p);
+    if (threshold_kb) c->seqcutoff_bytes.store(threshold_kb * 1024);
+    if (promotion_count) c->seqcutoff_promotion.store(promotion_count);
+    save_settings(c, std::move(done));
+}
+
+void cache_set_cleaning(const std::string& name, const CleaningOptions& o, Done done) {
+    CacheBdev* c = find_cache(name);
+    if (!c) return done(-ENODEV, "no cache bdev named " + name);
+    CleaningPolicy p = c->cleaning.load();
+    if (o.policy == "alru")
+        p = CleaningPolicy::Alru;
+    else if (o.policy == "nop")
+        p = CleaningPolicy::Nop;
+    else if (!o.policy.empty())
+        return done(-EINVAL, "policy '" + o.policy + "' is not alru or nop");
+    const uint32_t high = o.dirty_high_pct ? o.dirty_high_pct : c->dirty_high_pct.load();
+    const uint32_t low = o.dirty_low_pct ? o.dirty_low_pct : c->dirty_low_pct.load();
+    if (high > 100 || low >= high)
+        return done(-EINVAL, "dirty_low_pct must be below dirty_high_pct, both at most 100");
+    c->cleaning.store(p);
+    c->dirty_high_pct.store(uint8_t(high));
+    c->dirty_low_pct.store(uint8_t(low));
+    if (o.stale_ms) c->stale_ms.store(o.stale_ms);
+    if (o.max_lines_per_sec >= 0) c->max_lines_per_sec.store(uint32_t(o.max_lines_per_sec));
+    save_settings(c, std::move(done));
 }
 
 int cache_flush_start(const std::string& name, std::string* err) {

@@ -507,7 +507,7 @@ void CacheBdev::destruct(std::function<void()> done) {
                 Superblock s = sb;
                 s.seq += 1;
                 s.clean = true;
-                s.mode = mode.load();
+                store_settings(&s);
                 write_sb(cache_desc, s, close);
             });
     };

@@ -137,10 +137,12 @@ Owner::Owner(CacheBdev* cache, uint32_t idx)
     clean_bufs_free = kCleanersPerOwner;
     for (size_t s = idx; s < c->sets.size(); s += c->owner_threads.size())
         sets.push_back(c->sets[s].get());
+    start_background_cleaner(this);
 }
 
 Owner::~Owner() {
     if (clean_poller) Thread::current()->unregister_poller(clean_poller);
+    if (bg_poller) Thread::current()->unregister_poller(bg_poller);
     if (cache_ch) bdev_put_io_channel(cache_ch);
     if (core_ch) bdev_put_io_channel(core_ch);
     free(md_mem_);

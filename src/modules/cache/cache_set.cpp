@@ -12,6 +12,7 @@ CacheSet::CacheSet(uint32_t index, uint64_t first_line, uint32_t lines, uint32_t
       entries_(std::make_unique<Entry[]>(lines)),
       prev_(std::make_unique<uint32_t[]>(lines)),
       next_(std::make_unique<uint32_t[]>(lines)),
+      atime_(std::make_unique<uint32_t[]>(lines)),
       md_((lines + per_block - 1) / per_block) {
     const size_t cap = std::bit_ceil(size_t(lines) * 2);
     table_ = std::make_unique<uint32_t[]>(cap);
@@ -73,6 +74,7 @@ void CacheSet::lru_push_back(uint32_t l) {
 }
 
 void CacheSet::touch(uint32_t l) {
+    atime_[l] = now_ms_;
     if (tail_ == l) return;
     lru_remove(l);
     lru_push_back(l);
@@ -97,6 +99,7 @@ void CacheSet::finish_load() {
 
 void CacheSet::map(uint32_t l, uint64_t core_line) {
     entries_[l] = Entry{core_line, {}, {}, next_gen_++};
+    atime_[l] = now_ms_;
     hash_insert(core_line, l);
     lru_push_back(l);
     add(mapped_, 1);

@@ -40,6 +40,9 @@ class CacheSet {
     // block valid}, with a new generation, most recently used.
     void map(uint32_t line, uint64_t core_line);
     void touch(uint32_t line);  // most recently used
+    // When the line was last used (the owner's coarse clock, ms), for the cleaner.
+    uint32_t last_use(uint32_t line) const { return atime_[line]; }
+    void set_clock(uint32_t now_ms) { now_ms_ = now_ms; }
     // A free line (kNone when none is).
     uint32_t take_free();
     // The least recently used line that is clean and for which `busy(core_line)` is false
@@ -82,6 +85,8 @@ class CacheSet {
     uint64_t next_gen_ = 1;
     // LRU list of mapped lines (head: least recent); free list of unmapped lines.
     std::unique_ptr<uint32_t[]> prev_, next_;
+    std::unique_ptr<uint32_t[]> atime_;
+    uint32_t now_ms_ = 0;
     uint32_t head_ = kNone, tail_ = kNone;
     std::vector<uint32_t> free_;
     // Open addressing, linear probing: line + 1, 0 = empty.

@@ -61,6 +61,27 @@ int delete_cache(ModEnv& env, const std::string& name = "c0") {
     return rc;
 }
 
+void set_cleaning(ModEnv& env, const std::string& policy, uint32_t stale_ms = 0, uint32_t high = 0,
+                  uint32_t low = 0) {
+    env.run_async(env.ctl(), [&](auto done) {
+        CleaningOptions o;
+        o.policy = policy;
+        o.stale_ms = stale_ms;
+        o.dirty_high_pct = high;
+        o.dirty_low_pct = low;
+        cache_set_cleaning("c0", o, [done](int rc, std::string err) {
+            EXPECT_EQ(rc, 0) << err;
+            done();
+        });
+    });
+}
+
+uint64_t dirty_lines(ModEnv& env) {
+    nlohmann::json st;
+    env.run(env.ctl(), [&] { EXPECT_EQ(cache_flush_status("c0", &st), 0); });
+    return st.value("dirty_lines", uint64_t(0));
+}
+
 // Removes the vbdev as a shutdown does: no write-back, the superblock marked clean.
 void stop_cache(ModEnv& env) {
     env.run_async(env.ctl(), [&](auto done) {
@@ -278,6 +299,7 @@ TEST(Cache, AStopKeepsDirtyLinesAndCreateReattachesThemWithoutFormatting) {
     make_malloc(env, "fast", kCacheBlocks);
     make_malloc(env, "slow", kCoreBlocks);
     ASSERT_EQ(create_cache(env, "wb", "fast", "slow", 8), 0);
+    set_cleaning(env, "nop");  // the dirty lines stay until asked
     Model m(kCoreBlocks, 7);
     {
         TestDesc d(env, "c0");
@@ -346,6 +368,7 @@ TEST(Cache, ExamineReattachesTheCacheWhenBothBdevsComeBackInAnyOrder) {
     plug("fast_disk", "fast");
     plug("slow_disk", "slow");
     ASSERT_EQ(create_cache(env, "wb", "fast", "slow"), 0);
+    set_cleaning(env, "nop");
     Model m(kCoreBlocks, 11);
     {
         TestDesc d(env, "c0");
@@ -373,6 +396,65 @@ TEST(Cache, ExamineReattachesTheCacheWhenBothBdevsComeBackInAnyOrder) {
     settle();
     ASSERT_TRUE(wait_until([&] { return bdev_get_by_name("c0") != nullptr; }));
     expect_equal(read_all(env, "c0"), m, "after examine (core first)");
+    ASSERT_EQ(delete_cache(env), 0);
+    expect_equal(read_all(env, "slow"), m, "the core after delete");
+}
+
+TEST(Cache, TheBackgroundCleanerWritesBackStaleLinesAndDrainsATooDirtySet) {
+    ModEnv env(2);
+    make_malloc(env, "fast", kCacheBlocks);
+    make_malloc(env, "slow", kCoreBlocks);
+    ASSERT_EQ(create_cache(env, "wb", "fast", "slow"), 0);
+    set_cleaning(env, "nop");
+    Model m(kCoreBlocks, 3);
+    {
+        TestDesc d(env, "c0");
+        random_io(d, m, 2000);
+    }
+    const uint64_t dirty = dirty_lines(env);
+    ASSERT_GT(dirty, 0u);
+    // A set above 10% dirty is drained to 5% whatever the age of its lines.
+    set_cleaning(env, "alru", 3'600'000, 10, 5);
+    ASSERT_TRUE(wait_until([&] { return dirty_lines(env) < dirty; }, 10000));
+    // Lines unused for 20 ms are all written back.
+    set_cleaning(env, "alru", 20);
+    ASSERT_TRUE(wait_until([&] { return dirty_lines(env) == 0; }, 10000));
+    nlohmann::json s = stats(env);
+    EXPECT_GT(s["lines"]["cleaned"].get<uint64_t>(), 0u);
+    stop_cache(env);
+    expect_equal(read_all(env, "slow"), m, "the core after background cleaning");
+}
+
+TEST(Cache, SequentialStreamsGoAroundTheCacheWithCutOffAlways) {
+    ModEnv env(1);
+    make_malloc(env, "fast", kCacheBlocks);
+    make_malloc(env, "slow", kCoreBlocks);
+    ASSERT_EQ(create_cache(env, "wb", "fast", "slow"), 0);
+    env.run_async(env.ctl(), [&](auto done) {
+        cache_set_seqcutoff("c0", "always", 64, 1, [done](int rc, std::string err) {
+            EXPECT_EQ(rc, 0) << err;
+            done();
+        });
+    });
+    Model m(kCoreBlocks, 5);
+    {
+        TestDesc d(env, "c0");
+        AlignedBuf buf(256 * kBs);
+        for (uint64_t off = 0; off < 4096; off += 256) {  // 2 MiB in 128 KiB writes
+            fill_pattern(buf.p, buf.size, off + 1);
+            ASSERT_TRUE(d.write(buf.p, off, 256).ok);
+            std::memcpy(m.data.data() + off * kBs, buf.p, buf.size);
+        }
+        random_io(d, m, 500);  // random I/O is still cached
+    }
+    nlohmann::json s = stats(env);
+    EXPECT_GT(s["requests"]["wr_pt"]["count"].get<uint64_t>(), 400u) << s.dump();
+    EXPECT_GT(s["requests"]["wr_full_misses"]["count"].get<uint64_t>(), 0u) << s.dump();
+    expect_equal(read_all(env, "c0"), m, "through the cache");
+    nlohmann::json list;
+    env.run(env.ctl(), [&] { list = cache_get_bdevs("c0"); });
+    EXPECT_EQ(list[0]["cache"]["seqcutoff"]["policy"], "always");
+    EXPECT_EQ(list[0]["cache"]["seqcutoff"]["threshold_kb"], 64);
     ASSERT_EQ(delete_cache(env), 0);
     expect_equal(read_all(env, "slow"), m, "the core after delete");
 }
