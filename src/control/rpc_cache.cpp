@@ -1,8 +1,9 @@
 // Cache methods with SPDK's names and parameters (bdev_ocf_*), served by nocstor's own cache
 // engine (modules/cache): bdev_ocf_create, bdev_ocf_delete, bdev_ocf_get_bdevs,
 // bdev_ocf_get_stats, bdev_ocf_reset_stats, bdev_ocf_set_cache_mode, bdev_ocf_set_seqcutoff,
-// bdev_ocf_flush_start, bdev_ocf_flush_status, and nocstor's bdev_ocf_set_cleaning. A cache comes
-// back after a restart by itself (examine), so save_config has no entry for it.
+// bdev_ocf_flush_start, bdev_ocf_flush_status, and nocstor's bdev_ocf_set_cleaning and
+// bdev_ocf_set_promotion. A cache comes back after a restart by itself (examine), so save_config
+// has no entry for it.
 #include "control/json_params.h"
 #include "control/rpc_registry.h"
 #include "modules/cache/cache.h"
@@ -144,6 +145,19 @@ void set_cleaning(const json& params, RpcReply reply) {
     });
 }
 
+// nocstor's own: when a missed core line gets a cache line.
+void set_promotion(const json& params, RpcReply reply) {
+    std::string name, policy;
+    uint32_t hits = 2;
+    ParamsDecoder d("bdev_ocf_set_promotion");
+    d.required("name", &name).required("policy", &policy).optional("hits", &hits);
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    cache::cache_set_promotion(name, policy, hits, [reply](int rc, std::string err) {
+        reply_done(reply, "bdev_ocf_set_promotion", rc, err);
+    });
+}
+
 void flush_start(const json& params, RpcReply reply) {
     const std::string name = decode_name("bdev_ocf_flush_start", params, reply);
     if (name.empty()) return;
@@ -173,6 +187,7 @@ void register_cache_rpcs() {
     r.add("bdev_ocf_set_cache_mode", set_cache_mode, true);
     r.add("bdev_ocf_set_seqcutoff", set_seqcutoff, true);
     r.add("bdev_ocf_set_cleaning", set_cleaning, true);
+    r.add("bdev_ocf_set_promotion", set_promotion, true);
     r.add("bdev_ocf_flush_start", flush_start);
     r.add("bdev_ocf_flush_status", flush_status);
 }

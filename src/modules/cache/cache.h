@@ -58,6 +58,10 @@ struct CleaningOptions {
     int64_t max_lines_per_sec = -1;  // -1 keeps it, 0: no cap
 };
 void cache_set_cleaning(const std::string& name, const CleaningOptions& opts, Done done);
+// Promotion (nocstor's bdev_ocf_set_promotion): policy always (a line on the first miss) or
+// nhit (on the hits-th miss of a core line, 2-1000).
+void cache_set_promotion(const std::string& name, const std::string& policy, uint32_t hits,
+                         Done done);
 int cache_flush_status(const std::string& name, nlohmann::json* out);
 
 BdevModule* cache_bdev_module();

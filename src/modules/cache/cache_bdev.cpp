@@ -90,6 +90,7 @@ void CacheBdev::load_settings(const Superblock& s) {
     dirty_low_pct = s.dirty_low_pct ? s.dirty_low_pct : kDefaultDirtyLowPct;
     stale_ms = s.stale_ms ? s.stale_ms : kDefaultStaleMs;
     max_lines_per_sec = s.max_lines_per_sec;
+    promotion_hits = std::max<uint32_t>(1, s.promotion_hits);
 }
 
 void CacheBdev::store_settings(Superblock* s) const {
@@ -102,6 +103,7 @@ void CacheBdev::store_settings(Superblock* s) const {
     s->dirty_low_pct = dirty_low_pct.load();
     s->stale_ms = stale_ms.load();
     s->max_lines_per_sec = max_lines_per_sec.load();
+    s->promotion_hits = promotion_hits.load();
 }
 
 std::unique_ptr<IoChannel> CacheBdev::create_channel() {
@@ -186,6 +188,9 @@ void CacheBdev::dump_info_json(nlohmann::json& out) const {
                       {"dirty_high_pct", dirty_high_pct.load()},
                       {"dirty_low_pct", dirty_low_pct.load()},
                       {"max_lines_per_sec", max_lines_per_sec.load()}}},
+                    {"promotion",
+                     {{"policy", promotion_hits.load() > 1 ? "nhit" : "always"},
+                      {"hits", promotion_hits.load()}}},
                     {"cache_line_size", sb.line_size / 1024},
                     {"cache_bdev_name", cache_desc ? cache_desc->bdev()->name : ""},
                     {"core_bdev_name", core_desc ? core_desc->bdev()->name : ""},

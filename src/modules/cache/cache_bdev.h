@@ -122,6 +122,9 @@ class Owner {
     bool lock(Op* op);   // false: op waits behind the holder and starts when it unlocks
     Op* unlock(Op* op);  // the next holder, if any
     bool locked(uint64_t core_line) const;
+    // Promotion policy nhit: whether this miss of core_line is its promotion_hits-th (recent
+    // misses are counted in a small table; a line pushed out of it starts again).
+    bool promote(uint64_t core_line);
 
     MdWrite* get_md();
     void put_md(MdWrite* m);
@@ -155,6 +158,12 @@ class Owner {
     uint32_t clean_bufs_free = 0;
 
   private:
+    static constexpr uint32_t kCandidates = 4096;
+    struct Candidate {
+        uint64_t core_line = kNoCoreLine;
+        uint32_t misses = 0;
+    };
+    std::unique_ptr<Candidate[]> candidates_;
     std::unique_ptr<Op[]> ops_;
     Op* free_ops_ = nullptr;
     Op* buckets_[kBuckets] = {};
@@ -193,6 +202,7 @@ class CacheBdev : public Bdev {
     std::atomic<uint8_t> dirty_high_pct{kDefaultDirtyHighPct}, dirty_low_pct{kDefaultDirtyLowPct};
     std::atomic<uint32_t> stale_ms{kDefaultStaleMs};
     std::atomic<uint32_t> max_lines_per_sec{0};
+    std::atomic<uint32_t> promotion_hits{1};
     void load_settings(const Superblock& s);  // from a superblock (0: defaults)
     void store_settings(Superblock* s) const;
     // Whether most lines hold data (the "full" sequential cut-off policy).

@@ -21,7 +21,7 @@ constexpr size_t kOffMagic = 0, kOffVersion = 8, kOffSize = 12, kOffCrc = 16, kO
                  kOffLineCount = 208, kOffSetCount = 216, kOffDataOffset = 224, kOffMode = 232,
                  kOffSeqCutoff = 233, kOffSeqThreshold = 236, kOffPromotion = 240,
                  kOffCleaning = 244, kOffDirtyHigh = 245, kOffDirtyLow = 246, kOffStaleMs = 248,
-                 kOffMaxLines = 252;
+                 kOffMaxLines = 252, kOffPromotionHits = 256;
 constexpr size_t kNameBytes = 64;
 constexpr uint32_t kFlagClean = 1;
 
@@ -153,6 +153,7 @@ void sb_encode(const Superblock& sb, uint8_t* out) {
     out[kOffDirtyLow] = sb.dirty_low_pct;
     put<uint32_t>(out, kOffStaleMs, sb.stale_ms);
     put<uint32_t>(out, kOffMaxLines, sb.max_lines_per_sec);
+    put<uint32_t>(out, kOffPromotionHits, sb.promotion_hits);
     put<uint32_t>(out, kOffCrc, crc32c(out, kSbBytes));
 }
 
@@ -197,6 +198,7 @@ bool sb_decode(const uint8_t* in, Superblock* out, std::string* why) {
     sb.dirty_low_pct = in[kOffDirtyLow];
     sb.stale_ms = get<uint32_t>(in, kOffStaleMs);
     sb.max_lines_per_sec = get<uint32_t>(in, kOffMaxLines);
+    sb.promotion_hits = get<uint32_t>(in, kOffPromotionHits);
     if (sb.block_size < 512 || !std::has_single_bit(sb.block_size) || sb.line_size == 0 ||
         sb.line_size % sb.block_size || sb.line_size / sb.block_size > kMaxBlocksPerLine ||
         sb.set_count == 0 || sb.line_count == 0 || sb.line_count % sb.set_count ||

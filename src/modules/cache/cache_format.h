@@ -102,6 +102,8 @@ struct Superblock {
     uint8_t dirty_low_pct = 0;
     uint32_t stale_ms = 0;           // a dirty line unused for this long is cleaned
     uint32_t max_lines_per_sec = 0;  // per owner thread; 0: no cap
+    // A core line gets a cache line on its Nth miss (0 or 1: the first).
+    uint32_t promotion_hits = 0;
 
     uint64_t lines_per_set() const { return line_count / set_count; }
     uint32_t blocks_per_line() const { return line_size / block_size; }

@@ -124,6 +124,7 @@ bool next_run(const LineMask& m, uint32_t limit, uint32_t* first, uint32_t* coun
 bool allocate_line(Op* op, bool* evicted) {
     CacheSet* set = op->set;
     Owner* o = op->owner;
+    if (!o->promote(op->core_line)) return false;
     uint32_t l = set->take_free();
     *evicted = false;
     if (l == CacheSet::kNone) {

@@ -202,6 +202,21 @@ void cache_set_cleaning(const std::string& name, const CleaningOptions& o, Done 
     save_settings(c, std::move(done));
 }
 
+void cache_set_promotion(const std::string& name, const std::string& policy, uint32_t hits,
+                         Done done) {
+    CacheBdev* c = find_cache(name);
+    if (!c) return done(-ENODEV, "no cache bdev named " + name);
+    if (policy == "always") {
+        c->promotion_hits.store(1);
+    } else if (policy == "nhit") {
+        if (hits < 2 || hits > 1000) return done(-EINVAL, "nhit needs hits between 2 and 1000");
+        c->promotion_hits.store(hits);
+    } else {
+        return done(-EINVAL, "policy '" + policy + "' is not always or nhit");
+    }
+    save_settings(c, std::move(done));
+}
+
 int cache_flush_start(const std::string& name, std::string* err) {
     CacheBdev* c = find_cache(name);
     if (!c) return fail(err, -ENODEV, "no cache bdev named " + name);

@@ -119,6 +119,7 @@ void Counters::reset() {
 Owner::Owner(CacheBdev* cache, uint32_t idx)
     : c(cache),
       index(idx),
+      candidates_(std::make_unique<Candidate[]>(kCandidates)),
       ops_(std::make_unique<Op[]>(kOps)),
       mds_(std::make_unique<MdWrite[]>(kMdWrites)) {
     cache_ch = bdev_get_io_channel(c->cache_desc);
@@ -188,6 +189,19 @@ Op* Owner::unlock(Op* op) {
     next->next_in_bucket = *bucket;
     *bucket = next;
     return next;
+}
+
+bool Owner::promote(uint64_t core_line) {
+    const uint32_t needed = c->promotion_hits.load(std::memory_order_relaxed);
+    if (needed <= 1) return true;
+    Candidate& cand = candidates_[(core_line * 0x9E3779B97F4A7C15ull) >> 52];
+    if (cand.core_line != core_line) {
+        cand = {core_line, 1};
+        return false;
+    }
+    if (++cand.misses < needed) return false;
+    cand = Candidate{};
+    return true;
 }
 
 bool Owner::locked(uint64_t core_line) const {

@@ -459,6 +459,45 @@ TEST(Cache, SequentialStreamsGoAroundTheCacheWithCutOffAlways) {
     expect_equal(read_all(env, "slow"), m, "the core after delete");
 }
 
+TEST(Cache, NhitPromotionGivesALineOnlyOnTheNthMiss) {
+    ModEnv env(1);
+    make_malloc(env, "fast", kCacheBlocks);
+    make_malloc(env, "slow", kCoreBlocks);
+    ASSERT_EQ(create_cache(env, "wt", "fast", "slow"), 0);
+    env.run_async(env.ctl(), [&](auto done) {
+        cache_set_promotion("c0", "nhit", 3, [done](int rc, std::string err) {
+            EXPECT_EQ(rc, 0) << err;
+            done();
+        });
+    });
+    // Examine of the new bdev (other modules read its first blocks) may have filled lines.
+    env.run_async(env.ctl(), [](auto done) { bdev_wait_for_examine(done); });
+    const uint64_t base = stats(env)["usage"]["occupancy"]["count"].get<uint64_t>();
+    auto occupancy = [&] {
+        return stats(env)["usage"]["occupancy"]["count"].get<uint64_t>() - base;
+    };
+    TestDesc d(env, "c0");
+    AlignedBuf buf(8 * kBs);
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(d.read(buf.p, 800, 8).ok);
+    EXPECT_EQ(occupancy(), 0u);  // two misses: not yet
+    ASSERT_TRUE(d.read(buf.p, 800, 8).ok);
+    EXPECT_EQ(occupancy(), 1u);  // the third gets the line
+    ASSERT_TRUE(d.read(buf.p, 800, 8).ok);
+    EXPECT_GT(stats(env)["requests"]["rd_hits"]["count"].get<uint64_t>(), 0u);
+    // Writes in wt mode follow the same rule (the first two go to the core only).
+    Model m(kCoreBlocks, 9);
+    fill_pattern(buf.p, buf.size, 77);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(d.write(buf.p, 1600, 8).ok);
+    EXPECT_EQ(occupancy(), 2u);
+    AlignedBuf back(8 * kBs);
+    ASSERT_TRUE(d.read(back.p, 1600, 8).ok);
+    EXPECT_EQ(std::memcmp(back.p, buf.p, buf.size), 0);
+    nlohmann::json list;
+    env.run(env.ctl(), [&] { list = cache_get_bdevs("c0"); });
+    EXPECT_EQ(list[0]["cache"]["promotion"]["policy"], "nhit");
+    EXPECT_EQ(list[0]["cache"]["promotion"]["hits"], 3);
+}
+
 TEST(Cache, RefusesWhatCannotWork) {
     ModEnv env(1);
     make_malloc(env, "fast", kCacheBlocks);
