@@ -72,6 +72,10 @@ struct Entry {
     // Bumped (per set) each time a line is mapped to a core line: after a crash, of two entries
     // naming the same core line the newer mapping wins (the other one was being evicted).
     uint64_t gen = 0;
+    // In memory only (cache_set.h): when the line was last used (ms) and whether it was used
+    // since the replacement clock last passed it. Kept here, next to what a hit reads anyway.
+    uint32_t atime = 0;
+    bool referenced = false;
 };
 
 // Encodes into 64 bytes (CRC32C over the first 60). Decoding an all-zero entry (a formatted

@@ -97,6 +97,40 @@ void user_cache_io(Op* op, int i, IoType t) {
     s.num_blocks = op->count;
 }
 
+// The user's I/O itself goes to the cache bdev (no second bdev_io) when the owner is the
+// thread it was submitted on; false when that cannot be (then a child I/O does it).
+void forwarded_done(BdevIo*, bool ok, void* arg, bool core) {
+    Op* op = static_cast<Op*>(arg);
+    if (!ok) {
+        Counters& k = op->owner->counters;
+        const bool rd = op->io->type == IoType::Read;
+        if (core) {
+            op->core_failed = true;
+            Counters::add(rd ? k.core_rd_errors : k.core_wr_errors);
+        } else {
+            op->cache_failed = true;
+            Counters::add(rd ? k.cache_rd_errors : k.cache_wr_errors);
+        }
+    }
+    continue_op(op);
+}
+
+bool forward_to_cache(Op* op) {
+    if (op->origin != Thread::current()) return false;
+    return bdev_forward_io(
+               op->c->cache_desc, op->owner->cache_ch, op->io,
+               op->c->cache_block_of(*op->set, op->line, op->first),
+               [](BdevIo* io, bool ok, void* arg) { forwarded_done(io, ok, arg, false); }, op) == 0;
+}
+
+// The same to the core (same blocks).
+bool forward_to_core(Op* op) {
+    if (op->origin != Thread::current()) return false;
+    return bdev_forward_io(
+               op->c->core_desc, op->owner->core_ch, op->io, op->io->offset_blocks,
+               [](BdevIo* io, bool ok, void* arg) { forwarded_done(io, ok, arg, true); }, op) == 0;
+}
+
 void issue(Op* op, int n) {
     op->pending = uint32_t(n);
     for (int i = 0; i < n; ++i) submit_sub(&op->sub[i]);
@@ -157,6 +191,7 @@ void start_read(Op* op) {
             Counters::add(k.cache_rd_blocks, op->count);
             set->touch(op->line);
             op->step = kDone;
+            if (forward_to_cache(op)) return;
             user_cache_io(op, 0, IoType::Read);
             return issue(op, 1);
         }
@@ -167,6 +202,7 @@ void start_read(Op* op) {
         op->step = kReadFill;
     }
     Counters::add(k.core_rd_blocks, op->count);
+    if (forward_to_core(op)) return;
     user_core_io(op, 0, IoType::Read);
     issue(op, 1);
 }
@@ -229,6 +265,7 @@ void read_fill_written(Op* op) {
 void write_core_only(Op* op) {
     op->step = kDone;
     Counters::add(op->owner->counters.core_wr_blocks, op->count);
+    if (forward_to_core(op)) return;
     user_core_io(op, 0, IoType::Write);
     issue(op, 1);
 }
@@ -305,6 +342,7 @@ void write_through_end(Op* op) {
 void write_back_io(Op* op) {
     op->step = kBackEnd;
     Counters::add(op->owner->counters.cache_wr_blocks, op->count);
+    if (forward_to_cache(op)) return;
     user_cache_io(op, 0, IoType::Write);
     issue(op, 1);
 }

@@ -10,74 +10,43 @@ CacheSet::CacheSet(uint32_t index, uint64_t first_line, uint32_t lines, uint32_t
       n_(lines),
       per_block_(per_block),
       entries_(std::make_unique<Entry[]>(lines)),
-      prev_(std::make_unique<uint32_t[]>(lines)),
-      next_(std::make_unique<uint32_t[]>(lines)),
-      atime_(std::make_unique<uint32_t[]>(lines)),
       md_((lines + per_block - 1) / per_block) {
     const size_t cap = std::bit_ceil(size_t(lines) * 2);
-    table_ = std::make_unique<uint32_t[]>(cap);
+    table_ = std::make_unique<Slot[]>(cap);
     mask_ = cap - 1;
 }
 
 uint32_t CacheSet::lookup(uint64_t core_line) const {
     for (size_t s = slot_of(core_line);; s = (s + 1) & mask_) {
-        const uint32_t v = table_[s];
-        if (v == 0) return kNone;
-        if (entries_[v - 1].core_line == core_line) return v - 1;
+        const Slot& v = table_[s];
+        if (v.line_plus1 == 0) return kNone;
+        if (v.core_line == core_line) return v.line_plus1 - 1;
     }
 }
 
 void CacheSet::hash_insert(uint64_t core_line, uint32_t line) {
     size_t s = slot_of(core_line);
-    while (table_[s] != 0) s = (s + 1) & mask_;
-    table_[s] = line + 1;
+    while (table_[s].line_plus1 != 0) s = (s + 1) & mask_;
+    table_[s] = {core_line, line + 1};
 }
 
 // Backward-shift deletion keeps every probe chain unbroken without tombstones.
 void CacheSet::hash_erase(uint64_t core_line) {
     size_t s = slot_of(core_line);
-    while (table_[s] == 0 || entries_[table_[s] - 1].core_line != core_line) {
-        if (table_[s] == 0) return;
+    while (table_[s].line_plus1 == 0 || table_[s].core_line != core_line) {
+        if (table_[s].line_plus1 == 0) return;
         s = (s + 1) & mask_;
     }
-    table_[s] = 0;
-    for (size_t j = (s + 1) & mask_; table_[j] != 0; j = (j + 1) & mask_) {
-        const size_t home = slot_of(entries_[table_[j] - 1].core_line);
+    table_[s] = Slot{};
+    for (size_t j = (s + 1) & mask_; table_[j].line_plus1 != 0; j = (j + 1) & mask_) {
+        const size_t home = slot_of(table_[j].core_line);
         // Move j's entry into the hole unless its home lies cyclically in (s, j].
         const bool stays = s <= j ? (s < home && home <= j) : (s < home || home <= j);
         if (stays) continue;
         table_[s] = table_[j];
-        table_[j] = 0;
+        table_[j] = Slot{};
         s = j;
     }
-}
-
-void CacheSet::lru_remove(uint32_t l) {
-    if (prev_[l] != kNone)
-        next_[prev_[l]] = next_[l];
-    else
-        head_ = next_[l];
-    if (next_[l] != kNone)
-        prev_[next_[l]] = prev_[l];
-    else
-        tail_ = prev_[l];
-}
-
-void CacheSet::lru_push_back(uint32_t l) {
-    prev_[l] = tail_;
-    next_[l] = kNone;
-    if (tail_ != kNone)
-        next_[tail_] = l;
-    else
-        head_ = l;
-    tail_ = l;
-}
-
-void CacheSet::touch(uint32_t l) {
-    atime_[l] = now_ms_;
-    if (tail_ == l) return;
-    lru_remove(l);
-    lru_push_back(l);
 }
 
 void CacheSet::load(uint32_t l, const Entry& e) {
@@ -85,7 +54,6 @@ void CacheSet::load(uint32_t l, const Entry& e) {
     entries_[l] = e;
     if (e.gen >= next_gen_) next_gen_ = e.gen + 1;
     hash_insert(e.core_line, l);
-    lru_push_back(l);
     add(mapped_, 1);
     dirty_changed(LineMask{}, e.dirty);
 }
@@ -98,10 +66,8 @@ void CacheSet::finish_load() {
 }
 
 void CacheSet::map(uint32_t l, uint64_t core_line) {
-    entries_[l] = Entry{core_line, {}, {}, next_gen_++};
-    atime_[l] = now_ms_;
+    entries_[l] = Entry{core_line, {}, {}, next_gen_++, now_ms_, true};
     hash_insert(core_line, l);
-    lru_push_back(l);
     add(mapped_, 1);
 }
 

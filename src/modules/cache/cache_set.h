@@ -1,7 +1,9 @@
-// One set of cache lines: which core line each line holds (a hash from core line to line), the
-// lines in LRU order, the free ones, and the writer that puts the set's entries in the line
-// table on disk, one table block at a time, coalescing the updates that arrive while a write
-// of the same block is in flight. A set is used only by its owner thread (cache_bdev.h).
+// One set of cache lines: which core line each line holds (a hash from core line to line), a
+// CLOCK replacement hand over them (a hit only sets a bit in the entry it reads anyway: an LRU
+// list would cost two more cache misses per hit), the free ones, and the writer that puts the set's
+// entries in the line table on disk, one table block at a time, coalescing the updates that arrive
+// while a write of the same block is in flight. A set is used only by its owner thread
+// (cache_bdev.h).
 #pragma once
 
 #include "modules/cache/cache_format.h"
@@ -39,14 +41,18 @@ class CacheSet {
     // Maps core_line to `line` (a free line, or a victim): the entry becomes {core_line, no
     // block valid}, with a new generation, most recently used.
     void map(uint32_t line, uint64_t core_line);
-    void touch(uint32_t line);  // most recently used
+    void touch(uint32_t line) {  // used now
+        entries_[line].referenced = true;
+        entries_[line].atime = now_ms_;
+    }
     // When the line was last used (the owner's coarse clock, ms), for the cleaner.
-    uint32_t last_use(uint32_t line) const { return atime_[line]; }
+    uint32_t last_use(uint32_t line) const { return entries_[line].atime; }
     void set_clock(uint32_t now_ms) { now_ms_ = now_ms; }
     // A free line (kNone when none is).
     uint32_t take_free();
-    // The least recently used line that is clean and for which `busy(core_line)` is false
-    // (looking at no more than `scan` lines); it is unmapped and returned, or kNone.
+    // A line not used since the clock hand last passed it, clean and for which
+    // `busy(core_line)` is false (looking at no more than `scan` lines); it is unmapped and
+    // returned, or kNone.
     template <class Busy>
     uint32_t evict(Busy busy, uint32_t scan = 128);
     // Any thread may read these (the owner writes them).
@@ -69,8 +75,6 @@ class CacheSet {
     MdBlock& md(uint32_t block) { return md_[block]; }
 
   private:
-    void lru_remove(uint32_t line);
-    void lru_push_back(uint32_t line);
     void hash_insert(uint64_t core_line, uint32_t line);
     void hash_erase(uint64_t core_line);
     size_t slot_of(uint64_t core_line) const {
@@ -83,14 +87,17 @@ class CacheSet {
     uint32_t per_block_;
     std::unique_ptr<Entry[]> entries_;
     uint64_t next_gen_ = 1;
-    // LRU list of mapped lines (head: least recent); free list of unmapped lines.
-    std::unique_ptr<uint32_t[]> prev_, next_;
-    std::unique_ptr<uint32_t[]> atime_;
+    // The replacement clock's hand; the free list of unmapped lines.
+    uint32_t hand_ = 0;
     uint32_t now_ms_ = 0;
-    uint32_t head_ = kNone, tail_ = kNone;
     std::vector<uint32_t> free_;
-    // Open addressing, linear probing: line + 1, 0 = empty.
-    std::unique_ptr<uint32_t[]> table_;
+    // Open addressing, linear probing; the key is kept in the slot so that a lookup touches one
+    // cache line of memory, not the entries of every line it probes.
+    struct Slot {
+        uint64_t core_line;
+        uint32_t line_plus1;  // 0: empty
+    };
+    std::unique_ptr<Slot[]> table_;
     size_t mask_ = 0;
     static void add(std::atomic<uint64_t>& v, int64_t d) {
         v.store(v.load(std::memory_order_relaxed) + uint64_t(d), std::memory_order_relaxed);
@@ -101,21 +108,19 @@ class CacheSet {
 
 template <class Busy>
 uint32_t CacheSet::evict(Busy busy, uint32_t scan) {
-    // Lines that cannot go (dirty, in use) move to the back as they are passed over, so the
-    // next scan does not look at them again first.
-    for (uint32_t l = head_; l != kNone && scan > 0; --scan) {
-        const Entry& e = entries_[l];
-        const uint32_t next = next_[l];
-        if (e.dirty.any() || busy(e.core_line)) {
-            if (next != kNone) {
-                lru_remove(l);
-                lru_push_back(l);
-            }
-            l = next;
+    // One sweep plus `scan`: a sweep may only clear reference bits (amortized O(1) per
+    // eviction, as CLOCK is).
+    for (uint64_t n = 0; n < uint64_t(n_) + scan; ++n) {
+        const uint32_t l = hand_;
+        hand_ = hand_ + 1 == n_ ? 0 : hand_ + 1;
+        Entry& e = entries_[l];
+        if (e.core_line == kNoCoreLine || e.dirty.any()) continue;
+        if (e.referenced) {
+            e.referenced = false;
             continue;
         }
+        if (busy(e.core_line)) continue;
         hash_erase(e.core_line);
-        lru_remove(l);
         add(mapped_, -1);
         entries_[l] = Entry{};
         return l;
