@@ -104,6 +104,7 @@ void CacheBdev::store_settings(Superblock* s) const {
     s->stale_ms = stale_ms.load();
     s->max_lines_per_sec = max_lines_per_sec.load();
     s->promotion_hits = promotion_hits.load();
+    s->failed = failed.load();
 }
 
 std::unique_ptr<IoChannel> CacheBdev::create_channel() {

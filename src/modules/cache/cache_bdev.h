@@ -81,7 +81,7 @@ struct Counters {
         cache_wr_blocks{0};
     std::atomic<uint64_t> core_rd_errors{0}, core_wr_errors{0}, cache_rd_errors{0},
         cache_wr_errors{0};
-    std::atomic<uint64_t> cleaned_lines{0}, evictions{0}, table_writes{0};
+    std::atomic<uint64_t> cleaned_lines{0}, evictions{0}, table_writes{0}, lost_dirty_lines{0};
     static void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
         c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
@@ -207,6 +207,10 @@ class CacheBdev : public Bdev {
     void store_settings(Superblock* s) const;
     // Whether most lines hold data (the "full" sequential cut-off policy).
     bool nearly_full() const;
+    // The cache device failed an I/O: from then on every I/O runs as in pt mode, clean copies
+    // are never read from the cache again, and the dirty lines are written back as far as the
+    // device still reads (cache_device_failed). Kept in the superblock (best effort).
+    std::atomic<bool> failed{false};
     bool erase_on_destruct = false;  // bdev_ocf_delete: the superblock goes too
     // What the descriptors' event callbacks look at (cache_module.cpp).
     struct SlotDeleter {
@@ -260,6 +264,14 @@ void persist(Op* op);
 void continue_op(Op* op);
 void submit_sub(SubIo* s);
 void finish_op(Op* op);  // unlocks, completes the user I/O on its thread, frees the op
+
+// Any owner thread, on a cache-device I/O error: the first call switches the cache to failed
+// (loudly) and starts writing the dirty lines back.
+void cache_device_failed(CacheBdev* c);
+// Control thread: writes the superblock with the cache's current settings (cache_manage.cpp).
+void cache_save_settings(CacheBdev* c, std::function<void(int, std::string)> done);
+// The step a cleaning operation fails at when the cache device does not read (cache_io.cpp).
+inline constexpr uint8_t kCleanStepRead = 100;
 
 // cache_clean.cpp
 // On every owner: writes every dirty line back to the core; done(0 or -EIO) on the control

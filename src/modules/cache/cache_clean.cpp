@@ -3,6 +3,7 @@
 // to the core, flush the core, then mark the blocks clean).
 #include "modules/cache/cache_bdev.h"
 
+#include "runtime/runtime.h"
 #include "util/log.h"
 #include "util/tick.h"
 
@@ -153,11 +154,52 @@ void clean_line_done(Op* op) {
     o->clean_bufs[o->clean_bufs_free++] = op->buf;
     if (op->status != IoStatus::Success) {
         ++o->clean_errors;
-        NOC_ERROR("bdev", "cache {}: cleaning core line {} failed: {}", o->c->name, op->core_line,
-                  io_status_name(op->status));
+        const uint64_t lba = op->core_line * o->c->blocks_per_line;
+        const uint64_t n = op->mask.count();
+        if (op->step == kCleanStepRead) {
+            // The dirty data is on the cache device only, and it does not read: lost.
+            Counters::add(o->counters.lost_dirty_lines);
+            NOC_ERROR(
+                "bdev",
+                "cache {}: DIRTY DATA LOST: {} dirty blocks of core blocks [{}, {}) cannot be "
+                "read from the cache device {}; reads of them fail",
+                o->c->name, n, lba, lba + o->c->blocks_per_line, o->c->cache_desc->bdev()->name);
+        } else {
+            NOC_ERROR("bdev", "cache {}: core blocks [{}, {}) stay dirty: {} ({})", o->c->name, lba,
+                      lba + o->c->blocks_per_line,
+                      op->core_failed ? "the core failed the write-back"
+                                      : "the line table could not record the write-back",
+                      io_status_name(op->status));
+        }
     }
     --o->cleaners_inflight;
     o->put_op(op);
+}
+
+void cache_device_failed(CacheBdev* c) {
+    bool expected = false;
+    if (!c->failed.compare_exchange_strong(expected, true)) return;
+    NOC_ERROR("bdev",
+              "cache {}: the cache device {} failed an I/O: the cache runs as pass-through from "
+              "now on, and writes its dirty lines back to {} as far as the device still reads",
+              c->name, c->cache_desc->bdev()->name, c->core_desc->bdev()->name);
+    Runtime* rt = Runtime::instance();
+    Thread* ctl = rt ? rt->control_thread() : Thread::current();
+    ctl->send([c, name = c->name] {
+        if (bdev_get_by_name(name) != c || c->removing()) return;
+        cache_save_settings(c, [name](int rc, std::string) {
+            if (rc)
+                NOC_ERROR("bdev", "cache {}: cannot record the failure in the superblock", name);
+        });
+        if (c->flush_owners_running.load()) return;  // a flush is already going
+        flush_all_lines(c, [name](int rc) {
+            if (rc)
+                NOC_ERROR("bdev", "cache {}: some dirty lines could not be written back (above)",
+                          name);
+            else
+                NOC_INFO("bdev", "cache {}: every dirty line is back on the core", name);
+        });
+    });
 }
 
 void start_background_cleaner(Owner* o) {

@@ -23,7 +23,7 @@ constexpr size_t kOffMagic = 0, kOffVersion = 8, kOffSize = 12, kOffCrc = 16, kO
                  kOffCleaning = 244, kOffDirtyHigh = 245, kOffDirtyLow = 246, kOffStaleMs = 248,
                  kOffMaxLines = 252, kOffPromotionHits = 256;
 constexpr size_t kNameBytes = 64;
-constexpr uint32_t kFlagClean = 1;
+constexpr uint32_t kFlagClean = 1, kFlagFailed = 2;
 
 // Entry field offsets.
 constexpr size_t kEntCore = 0, kEntValid = 8, kEntDirty = 24, kEntGen = 40, kEntCrc = 60;
@@ -131,7 +131,7 @@ void sb_encode(const Superblock& sb, uint8_t* out) {
     std::memcpy(out + kOffMagic, kSbMagic, 8);
     put<uint32_t>(out, kOffVersion, kFormatVersion);
     put<uint32_t>(out, kOffSize, kSbBytes);
-    put<uint32_t>(out, kOffFlags, sb.clean ? kFlagClean : 0);
+    put<uint32_t>(out, kOffFlags, (sb.clean ? kFlagClean : 0) | (sb.failed ? kFlagFailed : 0));
     put<uint64_t>(out, kOffSeq, sb.seq);
     std::memcpy(out + kOffCacheUuid, sb.cache_uuid.data(), 16);
     std::memcpy(out + kOffName, sb.name.data(), std::min(sb.name.size(), kNameBytes - 1));
@@ -175,6 +175,7 @@ bool sb_decode(const uint8_t* in, Superblock* out, std::string* why) {
     if (crc32c(copy, kSbBytes) != get<uint32_t>(in, kOffCrc)) return bad("superblock CRC mismatch");
     Superblock sb;
     sb.clean = get<uint32_t>(in, kOffFlags) & kFlagClean;
+    sb.failed = get<uint32_t>(in, kOffFlags) & kFlagFailed;
     sb.seq = get<uint64_t>(in, kOffSeq);
     std::memcpy(sb.cache_uuid.data(), in + kOffCacheUuid, 16);
     sb.name = fixed_string(in + kOffName);

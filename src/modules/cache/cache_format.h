@@ -86,6 +86,9 @@ bool entry_decode(const uint8_t* in, Entry* out);
 struct Superblock {
     uint64_t seq = 0;
     bool clean = false;  // stopped cleanly (informational: the table is always consistent)
+    // The cache device failed an I/O while attached: at the next load only dirty blocks are
+    // trusted (clean copies may be stale: their invalidation may not have reached the table).
+    bool failed = false;
     Uuid cache_uuid{};
     std::string name;       // the cache vbdev, at most 63 bytes
     std::string core_name;  // the core bdev, at most 63 bytes

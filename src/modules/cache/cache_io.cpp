@@ -20,6 +20,7 @@ enum Step : uint8_t {
     // Reads
     kReadOverlay,  // core read done: the dirty blocks come from the cache, run by run
     kReadOverlayRun,
+    kReadHit,   // from the cache; on an error, blocks that are not dirty come from the core
     kReadFill,  // core read done: fill the line from the data read
     kReadFillMapped,
     kReadFillWritten,
@@ -31,7 +32,7 @@ enum Step : uint8_t {
     kBackIo,
     kBackEnd,
     // Cleaning
-    kCleanRead,
+    kCleanRead = kCleanStepRead,
     kCleanWrite,
     kCleanFlush,
 };
@@ -48,6 +49,7 @@ void sub_done(BdevIo* bio, bool ok, void* arg) {
         } else {
             op->cache_failed = true;
             Counters::add(s->type == IoType::Read ? k.cache_rd_errors : k.cache_wr_errors);
+            cache_device_failed(op->c);
         }
     }
     if (--op->pending == 0) continue_op(op);
@@ -110,6 +112,7 @@ void forwarded_done(BdevIo*, bool ok, void* arg, bool core) {
         } else {
             op->cache_failed = true;
             Counters::add(rd ? k.cache_rd_errors : k.cache_wr_errors);
+            cache_device_failed(op->c);
         }
     }
     continue_op(op);
@@ -184,13 +187,17 @@ void start_read(Op* op) {
     Counters& k = op->owner->counters;
     const Mode mode = op->mode;
     op->line = set->lookup(op->core_line);
+    const bool failed = op->c->failed.load(std::memory_order_relaxed);
+    if (op->line != CacheSet::kNone && failed && !(set->entry(op->line).dirty & op->mask).any()) {
+        op->line = CacheSet::kNone;  // a failed cache device serves dirty blocks only
+    }
     if (op->line != CacheSet::kNone) {
         const Entry& e = set->entry(op->line);
-        if (e.valid.covers(op->mask)) {
+        if (e.valid.covers(op->mask) && !failed) {
             Counters::add(k.rd_hits);
             Counters::add(k.cache_rd_blocks, op->count);
             set->touch(op->line);
-            op->step = kDone;
+            op->step = kReadHit;
             if (forward_to_cache(op)) return;
             user_cache_io(op, 0, IoType::Read);
             return issue(op, 1);
@@ -348,7 +355,15 @@ void write_back_io(Op* op) {
 }
 
 void write_back_end(Op* op) {
-    if (op->cache_failed) return fail_and_finish(op);
+    if (op->cache_failed) {
+        // The core takes the write instead; the line's copies of these blocks are dropped
+        // after it (kInvalEnd), as in pt mode.
+        op->cache_failed = false;
+        op->step = kInvalEnd;
+        Counters::add(op->owner->counters.core_wr_blocks, op->count);
+        user_core_io(op, 0, IoType::Write);
+        return issue(op, 1);
+    }
     Entry& e = op->set->entry(op->line);
     const Entry old = e;
     e.valid = e.valid | op->mask;
@@ -513,6 +528,15 @@ void continue_op(Op* op) {
                      (op->core_failed || op->cache_failed))
                 op->status = IoStatus::Failed;
             return finish_op(op);
+        case kReadHit:
+            if (!op->cache_failed) return finish_op(op);
+            if ((op->set->entry(op->line).dirty & op->mask).any())
+                return fail_and_finish(op, IoStatus::MediaError);
+            op->cache_failed = false;
+            op->step = kDone;
+            Counters::add(op->owner->counters.core_rd_blocks, op->count);
+            user_core_io(op, 0, IoType::Read);
+            return issue(op, 1);
         case kReadOverlay:
         case kReadOverlayRun:
             return read_overlay_next(op);
@@ -592,7 +616,9 @@ void run_user_io(CacheBdev* c, BdevIo* io, bool bypass) {
         op->io = io;
         op->origin = origin;
         op->kind = io->type == IoType::Read ? OpKind::Read : OpKind::Write;
-        op->mode = bypass ? Mode::PassThrough : c->mode.load(std::memory_order_relaxed);
+        op->mode = bypass || c->failed.load(std::memory_order_relaxed)
+                       ? Mode::PassThrough
+                       : c->mode.load(std::memory_order_relaxed);
         op->step = kStart;
         op->core_line = core_line;
         op->line = CacheSet::kNone;

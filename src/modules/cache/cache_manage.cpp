@@ -64,7 +64,7 @@ int cache_get_stats(const std::string& name, json* out) {
             &n.wr_hits,        &n.wr_partial_misses, &n.wr_full_misses,  &n.wr_pt,
             &n.core_rd_blocks, &n.core_wr_blocks,    &n.cache_rd_blocks, &n.cache_wr_blocks,
             &n.core_rd_errors, &n.core_wr_errors,    &n.cache_rd_errors, &n.cache_wr_errors,
-            &n.cleaned_lines,  &n.evictions,         &n.table_writes};
+            &n.cleaned_lines,  &n.evictions,         &n.table_writes,    &n.lost_dirty_lines};
         for (size_t j = 0; j < std::size(f); ++j) k[j] += f[j]->load(std::memory_order_relaxed);
     }
     uint64_t mapped = 0, dirty = 0;
@@ -122,6 +122,8 @@ int cache_get_stats(const std::string& name, json* out) {
              {{"cleaned", k[16]},
               {"evicted", k[17]},
               {"table_writes", k[18]},
+              {"lost_dirty", k[19]},
+              {"cache_device_failed", c->failed.load()},
               {"damaged_at_load", c->damaged_entries}}}};
     return 0;
 }
@@ -135,10 +137,7 @@ int cache_reset_stats(const std::string& name) {
     return 0;
 }
 
-namespace {
-
-// Writes the superblock with the cache's current settings; done on this thread.
-void save_settings(CacheBdev* c, Done done) {
+void cache_save_settings(CacheBdev* c, Done done) {
     Superblock s = c->sb;
     s.seq += 1;
     c->store_settings(&s);
@@ -153,8 +152,6 @@ void save_settings(CacheBdev* c, Done done) {
                      });
 }
 
-}  // namespace
-
 void cache_set_mode(const std::string& name, const std::string& mode, Done done) {
     CacheBdev* c = find_cache(name);
     if (!c) return done(-ENODEV, "no cache bdev named " + name);
@@ -162,7 +159,7 @@ void cache_set_mode(const std::string& name, const std::string& mode, Done done)
     if (!parse_mode(mode, &m))
         return done(-EINVAL, "mode '" + mode + "' is not wt, wb, wa, pt, wi or wo");
     c->mode.store(m);
-    save_settings(c, std::move(done));
+    cache_save_settings(c, std::move(done));
 }
 
 void cache_set_seqcutoff(const std::string& name, const std::string& policy, uint32_t threshold_kb,
@@ -177,7 +174,7 @@ void cache_set_seqcutoff(const std::string& name, const std::string& policy, uin
     c->seqcutoff.store(p);
     if (threshold_kb) c->seqcutoff_bytes.store(threshold_kb * 1024);
     if (promotion_count) c->seqcutoff_promotion.store(promotion_count);
-    save_settings(c, std::move(done));
+    cache_save_settings(c, std::move(done));
 }
 
 void cache_set_cleaning(const std::string& name, const CleaningOptions& o, Done done) {
@@ -199,7 +196,7 @@ void cache_set_cleaning(const std::string& name, const CleaningOptions& o, Done 
     c->dirty_low_pct.store(uint8_t(low));
     if (o.stale_ms) c->stale_ms.store(o.stale_ms);
     if (o.max_lines_per_sec >= 0) c->max_lines_per_sec.store(uint32_t(o.max_lines_per_sec));
-    save_settings(c, std::move(done));
+    cache_save_settings(c, std::move(done));
 }
 
 void cache_set_promotion(const std::string& name, const std::string& policy, uint32_t hits,
@@ -214,7 +211,7 @@ void cache_set_promotion(const std::string& name, const std::string& policy, uin
     } else {
         return done(-EINVAL, "policy '" + policy + "' is not always or nhit");
     }
-    save_settings(c, std::move(done));
+    cache_save_settings(c, std::move(done));
 }
 
 int cache_flush_start(const std::string& name, std::string* err) {

@@ -171,6 +171,14 @@ void read_table(BdevDesc* desc, CacheBdev* c, std::function<void(int, bool fixed
                     e = Entry{};
                 }
             }
+            if (c->sb.failed) {
+                // The device failed while attached: only dirty blocks are trusted.
+                *fixed = true;
+                for (Entry& e : es) {
+                    e.valid = e.dirty;
+                    if (!e.dirty.any()) e = Entry{};
+                }
+            }
             for (uint64_t line = 0; line < es.size(); ++line)
                 c->sets[line / per_set]->load(uint32_t(line % per_set), es[line]);
             for (auto& s : c->sets) s->finish_load();
@@ -303,6 +311,7 @@ void attach(std::shared_ptr<Attach> a, const std::string& cache_name,
         if (rc) return a->done(-EIO, "cannot write the cache's line table");
         a->sb.seq += 1;
         a->sb.clean = false;
+        a->sb.failed = false;  // clean copies were dropped at load
         write_sb(a->cache_desc, a->sb, [a](int rc) {
             if (rc) return a->done(-EIO, "cannot write the cache's superblock");
             a->c->sb = a->sb;

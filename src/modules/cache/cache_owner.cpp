@@ -74,7 +74,10 @@ void md_done(BdevIo* bio, bool ok, void* arg) {
     if (bio) bdev_free_io(bio);
     Owner* o = w->owner;
     Counters::add(o->counters.table_writes);
-    if (!ok) Counters::add(o->counters.cache_wr_errors);
+    if (!ok) {
+        Counters::add(o->counters.cache_wr_errors);
+        cache_device_failed(o->c);
+    }
     CacheSet::MdBlock& m = w->set->md(w->block);
     Op* done = m.waiting;
     m.waiting = nullptr;

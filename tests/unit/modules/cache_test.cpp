@@ -6,6 +6,7 @@
 #include "mod_test_env.h"
 #include "modules/cache/cache_format.h"
 #include "modules/cache/cache_set.h"
+#include "modules/error.h"
 #include "modules/passthru.h"
 #include "raid_test_util.h"
 
@@ -496,6 +497,93 @@ TEST(Cache, NhitPromotionGivesALineOnlyOnTheNthMiss) {
     env.run(env.ctl(), [&] { list = cache_get_bdevs("c0"); });
     EXPECT_EQ(list[0]["cache"]["promotion"]["policy"], "nhit");
     EXPECT_EQ(list[0]["cache"]["promotion"]["hits"], 3);
+}
+
+void inject(ModEnv& env, const std::string& io_type, uint32_t num) {
+    env.run(env.ctl(), [&] {
+        ErrorInjectOptions o;
+        o.name = "EE_fast";
+        o.io_type = io_type;
+        o.error_type = "failure";
+        o.num = num;
+        std::string err;
+        ASSERT_EQ(error_bdev_inject(o, &err), 0) << err;
+    });
+}
+
+struct FailingCache {
+    ModEnv env{2};
+    Model m{kCoreBlocks, 21};
+    FailingCache() {
+        make_malloc(env, "fast", kCacheBlocks);
+        make_malloc(env, "slow", kCoreBlocks);
+        env.run(env.ctl(), [&] {
+            std::string err;
+            ASSERT_EQ(error_bdev_create({"fast", ""}, &err), 0) << err;
+        });
+        EXPECT_EQ(create_cache(env, "wb", "EE_fast", "slow"), 0);
+        set_cleaning(env, "nop");
+    }
+    nlohmann::json lines() { return stats(env)["lines"]; }
+};
+
+// One cache write fails (a write-back write into a fresh line): the write goes to the core
+// instead and succeeds, the cache turns pass-through for good, writes its dirty lines back, and
+// from then on serves only dirty blocks (clean copies come from the core).
+TEST(Cache, AFailedCacheWriteTurnsTheCachePassThroughWithoutLosingAWrite) {
+    FailingCache f;
+    TestDesc d(f.env, "c0");
+    // Dirty lines in the first half of the core, and most lines still free.
+    Model half(kCoreBlocks / 2, 21);
+    random_io(d, half, 60);
+    std::copy(half.data.begin(), half.data.end(), f.m.data.begin());
+    ASSERT_GT(dirty_lines(f.env), 0u);
+    inject(f.env, "write", 1);
+    AlignedBuf buf(8 * kBs);
+    fill_pattern(buf.p, buf.size, 999);
+    const uint64_t fresh = kCoreBlocks / 2 + 64;  // a line nothing touched: a free line for it
+    ASSERT_TRUE(d.write(buf.p, fresh, 8).ok);
+    std::memcpy(f.m.data.data() + fresh * kBs, buf.p, buf.size);
+    EXPECT_EQ(f.lines()["cache_device_failed"], true);
+    random_io(d, f.m, 1000);
+    expect_equal(read_all(f.env, "c0"), f.m, "through the failed cache");
+    ASSERT_TRUE(wait_until([&] { return dirty_lines(f.env) == 0; }, 20000));
+    EXPECT_EQ(f.lines()["lost_dirty"], 0);
+    d.close();
+    expect_equal(read_all(f.env, "slow"), f.m, "the core after the write-back");
+    // A restart trusts only dirty blocks (there are none left) and runs normally again.
+    stop_cache(f.env);
+    std::string why;
+    ASSERT_EQ(create_cache(f.env, "wb", "EE_fast", "slow", 4, &why), 0) << why;
+    EXPECT_EQ(f.lines()["cache_device_failed"], false);
+    expect_equal(read_all(f.env, "c0"), f.m, "re-attached");
+}
+
+// The cache device stops reading: dirty data that only it holds is reported lost and reads of
+// it fail; nothing stale is ever returned, and clean data comes from the core.
+TEST(Cache, ACacheDeviceThatNoLongerReadsFailsItsDirtyBlocksAndServesNothingStale) {
+    FailingCache f;
+    TestDesc d(f.env, "c0");
+    random_io(d, f.m, 800);
+    const uint64_t dirty = dirty_lines(f.env);
+    ASSERT_GT(dirty, 0u);
+    inject(f.env, "read", 1000000);
+    AlignedBuf buf(kBs);
+    uint64_t ok = 0, failed = 0;
+    for (uint64_t lba = 0; lba < kCoreBlocks; lba += 7) {
+        const IoResult r = d.read(buf.p, lba, 1);
+        if (!r.ok) {
+            ++failed;
+            continue;
+        }
+        ++ok;
+        ASSERT_EQ(std::memcmp(buf.p, f.m.data.data() + lba * kBs, kBs), 0) << "block " << lba;
+    }
+    EXPECT_GT(ok, 0u);
+    EXPECT_GT(failed, 0u);  // dirty blocks whose only copy does not read
+    EXPECT_EQ(f.lines()["cache_device_failed"], true);
+    ASSERT_TRUE(wait_until([&] { return f.lines()["lost_dirty"].get<uint64_t>() > 0; }, 20000));
+    EXPECT_LE(f.lines()["lost_dirty"].get<uint64_t>(), dirty);
 }
 
 TEST(Cache, RefusesWhatCannotWork) {
