@@ -16,11 +16,9 @@
 # env (defaults): T=3 (seconds per run), ROUNDS=3, SPAN=256M, QD=32
 set -euo pipefail
 
-case ${1:-} in -h | --help)
-  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-  exit 0
-  ;;
-esac
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+help_if_asked "$0" "${1:-}"
 BUILD=${1:-build}
 T=${T:-3}; ROUNDS=${ROUNDS:-3}; SPAN=${SPAN:-256M}; QD=${QD:-32}
 IOB=$BUILD/bin/raid_io_bench
@@ -45,22 +43,7 @@ PY
 cfg none none; cfg wt wt; cfg wb wb; cfg pt pt
 
 : >"$work/runs"
-run() { # run LABEL CONFIG BDEV ARGS...
-  local label=$1 conf=$2 bdev=$3 l; shift 3
-  l=$(cut -d' ' -f1 /proc/loadavg)
-  if timeout $((T + 120)) "$IOB" -c "$work/$conf.json" -b "$bdev" --cores 1 -t "$T" --span "$SPAN" \
-       --json "$@" >"$work/last.json" 2>"$work/err"; then
-    python3 - "$work/last.json" "$label" "$l" <<'PY' >>"$work/runs"
-import json, sys
-t = json.load(open(sys.argv[1]))["total"]
-print("\t".join([sys.argv[2], f'{t["iops"]:.0f}', f'{t["latency_us"]["p99"]:.1f}', sys.argv[3]]))
-PY
-  else
-    echo "  $label: FAILED: $(tail -n3 "$work/err")" >&2
-    printf '%s\tFAILED\t-\t%s\n' "$label" "$l" >>"$work/runs"
-  fi
-  tail -n1 "$work/runs" >&2
-}
+run() { iob_run "$@"; }  # bench/lib.sh
 echo "# $(date -Is) $(uname -n), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg); T=$T ROUNDS=$ROUNDS SPAN=$SPAN" >&2
 for r in $(seq "$ROUNDS"); do
   echo "round $r" >&2

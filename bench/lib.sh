@@ -25,3 +25,23 @@ help_if_asked() { # help_if_asked "$0" "${1:-}": -h/--help prints the script's h
     ;;
   esac
 }
+
+# iob_run LABEL CONFIG BDEV ARGS...: one raid_io_bench run ($IOB on one data core, $T seconds,
+# span $SPAN, config $work/CONFIG.json) appended to $work/runs as "LABEL<TAB>IOPS<TAB>p99
+# µs<TAB>load" (IOPS "FAILED" when it failed), and echoed on stderr.
+iob_run() {
+  local label=$1 conf=$2 bdev=$3 l; shift 3
+  l=$(cut -d' ' -f1 /proc/loadavg)
+  if timeout $((T + 120)) "$IOB" -c "$work/$conf.json" -b "$bdev" --cores 1 -t "$T" --span "$SPAN" \
+       --json "$@" >"$work/last.json" 2>"$work/err"; then
+    python3 - "$work/last.json" "$label" "$l" <<'PY' >>"$work/runs"
+import json, sys
+t = json.load(open(sys.argv[1]))["total"]
+print("\t".join([sys.argv[2], f'{t["iops"]:.0f}', f'{t["latency_us"]["p99"]:.1f}', sys.argv[3]]))
+PY
+  else
+    echo "  $label: FAILED: $(tail -n3 "$work/err")" >&2
+    printf '%s\tFAILED\t-\t%s\n' "$label" "$l" >>"$work/runs"
+  fi
+  tail -n1 "$work/runs" >&2
+}

@@ -16,11 +16,9 @@
 # 3% difference needs a dozen paired rounds; see the paired column)
 set -euo pipefail
 
-case ${1:-} in -h | --help)
-  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-  exit 0
-  ;;
-esac
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+help_if_asked "$0" "${1:-}"
 BUILD=${1:-build}
 T=${T:-3}; ROUNDS=${ROUNDS:-3}; BASE_MB=${BASE_MB:-1024}; SPAN=${SPAN:-512M}; QD=${QD:-32}
 ALLOC_N=$(( $(numfmt --from=iec "$SPAN") / 65536 ))  # 64 KiB clusters in the span
@@ -48,22 +46,7 @@ PY
 cfg base base; cfg thick thick; cfg thin4m thin 4194304; cfg thin64k thin 65536
 
 : >"$work/runs"
-run() { # run LABEL CONFIG BDEV ARGS...
-  local label=$1 conf=$2 bdev=$3 l; shift 3
-  l=$(cut -d' ' -f1 /proc/loadavg)
-  if timeout $((T + 60)) "$IOB" -c "$work/$conf.json" -b "$bdev" --cores 1 -t "$T" --span "$SPAN" \
-       --json "$@" >"$work/last.json" 2>"$work/err"; then
-    python3 - "$work/last.json" "$label" "$l" <<'PY' >>"$work/runs"
-import json, sys
-t = json.load(open(sys.argv[1]))["total"]
-print("\t".join([sys.argv[2], f'{t["iops"]:.0f}', f'{t["latency_us"]["p99"]:.1f}', sys.argv[3]]))
-PY
-  else
-    echo "  $label: FAILED: $(tail -n3 "$work/err")" >&2
-    printf '%s\tFAILED\t-\t%s\n' "$label" "$l" >>"$work/runs"
-  fi
-  tail -n1 "$work/runs" >&2
-}
+run() { iob_run "$@"; }  # bench/lib.sh
 echo "# $(date -Is) $(uname -n), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg); T=$T ROUNDS=$ROUNDS" >&2
 # pair WORKLOAD R: the base and the thick lvol back to back, in turns first (a machine that
 # speeds up or slows down within a round favours neither)
