@@ -265,6 +265,11 @@ void continue_op(Op* op);
 void submit_sub(SubIo* s);
 void finish_op(Op* op);  // unlocks, completes the user I/O on its thread, frees the op
 
+// Control thread (cache_module.cpp): the cache vbdev named `name`, or null; the superblock
+// written durably to the copy its seq selects, done(0 or -EIO).
+CacheBdev* find_cache(const std::string& name);
+void write_superblock(BdevDesc* cache_desc, const Superblock& sb, std::function<void(int)> done);
+
 // Any owner thread, on a cache-device I/O error: the first call switches the cache to failed
 // (loudly) and starts writing the dirty lines back.
 void cache_device_failed(CacheBdev* c);

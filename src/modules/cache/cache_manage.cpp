@@ -3,7 +3,6 @@
 #include "modules/cache/cache.h"
 #include "modules/cache/cache_bdev.h"
 #include "modules/module_util.h"
-#include "modules/raid/raid_sb_io.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -21,11 +20,6 @@ std::vector<CacheBdev*> all_caches() {
     for (Bdev* b : bdev_list())
         if (b->module == cache_bdev_module()) out.push_back(static_cast<CacheBdev*>(b));
     return out;
-}
-
-CacheBdev* find_cache(const std::string& name) {
-    Bdev* b = bdev_get_by_name(name);
-    return b && b->module == cache_bdev_module() ? static_cast<CacheBdev*>(b) : nullptr;
 }
 
 json stat(uint64_t count, uint64_t total, const char* units) {
@@ -141,15 +135,12 @@ void cache_save_settings(CacheBdev* c, Done done) {
     Superblock s = c->sb;
     s.seq += 1;
     c->store_settings(&s);
-    std::vector<uint8_t> buf(kSbBytes);
-    sb_encode(s, buf.data());
     const std::string name = c->name;
-    raid::meta_write({raid::SbTarget{0, c->cache_desc}}, kSbCopyOffset[s.seq % 2], buf.data(),
-                     kSbBytes, true, [name, s, done](uint32_t failed) {
-                         if (failed) return done(-EIO, "cannot write the superblock");
-                         if (CacheBdev* c = find_cache(name)) c->sb = s;
-                         done(0, "");
-                     });
+    write_superblock(c->cache_desc, s, [name, s, done](int rc) {
+        if (rc) return done(rc, "cannot write the superblock");
+        if (CacheBdev* c = find_cache(name)) c->sb = s;
+        done(0, "");
+    });
 }
 
 void cache_set_mode(const std::string& name, const std::string& mode, Done done) {

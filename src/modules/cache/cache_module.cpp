@@ -48,13 +48,6 @@ void read_sb(BdevDesc* desc, std::function<void(int rc, bool found, Superblock)>
     });
 }
 
-void write_sb(BdevDesc* desc, const Superblock& sb, std::function<void(int)> done) {
-    std::vector<uint8_t> buf(kSbBytes);
-    sb_encode(sb, buf.data());
-    raid::meta_write({SbTarget{0, desc}}, kSbCopyOffset[sb.seq % 2], buf.data(), kSbBytes, true,
-                     [done](uint32_t failed) { done(failed ? -EIO : 0); });
-}
-
 // Runs step(offset, length, next) over [0, total) in chunks, then done(rc).
 void for_chunks(uint64_t total,
                 std::function<void(uint64_t, uint64_t, std::function<void(int)>)> step,
@@ -312,7 +305,7 @@ void attach(std::shared_ptr<Attach> a, const std::string& cache_name,
         a->sb.seq += 1;
         a->sb.clean = false;
         a->sb.failed = false;  // clean copies were dropped at load
-        write_sb(a->cache_desc, a->sb, [a](int rc) {
+        write_superblock(a->cache_desc, a->sb, [a](int rc) {
             if (rc) return a->done(-EIO, "cannot write the cache's superblock");
             a->c->sb = a->sb;
             finish_attach(a);
@@ -330,11 +323,6 @@ void attach(std::shared_ptr<Attach> a, const std::string& cache_name,
         if (fixed) return write_table(a->cache_desc, a->c.get(), after_table);
         after_table(0);
     });
-}
-
-CacheBdev* find_cache(const std::string& name) {
-    Bdev* b = bdev_get_by_name(name);
-    return b && b->module == &g_module ? static_cast<CacheBdev*>(b) : nullptr;
 }
 
 // Checks what the two bdevs allow before anything is written.
@@ -364,6 +352,18 @@ int check_bases(const std::string& cache_name, const std::string& core_name, std
 
 BdevModule* cache_bdev_module() {
     return &g_module;
+}
+
+CacheBdev* find_cache(const std::string& name) {
+    Bdev* b = bdev_get_by_name(name);
+    return b && b->module == &g_module ? static_cast<CacheBdev*>(b) : nullptr;
+}
+
+void write_superblock(BdevDesc* desc, const Superblock& sb, std::function<void(int)> done) {
+    std::vector<uint8_t> buf(kSbBytes);
+    sb_encode(sb, buf.data());
+    raid::meta_write({SbTarget{0, desc}}, kSbCopyOffset[sb.seq % 2], buf.data(), kSbBytes, true,
+                     [done](uint32_t failed) { done(failed ? -EIO : 0); });
 }
 
 void cache_create(const CacheCreateOptions& o, Done done) {
@@ -517,7 +517,7 @@ void CacheBdev::destruct(std::function<void()> done) {
                 s.seq += 1;
                 s.clean = true;
                 store_settings(&s);
-                write_sb(cache_desc, s, close);
+                write_superblock(cache_desc, s, close);
             });
     };
     if (flush_owners_running.load() == 0) return proceed();
