@@ -7,13 +7,24 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev clang-format
   liburing-dev libisal-dev libssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libiscsi-dev
   python3
 )
+# What the tests need besides the build (--with-tests): Debian's tgt as the iSCSI target the
+# iSCSI bdev's tests talk to, iscsi-perf as its benchmark reference. Not on a plain install: the
+# tgt package starts a tgtd service listening on every interface.
+TEST_PACKAGES=(tgt libiscsi-bin)
 # Extra tools for the optional interop and packet-capture checks: install with --with-interop.
 INTEROP_PACKAGES=(nvme-cli fio qemu-system-x86 tshark)
 
 want=("${PACKAGES[@]}")
-if [[ "${1:-}" == "--with-interop" ]]; then want+=("${INTEROP_PACKAGES[@]}"); fi
+for arg in "$@"; do
+  case "$arg" in
+    --with-interop) want+=("${INTEROP_PACKAGES[@]}") ;;
+    --with-tests) want+=("${TEST_PACKAGES[@]}") ;;
+    *) echo "usage: $0 [--with-tests] [--with-interop]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${want[@]}"; do
