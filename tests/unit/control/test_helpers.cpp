@@ -131,12 +131,16 @@ nlohmann::json read_json(RawSocket& sock, std::string* buffer, const std::functi
                          std::chrono::milliseconds limit) {
     nlohmann::json result = nlohmann::json::value_t::discarded;
     bool open = true;
+    // One framer fed only what arrives: rescanning the whole buffer on every pass made a
+    // multi-megabyte answer quadratic (too slow under the sanitizers' build).
+    JsonStreamFramer framer(1u << 30);
+    size_t fed = 0;
     pump_until(
         poll,
         [&] {
             if (open) open = sock.read_available(buffer);
-            JsonStreamFramer framer(1u << 30);
-            framer.append(*buffer);
+            framer.append(std::string_view(*buffer).substr(fed));
+            fed = buffer->size();
             std::string text;
             if (framer.next(&text) == JsonStreamFramer::Status::kValue) {
                 result = nlohmann::json::parse(text, nullptr, false);
