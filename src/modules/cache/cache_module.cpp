@@ -366,7 +366,19 @@ void write_superblock(BdevDesc* desc, const Superblock& sb, std::function<void(i
                      [done](uint32_t failed) { done(failed ? -EIO : 0); });
 }
 
+namespace {
+void create_now(const CacheCreateOptions& o, Done done);
+}  // namespace
+
 void cache_create(const CacheCreateOptions& o, Done done) {
+    // A cache that examine is re-attaching right now (its bdevs just appeared, as when a
+    // configuration is replayed) is found below instead of raced with.
+    bdev_wait_for_examine(
+        [o, done = std::move(done)]() mutable { create_now(o, std::move(done)); });
+}
+
+namespace {
+void create_now(const CacheCreateOptions& o, Done done) {
     std::string err;
     auto refuse = [&done](int rc, std::string why) { done(rc, std::move(why)); };
     if (o.name.empty()) return refuse(-EINVAL, "name is required");
@@ -376,6 +388,15 @@ void cache_create(const CacheCreateOptions& o, Done done) {
     Mode mode;
     if (!parse_mode(o.mode, &mode))
         return refuse(-EINVAL, "mode '" + o.mode + "' is not wt, wb, wa, pt, wi or wo");
+    if (CacheBdev* c = find_cache(o.name); c && !o.format &&
+                                           c->cache_desc->bdev()->name == o.cache_bdev_name &&
+                                           c->core_desc->bdev()->name == o.core_bdev_name) {
+        // examine re-attached this very cache when its bdevs appeared (a configuration replayed
+        // at start-up still has the create call): nothing to do but take the asked mode.
+        NOC_INFO("bdev", "bdev_ocf_create {}: already attached to {} and {}", o.name,
+                 o.cache_bdev_name, o.core_bdev_name);
+        return cache_set_mode(o.name, o.mode, std::move(done));
+    }
     if (bdev_get_by_name(o.name)) return refuse(-EEXIST, "bdev " + o.name + " already exists");
     if (int rc = check_bases(o.cache_bdev_name, o.core_bdev_name, &err)) return refuse(rc, err);
     BdevDesc* probe = nullptr;
@@ -426,6 +447,7 @@ void cache_create(const CacheCreateOptions& o, Done done) {
         attach(a, o.cache_bdev_name, o.core_bdev_name);
     });
 }
+}  // namespace
 
 // --- examine: a cache device and its core, in whichever order they appear ---
 

@@ -397,6 +397,15 @@ TEST(Cache, ExamineReattachesTheCacheWhenBothBdevsComeBackInAnyOrder) {
     settle();
     ASSERT_TRUE(wait_until([&] { return bdev_get_by_name("c0") != nullptr; }));
     expect_equal(read_all(env, "c0"), m, "after examine (core first)");
+    // A configuration replayed at start-up still calls create: the re-attached cache is kept
+    // (same devices), a different cache device for the same name is refused.
+    std::string why;
+    EXPECT_EQ(create_cache(env, "wt", "fast", "slow", 4, &why), 0) << why;
+    EXPECT_EQ(create_cache(env, "wb", "slow", "fast", 4, &why), -EEXIST) << why;
+    env.run_async(env.ctl(), [&](auto done) {
+        cache_set_mode("c0", "wb", [done](int, std::string) { done(); });
+    });
+    expect_equal(read_all(env, "c0"), m, "after create on the re-attached cache");
     ASSERT_EQ(delete_cache(env), 0);
     expect_equal(read_all(env, "slow"), m, "the core after delete");
 }
