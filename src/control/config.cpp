@@ -37,7 +37,6 @@ const std::set<std::string>& ignorable_methods() {
         "bdev_set_options",
         "bdev_nvme_set_options",
         "bdev_nvme_set_hotplug",
-        "bdev_iscsi_set_options",
         "iobuf_set_options",
         "sock_set_default_impl",
         "sock_impl_set_options",

@@ -239,6 +239,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_lvol_rpcs();
     register_remote_rpcs();
     register_cache_rpcs();
+    register_iscsi_bdev_rpcs();
     register_volume_rpcs();
     register_cluster_process_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);

@@ -4,6 +4,7 @@
 #include "modules/cache/cache.h"
 #include "modules/delay.h"
 #include "modules/error.h"
+#include "modules/iscsi/iscsi_bdev.h"
 #include "modules/lvol/lvol.h"
 #include "modules/malloc.h"
 #include "modules/null.h"
@@ -20,6 +21,7 @@ void register_builtin_bdev_modules() {
     bdev_module_register(null_bdev_module());
     bdev_module_register(uring_bdev_module());
     bdev_module_register(aio_bdev_module());
+    bdev_module_register(iscsi::iscsi_bdev_module());
     bdev_module_register(passthru_bdev_module());
     bdev_module_register(delay_bdev_module());
     bdev_module_register(error_bdev_module());

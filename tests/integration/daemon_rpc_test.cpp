@@ -432,7 +432,7 @@ TEST(DaemonRpc, AcceptsTheDefaultsSpdkRpcPySends) {
     ASSERT_EQ(subs.size(), 2u);
     EXPECT_EQ(subs[1]["subsystem"], "nvmf");
     EXPECT_EQ(subs[1]["depends_on"][0], "bdev");
-    // The two bdevs, the raid module's options and the wait for examine.
-    EXPECT_EQ(d.ok("framework_get_config", {{"name", "bdev"}}).size(), 4u);
+    // The two bdevs, the raid and iscsi modules' options and the wait for examine.
+    EXPECT_EQ(d.ok("framework_get_config", {{"name", "bdev"}}).size(), 5u);
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
