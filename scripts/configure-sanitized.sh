@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-san}
+if [[ -f $dir/CMakeCache.txt && -z ${NOCSTOR_PCH:-} ]]; then
+  cmake -S . -B "$dir" >/dev/null  # configured already: keep its options (scripts/fuzz.sh)
+  exit 0
+fi
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
   -DNOCSTOR_SANITIZE=ON -DNOCSTOR_FUZZ=ON -DNOCSTOR_BENCH=OFF -DNOCSTOR_PCH="${NOCSTOR_PCH:-OFF}" >/dev/null

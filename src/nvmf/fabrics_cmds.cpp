@@ -158,7 +158,7 @@ void connect_with_data(Request* r) {
         pg->add_controller(ctrl);
         c->set_admin(ctrl, s, cntlid, static_cast<uint16_t>(cmd.sqsize + 1));
         NOC_INFO("nvmf", "controller {} of {} for host {} on poll group {} (KATO {} ms)", cntlid,
-                 subnqn, hostnqn, pg->index(), cmd.kato);
+                 subnqn, hostnqn, pg->index(), uint32_t{cmd.kato});
         r->rsp.dw0 = cntlid;
         c->complete(r, Status::success());
         return;
