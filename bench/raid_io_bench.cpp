@@ -3,7 +3,7 @@
 // config whose bdev section may also hold bdev_raid_create, bdev_raid_remove_base_bdev,
 // bdev_raid_add_base_bdev and bdev_raid_set_options (and, for logical volumes,
 // bdev_lvol_create_lvstore, bdev_lvol_create, bdev_lvol_snapshot and bdev_lvol_clone; for the
-// cache, bdev_ocf_create). Two things
+// cache, bdev_ocf_create; for iSCSI LUNs, bdev_iscsi_create). Two things
 // nocstor-bdevperf cannot do yet:
 //  - its config loader (modules/bdev_config) knows no bdev_raid_* or bdev_lvol_* method, and
 //  - a new raid1/5/6 array starts an initial resync; measuring during it measures the resync.
@@ -24,6 +24,7 @@
 #include "modules/bdev_config.h"
 #include "modules/builtin.h"
 #include "modules/cache/cache.h"
+#include "modules/iscsi/iscsi_bdev.h"
 #include "modules/lvol/lvol.h"
 #include "modules/raid/raid.h"
 #include "runtime/runtime.h"
@@ -450,6 +451,18 @@ void apply_entries(App& app, size_t i, size_t end, std::function<void()> then) {
             o.format = params.value("format", false);
             cache::cache_create(o, [&app, i, end, then](int rc, std::string msg) {
                 if (rc) return fatal(app, "config: bdev_ocf_create: " + msg);
+                apply_entries(app, i + 1, end, then);
+            });
+            return;
+        } else if (method == "bdev_iscsi_create") {
+            // The iSCSI bdev (issue 14): a LUN of a real target.
+            iscsi::IscsiCreateOptions o;
+            o.name = params.value("name", "");
+            o.initiator_iqn = params.value("initiator_iqn", "");
+            o.url = params.value("url", "");
+            o.sessions = params.value("sessions", 1u);
+            iscsi::iscsi_bdev_create(o, [&app, i, end, then](int rc, std::string msg) {
+                if (rc) return fatal(app, "config: bdev_iscsi_create: " + msg);
                 apply_entries(app, i + 1, end, then);
             });
             return;
