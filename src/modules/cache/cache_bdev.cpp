@@ -42,8 +42,9 @@ Owner* CacheBdev::owner_here(uint32_t i) {
 }
 
 bool CacheBdev::io_type_supported(IoType t) const {
-    // Unmap and write-zeroes are not handled yet: the bdev layer turns write-zeroes into writes
-    // of zeroes, which go through the cache like any write.
+    // Write-zeroes is not handled here: the bdev layer turns it into writes of zeroes, which go
+    // through the cache like any write. Unmap goes to the core (see submit_request).
+    if (t == IoType::Unmap) return core_desc && core_desc->bdev()->io_type_supported(t);
     return t == IoType::Read || t == IoType::Write || t == IoType::Flush || t == IoType::Reset;
 }
 
@@ -153,6 +154,27 @@ void CacheBdev::submit_request(IoChannel* ch, BdevIo* io) {
                 if (--c->pending == 0) return bdev_io_complete(io, c->status);
             }
             return;
+        }
+        case IoType::Unmap: {
+            // Passed to the core, which reclaims the space. The cache keeps its copies: what a
+            // deallocated block reads as is unspecified (the namespace reports DLFEAT 0), so
+            // a clean copy may still be served, and a dirty one is written back by the cleaner
+            // like any other (dropping it first would lose data if the core's unmap failed).
+            const int rc = bdev_forward_io(
+                core_desc, cc->core_ch, io, io->offset_blocks,
+                [](BdevIo* done_io, bool, void*) { bdev_io_complete(done_io, done_io->status); },
+                nullptr);
+            if (rc == 0) return;
+            const int rc2 = bdev_unmap(
+                core_desc, cc->core_ch, io->offset_blocks, io->num_blocks,
+                [](BdevIo* bio, bool ok, void* arg) {
+                    bdev_free_io(bio);
+                    bdev_io_complete(static_cast<BdevIo*>(arg),
+                                     ok ? IoStatus::Success : IoStatus::Failed);
+                },
+                io);
+            if (rc2 == 0) return;
+            return bdev_io_complete(io, rc2 == -ENOMEM ? IoStatus::NoMemory : IoStatus::Failed);
         }
         case IoType::Reset: {
             // The core is the device that may hang; the cache is left alone.

@@ -595,6 +595,27 @@ TEST(Cache, ACacheDeviceThatNoLongerReadsFailsItsDirtyBlocksAndServesNothingStal
     EXPECT_LE(f.lines()["lost_dirty"].get<uint64_t>(), dirty);
 }
 
+TEST(Cache, UnmapIsPassedToTheCore) {
+    ModEnv env(2);
+    make_malloc(env, "fast", kCacheBlocks);
+    make_malloc(env, "slow", kCoreBlocks);
+    ASSERT_EQ(create_cache(env, "wt", "fast", "slow"), 0);
+    const uint64_t first = 800, n = 96;  // 12 lines of 4 KiB, not line-aligned at the ends
+    AlignedBuf data(n * 512);
+    fill_pattern(data.p, data.size, 5);
+    {
+        TestDesc d(env, "c0");
+        ASSERT_TRUE(d.bdev()->io_type_supported(IoType::Unmap));
+        ASSERT_TRUE(d.write(data.p, first, n).ok);
+        const IoResult u = d.io(IoType::Unmap, nullptr, 0, first, n);
+        ASSERT_TRUE(u.ok) << io_status_name(u.status);
+    }
+    ASSERT_EQ(delete_cache(env), 0);
+    const std::vector<uint8_t> core = read_all(env, "slow");
+    EXPECT_EQ(std::vector<uint8_t>(core.begin() + first * 512, core.begin() + (first + n) * 512),
+              std::vector<uint8_t>(n * 512, 0));
+}
+
 TEST(Cache, RefusesWhatCannotWork) {
     ModEnv env(1);
     make_malloc(env, "fast", kCacheBlocks);
