@@ -1,7 +1,10 @@
 #include "modules/iscsi/iscsi_target_spec.h"
 
+#include <arpa/inet.h>
 #include <iscsi/iscsi.h>
+#include <netdb.h>
 
+#include <algorithm>
 #include <cctype>
 #include <memory>
 
@@ -12,6 +15,42 @@ namespace {
 bool all_hex(const std::string& s) {
     for (char c : s)
         if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+    return true;
+}
+
+// A host name in the portal becomes an address here, on the control thread: libiscsi would
+// resolve it with a blocking getaddrinfo on the session's data thread at every (re)connect.
+bool resolve_portal(std::string* portal, std::string* err) {
+    const std::string& p = *portal;
+    if (p.empty() || p[0] == '[') return true;  // [IPv6]:port
+    const size_t colons = size_t(std::count(p.begin(), p.end(), ':'));
+    if (colons > 1) return true;  // a bare IPv6 address
+    const std::string host = colons ? p.substr(0, p.find(':')) : p;
+    const std::string port = colons ? p.substr(p.find(':')) : "";
+    in_addr a4{};
+    if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return true;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || !res) {
+        *err = "cannot resolve host '" + host + "': " + gai_strerror(rc);
+        return false;
+    }
+    char buf[INET6_ADDRSTRLEN] = {};
+    std::string addr;
+    if (res->ai_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf,
+                  sizeof buf);
+        addr = buf;
+    } else {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf,
+                  sizeof buf);
+        addr = std::string("[") + buf + "]";
+    }
+    freeaddrinfo(res);
+    *portal = addr + port;
     return true;
 }
 
@@ -81,7 +120,7 @@ bool parse_target_spec(const std::string& url, const std::string& initiator_iqn,
         return false;
     }
     if (url.find("header_digest=crc32c") != std::string::npos) out->header_digest = true;
-    return true;
+    return resolve_portal(&out->portal, err);
 }
 
 std::string redact_url(const std::string& url) {

@@ -9,7 +9,7 @@ namespace nocstor::iscsi {
 struct IscsiTargetSpec {
     std::string url;  // as given (with the password: save_config recreates the bdev from it)
     std::string initiator_iqn;
-    std::string portal;  // host:port
+    std::string portal;  // address:port (a host name is resolved when the URL is parsed)
     std::string target_iqn;
     int lun = 0;
     std::string user, password;                // one-way CHAP

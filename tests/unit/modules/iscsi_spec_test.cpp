@@ -50,6 +50,16 @@ TEST(IscsiSpec, RefusesBadUrlsAndNames) {
     EXPECT_FALSE(valid_iscsi_name("iqn.2026-11." + std::string(300, 'a')));
 }
 
+// (Only localhost: /etc/hosts answers it; tests send nothing to a resolver.)
+TEST(IscsiSpec, AHostNameIsResolvedOnceWhenParsed) {
+    IscsiTargetSpec s;
+    std::string err;
+    ASSERT_TRUE(parse_target_spec("iscsi://localhost:3261/iqn.2016-06.io.spdk:d/0",
+                                  "iqn.2026-11.io.nocstor:host", &s, &err))
+        << err;
+    EXPECT_TRUE(s.portal == "127.0.0.1:3261" || s.portal == "[::1]:3261") << s.portal;
+}
+
 TEST(IscsiSpec, RedactsPasswords) {
     EXPECT_EQ(redact_url("iscsi://bob%hunter22@h:3260/iqn.x/0"), "iscsi://bob%***@h:3260/iqn.x/0");
     EXPECT_EQ(
