@@ -6,7 +6,9 @@
 #   - write-back, cold: 4K random writes into a fresh wb cache (each first write of a line
 #     allocates it and writes its entry) - IOPS per core against SPDK/OCF's 82K (target >= 3x);
 #   - write-back, warm: the same span written again (lines already dirty: no entry write);
-#   - the miss path: 4K random reads with the cache in pt mode against the core alone.
+#   - the miss path: 4K random reads with the cache in pt mode against the core alone;
+#   - the cleaning rate: dirty lines written back per second by a flush of the wb cache after
+#     the cold write-back run (raid_io_bench --flush-cache).
 # Cache and core are malloc bdevs (the core could be a delay bdev; here the engine's own cost is
 # what is measured).
 #
@@ -53,6 +55,7 @@ for r in $(seq "$ROUNDS"); do
   run "write-back, warm (span dirty)|4K randwrite QD$QD" wb c0 -w randwrite -o 4096 -q "$QD" --prefill
   run "core alone|4K randread QD$QD" none slow -w randread -o 4096 -q "$QD" --prefill
   run "miss path (pt cache)|4K randread QD$QD" pt c0 -w randread -o 4096 -q "$QD" --prefill
+  iob_clean_run "cleaning rate (flush after the cold wb run)|dirty 4K lines/s" wb c0 -w randwrite -o 4096 -q "$QD"
 done
 python3 - "$work/runs" "$ROUNDS" <<'PY'
 import sys, statistics
@@ -60,7 +63,7 @@ rows = {}
 for line in open(sys.argv[1]):
     label, iops, p99, load = line.rstrip("\n").split("\t")
     if iops != "FAILED":
-        rows.setdefault(label, []).append((float(iops), float(p99)))
+        rows.setdefault(label, []).append((float(iops), None if p99 == "-" else float(p99)))
 ref = {"read hits": "cache device alone", "miss path": "core alone"}
 print("| configuration | workload | IOPS (median of %s) | vs reference | p99 µs |" % sys.argv[2])
 print("|---|---|---|---|---|")
@@ -74,5 +77,7 @@ for label, v in rows.items():
             if b: r = f"{med[label] / b[0]:.3f}"
     if name.startswith("write-back"):
         r = f"{med[label] / 82000:.1f}x OCF's 82K"
-    print(f"| {name} | {wl} | {med[label]/1000:.1f}K | {r} | {statistics.median(p for _, p in v):.1f} |")
+    p99s = [p for _, p in v if p is not None]
+    p99 = f"{statistics.median(p99s):.1f}" if p99s else "-"
+    print(f"| {name} | {wl} | {med[label]/1000:.1f}K | {r} | {p99} |")
 PY

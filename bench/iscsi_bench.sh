@@ -6,7 +6,9 @@
 #   - the iSCSI bdev in process (BUILD_DIR/bin/raid_io_bench, one data core, one session):
 #     random reads (target: >= 1.0x iscsi-perf) and random writes;
 #   - the cache's miss path: reads through a pt cache on that LUN vs the LUN direct;
-#   - cold write-back: writes into a fresh wb cache on that LUN vs writes to the LUN direct.
+#   - cold write-back: writes into a fresh wb cache on that LUN vs writes to the LUN direct;
+#   - the cleaning rate onto the LUN: dirty 4 KiB lines written back per second by a flush after
+#     that run, against the LUN's own write IOPS.
 # tgt and the initiator share the machine's cores: compare the ratios, not the IOPS.
 # Needs root (tgtd) and tgt + libiscsi-bin (scripts/install-deps.sh --with-tests).
 #
@@ -82,6 +84,7 @@ for r in $(seq "$ROUNDS"); do
   run "iSCSI bdev, writes|4K randwrite QD$QD" direct lun -w randwrite -o 4096 -q "$QD"
   run "miss path (pt cache on the LUN)|4K randread QD$QD" pt c0 -w randread -o 4096 -q "$QD"
   run "write-back, cold (wb cache on the LUN)|4K randwrite QD$QD" wb c0 -w randwrite -o 4096 -q "$QD"
+  iob_clean_run "cleaning onto the LUN (flush after the wb run)|dirty 4K lines/s" wb c0 -w randwrite -o 4096 -q "$QD"
 done
 python3 - "$work/runs" "$ROUNDS" <<'PY'
 import sys, statistics
@@ -96,7 +99,8 @@ def base(prefix):
     return b[0] if b else None
 ref = {"iSCSI bdev": "iscsi-perf (libiscsi)",
        "miss path (pt cache on the LUN)": "iSCSI bdev",
-       "write-back, cold (wb cache on the LUN)": "iSCSI bdev, writes"}
+       "write-back, cold (wb cache on the LUN)": "iSCSI bdev, writes",
+       "cleaning onto the LUN (flush after the wb run)": "iSCSI bdev, writes"}
 print("| configuration | workload | IOPS (median of %s) | vs reference | p99 µs |" % sys.argv[2])
 print("|---|---|---|---|---|")
 for label, v in rows.items():

@@ -45,3 +45,23 @@ PY
   fi
   tail -n1 "$work/runs" >&2
 }
+
+# iob_clean_run LABEL CONFIG CACHE ARGS...: like iob_run, then flushes the write-back cache CACHE
+# (raid_io_bench --flush-cache) and appends its cleaning rate (dirty lines written back per
+# second) in the IOPS column.
+iob_clean_run() {
+  local label=$1 conf=$2 bdev=$3 l; shift 3
+  l=$(cut -d' ' -f1 /proc/loadavg)
+  if timeout $((T + 300)) "$IOB" -c "$work/$conf.json" -b "$bdev" --cores 1 -t "$T" --span "$SPAN" \
+       --flush-cache "$bdev" --json "$@" >"$work/last.json" 2>"$work/err"; then
+    python3 - "$work/last.json" "$label" "$l" <<'PY' >>"$work/runs"
+import json, sys
+f = json.load(open(sys.argv[1]))["cache_flush"]
+print("\t".join([sys.argv[2], f'{f["lines_per_s"]:.0f}', "-", sys.argv[3]]))
+PY
+  else
+    echo "  $label: FAILED: $(tail -n3 "$work/err")" >&2
+    printf '%s\tFAILED\t-\t%s\n' "$label" "$l" >>"$work/runs"
+  fi
+  tail -n1 "$work/runs" >&2
+}

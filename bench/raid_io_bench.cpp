@@ -83,6 +83,7 @@ struct Config {
     std::string config_file;
     std::string during_file;  // entries applied once the jobs run
     bool until_idle = false;
+    std::string flush_cache;  // after the jobs: write this cache's dirty lines back, timed
     bool json = false;
     bool no_wait = false;
     double wait_limit = 120;  // seconds for background processes to finish
@@ -348,6 +349,8 @@ struct App {
     uint64_t wait_start_ns = 0;
     double waited_s = 0;
     json raid_before, raid_after;
+    json cache_flush;  // --flush-cache: lines written back, seconds, lines per second
+    Poller* flush_watch = nullptr;
     std::string error;
     int exit_code = 0;
 };
@@ -517,6 +520,37 @@ void apply_during(App& app) {
     });
 }
 
+// Control thread, after the jobs: the cleaning rate of a write-back cache, as the time its
+// flush takes to write back the dirty lines the jobs left.
+void flush_cache_then_stop(App& app) {
+    const std::string& name = app.cfg.flush_cache;
+    json st;
+    if (cache::cache_flush_status(name, &st))
+        return fatal(app, "--flush-cache: no cache bdev named " + name);
+    const uint64_t lines = st.value("dirty_lines", uint64_t{0});
+    std::string err;
+    if (cache::cache_flush_start(name, &err)) return fatal(app, "--flush-cache: " + err);
+    const uint64_t t0 = now_ns();
+    app.flush_watch = Thread::current()->register_poller(
+        "raid_io_bench_flush",
+        [&app, lines, t0] {
+            json s;
+            if (cache::cache_flush_status(app.cfg.flush_cache, &s) || s["in_progress"] == true)
+                return 0;
+            const double secs = double(now_ns() - t0) / 1e9;
+            app.cache_flush = {{"lines", lines},
+                               {"seconds", secs},
+                               {"lines_per_s", secs > 0 ? double(lines) / secs : 0.0},
+                               {"status", s.value("status", 0)}};
+            if (s.value("status", 0) != 0) app.exit_code = 1;
+            Thread::current()->unregister_poller(app.flush_watch);
+            app.flush_watch = nullptr;
+            Runtime::instance()->request_shutdown();
+            return 1;
+        },
+        200);
+}
+
 void start_jobs(App& app) {
     const Config& c = app.cfg;
     const auto& threads = Runtime::instance()->data_threads();
@@ -554,6 +588,8 @@ void start_jobs(App& app) {
                             Thread::current()->unregister_poller(app.idle_watch);
                             app.idle_watch = nullptr;
                         }
+                        if (!app.cfg.flush_cache.empty() && app.error.empty())
+                            return flush_cache_then_stop(app);
                         Runtime::instance()->request_shutdown();
                     }
                 });
@@ -661,6 +697,9 @@ int main(int argc, char** argv) {
                  "written memory on every bdev");
     cli.add_option("-n,--ios", c.max_ios,
                    "stop each job after this many I/Os (or at -t, whichever comes first)");
+    cli.add_option("--flush-cache", c.flush_cache,
+                   "after the run, flush this write-back cache and report its cleaning rate "
+                   "(cache_flush in the JSON)");
     cli.add_flag("--json", c.json, "print the results as JSON");
     cli.add_option("--seed", c.seed, "random seed (default: time)");
     std::string log_level = "warn";
@@ -768,6 +807,7 @@ int main(int argc, char** argv) {
                       {"p99", us(total.percentile(99))},
                       {"p99_9", us(total.percentile(99.9))},
                       {"max", us(total.max())}}}};
+    if (!app.cache_flush.is_null()) out["cache_flush"] = app.cache_flush;
     out["raid_before"] = app.raid_before;
     out["raid_after"] = app.raid_after;
     if (c.json) {
@@ -785,6 +825,11 @@ int main(int argc, char** argv) {
             t["iops"].get<double>(), t["mib_per_s"].get<double>(), l["avg"].get<double>(),
             l["p50"].get<double>(), l["p99"].get<double>(), l["p99_9"].get<double>(),
             errors ? ("  errors " + std::to_string(errors)).c_str() : "");
+        if (!app.cache_flush.is_null())
+            printf("cache flush: %llu dirty lines written back in %.3f s: %.0f lines/s\n",
+                   (unsigned long long)app.cache_flush["lines"].get<uint64_t>(),
+                   app.cache_flush["seconds"].get<double>(),
+                   app.cache_flush["lines_per_s"].get<double>());
     }
     return app.exit_code;
 }
