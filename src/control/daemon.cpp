@@ -11,6 +11,7 @@
 #include "control/rpc_registry.h"
 #include "control/server_metrics.h"
 #include "modules/builtin.h"
+#include "iscsi/target.h"
 #include "nvmf/target.h"
 #include "util/log.h"
 #include "util/tick.h"
@@ -192,8 +193,13 @@ void on_start(ControlPlane* cp) {
     topts.icreq_timeout_ms = cp->opts.nvmf_icreq_timeout_ms;
     topts.connect_timeout_ms = cp->opts.nvmf_connect_timeout_ms;
     topts.max_unconnected = cp->opts.nvmf_max_unconnected;
-    nvmf::nvmf_target_init(*Runtime::instance(), std::move(topts),
-                           [cp, config]() { load_and_serve(cp, config); });
+    nvmf::nvmf_target_init(*Runtime::instance(), std::move(topts), [cp, config]() {
+        // The iSCSI target's poll groups share the data threads and their buffer partitions.
+        iscsi_tgt::IscsiTargetOptions iopts;
+        iopts.pool_of = [](int cluster) { return &Runtime::instance()->noc().buffers(cluster); };
+        iscsi_tgt::iscsi_target_init(*Runtime::instance(), std::move(iopts),
+                                     [cp, config]() { load_and_serve(cp, config); });
+    });
 }
 
 void load_and_serve(ControlPlane* cp, const nlohmann::json& config) {
@@ -240,6 +246,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_remote_rpcs();
     register_cache_rpcs();
     register_iscsi_bdev_rpcs();
+    register_iscsi_target_rpcs();
     register_volume_rpcs();
     register_cluster_process_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);
