@@ -220,6 +220,8 @@ class Conn {
     uint16_t tsih_ = 0;
     uint16_t cid_ = 0;
     std::shared_ptr<const TargetNode> node_;
+    std::string initiator_port_;  // "iqn...,i,0x<ISID>": the SCSI initiator port name
+    uint64_t nexus_ = 0;          // the I_T nexus (initiator port + portal group), never 0
     NegotiatedParams params_;
     TargetOffer offer_;
     std::unique_ptr<LoginState> login_;

@@ -159,7 +159,8 @@ void Conn::on_scsi_cmd_header(const Bhs& h) {
     s.done = &Conn::scsi_done;
     s.done_arg = t;
     scsi::plan(s);
-    s.nexus = id_ + 1;
+    s.nexus = nexus_;
+    s.initiator_port = &initiator_port_;
     if (s.status == scsi::kGood) scsi::check_reservation(s);
     if (s.dir == scsi::DataDir::Out) {
         const uint32_t edtl = t->write_flag ? t->edtl : 0;

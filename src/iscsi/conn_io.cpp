@@ -141,7 +141,7 @@ void Conn::close(const char* reason) {
     ::shutdown(fd_, SHUT_RDWR);
     // The I_T nexus is gone: so is its RESERVE(6).
     if (node_)
-        for (const auto& l : node_->luns) scsi::release_reservation(*l, id_ + 1);
+        for (const auto& l : node_->luns) scsi::release_reservation(*l, nexus_);
     for (TxItem* it = tx_head_; it; it = it->next) it->in_tx = false;
     for (auto& c : ctl_) c.in_use = false;
     // Tasks not executing go at once; executing ones when their bdev I/O comes back.

@@ -341,7 +341,7 @@ void Conn::handle_login() {
                  params_.data_digest ? "CRC32C" : "None", params_.initiator_mrdsl,
                  params_.target_mrdsl, params_.max_burst_length, params_.first_burst_length,
                  params_.immediate_data ? "Yes" : "No");
-        if (!discovery_) {
+        if (!discovery_ && pg_->target()) {
             std::string isid(reinterpret_cast<const char*>(isid_), 6);
             pg_->target()->reinstate(initiator_, isid, target_name_, id_);
         }
@@ -358,6 +358,13 @@ bool Conn::enter_full_feature() {
     }
     if (!login_->mrdsl_declared) params_.target_mrdsl = 8192;  // never declared: RFC default
     tsih_ = pg_->alloc_tsih();
+    static const char* kHex = "0123456789abcdef";
+    initiator_port_ = initiator_ + ",i,0x";
+    for (uint8_t b : isid_) {
+        initiator_port_ += kHex[b >> 4];
+        initiator_port_ += kHex[b & 15];
+    }
+    nexus_ = std::hash<std::string>{}(initiator_port_ + ",t," + std::to_string(pg_tag_)) | 1;
     // Tasks: the window, the immediate commands, and the ones still sending their response.
     ntasks_ = 2 * queue_depth_ + 16;
     tasks_.reset(new ConnTask[ntasks_]);

@@ -51,6 +51,8 @@ class IscsiPollGroup {
 
     // --- own thread ---
     void start();
+    // Only the buffer cache, no reactor: connections are driven by hand (the fuzz target).
+    void start_detached() { cache_ = std::make_unique<BufferCache>(*pool_); }
     void stop(std::function<void()> done);
     void add_connection(int fd, uint32_t listener_id);
     void apply(std::shared_ptr<const IscsiSnapshot> snap);
@@ -62,6 +64,8 @@ class IscsiPollGroup {
     uint16_t alloc_tsih();
     void watch(Conn* c, bool want_write);
     void mark_dirty(Conn* c);
+    // Sends what the connections marked dirty have queued (the tail poller's job).
+    int flush_dirty();
     PollGroupStats& stats() { return stats_; }
     const std::unordered_map<uint64_t, std::unique_ptr<Conn>>& conns() const { return conns_; }
     // Session reinstatement (RFC 7143 6.3.5): closes this group's sessions of `initiator` with
@@ -72,7 +76,6 @@ class IscsiPollGroup {
   private:
     int poll();
     int timer_poll();
-    int flush_dirty();
     void reap();
 
     IscsiTarget* target_;

@@ -1,5 +1,5 @@
-// SPC-2 reservations (RESERVE(6) / RELEASE(6)): one holder per LUN, shared by every poll group
-// through an atomic in the LUN's shared state.
+// The reservation check of every command, and SPC-2 reservations (RESERVE(6) / RELEASE(6)): one
+// holder per LUN, shared by every poll group through an atomic in the LUN's shared state.
 #include "iscsi/scsi/scsi_internal.h"
 
 namespace nocstor::scsi {
@@ -16,6 +16,12 @@ bool allowed_while_reserved(uint8_t opc) {
 
 void check_reservation(Task& t) {
     if (!t.lun) return;
+    if (!pr_allows(t)) {
+        t.status = kReservationConflict;
+        t.sense_len = 0;
+        t.dir = DataDir::None;
+        return;
+    }
     const uint64_t holder = t.lun->shared->reserved_by.load(std::memory_order_acquire);
     if (holder == 0 || holder == t.nexus || allowed_while_reserved(t.cdb[0])) return;
     t.status = kReservationConflict;

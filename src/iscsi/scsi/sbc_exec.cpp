@@ -383,6 +383,9 @@ void execute(Task& task) {
             return exec_verify(t);
         case op::kCompareAndWrite:
             return exec_compare_and_write(t);
+        case op::kPrIn:
+        case op::kPrOut:
+            return spc_persistent_reserve(*t);
         case op::kInquiry:
             spc_inquiry(*t);
             break;
@@ -402,6 +405,9 @@ void execute(Task& task) {
             break;
         case op::kReserve6:
             spc_reserve6(*t);
+            break;
+        case op::kMaintenanceIn:
+            spc_report_supported_opcodes(*t);
             break;
         case op::kRelease6:
             spc_release6(*t);

@@ -161,6 +161,18 @@ void plan(Task& t) {
         }
         case op::kReportLuns:
             return plan_data_in(t, be32(c + 6));
+        case op::kPrIn:
+            return plan_data_in(t, be16(c + 7));
+        case op::kPrOut: {
+            const uint32_t len = be32(c + 5);
+            if (len != 24) return t.check_condition(kIllegalRequest, kAscParameterListLengthError);
+            t.xfer_len = len;
+            t.dir = DataDir::Out;
+            return;
+        }
+        case op::kMaintenanceIn:
+            if ((c[1] & 0x1f) == op::kSaReportSupportedOpcodes) return plan_data_in(t, be32(c + 6));
+            return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
         case op::kReadCapacity10:
             return plan_data_in(t, 8);
         case op::kServiceActionIn16: {

@@ -58,12 +58,27 @@ enum Asc : uint16_t {
     kAscSavingParamsNotSupported = 0x3900,
     kAscReportedLunsDataChanged = 0x3f0e,
     kAscInternalTargetFailure = 0x4400,
+    kAscInvalidReleaseOfPr = 0x2604,
+    kAscInsufficientRegistrationResources = 0x5504,
 };
 
-// What the sessions of all poll groups share about a LUN: its SPC-2 reservation (RESERVE(6)),
-// held by one I_T nexus. Lock-free: a compare-exchange to take it, a load per command.
+struct PrState;  // persistent reservations: the control thread's model
+                 // (persistent_reservations.cpp)
+
+// What the sessions of all poll groups share about a LUN: its SPC-2 reservation (RESERVE(6)) and
+// its persistent reservation. Every command checks them with a few atomic loads; RESERVE(6)
+// takes its reservation with a compare-exchange; persistent reservations change only on the
+// control thread (PERSISTENT RESERVE OUT goes there by message), which mirrors the registrants
+// and the holder into the atomics below.
 struct LunShared {
-    std::atomic<uint64_t> reserved_by{0};  // nexus id, 0 = none
+    static constexpr int kMaxRegistrants = 64;
+    std::atomic<uint64_t> reserved_by{0};  // SPC-2: nexus id, 0 = none
+    std::atomic<uint8_t> pr_type{0};       // persistent reservation type, 0 = none
+    std::atomic<uint64_t> pr_holder{0};    // its holder's nexus (all registrants for *AR types)
+    std::atomic<uint64_t> pr_registrants[kMaxRegistrants]{};  // nexus ids, 0 = free slot
+    std::unique_ptr<PrState> pr;                              // control thread only
+    LunShared();
+    ~LunShared();
 };
 
 // A bdev as a logical unit: immutable once published; the last reference closes the
@@ -97,9 +112,10 @@ struct Task {
     // --- set by the transport before plan() ---
     uint8_t cdb[16]{};
     uint32_t lun_id = 0;
-    uint64_t nexus = 0;              // the I_T nexus (session) issuing it, never 0
-    const Lun* lun = nullptr;        // null: no such LUN
-    const LunTable* luns = nullptr;  // the target's LUNs (REPORT LUNS)
+    uint64_t nexus = 0;                           // the I_T nexus (session) issuing it, never 0
+    const std::string* initiator_port = nullptr;  // "iqn...,i,0x<ISID>" (transport IDs)
+    const Lun* lun = nullptr;                     // null: no such LUN
+    const LunTable* luns = nullptr;               // the target's LUNs (REPORT LUNS)
     IoChannel* ch = nullptr;
     BufferCache* buffers = nullptr;  // scratch buffers (VERIFY, COMPARE AND WRITE, WRITE SAME)
     TaskDone done = nullptr;

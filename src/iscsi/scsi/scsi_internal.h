@@ -57,6 +57,8 @@ inline constexpr uint8_t kWriteSame10 = 0x41;
 inline constexpr uint8_t kUnmap = 0x42;
 inline constexpr uint8_t kModeSelect10 = 0x55;
 inline constexpr uint8_t kModeSense10 = 0x5a;
+inline constexpr uint8_t kPrIn = 0x5e;
+inline constexpr uint8_t kPrOut = 0x5f;
 inline constexpr uint8_t kRead16 = 0x88;
 inline constexpr uint8_t kCompareAndWrite = 0x89;
 inline constexpr uint8_t kWrite16 = 0x8a;
@@ -75,6 +77,8 @@ inline constexpr uint8_t kVerify12 = 0xaf;
 // SERVICE ACTION IN(16) actions.
 inline constexpr uint8_t kSaReadCapacity16 = 0x10;
 inline constexpr uint8_t kSaGetLbaStatus = 0x12;
+// MAINTENANCE IN actions.
+inline constexpr uint8_t kSaReportSupportedOpcodes = 0x0c;
 }  // namespace op
 
 // The most COMPARE AND WRITE takes: both halves fit one small pool buffer.
@@ -94,6 +98,11 @@ void sbc_read_capacity10(Task& t);
 void sbc_read_capacity16(Task& t);
 void sbc_get_lba_status(Task& t);
 void spc_reserve6(Task& t);
+void spc_report_supported_opcodes(Task& t);
+// PERSISTENT RESERVE IN / OUT: run on the control thread, then t.done on the task's thread.
+void spc_persistent_reserve(Task& t);
+// Whether the persistent reservation lets this command through (check_reservation).
+bool pr_allows(const Task& t);
 void spc_release6(Task& t);
 
 }  // namespace nocstor::scsi

@@ -207,3 +207,64 @@ TEST(ScsiSpc, ReserveSixHoldsTheLunForOneNexus) {
 
 }  // namespace
 }  // namespace nocstor::scsi
+
+namespace nocstor::scsi {
+namespace {
+
+// PERSISTENT RESERVE OUT with a 24-byte parameter list (runs inline without a runtime).
+int prout(Fixture& f, uint64_t nexus, uint8_t sa, uint8_t type, uint64_t key, uint64_t sa_key) {
+    f.t.nexus = nexus;
+    f.cdb({0x5f, sa, type, 0, 0, 0, 0, 0, 24, 0});
+    plan(f.t);
+    std::fill(f.buf.begin(), f.buf.begin() + 24, 0);
+    for (int i = 0; i < 8; ++i) {
+        f.buf[size_t(i)] = uint8_t(key >> (56 - 8 * i));
+        f.buf[size_t(8 + i)] = uint8_t(sa_key >> (56 - 8 * i));
+    }
+    f.t.iov[0] = {f.buf.data(), 24};
+    f.t.iovcnt = 1;
+    f.t.data_len = 24;
+    check_reservation(f.t);
+    f.done = false;
+    execute(f.t);
+    EXPECT_TRUE(f.done);
+    return f.t.status;
+}
+
+int status_of(Fixture& f, uint64_t nexus, std::initializer_list<uint8_t> cdb) {
+    f.t.nexus = nexus;
+    f.cdb(cdb);
+    plan(f.t);
+    check_reservation(f.t);
+    return f.t.status;
+}
+
+TEST(ScsiPersistentReservations, RegisterReserveConflictPreemptAndClear) {
+    Fixture f;
+    const std::initializer_list<uint8_t> write10 = {0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    const std::initializer_list<uint8_t> read10 = {0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    EXPECT_EQ(prout(f, 11, 0x00, 0, 0, 0xaa), kGood);  // REGISTER key aa
+    EXPECT_EQ(prout(f, 22, 0x00, 0, 0, 0xbb), kGood);
+    EXPECT_EQ(prout(f, 22, 0x00, 0, 0x99, 0xcc), kReservationConflict);  // wrong old key
+    EXPECT_EQ(prout(f, 11, 0x01, 0x01, 0xaa, 0), kGood);  // RESERVE Write Exclusive
+    EXPECT_EQ(status_of(f, 22, write10), kReservationConflict);
+    EXPECT_EQ(status_of(f, 22, read10), kGood);  // reads pass under Write Exclusive
+    EXPECT_EQ(status_of(f, 11, write10), kGood);
+    EXPECT_EQ(prout(f, 22, 0x01, 0x01, 0xbb, 0), kReservationConflict);  // held by 11
+    // READ KEYS: generation and both keys.
+    f.t.nexus = 22;
+    f.cdb({0x5e, 0x00, 0, 0, 0, 0, 0, 0x01, 0, 0});
+    f.run();
+    EXPECT_EQ(f.buf[7], 16);  // two keys
+    // PREEMPT: 22 takes the reservation away from key aa, as Exclusive Access.
+    EXPECT_EQ(prout(f, 22, 0x04, 0x03, 0xbb, 0xaa), kGood);
+    EXPECT_EQ(status_of(f, 11, read10), kReservationConflict);
+    EXPECT_EQ(prout(f, 11, 0x00, 0, 0xaa, 0), kReservationConflict);  // no longer registered
+    EXPECT_EQ(prout(f, 22, 0x02, 0x01, 0xbb, 0), kCheckCondition);    // RELEASE, wrong type
+    EXPECT_EQ(prout(f, 22, 0x03, 0, 0xbb, 0), kGood);                 // CLEAR
+    EXPECT_EQ(status_of(f, 11, write10), kGood);
+    EXPECT_EQ(f.lun->shared->pr_type.load(), 0);
+}
+
+}  // namespace
+}  // namespace nocstor::scsi
