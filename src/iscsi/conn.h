@@ -60,7 +60,8 @@ struct CtlPdu : TxItem {
 };
 
 struct ConnTask : TxItem {
-    enum class State : uint8_t { Free, WaitBuffers, ReceivingData, Executing, Responding };
+    // ChunkTx: a read larger than one chunk is sending a chunk's Data-In, more chunks follow.
+    enum class State : uint8_t { Free, WaitBuffers, ReceivingData, Executing, Responding, ChunkTx };
     scsi::Task scsi;
     Conn* conn = nullptr;
     uint16_t index = 0;
@@ -82,6 +83,14 @@ struct ConnTask : TxItem {
     uint32_t r2t_end = 0;   // end of the outstanding R2T's range
     uint32_t r2t_sn = 0;
     uint32_t data_sn = 0;  // next expected DataSN of the current sequence
+    // Reads and writes larger than one chunk move through the same buffers chunk by chunk:
+    // bytes [chunk_base, chunk_base + chunk_len) of the command's data are in the buffers.
+    bool chunked = false;
+    uint32_t chunk_base = 0;
+    uint32_t chunk_len = 0;
+    uint32_t total = 0;  // the whole transfer
+    uint64_t full_lba = 0;
+    uint32_t chunk_end() const { return chunked ? chunk_base + chunk_len : want; }
     // Response.
     uint32_t stat_sn = 0;
     uint32_t din_total = 0;
@@ -186,6 +195,7 @@ class Conn {
     void put_buffers(ConnTask* t);
     void after_data(ConnTask* t);
     void send_r2t(ConnTask* t);
+    void next_chunk(ConnTask* t);
     void run_task(ConnTask* t);
     void respond(ConnTask* t);
     void build_task_pdu(ConnTask* t);

@@ -14,7 +14,9 @@ namespace nocstor::iscsi_tgt {
 
 namespace {
 constexpr uint32_t kLargeChunk = 128 * 1024;
-}
+// Reads and writes above this size move chunk by chunk through buffers of this size.
+constexpr uint32_t kChunkBytes = 1024 * 1024;
+}  // namespace
 
 // --- tasks and buffers ---
 
@@ -32,6 +34,8 @@ ConnTask* Conn::alloc_task() {
     t->want = t->received = t->r2t_end = t->r2t_sn = t->data_sn = 0;
     t->din_total = t->din_off = t->din_sn = 0;
     t->din_phase = false;
+    t->chunked = false;
+    t->chunk_base = t->chunk_len = t->total = 0;
     t->rsp_flags = 0;
     t->residual = 0;
     t->scsi.iovcnt = 0;
@@ -187,6 +191,25 @@ void Conn::on_scsi_cmd_header(const Bhs& h) {
     } else if (s.cdb[0] == 0x89 && s.status == scsi::kGood && t->edtl != 0) {
         s.check_condition(scsi::kIllegalRequest, scsi::kAscInvalidFieldInCdb);  // 0 blocks
     }
+    const uint32_t chunk = s.lun ? kChunkBytes - kChunkBytes % s.lun->block_size : kChunkBytes;
+    if (s.dir != scsi::DataDir::None && s.xfer_len > chunk) {
+        const bool rw = s.dir == scsi::DataDir::Out ? scsi::is_plain_write(s.cdb[0])
+                                                    : scsi::is_plain_read(s.cdb[0]);
+        if (!rw || t->edtl != s.xfer_len) {
+            // Only plain reads and writes with matching lengths go chunk by chunk.
+            t->want = 0;
+            t->rsp_flags = 0;
+            s.check_condition(scsi::kIllegalRequest, scsi::kAscInvalidFieldInCdb);
+        } else {
+            t->chunked = true;
+            t->total = s.xfer_len;
+            t->full_lba = s.lba;
+            t->chunk_base = 0;
+            t->chunk_len = chunk;
+            s.nblocks = chunk / s.lun->block_size;
+            s.xfer_len = chunk;
+        }
+    }
     rx_task_ = t;
     const uint32_t need = s.dir == scsi::DataDir::None ? 0 : s.xfer_len;
     if (!get_buffers(t, need)) {
@@ -207,7 +230,7 @@ void Conn::setup_immediate_data(ConnTask* t) {
     sink_ = Sink::Task;
     rx_task_ = t;
     rx_task_off_ = 0;
-    rx_task_len_ = std::min(rx_data_len_, t->want);
+    rx_task_len_ = std::min(rx_data_len_, t->chunk_end());
 }
 
 int Conn::retry_blocked() {
@@ -233,8 +256,8 @@ void Conn::scsi_cmd_complete() {
     if (!t || t->state != ConnTask::State::ReceivingData) return;  // ignored command
     const Bhs h{rx_hdr_};
     if (t->want) {
-        t->received = std::min(rx_data_len_, t->want);
-        if (t->received < t->want) {
+        t->received = std::min(rx_data_len_, t->chunk_end());
+        if (t->received < t->chunk_end()) {
             if (!h.final()) {  // unsolicited Data-Out would follow: InitialR2T is Yes
                 fatal("unsolicited Data-Out announced although InitialR2T=Yes");
                 return;
@@ -246,7 +269,7 @@ void Conn::scsi_cmd_complete() {
 }
 
 void Conn::send_r2t(ConnTask* t) {
-    t->r2t_end = t->received + std::min(t->want - t->received, params_.max_burst_length);
+    t->r2t_end = t->received + std::min(t->chunk_end() - t->received, params_.max_burst_length);
     t->data_sn = 0;
     t->state = ConnTask::State::ReceivingData;
     uint8_t* h = t->pdu.hdr;
@@ -288,7 +311,7 @@ void Conn::on_data_out_header(const Bhs& h) {
     }
     sink_ = Sink::Task;
     rx_task_ = t;
-    rx_task_off_ = offset;
+    rx_task_off_ = offset - t->chunk_base;
     rx_task_len_ = rx_data_len_;
 }
 
@@ -303,7 +326,7 @@ void Conn::data_out_complete() {
             fatal("Data-Out sequence complete without the F bit");
             return;
         }
-        if (t->received < t->want) return send_r2t(t);
+        if (t->received < t->chunk_end()) return send_r2t(t);
         return run_task(t);
     }
     if (h.final()) fatal("Data-Out sequence ended before its R2T's length");
@@ -331,6 +354,22 @@ void Conn::scsi_done(scsi::Task* s, void* arg) {
         }
         return;
     }
+    if (t->chunked && s->status == scsi::kGood && t->chunk_base + t->chunk_len < t->total) {
+        if (s->dir == scsi::DataDir::Out) {  // this chunk is on the bdev: fetch the next one
+            c->next_chunk(t);
+            t->state = ConnTask::State::ReceivingData;
+            return c->send_r2t(t);
+        }
+        // A read chunk: its Data-In goes out, the next chunk is read once it has left.
+        t->state = ConnTask::State::ChunkTx;
+        t->din_total = t->total;
+        t->din_phase = true;
+        c->build_task_pdu(t);
+        return c->queue_tx(t);
+    }
+    if (t->chunked && s->status == scsi::kGood && s->dir == scsi::DataDir::In)
+        s->data_in_len = t->total;
+    if (t->chunked) s->xfer_len = t->total;  // residuals against the whole command
     c->respond(t);
 }
 
@@ -369,8 +408,8 @@ void Conn::respond(ConnTask* t) {
     }
     t->stat_sn = stat_sn_++;
     t->state = ConnTask::State::Responding;
-    t->din_off = t->din_sn = 0;
-    t->din_phase = t->din_total > 0;
+    if (!t->chunked) t->din_off = t->din_sn = 0;  // a chunked read goes on where it was
+    t->din_phase = t->din_off < t->din_total;
     build_task_pdu(t);
     queue_tx(t);
 }
@@ -381,8 +420,12 @@ void Conn::build_task_pdu(ConnTask* t) {
     std::memset(h, 0, kBhsLen);
     const bool good = s.status == scsi::kGood;
     if (t->din_phase) {
-        const uint32_t len = std::min(t->din_total - t->din_off, params_.initiator_mrdsl);
+        // A chunked read sends what its buffers hold now: up to the chunk's end.
+        const uint32_t end =
+            t->chunked ? std::min(t->din_total, t->chunk_base + t->chunk_len) : t->din_total;
+        const uint32_t len = std::min(end - t->din_off, params_.initiator_mrdsl);
         const bool last_data = t->din_off + len == t->din_total;
+        const bool chunk_done = t->din_off + len == end;
         const bool burst_end = (t->din_off + len) % params_.max_burst_length == 0;
         const bool with_status = last_data && good;
         h[0] = uint8_t(TOp::DataIn);
@@ -400,11 +443,12 @@ void Conn::build_task_pdu(ConnTask* t) {
         put24(h + off::kDataSegLen, len);
         t->pdu.src = s.iov;
         t->pdu.srccnt = s.iovcnt;
-        t->pdu.src_off = t->din_off;
+        t->pdu.src_off = t->din_off - (t->chunked ? t->chunk_base : 0);
         t->pdu.dlen = len;
         t->din_off += len;
         if (last_data) t->din_phase = false;
-        t->last = with_status;
+        // The item leaves the send FIFO after its status, or after a chunk (ChunkTx).
+        t->last = with_status || (chunk_done && t->state == ConnTask::State::ChunkTx);
     } else {
         h[0] = uint8_t(TOp::ScsiRsp);
         h[1] = uint8_t(kFinal | t->rsp_flags);
@@ -429,6 +473,25 @@ void Conn::build_task_pdu(ConnTask* t) {
         t->last = true;
     }
     t->pdu.finalize(params_.header_digest, params_.data_digest);
+}
+
+// The next chunk of a chunked read or write: the same buffers, the next LBAs.
+void Conn::next_chunk(ConnTask* t) {
+    scsi::Task& s = t->scsi;
+    const uint32_t bs = s.lun->block_size;
+    t->chunk_base += t->chunk_len;
+    t->chunk_len = std::min(t->chunk_len, t->total - t->chunk_base);
+    s.lba = t->full_lba + t->chunk_base / bs;
+    s.nblocks = t->chunk_len / bs;
+    s.xfer_len = t->chunk_len;
+    uint32_t left = t->chunk_len;
+    int n = 0;
+    for (; n < t->nbufs && left; ++n) {
+        s.iov[n].iov_len = std::min(left, kLargeChunk);
+        left -= uint32_t(s.iov[n].iov_len);
+    }
+    s.iovcnt = n;
+    s.data_len = t->chunk_len;
 }
 
 // --- NOP, Text, Logout ---

@@ -515,6 +515,9 @@ void Conn::tx_item_sent(TxItem* item) {
     auto* t = static_cast<ConnTask*>(item);
     if (t->state == ConnTask::State::Responding || t->aborted) {
         free_task(t);
+    } else if (t->state == ConnTask::State::ChunkTx) {
+        next_chunk(t);  // this chunk's Data-In left: read the next one
+        run_task(t);
     }
     // An R2T went out: the task waits for Data-Out (state ReceivingData, unchanged).
 }

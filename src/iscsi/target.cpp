@@ -140,8 +140,9 @@ void IscsiTarget::reinstate(const std::string& initiator, const std::string& isi
 void IscsiTarget::set_options(const IscsiOptions& o, DoneFn done) {
     if (o.max_recv_data_segment_length < 512 || o.max_recv_data_segment_length > 16 * 1024 * 1024)
         return done(-EINVAL, "max_recv_data_segment_length must be 512..16777216");
-    if (o.first_burst_length < 512 || o.first_burst_length > o.max_burst_length)
-        return done(-EINVAL, "first_burst_length must be 512..max_burst_length");
+    if (o.first_burst_length < 512 || o.first_burst_length > o.max_burst_length ||
+        o.first_burst_length > 1024 * 1024)
+        return done(-EINVAL, "first_burst_length must be 512..min(max_burst_length, 1048576)");
     if (o.max_queue_depth == 0 || o.max_queue_depth > 4096)
         return done(-EINVAL, "max_queue_depth must be 1..4096");
     if (o.max_connections_per_session != 1)
@@ -405,7 +406,7 @@ std::shared_ptr<const scsi::Lun> IscsiTarget::open_lun(const std::string& bdev, 
     lun->write_zeroes = b->io_type_supported(IoType::WriteZeroes);
     lun->flush = b->io_type_supported(IoType::Flush);
     lun->write_cache = b->write_cache;
-    const uint32_t max_bytes = 1024 * 1024;
+    const uint32_t max_bytes = 64 * 1024 * 1024;
     lun->max_transfer_bytes = max_bytes - max_bytes % b->block_size;
     return lun;
 }

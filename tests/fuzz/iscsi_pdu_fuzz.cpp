@@ -2,7 +2,8 @@
 // (text keys, negotiation, CHAP), discovery and the full feature phase (SCSI commands to a
 // target without LUNs, Data-Out, NOP, Text, Logout, task management), with whatever the
 // connection answers read back and dropped. A real Conn on one end of a socketpair.
-// Input layout: byte 0 = options (bit 0: the target requires CHAP, bit 1: digests required),
+// Input layout: byte 0 = options (bit 0: the target requires CHAP, bit 1: digests required,
+// bit 2: a valid login to the full feature phase comes first, so the fuzzer starts there),
 // byte 1 = chunking seed, rest = the byte stream from the "initiator".
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "iscsi/conn.h"
 #include "iscsi/poll_group.h"
@@ -55,6 +57,26 @@ struct Env {
     }
 };
 
+// Login Request, T=1 CSG=1 NSG=3: straight to the full feature phase (CmdSN 1).
+std::vector<uint8_t> valid_login() {
+    const char text[] =
+        "InitiatorName=iqn.2026-12.io.nocstor:fuzzer\0SessionType=Normal\0"
+        "TargetName=iqn.2026-12.io.nocstor:fuzz\0";
+    const uint32_t len = sizeof(text) - 1;
+    std::vector<uint8_t> p(48 + ((len + 3) & ~3u), 0);
+    p[0] = 0x43;
+    p[1] = 0x87;
+    p[5] = uint8_t(len >> 16);
+    p[6] = uint8_t(len >> 8);
+    p[7] = uint8_t(len);
+    p[8] = 0x80;
+    p[13] = 0x01;
+    p[19] = 0x01;  // ITT 1
+    p[27] = 0x01;  // CmdSN 1
+    std::memcpy(p.data() + 48, text, len);
+    return p;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -65,6 +87,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     data += 2;
     size -= 2;
     env.pg->apply(env.snaps[opts & 3]);
+    std::vector<uint8_t> stream;
+    if (opts & 4) stream = valid_login();
+    stream.insert(stream.end(), data, data + size);
+    data = stream.data();
+    size = stream.size();
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0) return 0;
     {

@@ -60,4 +60,8 @@ bool is_plain_write(uint8_t opc) {
            opc == op::kWriteVerify16;
 }
 
+bool is_plain_read(uint8_t opc) {
+    return opc == op::kRead6 || opc == op::kRead10 || opc == op::kRead12 || opc == op::kRead16;
+}
+
 }  // namespace nocstor::scsi

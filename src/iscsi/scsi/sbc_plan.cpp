@@ -51,7 +51,8 @@ uint32_t copy_from_iov(uint8_t* dst, const iovec* iov, int iovcnt, uint32_t off,
 
 namespace {
 
-constexpr uint32_t kSpcDataMax = 8192;  // the most a data-building command produces
+constexpr uint32_t kSpcDataMax = 8192;             // the most a data-building command produces
+constexpr uint32_t kVerifyMaxBytes = 1024 * 1024;  // VERIFY compares all its data at once
 
 // LBA range check: the command's blocks must lie on the medium.
 bool in_range(const Task& t, uint64_t lba, uint64_t n) {
@@ -101,7 +102,7 @@ void plan_verify(Task& t, uint64_t lba, uint32_t n) {
     if (bytchk == 2 || bytchk == 3)
         return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
     if (!in_range(t, lba, n)) return t.check_condition(kIllegalRequest, kAscLbaOutOfRange);
-    if (uint64_t(n) * lun.block_size > lun.max_transfer_bytes)
+    if (bytchk && uint64_t(n) * lun.block_size > kVerifyMaxBytes)
         return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
     t.lba = lba;
     t.nblocks = n;

@@ -91,7 +91,9 @@ struct Lun {
     Uuid uuid{};
     uint32_t block_size = 512;
     uint64_t num_blocks = 0;
-    uint32_t max_transfer_bytes = 1024 * 1024;  // advertised (VPD B0) and enforced
+    // Advertised (VPD B0) and enforced for reads and writes, which larger than 1 MiB move chunk
+    // by chunk; commands that need all their data at once (VERIFY) stop at 1 MiB.
+    uint32_t max_transfer_bytes = 64 * 1024 * 1024;
     bool unmap = false;
     bool write_zeroes = false;
     bool flush = false;
@@ -165,8 +167,9 @@ void check_reservation(Task& t);
 // A session ended or the LUN was reset: its RESERVE(6) is released.
 void release_reservation(const Lun& lun, uint64_t nexus);
 void reset_reservation(const Lun& lun);
-// WRITE(6/10/12/16) and WRITE AND VERIFY(10/12/16).
+// WRITE(6/10/12/16) and WRITE AND VERIFY(10/12/16); READ(6/10/12/16).
 bool is_plain_write(uint8_t opcode);
+bool is_plain_read(uint8_t opcode);
 
 // Runs the planned command; t.done(t) when finished (possibly before execute returns).
 void execute(Task& t);

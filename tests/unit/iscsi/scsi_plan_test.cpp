@@ -74,7 +74,7 @@ TEST(ScsiPlan, ReadsAndWritesGetTheirLengthAndRangeChecks) {
     f.cdb({0x08, 0, 0, 0, 0, 0});  // READ(6) with 0 = 256 blocks
     plan(f.t);
     EXPECT_EQ(f.t.xfer_len, 256u * 512);
-    f.cdb({0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 1, 0, 0});  // READ(16) 1 MiB + 512 B
+    f.cdb({0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 1, 0, 0});  // READ(16) 64 MiB + 512 B
     f.lun->num_blocks = 1 << 20;
     plan(f.t);
     EXPECT_EQ(f.asc(), kAscInvalidFieldInCdb);  // over the maximum transfer length
@@ -129,7 +129,7 @@ TEST(ScsiSpc, InquiryStandardAndVpdPages) {
     EXPECT_EQ(f.buf[3], 0x3c);
     EXPECT_EQ(f.buf[4] & 1, 1);  // WSNZ
     EXPECT_EQ(uint32_t(f.buf[8]) << 24 | f.buf[9] << 16 | f.buf[10] << 8 | f.buf[11],
-              (1u << 20) / 512);
+              (64u << 20) / 512);
     f.cdb({0x12, 1, 0xb2, 0, 255, 0});
     f.run();
     EXPECT_EQ(f.buf[5] & 0x80, 0x80);  // LBPU
@@ -246,7 +246,7 @@ TEST(ScsiPersistentReservations, RegisterReserveConflictPreemptAndClear) {
     EXPECT_EQ(prout(f, 11, 0x00, 0, 0, 0xaa), kGood);  // REGISTER key aa
     EXPECT_EQ(prout(f, 22, 0x00, 0, 0, 0xbb), kGood);
     EXPECT_EQ(prout(f, 22, 0x00, 0, 0x99, 0xcc), kReservationConflict);  // wrong old key
-    EXPECT_EQ(prout(f, 11, 0x01, 0x01, 0xaa, 0), kGood);  // RESERVE Write Exclusive
+    EXPECT_EQ(prout(f, 11, 0x01, 0x01, 0xaa, 0), kGood);                 // RESERVE Write Exclusive
     EXPECT_EQ(status_of(f, 22, write10), kReservationConflict);
     EXPECT_EQ(status_of(f, 22, read10), kGood);  // reads pass under Write Exclusive
     EXPECT_EQ(status_of(f, 11, write10), kGood);
