@@ -278,8 +278,9 @@ void create_portal_group(const json& params, RpcReply reply) {
     if (!decode(d, params, reply)) return;
     for (const auto& p : portals) {
         Portal portal;
+        // The port defaults to iSCSI's well-known 3260.
         if (!p.is_object() || !p.contains("host") || !p["host"].is_string() ||
-            !p.contains("port") || !parse_port(p["port"], &portal.port))
+            (p.contains("port") && !parse_port(p["port"], &portal.port)))
             return reply.invalid(
                 "iscsi_create_portal_group: each portal is {host, port} with a numeric port");
         portal.host = p["host"].get<std::string>();

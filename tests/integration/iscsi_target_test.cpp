@@ -3,6 +3,7 @@
 // outstanding commands, access control, bad input on the wire (one connection refused, the
 // others unaffected), and save_config bringing the target back after a restart.
 #include "daemon_env.h"
+#include "interop_util.h"
 #include "iscsi_client.h"
 
 #include <netinet/in.h>
@@ -333,4 +334,39 @@ TEST(IscsiTarget, SaveConfigBringsTheTargetBackAfterARestart) {
     IscsiClient c(portal(port), "iqn.2026-12.io.nocstor:vol9", 3);
     ASSERT_TRUE(c.ok()) << c.error() << "\n" << d.log();
     EXPECT_EQ(c.write(1, pattern(8192, 3), 4096), SCSI_STATUS_GOOD);
+}
+
+TEST(IscsiTarget, NocstorctlExportsABdevInOneCommandAndListsIt) {
+    Daemon d({"--empty"});
+    const uint16_t port = free_tcp_port();
+    d.ok("bdev_malloc_create", {{"name", "Disk7"}, {"num_blocks", 16384}, {"block_size", 4096}});
+    const std::string ctl = std::string(NOCSTOR_BIN_DIR) + "/nocstorctl -s " + d.socket();
+    int rc = 0;
+    std::string out =
+        run_command(ctl + " iscsi export Disk7 iqn.2026-12.io.nocstor:disk7 --portal 127.0.0.1:" +
+                        std::to_string(port) + " --chap host7:host7-secret-1 2>&1",
+                    &rc);
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("exported Disk7 as iqn.2026-12.io.nocstor:disk7 LUN 0"), std::string::npos)
+        << out;
+    IscsiClient c(portal(port), "iqn.2026-12.io.nocstor:disk7", 0, chap("host7", "host7-secret-1"));
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_EQ(c.write(3, pattern(8192, 7), 4096), SCSI_STATUS_GOOD);
+    out = run_command(ctl + " iscsi targets 2>&1", &rc);
+    EXPECT_EQ(rc, 0);
+    EXPECT_NE(out.find("0:Disk7"), std::string::npos) << out;
+    EXPECT_NE(out.find("CHAP"), std::string::npos) << out;
+    out = run_command(ctl + " iscsi connections 2>&1", &rc);
+    EXPECT_NE(out.find("iqn.2026-12.io.nocstor:test-host"), std::string::npos) << out;
+    // A second export on the same portal reuses its portal group.
+    d.ok("bdev_malloc_create", {{"name", "Disk8"}, {"num_blocks", 16384}, {"block_size", 4096}});
+    out = run_command(
+        ctl + " iscsi export Disk8 disk8 --portal 127.0.0.1:" + std::to_string(port) + " 2>&1",
+        &rc);
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_EQ(d.ok("iscsi_get_portal_groups").size(), 1u);
+    out = run_command(
+        ctl + " iscsi export Nope disk9 --portal 127.0.0.1:" + std::to_string(port) + " 2>&1", &rc);
+    EXPECT_NE(rc, 0);
+    EXPECT_NE(out.find("cannot open bdev Nope"), std::string::npos) << out;
 }

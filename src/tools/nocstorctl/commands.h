@@ -23,5 +23,7 @@ void add_raid_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 void add_lvol_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 // nocstorctl volume ...
 void add_volume_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
+// nocstorctl iscsi ...
+void add_iscsi_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 
 }  // namespace nocstor::ctl
