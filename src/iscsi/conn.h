@@ -232,6 +232,7 @@ class Conn {
     std::shared_ptr<const TargetNode> node_;
     std::string initiator_port_;  // "iqn...,i,0x<ISID>": the SCSI initiator port name
     uint64_t nexus_ = 0;          // the I_T nexus (initiator port + portal group), never 0
+    uint16_t ua_asc_ = 0;         // a pending unit attention (ASC/ASCQ), 0 = none
     NegotiatedParams params_;
     TargetOffer offer_;
     std::unique_ptr<LoginState> login_;

@@ -166,6 +166,17 @@ void Conn::on_scsi_cmd_header(const Bhs& h) {
     s.nexus = nexus_;
     s.initiator_port = &initiator_port_;
     if (s.status == scsi::kGood) scsi::check_reservation(s);
+    if (ua_asc_ && s.status == scsi::kGood) {
+        // A pending unit attention answers the next command, except the three that SPC lets
+        // through; REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED.
+        const uint8_t opc = s.cdb[0];
+        if (opc == 0xa0 && ua_asc_ == scsi::kAscReportedLunsDataChanged) {
+            ua_asc_ = 0;
+        } else if (opc != 0x12 && opc != 0xa0 && opc != 0x03) {
+            s.check_condition(scsi::kUnitAttention, ua_asc_);
+            ua_asc_ = 0;
+        }
+    }
     if (s.dir == scsi::DataDir::Out) {
         const uint32_t edtl = t->write_flag ? t->edtl : 0;
         if (edtl < s.xfer_len) {
@@ -766,6 +777,22 @@ void Conn::on_snapshot() {
     if (!n) {
         close("target node deleted");
         return;
+    }
+    if (node_ && n != node_) {
+        // LUNs added or removed, or a LUN's capacity changed: the initiator hears of it through
+        // a unit attention on its next command (SAM-5 5.14, SPC-4 7.5.4).
+        bool luns_changed = node_->luns.size() != n->luns.size();
+        bool capacity_changed = false;
+        for (size_t i = 0; i < n->luns.size() && !luns_changed; ++i) {
+            luns_changed |= n->luns[i]->id != node_->luns[i]->id ||
+                            n->luns[i]->shared != node_->luns[i]->shared;
+            capacity_changed |= n->luns[i]->num_blocks != node_->luns[i]->num_blocks;
+        }
+        if (luns_changed) {
+            ua_asc_ = scsi::kAscReportedLunsDataChanged;
+        } else if (capacity_changed && ua_asc_ == 0) {
+            ua_asc_ = scsi::kAscCapacityDataChanged;
+        }
     }
     node_ = std::move(n);
 }

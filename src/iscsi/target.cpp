@@ -378,8 +378,9 @@ std::shared_ptr<const scsi::Lun> IscsiTarget::open_lun(const std::string& bdev, 
     BdevDesc* desc = nullptr;
     *rc = bdev_open(
         bdev, true,
-        [this, target, id](BdevEvent ev, Bdev*) {
+        [this, target, id](BdevEvent ev, Bdev* b) {
             if (ev == BdevEvent::Remove) on_bdev_event(target, id);
+            if (ev == BdevEvent::Resize) on_bdev_resize(target, id, b->num_blocks);
         },
         &desc);
     if (*rc == -EPERM || *rc == -EBUSY) {
@@ -419,6 +420,22 @@ void IscsiTarget::on_bdev_event(const std::string& target, uint32_t lun_id) {
         copy->luns.erase(std::remove_if(copy->luns.begin(), copy->luns.end(),
                                         [&](const auto& l) { return l->id == lun_id; }),
                          copy->luns.end());
+        t = copy;
+    }
+    publish([] {});
+}
+
+void IscsiTarget::on_bdev_resize(const std::string& target, uint32_t lun_id, uint64_t blocks) {
+    NOC_INFO("iscsi", "bdev of {} LUN {} now has {} blocks", target, lun_id, blocks);
+    for (auto& t : cfg_.targets) {
+        if (t->name != target) continue;
+        auto copy = std::make_shared<TargetNode>(*t);
+        for (auto& l : copy->luns) {
+            if (l->id != lun_id) continue;
+            auto resized = std::make_shared<scsi::Lun>(*l);  // same descriptor and shared state
+            resized->num_blocks = blocks;
+            l = resized;
+        }
         t = copy;
     }
     publish([] {});

@@ -143,6 +143,7 @@ class IscsiTarget {
     std::shared_ptr<const scsi::Lun> open_lun(const std::string& bdev, uint32_t id,
                                               const std::string& target, std::string* err, int* rc);
     void on_bdev_event(const std::string& target, uint32_t lun_id);
+    void on_bdev_resize(const std::string& target, uint32_t lun_id, uint64_t blocks);
 
     IscsiTargetOptions opts_;
     std::vector<std::unique_ptr<IscsiPollGroup>> pgs_;

@@ -370,3 +370,41 @@ TEST(IscsiTarget, NocstorctlExportsABdevInOneCommandAndListsIt) {
     EXPECT_NE(rc, 0);
     EXPECT_NE(out.find("cannot open bdev Nope"), std::string::npos) << out;
 }
+
+TEST(IscsiTarget, LunAddedOrResizedReachesTheSessionAsAUnitAttention) {
+    Daemon d({"--empty"});
+    const uint16_t port = free_tcp_port();
+    serve(d, port);
+    d.ok("bdev_malloc_create", {{"name", "Store"}, {"num_blocks", 16384}, {"block_size", 4096}});
+    d.ok("bdev_lvol_create_lvstore",
+         {{"bdev_name", "Store"}, {"lvs_name", "lvs"}, {"cluster_sz", 1 << 20}});
+    d.ok("bdev_lvol_create", {{"lvs_name", "lvs"}, {"lvol_name", "v"}, {"size_in_mib", 8}});
+    IscsiClient c(portal(port), kTarget, 0);
+    ASSERT_TRUE(c.ok()) << c.error();
+    std::vector<uint8_t> back;
+    ASSERT_EQ(c.read(0, 512, 512, &back), SCSI_STATUS_GOOD);
+    d.ok("iscsi_target_node_add_lun", {{"name", kTarget}, {"bdev_name", "lvs/v"}, {"lun_id", 1}});
+    // The next command: UNIT ATTENTION, REPORTED LUNS DATA HAS CHANGED; then normal again.
+    EXPECT_EQ(c.read(0, 512, 512, &back), SCSI_STATUS_CHECK_CONDITION);
+    EXPECT_EQ(c.last_sense(), uint32_t(SCSI_SENSE_UNIT_ATTENTION) << 16 | 0x3f0e);
+    EXPECT_EQ(c.read(0, 512, 512, &back), SCSI_STATUS_GOOD);
+    auto nodes = d.ok("iscsi_get_target_nodes");
+    ASSERT_EQ(nodes[0]["luns"].size(), 2u);
+    // The lvol grows: CAPACITY DATA HAS CHANGED, and LUN 1 reports the new size.
+    IscsiClient c1(portal(port), kTarget, 1);
+    ASSERT_TRUE(c1.ok()) << c1.error();
+    uint64_t blocks = 0;
+    uint32_t bs = 0;
+    ASSERT_EQ(c1.capacity(&blocks, &bs), SCSI_STATUS_GOOD);
+    EXPECT_EQ(blocks * bs, 8u << 20);
+    d.ok("bdev_lvol_resize", {{"name", "lvs/v"}, {"size_in_mib", 16}});
+    EXPECT_TRUE(wait_until(
+        [&] {
+            std::vector<uint8_t> b;
+            return c1.read(0, 4096, 4096, &b) == SCSI_STATUS_CHECK_CONDITION &&
+                   c1.last_sense() == (uint32_t(SCSI_SENSE_UNIT_ATTENTION) << 16 | 0x2a09);
+        },
+        5));
+    ASSERT_EQ(c1.capacity(&blocks, &bs), SCSI_STATUS_GOOD);
+    EXPECT_EQ(blocks * bs, 16u << 20);
+}
