@@ -86,29 +86,7 @@ for r in $(seq "$ROUNDS"); do
   run "write-back, cold (wb cache on the LUN)|4K randwrite QD$QD" wb c0 -w randwrite -o 4096 -q "$QD"
   iob_clean_run "cleaning onto the LUN (flush after the wb run)|dirty 4K lines/s" wb c0 -w randwrite -o 4096 -q "$QD"
 done
-python3 - "$work/runs" "$ROUNDS" <<'PY'
-import sys, statistics
-rows = {}
-for line in open(sys.argv[1]):
-    label, iops, p99, load = line.rstrip("\n").split("\t")
-    if iops != "FAILED":
-        rows.setdefault(label, []).append((float(iops), p99))
-med = {k: statistics.median(i for i, _ in v) for k, v in rows.items()}
-def base(prefix):
-    b = [m for l, m in med.items() if l.split("|")[0] == prefix]
-    return b[0] if b else None
-ref = {"iSCSI bdev": "iscsi-perf (libiscsi)",
-       "miss path (pt cache on the LUN)": "iSCSI bdev",
-       "write-back, cold (wb cache on the LUN)": "iSCSI bdev, writes",
-       "cleaning onto the LUN (flush after the wb run)": "iSCSI bdev, writes"}
-print("| configuration | workload | IOPS (median of %s) | vs reference | p99 µs |" % sys.argv[2])
-print("|---|---|---|---|---|")
-for label, v in rows.items():
-    name, wl = label.split("|")
-    r = "-"
-    b = ref.get(name)
-    if b and base(b):
-        r = f"{med[label] / base(b):.2f}x {b}"
-    p99 = statistics.median(float(p) for _, p in v) if v[0][1] != "-" else None
-    print(f"| {name} | {wl} | {med[label]/1000:.1f}K | {r} | {'-' if p99 is None else f'{p99:.1f}'} |")
-PY
+runs_table "$work/runs" "$ROUNDS" '{"iSCSI bdev": "iscsi-perf (libiscsi)",
+  "miss path (pt cache on the LUN)": "iSCSI bdev",
+  "write-back, cold (wb cache on the LUN)": "iSCSI bdev, writes",
+  "cleaning onto the LUN (flush after the wb run)": "iSCSI bdev, writes"}'

@@ -65,3 +65,34 @@ PY
   fi
   tail -n1 "$work/runs" >&2
 }
+
+# runs_table RUNS ROUNDS REFS: the markdown table of $work/runs-style lines ("LABEL<TAB>IOPS<TAB>
+# p99<TAB>load", LABEL = "configuration|workload"): medians per label, and for configurations
+# named in REFS (a JSON object: configuration -> reference configuration) the ratio to the
+# reference's median for the same workload, or else to its median over any workload.
+runs_table() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, iops, p99, load = line.rstrip("\n").split("\t")
+    if iops != "FAILED":
+        rows.setdefault(label, []).append((float(iops), None if p99 == "-" else float(p99)))
+refs = json.loads(sys.argv[3])
+med = {k: statistics.median(i for i, _ in v) for k, v in rows.items()}
+print("| configuration | workload | IOPS (median of %s) | vs reference | p99 µs |" % sys.argv[2])
+print("|---|---|---|---|---|")
+for label, v in rows.items():
+    name, wl = label.split("|")
+    r = "-"
+    ref = refs.get(name)
+    if ref:
+        same = med.get(ref + "|" + wl)
+        other = [m for l, m in med.items() if l.split("|")[0] == ref]
+        b = same if same else (other[0] if other else None)
+        if b: r = f"{med[label] / b:.2f}x {ref}"
+    p99s = [p for _, p in v if p is not None]
+    p99 = f"{statistics.median(p99s):.1f}" if p99s else "-"
+    print(f"| {name} | {wl} | {med[label]/1000:.1f}K | {r} | {p99} |")
+PY
+}

@@ -191,6 +191,11 @@ TEST(IscsiTarget, ChapOneWayAndMutualAndWrongSecretsRefused) {
     ASSERT_EQ(mutual.read(0, 4096, 512, &back), SCSI_STATUS_GOOD);
     EXPECT_TRUE(back == pattern(4096, 1));
     EXPECT_NE(d.log().find("CHAP authentication failed for user 'alice'"), std::string::npos);
+    // Discovery sessions with their own CHAP requirement.
+    d.ok("iscsi_set_discovery_auth", {{"require_chap", true}, {"chap_group", 1}});
+    EXPECT_TRUE(iscsi_discover(portal(port)).empty());
+    EXPECT_TRUE(iscsi_discover(portal(port), chap("alice", "wrong-secret-1")).empty());
+    EXPECT_EQ(iscsi_discover(portal(port), chap("alice", "alice-secret-1")).size(), 1u);
 }
 
 TEST(IscsiTarget, InitiatorGroupsDecideWhoLogsInAndWhatDiscoverySees) {
@@ -407,4 +412,46 @@ TEST(IscsiTarget, LunAddedOrResizedReachesTheSessionAsAUnitAttention) {
         5));
     ASSERT_EQ(c1.capacity(&blocks, &bs), SCSI_STATUS_GOOD);
     EXPECT_EQ(blocks * bs, 16u << 20);
+}
+
+// nocstor's iSCSI initiator bdev (issue 14) against nocstor's own target, without tgt or root:
+// daemon A serves a RAM LUN; daemon B attaches it with bdev_iscsi (two sessions) and serves
+// that bdev again on its own iSCSI target. Data written through B is read back from A.
+TEST(IscsiTarget, NocstorIscsiBdevAgainstNocstorTargetChainsTwoDaemons) {
+    Daemon a({"--empty"});
+    const uint16_t port_a = free_tcp_port();
+    serve(a, port_a);
+    Daemon b({"--empty"});
+    const uint16_t port_b = free_tcp_port();
+    b.ok("bdev_iscsi_create", {{"name", "Remote0"},
+                               {"initiator_iqn", "iqn.2026-12.io.nocstor:daemon-b"},
+                               {"url", "iscsi://127.0.0.1:" + std::to_string(port_a) + "/" +
+                                           kTarget + "/0"},
+                               {"sessions", 2}});
+    b.ok("iscsi_create_portal_group",
+         {{"tag", 1}, {"portals", {{{"host", "127.0.0.1"}, {"port", std::to_string(port_b)}}}}});
+    b.ok("iscsi_create_initiator_group",
+         {{"tag", 1}, {"initiators", {"ANY"}}, {"netmasks", {"ANY"}}});
+    b.ok("iscsi_create_target_node", {{"name", "iqn.2026-12.io.nocstor:relay"},
+                                      {"alias_name", ""},
+                                      {"pg_ig_maps", {{{"pg_tag", 1}, {"ig_tag", 1}}}},
+                                      {"luns", {{{"bdev_name", "Remote0"}, {"lun_id", 0}}}},
+                                      {"queue_depth", 32}});
+    IscsiClient via_b(portal(port_b), "iqn.2026-12.io.nocstor:relay", 0);
+    ASSERT_TRUE(via_b.ok()) << via_b.error() << "\n" << b.log();
+    uint64_t blocks = 0;
+    uint32_t bs = 0;
+    ASSERT_EQ(via_b.capacity(&blocks, &bs), SCSI_STATUS_GOOD);
+    EXPECT_EQ(blocks, 131072u);
+    const auto data = pattern(256 * 1024, 21);
+    ASSERT_EQ(via_b.write(2048, data, 512), SCSI_STATUS_GOOD);
+    EXPECT_EQ(via_b.burst_write(9000, 64, 512, 0x3c), 64);
+    EXPECT_EQ(via_b.sync_cache(), SCSI_STATUS_GOOD);
+    IscsiClient direct(portal(port_a), kTarget, 0);
+    ASSERT_TRUE(direct.ok()) << direct.error();
+    std::vector<uint8_t> back;
+    ASSERT_EQ(direct.read(2048, uint32_t(data.size()), 512, &back), SCSI_STATUS_GOOD);
+    EXPECT_TRUE(back == data);
+    ASSERT_EQ(direct.read(9000, 64 * 512, 512, &back), SCSI_STATUS_GOOD);
+    EXPECT_EQ(std::count(back.begin(), back.end(), 0x3c), 64 * 512);
 }
