@@ -429,9 +429,10 @@ TEST(DaemonRpc, AcceptsTheDefaultsSpdkRpcPySends) {
                                            {"trsvcid", std::to_string(free_tcp_port())}}}});
     // rpc.py's save_config is built from these two.
     json subs = d.ok("framework_get_subsystems");
-    ASSERT_EQ(subs.size(), 2u);
+    ASSERT_EQ(subs.size(), 3u);
     EXPECT_EQ(subs[1]["subsystem"], "nvmf");
     EXPECT_EQ(subs[1]["depends_on"][0], "bdev");
+    EXPECT_EQ(subs[2]["subsystem"], "iscsi");  // loaded after the bdevs it serves
     // The two bdevs, the raid and iscsi modules' options and the wait for examine.
     EXPECT_EQ(d.ok("framework_get_config", {{"name", "bdev"}}).size(), 5u);
     EXPECT_EQ(d.stop(), 0) << d.log();

@@ -423,11 +423,11 @@ TEST(IscsiTarget, NocstorIscsiBdevAgainstNocstorTargetChainsTwoDaemons) {
     serve(a, port_a);
     Daemon b({"--empty"});
     const uint16_t port_b = free_tcp_port();
-    b.ok("bdev_iscsi_create", {{"name", "Remote0"},
-                               {"initiator_iqn", "iqn.2026-12.io.nocstor:daemon-b"},
-                               {"url", "iscsi://127.0.0.1:" + std::to_string(port_a) + "/" +
-                                           kTarget + "/0"},
-                               {"sessions", 2}});
+    b.ok("bdev_iscsi_create",
+         {{"name", "Remote0"},
+          {"initiator_iqn", "iqn.2026-12.io.nocstor:daemon-b"},
+          {"url", "iscsi://127.0.0.1:" + std::to_string(port_a) + "/" + kTarget + "/0"},
+          {"sessions", 2}});
     b.ok("iscsi_create_portal_group",
          {{"tag", 1}, {"portals", {{{"host", "127.0.0.1"}, {"port", std::to_string(port_b)}}}}});
     b.ok("iscsi_create_initiator_group",
@@ -454,4 +454,53 @@ TEST(IscsiTarget, NocstorIscsiBdevAgainstNocstorTargetChainsTwoDaemons) {
     EXPECT_TRUE(back == data);
     ASSERT_EQ(direct.read(9000, 64 * 512, 512, &back), SCSI_STATUS_GOOD);
     EXPECT_EQ(std::count(back.begin(), back.end(), 0x3c), 64 * 512);
+}
+
+// A LUN resized on the target: the iSCSI bdev hears CAPACITY DATA HAS CHANGED on its next I/O,
+// reads the capacity again and resizes itself; what it is exported as follows.
+TEST(IscsiTarget, IscsiBdevFollowsAResizedLun) {
+    Daemon a({"--empty"});
+    const uint16_t port_a = free_tcp_port();
+    serve(a, port_a);
+    a.ok("bdev_malloc_create", {{"name", "Store"}, {"num_blocks", 16384}, {"block_size", 4096}});
+    a.ok("bdev_lvol_create_lvstore",
+         {{"bdev_name", "Store"}, {"lvs_name", "lvs"}, {"cluster_sz", 1 << 20}});
+    a.ok("bdev_lvol_create", {{"lvs_name", "lvs"}, {"lvol_name", "v"}, {"size_in_mib", 8}});
+    a.ok("iscsi_target_node_add_lun", {{"name", kTarget}, {"bdev_name", "lvs/v"}, {"lun_id", 1}});
+    Daemon b({"--empty"});
+    const uint16_t port_b = free_tcp_port();
+    b.ok("bdev_iscsi_create",
+         {{"name", "Remote1"},
+          {"initiator_iqn", "iqn.2026-12.io.nocstor:daemon-b"},
+          {"url", "iscsi://127.0.0.1:" + std::to_string(port_a) + "/" + kTarget + "/1"}});
+    b.ok("iscsi_create_portal_group",
+         {{"tag", 1}, {"portals", {{{"host", "127.0.0.1"}, {"port", std::to_string(port_b)}}}}});
+    b.ok("iscsi_create_initiator_group",
+         {{"tag", 1}, {"initiators", {"ANY"}}, {"netmasks", {"ANY"}}});
+    b.ok("iscsi_create_target_node", {{"name", "iqn.2026-12.io.nocstor:relay"},
+                                      {"alias_name", ""},
+                                      {"pg_ig_maps", {{{"pg_tag", 1}, {"ig_tag", 1}}}},
+                                      {"luns", {{{"bdev_name", "Remote1"}, {"lun_id", 0}}}},
+                                      {"queue_depth", 8}});
+    IscsiClient via_b(portal(port_b), "iqn.2026-12.io.nocstor:relay", 0);
+    ASSERT_TRUE(via_b.ok()) << via_b.error();
+    uint64_t blocks = 0;
+    uint32_t bs = 0;
+    ASSERT_EQ(via_b.capacity(&blocks, &bs), SCSI_STATUS_GOOD);
+    EXPECT_EQ(blocks * bs, 8u << 20);
+    a.ok("bdev_lvol_resize", {{"name", "lvs/v"}, {"size_in_mib", 16}});
+    // The next reads carry the unit attention through; B's bdev grows, and B's own target
+    // reports the new capacity.
+    EXPECT_TRUE(wait_until(
+        [&] {
+            std::vector<uint8_t> back;
+            via_b.read(0, 4096, 4096, &back);
+            return via_b.capacity(&blocks, &bs) == SCSI_STATUS_GOOD && blocks * bs == (16u << 20);
+        },
+        10))
+        << b.log();
+    auto info = b.ok("bdev_get_bdevs", {{"name", "Remote1"}});
+    EXPECT_EQ(info[0]["num_blocks"].get<uint64_t>() * info[0]["block_size"].get<uint64_t>(),
+              16u << 20);
+    EXPECT_NE(b.log().find("now has 4096 blocks"), std::string::npos) << b.log();
 }

@@ -182,6 +182,9 @@ void IscsiSession::on_task_done(BdevIo* io, scsi_task* task, int status) {
                                  iscsi_get_options().timeout_sec);
         return finish(io, IoStatus::Timeout);
     }
+    if (status == SCSI_STATUS_CHECK_CONDITION && sense.key == SCSI_SENSE_UNIT_ATTENTION &&
+        sense.ascq == SCSI_SENSE_ASCQ_CAPACITY_DATA_HAS_CHANGED)
+        probe_capacity();  // the LUN was resized: the bdev follows (the I/O is retried below)
     const bool transient =
         status == SCSI_STATUS_BUSY || status == SCSI_STATUS_TASK_SET_FULL ||
         (status == SCSI_STATUS_CHECK_CONDITION &&
@@ -227,6 +230,23 @@ void IscsiSession::on_task_done(BdevIo* io, scsi_task* task, int status) {
         }
     }
     finish(io, IoStatus::Success);
+}
+
+void IscsiSession::probe_capacity() {
+    if (capacity_probe_ || !ctx_ || state_ != State::Ready || !on_resize_) return;
+    capacity_probe_ = true;
+    auto cb = [](iscsi_context*, int status, void* data, void* priv) {
+        auto* self = static_cast<IscsiSession*>(priv);
+        auto* task = static_cast<scsi_task*>(data);
+        self->capacity_probe_ = false;
+        if (status == SCSI_STATUS_GOOD && task) {
+            if (auto* rc = static_cast<scsi_readcapacity16*>(scsi_datain_unmarshall(task))) {
+                if (self->on_resize_) self->on_resize_(rc->returned_lba + 1);
+            }
+        }
+        if (task) scsi_free_scsi_task(task);
+    };
+    if (!iscsi_readcapacity16_task(ctx_, spec_.lun, cb, this)) capacity_probe_ = false;
 }
 
 void IscsiSession::finish(BdevIo* io, IoStatus st) {

@@ -193,9 +193,26 @@ void iscsi_bdev_create(const IscsiCreateOptions& o, IscsiCreateDone done) {
     bdev->cluster = cluster;
     bdev->threads = cluster_threads(cluster);
     if (bdev->threads.empty()) return done(-ENODEV, "no data threads to run the sessions on");
-    for (uint32_t i = 0; i < o.sessions; ++i)
+    // A LUN resized on the target (CAPACITY DATA HAS CHANGED): the bdev follows, on the control
+    // thread, if it is still this iSCSI bdev.
+    Thread* control = Thread::current();
+    auto on_resize = [control, name = o.name](uint64_t blocks) {
+        control->send([name, blocks] {
+            auto* b = dynamic_cast<IscsiBdev*>(bdev_get_by_name(name));
+            if (!b || b->num_blocks == blocks) return;
+            NOC_INFO("bdev", "iscsi bdev {}: the LUN now has {} blocks (was {})", name, blocks,
+                     b->num_blocks);
+            b->geometry.num_blocks = blocks;
+            if (int rc = bdev_notify_blockcnt_change(b, blocks))
+                NOC_WARN("bdev", "iscsi bdev {}: resize to {} blocks refused ({})", name, blocks,
+                         rc);
+        });
+    };
+    for (uint32_t i = 0; i < o.sessions; ++i) {
         bdev->sessions.push_back(std::make_unique<IscsiSession>(
             spec, &bdev->geometry, i, bdev->threads[i % bdev->threads.size()]));
+        bdev->sessions.back()->set_resize_callback(on_resize);
+    }
 
     // The first session logs in and probes the LUN on its thread; the rest happens here.
     struct Pending {

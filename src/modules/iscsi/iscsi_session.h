@@ -55,6 +55,10 @@ class IscsiSession {
     // Executes io (a read, write, flush, unmap or write-zeroes of the bdev); its completion is
     // sent to `origin` (the submitting thread) when that is not the owner.
     void submit(BdevIo* io, Thread* origin);
+    // Called on the owner thread with the LUN's new block count when the target reported
+    // CAPACITY DATA HAS CHANGED and READ CAPACITY(16) answered.
+    using ResizeCb = std::function<void(uint64_t num_blocks)>;
+    void set_resize_callback(ResizeCb cb) { on_resize_ = std::move(cb); }
     // Fails what is queued and in flight with Aborted, logs out and stops the pollers; done
     // runs on the owner thread.
     void shutdown(std::function<void()> done);
@@ -84,6 +88,8 @@ class IscsiSession {
     int tick();
     void update_interrupt_fd();
     void release_fd();
+    // CAPACITY DATA HAS CHANGED: one READ CAPACITY(16) at a time, then on_resize_.
+    void probe_capacity();
     // I/O
     void dispatch(BdevIo* io);
     void dispatch_waiting();
@@ -115,6 +121,8 @@ class IscsiSession {
     BdevIoQueue waiting_;  // not yet issued: no connection, or libiscsi had no memory
     Counters counters_;
     std::string last_error_;
+    ResizeCb on_resize_;
+    bool capacity_probe_ = false;
     std::string cause_;
 };
 
