@@ -300,6 +300,19 @@ void tag_method(const json& params, RpcReply reply, const char* name,
     (t->*fn)(tag, answer(reply, name));
 }
 
+void portal_group_set_auth(const json& params, RpcReply reply) {
+    IscsiTarget* t = target_or_fail(reply);
+    if (!t) return;
+    int32_t tag = 0;
+    AuthFields af;
+    ParamsDecoder d("iscsi_portal_group_set_auth");
+    d.required("tag", &tag);
+    af.add(d);
+    if (!decode(d, params, reply)) return;
+    t->portal_group_set_auth(tag, af.apply(AuthSettings{}),
+                             answer(reply, "iscsi_portal_group_set_auth"));
+}
+
 json portal_groups_json(IscsiTarget* t) {
     json out = json::array();
     for (const auto& v : t->portal_groups()) {
@@ -311,10 +324,12 @@ json portal_groups_json(IscsiTarget* t) {
                 pj["bound_port"] = std::to_string(v.bound_ports[i]);
             portals.push_back(pj);
         }
-        out.push_back({{"tag", v.pg.tag},
-                       {"portals", portals},
-                       {"private", v.pg.is_private},
-                       {"started", v.started}});
+        json pj = {{"tag", v.pg.tag},
+                   {"portals", portals},
+                   {"private", v.pg.is_private},
+                   {"started", v.started}};
+        if (v.pg.discovery_auth) pj.update(auth_json(*v.pg.discovery_auth));
+        out.push_back(pj);
     }
     return out;
 }
@@ -584,6 +599,11 @@ json iscsi_section() {
                            {"portals", portals},
                            {"private", v.pg.is_private},
                            {"wait", !v.started}}}});
+        if (v.pg.discovery_auth) {
+            json a = auth_json(*v.pg.discovery_auth);
+            a["tag"] = v.pg.tag;
+            calls.push_back({{"method", "iscsi_portal_group_set_auth"}, {"params", a}});
+        }
     }
     for (const auto& g : initiator_groups_json(t))
         calls.push_back({{"method", "iscsi_create_initiator_group"}, {"params", g}});
@@ -620,6 +640,7 @@ void register_iscsi_target_rpcs() {
         },
         true);
     r.add("iscsi_get_portal_groups", get_portal_groups);
+    r.add("iscsi_portal_group_set_auth", portal_group_set_auth, true);
     r.add("iscsi_create_initiator_group", create_initiator_group, true);
     r.add(
         "iscsi_initiator_group_add_initiators",

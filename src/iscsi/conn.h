@@ -184,6 +184,7 @@ class Conn {
     bool enter_full_feature();
     bool first_login_keys(const TextParams& in);
     bool chap_required(bool* mutual, int* group) const;
+    const AuthSettings& auth_settings() const;
 
     // conn_ffp.cpp
     void on_scsi_cmd_header(const Bhs& h);

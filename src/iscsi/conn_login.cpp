@@ -58,9 +58,18 @@ void Conn::login_reply(uint16_t status, const TextParams* keys, bool transit, ui
     send_ctl(c, reinterpret_cast<const uint8_t*>(text.data()), uint32_t(text.size()));
 }
 
+const AuthSettings& Conn::auth_settings() const {
+    const IscsiSnapshot& s = pg_->snapshot();
+    if (!discovery_ && node_) return node_->auth;
+    // Discovery: the portal group's own settings (iscsi_portal_group_set_auth), else the global.
+    auto it = s.portal_groups.find(pg_tag_);
+    if (it != s.portal_groups.end() && it->second.discovery_auth) return *it->second.discovery_auth;
+    return s.options.discovery_auth;
+}
+
 bool Conn::chap_required(bool* mutual, int* group) const {
     const IscsiSnapshot& s = pg_->snapshot();
-    const AuthSettings& a = discovery_ || !node_ ? s.options.discovery_auth : node_->auth;
+    const AuthSettings& a = auth_settings();
     *mutual = a.mutual_chap;
     *group = a.chap_group ? a.chap_group : s.options.discovery_auth.chap_group;
     if (!discovery_ && node_ && a.chap_group == 0) *group = s.options.discovery_auth.chap_group;
@@ -120,7 +129,7 @@ bool Conn::login_security(const TextParams& in, TextParams* out, bool* auth_ok) 
     int group = 0;
     const bool required = chap_required(&mutual, &group);
     const IscsiSnapshot& snap = pg_->snapshot();
-    const AuthSettings& a = discovery_ || !node_ ? snap.options.discovery_auth : node_->auth;
+    const AuthSettings& a = auth_settings();
     if (auto methods = in.get("AuthMethod")) {
         bool has_chap = false, has_none = false;
         std::string_view list = *methods;

@@ -300,6 +300,15 @@ void IscsiTarget::delete_portal_group(int tag, DoneFn done) {
     publish([done] { done(0, ""); });
 }
 
+void IscsiTarget::portal_group_set_auth(int tag, const AuthSettings& a, DoneFn done) {
+    auto it = portal_groups_.find(tag);
+    if (it == portal_groups_.end()) return done(-ENOENT, "no portal group " + std::to_string(tag));
+    std::string err;
+    if (int rc = validate_auth(a, &err)) return done(rc, err);
+    it->second.pg.discovery_auth = a;
+    publish([done] { done(0, ""); });
+}
+
 std::vector<IscsiTarget::PortalGroupView> IscsiTarget::portal_groups() const {
     std::vector<PortalGroupView> v;
     for (const auto& [tag, st] : portal_groups_) {

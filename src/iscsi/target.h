@@ -93,6 +93,7 @@ class IscsiTarget {
     void create_portal_group(PortalGroup pg, bool wait, DoneFn done);
     void start_portal_group(int tag, DoneFn done);
     void delete_portal_group(int tag, DoneFn done);
+    void portal_group_set_auth(int tag, const AuthSettings& a, DoneFn done);
     struct PortalGroupView {
         PortalGroup pg;
         bool started = false;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,10 +24,19 @@ struct Portal {
     std::string to_string() const;  // host:port ([v6]:port)
 };
 
+struct AuthSettings {
+    bool disable_chap = false;
+    bool require_chap = false;
+    bool mutual_chap = false;
+    int chap_group = 0;
+};
+
 struct PortalGroup {
     int tag = 0;
     std::vector<Portal> portals;
     bool is_private = false;  // not announced by SendTargets
+    // Discovery sessions through this group (iscsi_portal_group_set_auth); else the global one.
+    std::optional<AuthSettings> discovery_auth;
 };
 
 struct InitiatorGroup {
@@ -42,13 +52,6 @@ struct ChapSecret {
 struct AuthGroup {
     int tag = 0;
     std::vector<ChapSecret> secrets;
-};
-
-struct AuthSettings {
-    bool disable_chap = false;
-    bool require_chap = false;
-    bool mutual_chap = false;
-    int chap_group = 0;
 };
 
 struct TargetNode {

@@ -196,6 +196,10 @@ TEST(IscsiTarget, ChapOneWayAndMutualAndWrongSecretsRefused) {
     EXPECT_TRUE(iscsi_discover(portal(port)).empty());
     EXPECT_TRUE(iscsi_discover(portal(port), chap("alice", "wrong-secret-1")).empty());
     EXPECT_EQ(iscsi_discover(portal(port), chap("alice", "alice-secret-1")).size(), 1u);
+    // The portal group's own discovery settings take precedence over the global ones.
+    d.ok("iscsi_portal_group_set_auth", {{"tag", 1}, {"disable_chap", true}});
+    EXPECT_EQ(iscsi_discover(portal(port)).size(), 1u);
+    EXPECT_EQ(d.ok("iscsi_get_portal_groups")[0]["disable_chap"], true);
 }
 
 TEST(IscsiTarget, InitiatorGroupsDecideWhoLogsInAndWhatDiscoverySees) {

@@ -98,6 +98,7 @@ std::map<std::string, json> baselines(const std::string& port) {
         {"iscsi_start_portal_group", {{"tag", 99}}},
         {"iscsi_delete_portal_group", {{"tag", 99}}},
         {"iscsi_get_portal_groups", json::object()},
+        {"iscsi_portal_group_set_auth", {{"tag", 99}}},
         {"iscsi_create_initiator_group",
          {{"tag", 1}, {"initiators", json::array()}, {"netmasks", json::array()}}},
         {"iscsi_initiator_group_add_initiators", {{"tag", 99}}},
