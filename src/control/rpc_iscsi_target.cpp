@@ -9,6 +9,8 @@
 #include "iscsi/target.h"
 #include "util/prometheus.h"
 
+#include <fmt/format.h>
+
 namespace nocstor::control {
 
 using nlohmann::json;
@@ -574,6 +576,47 @@ void get_stats(const json& params, RpcReply reply) {
     });
 }
 
+// --- /metrics ---
+
+void iscsi_metrics(std::function<void(std::string)> done) {
+    IscsiTarget* t = IscsiTarget::instance();
+    if (!t) return done("");
+    t->get_stats([done = std::move(done)](IscsiStats s) {
+        using Group = IscsiStats::Group;
+        struct Family {
+            const char* name;
+            const char* type;
+            const char* help;
+            uint64_t Group::*field;
+        };
+        static const Family kFamilies[] = {
+            {"nocstor_iscsi_connections", "gauge", "Open iSCSI connections (one per session).",
+             &Group::connections},
+            {"nocstor_iscsi_connections_accepted_total", "counter", "iSCSI connections accepted.",
+             &Group::accepted},
+            {"nocstor_iscsi_logins_total", "counter", "Logins that reached the full feature phase.",
+             &Group::logins},
+            {"nocstor_iscsi_login_failures_total", "counter",
+             "Logins refused (authentication, access, negotiation, malformed).",
+             &Group::login_failures},
+            {"nocstor_iscsi_commands_total", "counter", "SCSI commands received.",
+             &Group::commands},
+            {"nocstor_iscsi_rejects_total", "counter", "Reject PDUs sent.", &Group::rejects},
+            {"nocstor_iscsi_nop_timeouts_total", "counter",
+             "Sessions closed for not answering a NOP-In.", &Group::nop_timeouts},
+            {"nocstor_iscsi_login_timeouts_total", "counter",
+             "Connections closed for not logging in within 30 s.", &Group::login_timeouts},
+        };
+        std::string out;
+        for (const Family& f : kFamilies) {
+            prometheus_family(out, f.name, f.type, f.help);
+            for (const Group& g : s.poll_groups)
+                out += fmt::format("{}{{poll_group=\"{}\"}} {}\n", f.name, g.index, g.*f.field);
+        }
+        done(std::move(out));
+    });
+}
+
 // --- save_config ---
 
 json iscsi_section() {
@@ -670,6 +713,7 @@ void register_iscsi_target_rpcs() {
     r.add("iscsi_get_connections", get_connections);
     r.add("iscsi_get_stats", get_stats);
     register_config_section("iscsi", iscsi_section);
+    add_async_metrics_source(iscsi_metrics);
 }
 
 }  // namespace nocstor::control

@@ -124,6 +124,10 @@ TEST(IscsiTarget, DiscoveryLoginWriteReadBackAndCapacity) {
     EXPECT_EQ(c.read(131072 - 1, 1024, 512, &back), SCSI_STATUS_CHECK_CONDITION);
     EXPECT_EQ(c.last_sense(), uint32_t(SCSI_SENSE_ILLEGAL_REQUEST) << 16 | 0x2100);
 
+    const std::string metrics = http_request(d.http_port(), "GET", "/metrics").body;
+    EXPECT_NE(metrics.find("nocstor_iscsi_logins_total{poll_group=\"0\"} 2"), std::string::npos)
+        << metrics;
+    EXPECT_NE(metrics.find("nocstor_iscsi_connections{poll_group=\"0\"} 1"), std::string::npos);
     auto conns = d.ok("iscsi_get_connections");
     ASSERT_GE(conns.size(), 1u);
     bool mine = false;
