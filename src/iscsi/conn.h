@@ -284,6 +284,10 @@ class Conn {
     static constexpr int kCtlSlots = 16;
     CtlPdu ctl_[kCtlSlots];
 
+    // A Text answer longer than the initiator's MaxRecvDataSegmentLength, sent in pieces.
+    std::string text_pending_;
+    uint32_t text_ttt_ = 0;
+
     // Keepalive.
     uint64_t last_rx_ns_ = 0;
     uint64_t nop_sent_ns_ = 0;

@@ -559,40 +559,52 @@ void Conn::handle_text() {
         if (h.cmd_sn() != exp_cmd_sn_) return;
         ++exp_cmd_sn_;
     }
-    TextParams in;
-    std::string err;
-    if (!in.parse(rx_text_.data(), rx_text_.size(), &err)) {
-        send_reject(RejectReason::ProtocolError, rx_hdr_);
-        return;
-    }
     std::string reply;
-    TextParams rest;
-    for (const auto& [k, v] : in.pairs()) {
-        if (k == "SendTargets") {
-            reply += send_targets(v);
-        } else if (k == "MaxRecvDataSegmentLength") {
-            uint64_t n;
-            if (parse_number(v, 512, 16777215, &n)) params_.initiator_mrdsl = uint32_t(n);
-        } else {
-            rest.add(k, "NotUnderstood");
+    if (h.ttt() != kReservedTag) {
+        // The initiator asks for the rest of a long answer (RFC 7143 11.10.4).
+        if (h.ttt() != text_ttt_ || text_pending_.empty()) {
+            send_reject(RejectReason::InvalidPduField, rx_hdr_);
+            return;
         }
+        reply.swap(text_pending_);
+    } else {
+        text_pending_.clear();
+        TextParams in;
+        std::string err;
+        if (!in.parse(rx_text_.data(), rx_text_.size(), &err)) {
+            send_reject(RejectReason::ProtocolError, rx_hdr_);
+            return;
+        }
+        TextParams rest;
+        for (const auto& [k, v] : in.pairs()) {
+            if (k == "SendTargets") {
+                reply += send_targets(v);
+            } else if (k == "MaxRecvDataSegmentLength") {
+                uint64_t n;
+                if (parse_number(v, 512, 16777215, &n)) params_.initiator_mrdsl = uint32_t(n);
+            } else {
+                rest.add(k, "NotUnderstood");
+            }
+        }
+        reply += rest.serialize();
     }
-    reply += rest.serialize();
+    // Longer than the initiator takes in one PDU: this piece with the C bit and a target
+    // transfer tag, the rest when the initiator asks for it with that tag.
+    bool more = false;
     if (reply.size() > params_.initiator_mrdsl) {
-        // Continuation over several Text responses is not implemented: keep whole entries
-        // that fit.
-        size_t cut = reply.rfind("TargetName=", params_.initiator_mrdsl);
-        reply.resize(cut == std::string::npos || cut == 0 ? 0 : cut);
-        NOC_WARN("iscsi", "connection {}: SendTargets answer cut to {} bytes", id_, reply.size());
+        text_pending_ = reply.substr(params_.initiator_mrdsl);
+        reply.resize(params_.initiator_mrdsl);
+        more = true;
+        text_ttt_ = (text_ttt_ + 1) & 0x7fffffff;
     }
     CtlPdu* c = alloc_ctl();
     if (!c) return;
     uint8_t* o = c->pdu.hdr;
     o[0] = uint8_t(TOp::TextRsp);
-    o[1] = kFinal;
+    o[1] = more ? 0x40 : kFinal;  // C bit, or F
     std::memcpy(o + off::kLun, rx_hdr_ + off::kLun, 8);
     put32(o + off::kItt, h.itt());
-    put32(o + off::kTtt, kReservedTag);
+    put32(o + off::kTtt, more ? text_ttt_ : kReservedTag);
     put_sns(o, stat_sn_++);
     send_ctl(c, reinterpret_cast<const uint8_t*>(reply.data()), uint32_t(reply.size()));
 }

@@ -512,3 +512,99 @@ TEST(IscsiTarget, IscsiBdevFollowsAResizedLun) {
               16u << 20);
     EXPECT_NE(b.log().find("now has 4096 blocks"), std::string::npos) << b.log();
 }
+
+namespace {
+
+bool read_exact(int fd, uint8_t* p, size_t n) {
+    while (n) {
+        const ssize_t r = recv(fd, p, n, 0);
+        if (r <= 0) return false;
+        p += r;
+        n -= size_t(r);
+    }
+    return true;
+}
+
+// One PDU from the target: its BHS and data segment (padding dropped).
+bool read_pdu(int fd, uint8_t* bhs, std::string* data) {
+    if (!read_exact(fd, bhs, 48)) return false;
+    const uint32_t len = uint32_t(bhs[5]) << 16 | uint32_t(bhs[6]) << 8 | bhs[7];
+    std::string d((len + 3) & ~3u, '\0');
+    if (!read_exact(fd, reinterpret_cast<uint8_t*>(d.data()), d.size())) return false;
+    d.resize(len);
+    *data = d;
+    return true;
+}
+
+void send_pdu(int fd, uint8_t op, uint8_t flags, uint32_t itt, uint32_t ttt, uint32_t cmd_sn,
+              const std::string& text) {
+    std::vector<uint8_t> p(48 + ((text.size() + 3) & ~size_t(3)), 0);
+    p[0] = op;
+    p[1] = flags;
+    p[5] = uint8_t(text.size() >> 16);
+    p[6] = uint8_t(text.size() >> 8);
+    p[7] = uint8_t(text.size());
+    p[8] = 0x80;
+    p[13] = 0x01;
+    for (int i = 0; i < 4; ++i) {
+        p[size_t(16 + i)] = uint8_t(itt >> (24 - 8 * i));
+        p[size_t(20 + i)] = uint8_t(ttt >> (24 - 8 * i));
+        p[size_t(24 + i)] = uint8_t(cmd_sn >> (24 - 8 * i));
+    }
+    std::memcpy(p.data() + 48, text.data(), text.size());
+    ASSERT_EQ(send(fd, p.data(), p.size(), 0), ssize_t(p.size()));
+}
+
+}  // namespace
+
+// SendTargets longer than the initiator's MaxRecvDataSegmentLength comes in pieces (C bit and a
+// target transfer tag; the initiator asks for each next piece), as RFC 7143 11.10 describes.
+TEST(IscsiTarget, LongSendTargetsAnswersComeInPieces) {
+    Daemon d({"--empty"});
+    const uint16_t port = free_tcp_port();
+    serve(d, port);
+    for (int i = 0; i < 40; ++i)
+        d.ok("iscsi_create_target_node",
+             {{"name", "iqn.2026-12.io.nocstor:many-targets-" + std::to_string(i)},
+              {"alias_name", ""},
+              {"pg_ig_maps", {{{"pg_tag", 1}, {"ig_tag", 1}}}},
+              {"luns", {{{"bdev_name", "Malloc0"}, {"lun_id", 0}}}},
+              {"queue_depth", 4}});
+    int fd = raw_connect(port);
+    ASSERT_GE(fd, 0);
+    using namespace std::string_literals;
+    send_pdu(fd, 0x43, 0x87, 1, 0, 1,
+             "InitiatorName=iqn.2026-12.io.nocstor:raw\0SessionType=Discovery\0"
+             "MaxRecvDataSegmentLength=512\0"s);
+    uint8_t bhs[48];
+    std::string data;
+    ASSERT_TRUE(read_pdu(fd, bhs, &data));
+    ASSERT_EQ(bhs[0] & 0x3f, 0x23);
+    ASSERT_EQ(bhs[36], 0) << "login refused";
+    send_pdu(fd, 0x04, 0x80, 2, 0xffffffff, 1, "SendTargets=All\0"s);
+    std::string all;
+    int pieces = 0;
+    uint32_t cmd_sn = 2;
+    for (;;) {
+        ASSERT_TRUE(read_pdu(fd, bhs, &data));
+        ASSERT_EQ(bhs[0] & 0x3f, 0x24);
+        ASSERT_LE(data.size(), 512u);
+        all += data;
+        ++pieces;
+        if (bhs[1] & 0x80) break;  // F: the last piece
+        ASSERT_TRUE(bhs[1] & 0x40);
+        const uint32_t ttt =
+            uint32_t(bhs[20]) << 24 | uint32_t(bhs[21]) << 16 | uint32_t(bhs[22]) << 8 | bhs[23];
+        ASSERT_NE(ttt, 0xffffffffu);
+        send_pdu(fd, 0x04, 0x80, 2, ttt, cmd_sn++, "");
+        ASSERT_LT(pieces, 100);
+    }
+    close(fd);
+    EXPECT_GT(pieces, 2);
+    for (int i = 0; i < 40; ++i)
+        EXPECT_NE(
+            all.find("TargetName=iqn.2026-12.io.nocstor:many-targets-" + std::to_string(i) + '\0'),
+            std::string::npos)
+            << i;
+    EXPECT_NE(all.find("TargetName=" + kTarget + '\0'), std::string::npos);
+}
