@@ -16,6 +16,8 @@ void render_metrics(std::function<void(std::string)> done);
 // Prometheus text helpers (util/prometheus.h): a label value escaped; HELP and TYPE lines.
 using ::nocstor::escape_prometheus_label;
 using ::nocstor::prometheus_family;
+using ::nocstor::PollGroupFamily;
+using ::nocstor::prometheus_poll_groups;
 
 // Lets the NVMe-oF target add its own metric families to /metrics.
 void add_metrics_source(std::function<void(std::string& out)> source);

@@ -583,13 +583,7 @@ void iscsi_metrics(std::function<void(std::string)> done) {
     if (!t) return done("");
     t->get_stats([done = std::move(done)](IscsiStats s) {
         using Group = IscsiStats::Group;
-        struct Family {
-            const char* name;
-            const char* type;
-            const char* help;
-            uint64_t Group::*field;
-        };
-        static const Family kFamilies[] = {
+        static const PollGroupFamily<Group> kFamilies[] = {
             {"nocstor_iscsi_connections", "gauge", "Open iSCSI connections (one per session).",
              &Group::connections},
             {"nocstor_iscsi_connections_accepted_total", "counter", "iSCSI connections accepted.",
@@ -608,11 +602,7 @@ void iscsi_metrics(std::function<void(std::string)> done) {
              "Connections closed for not logging in within 30 s.", &Group::login_timeouts},
         };
         std::string out;
-        for (const Family& f : kFamilies) {
-            prometheus_family(out, f.name, f.type, f.help);
-            for (const Group& g : s.poll_groups)
-                out += fmt::format("{}{{poll_group=\"{}\"}} {}\n", f.name, g.index, g.*f.field);
-        }
+        prometheus_poll_groups(out, kFamilies, s.poll_groups);
         done(std::move(out));
     });
 }

@@ -513,13 +513,7 @@ void nvmf_connection_metrics(std::function<void(std::string)> done) {
     t->get_stats([done = std::move(done)](nvmf::TargetStats s) {
         std::string out;
         using Group = nvmf::TargetStats::Group;
-        struct Family {
-            const char* name;
-            const char* type;
-            const char* help;
-            uint64_t Group::*field;
-        };
-        static const Family kFamilies[] = {
+        static const PollGroupFamily<Group> kFamilies[] = {
             {"nocstor_nvmf_connections", "gauge", "Open NVMe/TCP connections (queue pairs).",
              &Group::connections},
             {"nocstor_nvmf_connections_unconnected", "gauge",
@@ -540,11 +534,7 @@ void nvmf_connection_metrics(std::function<void(std::string)> done) {
              "Connections without Connect closed to make room for new ones.",
              &Group::unconnected_evicted},
         };
-        for (const Family& f : kFamilies) {
-            prometheus_family(out, f.name, f.type, f.help);
-            for (const Group& g : s.poll_groups)
-                out += fmt::format("{}{{poll_group=\"{}\"}} {}\n", f.name, g.index, g.*f.field);
-        }
+        prometheus_poll_groups(out, kFamilies, s.poll_groups);
         done(std::move(out));
     });
 }

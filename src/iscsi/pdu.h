@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "util/be_codec.h"
+
 namespace nocstor::iscsi_tgt {
 
 inline constexpr size_t kBhsLen = 48;
@@ -129,37 +131,14 @@ inline constexpr uint8_t kDataInStatus = 0x01;
 inline constexpr uint8_t kRspOverflow = 0x04;
 inline constexpr uint8_t kRspUnderflow = 0x02;
 
-inline uint16_t get16(const uint8_t* p) {
-    return uint16_t(p[0] << 8 | p[1]);
-}
-inline uint32_t get24(const uint8_t* p) {
-    return uint32_t(p[0]) << 16 | uint32_t(p[1]) << 8 | p[2];
-}
-inline uint32_t get32(const uint8_t* p) {
-    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-}
-inline uint64_t get64(const uint8_t* p) {
-    return uint64_t(get32(p)) << 32 | get32(p + 4);
-}
-inline void put16(uint8_t* p, uint16_t v) {
-    p[0] = uint8_t(v >> 8);
-    p[1] = uint8_t(v);
-}
-inline void put24(uint8_t* p, uint32_t v) {
-    p[0] = uint8_t(v >> 16);
-    p[1] = uint8_t(v >> 8);
-    p[2] = uint8_t(v);
-}
-inline void put32(uint8_t* p, uint32_t v) {
-    p[0] = uint8_t(v >> 24);
-    p[1] = uint8_t(v >> 16);
-    p[2] = uint8_t(v >> 8);
-    p[3] = uint8_t(v);
-}
-inline void put64(uint8_t* p, uint64_t v) {
-    put32(p, uint32_t(v >> 32));
-    put32(p + 4, uint32_t(v));
-}
+using be::get16;
+using be::get24;
+using be::get32;
+using be::get64;
+using be::put16;
+using be::put24;
+using be::put32;
+using be::put64;
 
 // Serial number arithmetic (RFC 1982, 32 bits) for CmdSN / StatSN comparisons.
 inline bool sn_lt(uint32_t a, uint32_t b) {

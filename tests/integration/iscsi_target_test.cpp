@@ -422,6 +422,23 @@ TEST(IscsiTarget, LunAddedOrResizedReachesTheSessionAsAUnitAttention) {
     EXPECT_EQ(blocks * bs, 16u << 20);
 }
 
+namespace {
+
+// Daemon B serves its bdev `bdev` as LUN 0 of iqn...:relay on 127.0.0.1:port.
+void serve_relay(Daemon& b, uint16_t port, const std::string& bdev) {
+    b.ok("iscsi_create_portal_group",
+         {{"tag", 1}, {"portals", {{{"host", "127.0.0.1"}, {"port", std::to_string(port)}}}}});
+    b.ok("iscsi_create_initiator_group",
+         {{"tag", 1}, {"initiators", {"ANY"}}, {"netmasks", {"ANY"}}});
+    b.ok("iscsi_create_target_node", {{"name", "iqn.2026-12.io.nocstor:relay"},
+                                      {"alias_name", ""},
+                                      {"pg_ig_maps", {{{"pg_tag", 1}, {"ig_tag", 1}}}},
+                                      {"luns", {{{"bdev_name", bdev}, {"lun_id", 0}}}},
+                                      {"queue_depth", 32}});
+}
+
+}  // namespace
+
 // nocstor's iSCSI initiator bdev (issue 14) against nocstor's own target, without tgt or root:
 // daemon A serves a RAM LUN; daemon B attaches it with bdev_iscsi (two sessions) and serves
 // that bdev again on its own iSCSI target. Data written through B is read back from A.
@@ -436,15 +453,7 @@ TEST(IscsiTarget, NocstorIscsiBdevAgainstNocstorTargetChainsTwoDaemons) {
           {"initiator_iqn", "iqn.2026-12.io.nocstor:daemon-b"},
           {"url", "iscsi://127.0.0.1:" + std::to_string(port_a) + "/" + kTarget + "/0"},
           {"sessions", 2}});
-    b.ok("iscsi_create_portal_group",
-         {{"tag", 1}, {"portals", {{{"host", "127.0.0.1"}, {"port", std::to_string(port_b)}}}}});
-    b.ok("iscsi_create_initiator_group",
-         {{"tag", 1}, {"initiators", {"ANY"}}, {"netmasks", {"ANY"}}});
-    b.ok("iscsi_create_target_node", {{"name", "iqn.2026-12.io.nocstor:relay"},
-                                      {"alias_name", ""},
-                                      {"pg_ig_maps", {{{"pg_tag", 1}, {"ig_tag", 1}}}},
-                                      {"luns", {{{"bdev_name", "Remote0"}, {"lun_id", 0}}}},
-                                      {"queue_depth", 32}});
+    serve_relay(b, port_b, "Remote0");
     IscsiClient via_b(portal(port_b), "iqn.2026-12.io.nocstor:relay", 0);
     ASSERT_TRUE(via_b.ok()) << via_b.error() << "\n" << b.log();
     uint64_t blocks = 0;
@@ -481,15 +490,7 @@ TEST(IscsiTarget, IscsiBdevFollowsAResizedLun) {
          {{"name", "Remote1"},
           {"initiator_iqn", "iqn.2026-12.io.nocstor:daemon-b"},
           {"url", "iscsi://127.0.0.1:" + std::to_string(port_a) + "/" + kTarget + "/1"}});
-    b.ok("iscsi_create_portal_group",
-         {{"tag", 1}, {"portals", {{{"host", "127.0.0.1"}, {"port", std::to_string(port_b)}}}}});
-    b.ok("iscsi_create_initiator_group",
-         {{"tag", 1}, {"initiators", {"ANY"}}, {"netmasks", {"ANY"}}});
-    b.ok("iscsi_create_target_node", {{"name", "iqn.2026-12.io.nocstor:relay"},
-                                      {"alias_name", ""},
-                                      {"pg_ig_maps", {{{"pg_tag", 1}, {"ig_tag", 1}}}},
-                                      {"luns", {{{"bdev_name", "Remote1"}, {"lun_id", 0}}}},
-                                      {"queue_depth", 8}});
+    serve_relay(b, port_b, "Remote1");
     IscsiClient via_b(portal(port_b), "iqn.2026-12.io.nocstor:relay", 0);
     ASSERT_TRUE(via_b.ok()) << via_b.error();
     uint64_t blocks = 0;

@@ -118,8 +118,8 @@ void pr_out(Task& t, LunShared& s) {
     uint8_t d[24] = {};
     if (t.data_len < 24) return t.check_condition(kIllegalRequest, kAscParameterListLengthError);
     copy_from_iov(d, t.iov, t.iovcnt, 0, 24);
-    const uint64_t key = be64(d);
-    const uint64_t sa_key = be64(d + 8);
+    const uint64_t key = be::get64(d);
+    const uint64_t sa_key = be::get64(d + 8);
     const uint8_t flags = d[20];
     if (flags & 0x01) {  // APTPL: registrations are not kept across restarts
         return t.check_condition(kIllegalRequest, kAscInvalidFieldInParamList);
@@ -221,17 +221,17 @@ void pr_out(Task& t, LunShared& s) {
 void pr_in(Task& t, LunShared& s) {
     PrState& p = *s.pr;
     const uint8_t sa = t.cdb[1] & 0x1f;
-    const uint32_t alloc = be16(t.cdb + 7);
+    const uint32_t alloc = be::get16(t.cdb + 7);
     std::vector<uint8_t> d(8);
-    wbe32(d.data(), p.generation);
+    be::put32(d.data(), p.generation);
     switch (sa) {
         case 0x00: {  // READ KEYS
             for (const auto& r : p.regs) {
                 uint8_t k[8];
-                wbe64(k, r.key);
+                be::put64(k, r.key);
                 d.insert(d.end(), k, k + 8);
             }
-            wbe32(d.data() + 4, uint32_t(d.size() - 8));
+            be::put32(d.data() + 4, uint32_t(d.size() - 8));
             break;
         }
         case 0x01: {  // READ RESERVATION
@@ -241,16 +241,16 @@ void pr_in(Task& t, LunShared& s) {
                 for (const auto& reg : p.regs)
                     if (all_registrants(p.type) || reg.nexus == p.holder) key = reg.key;
                 if (all_registrants(p.type)) key = 0;
-                wbe64(r, key);
+                be::put64(r, key);
                 r[13] = p.type;
                 d.insert(d.end(), r, r + 16);
             }
-            wbe32(d.data() + 4, uint32_t(d.size() - 8));
+            be::put32(d.data() + 4, uint32_t(d.size() - 8));
             break;
         }
         case 0x02: {  // REPORT CAPABILITIES
             d.assign(8, 0);
-            wbe16(d.data(), 8);
+            be::put16(d.data(), 8);
             d[2] = 0x10;  // CRH: RESERVE(6)/RELEASE(6) conflict with persistent reservations
             d[3] = 0x80;  // TMV: the type mask is valid
             d[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02;
@@ -262,20 +262,20 @@ void pr_in(Task& t, LunShared& s) {
                 std::string id = r.port;
                 id.resize((id.size() + 1 + 3) & ~size_t(3), '\0');  // NUL-terminated, padded
                 std::vector<uint8_t> e(24, 0);
-                wbe64(e.data(), r.key);
+                be::put64(e.data(), r.key);
                 if (is_holder(p, r.nexus)) {
                     e[12] = 0x01;  // R_HOLDER
                     e[13] = p.type;
                 }
                 std::vector<uint8_t> tid(4, 0);
                 tid[0] = 0x40 | 0x05;  // iSCSI, initiator port name format
-                wbe16(tid.data() + 2, uint16_t(id.size()));
+                be::put16(tid.data() + 2, uint16_t(id.size()));
                 tid.insert(tid.end(), id.begin(), id.end());
-                wbe32(e.data() + 20, uint32_t(tid.size()));
+                be::put32(e.data() + 20, uint32_t(tid.size()));
                 d.insert(d.end(), e.begin(), e.end());
                 d.insert(d.end(), tid.begin(), tid.end());
             }
-            wbe32(d.data() + 4, uint32_t(d.size() - 8));
+            be::put32(d.data() + 4, uint32_t(d.size() - 8));
             break;
         }
         default:

@@ -34,6 +34,23 @@ void release_scratch(Task* t) {
     }
 }
 
+// A step's bdev I/O came back: frees it; on failure sets the sense, drops the scratch buffer and
+// finishes the task (false: stop here).
+bool step_ok(Task* t, BdevIo* io, bool ok, bool write) {
+    if (!ok) fail_io(t, write, io);
+    bdev_free_io(io);
+    if (ok) return true;
+    release_scratch(t);
+    finish(t);
+    return false;
+}
+
+// Blocks one step of a multi-step command moves through the scratch buffer.
+uint32_t scratch_blocks(const Task* t) {
+    const uint32_t per = std::min<uint32_t>(t->scratch.size, 128 * 1024) / t->lun->block_size;
+    return std::min(per, t->nblocks - t->step);
+}
+
 // Submits fn(t); on -ENOMEM waits for a free BdevIo and tries again.
 void issue(Task* t, int (*fn)(Task*)) {
     const int rc = fn(t);
@@ -99,9 +116,7 @@ void unmap_next(Task* t);
 
 void unmap_done(BdevIo* io, bool ok, void* arg) {
     auto* t = static_cast<Task*>(arg);
-    if (!ok) fail_io(t, true, io);
-    bdev_free_io(io);
-    if (!ok) return finish(t);
+    if (!step_ok(t, io, ok, true)) return;
     ++t->step;
     unmap_next(t);
 }
@@ -115,8 +130,8 @@ void unmap_next(Task* t) {
     while (t->step < t->pending) {
         uint8_t d[16];
         copy_from_iov(d, t->iov, t->iovcnt, 8 + 16 * t->step, 16);
-        t->lba = be64(d);
-        t->nblocks = be32(d + 8);
+        t->lba = be::get64(d);
+        t->nblocks = be::get32(d + 8);
         if (t->nblocks == 0) {
             ++t->step;
             continue;
@@ -135,8 +150,8 @@ void exec_unmap(Task* t) {
         return finish(t);
     }
     copy_from_iov(h, t->iov, t->iovcnt, 0, 8);
-    const uint32_t bd_len = be16(h + 2);
-    if (bd_len % 16 || 8 + bd_len > len || be16(h) + 2u < 8 + bd_len) {
+    const uint32_t bd_len = be::get16(h + 2);
+    if (bd_len % 16 || 8 + bd_len > len || be::get16(h) + 2u < 8 + bd_len) {
         t->check_condition(kIllegalRequest, kAscParameterListLengthError);
         return finish(t);
     }
@@ -149,8 +164,8 @@ void exec_unmap(Task* t) {
     for (uint32_t i = 0; i < count; ++i) {
         uint8_t d[16];
         copy_from_iov(d, t->iov, t->iovcnt, 8 + 16 * i, 16);
-        const uint64_t lba = be64(d);
-        const uint64_t n = be32(d + 8);
+        const uint64_t lba = be::get64(d);
+        const uint64_t n = be::get32(d + 8);
         if (lba > t->lun->num_blocks || n > t->lun->num_blocks - lba) {
             t->check_condition(kIllegalRequest, kAscLbaOutOfRange);
             return finish(t);
@@ -167,12 +182,7 @@ void write_same_next(Task* t);
 
 void write_same_done(BdevIo* io, bool ok, void* arg) {
     auto* t = static_cast<Task*>(arg);
-    if (!ok) fail_io(t, true, io);
-    bdev_free_io(io);
-    if (!ok) {
-        release_scratch(t);
-        return finish(t);
-    }
+    if (!step_ok(t, io, ok, true)) return;
     write_same_next(t);
 }
 
@@ -181,10 +191,8 @@ int submit_write_zeroes(Task* t) {
 }
 
 int submit_pattern_chunk(Task* t) {
-    const uint32_t bs = t->lun->block_size;
-    const uint32_t per = std::min<uint32_t>(t->scratch.size, 128 * 1024) / bs;
-    const uint32_t n = std::min(per, t->nblocks - t->step);
-    iovec v{t->scratch.data, size_t(n) * bs};
+    const uint32_t n = scratch_blocks(t);
+    iovec v{t->scratch.data, size_t(n) * t->lun->block_size};
     return bdev_writev(t->lun->desc, t->ch, &v, 1, t->lba + t->step, n, write_same_done, t);
 }
 
@@ -195,9 +203,7 @@ void write_same_next(Task* t) {
         return issue(t, submit_write_zeroes);
     }
     // The previous chunk finished: advance by its size.
-    const uint32_t bs = t->lun->block_size;
-    const uint32_t per = std::min<uint32_t>(t->scratch.size, 128 * 1024) / bs;
-    if (t->pending) t->step += std::min(per, t->nblocks - t->step);
+    if (t->pending) t->step += scratch_blocks(t);
     t->pending = 1;
     if (t->step >= t->nblocks) {
         release_scratch(t);
@@ -239,15 +245,9 @@ void verify_next(Task* t);
 
 void verify_read_done(BdevIo* io, bool ok, void* arg) {
     auto* t = static_cast<Task*>(arg);
-    if (!ok) fail_io(t, false, io);
-    bdev_free_io(io);
-    if (!ok) {
-        release_scratch(t);
-        return finish(t);
-    }
+    if (!step_ok(t, io, ok, false)) return;
     const uint32_t bs = t->lun->block_size;
-    const uint32_t per = std::min<uint32_t>(t->scratch.size, 128 * 1024) / bs;
-    const uint32_t n = std::min(per, t->nblocks - t->step);
+    const uint32_t n = scratch_blocks(t);
     // Compare in pieces against the data-out bytes at the same offset.
     const uint8_t* medium = reinterpret_cast<const uint8_t*>(t->scratch.data);
     uint8_t piece[4096];
@@ -266,10 +266,8 @@ void verify_read_done(BdevIo* io, bool ok, void* arg) {
 }
 
 int submit_verify_read(Task* t) {
-    const uint32_t bs = t->lun->block_size;
-    const uint32_t per = std::min<uint32_t>(t->scratch.size, 128 * 1024) / bs;
-    const uint32_t n = std::min(per, t->nblocks - t->step);
-    iovec v{t->scratch.data, size_t(n) * bs};
+    const uint32_t n = scratch_blocks(t);
+    iovec v{t->scratch.data, size_t(n) * t->lun->block_size};
     return bdev_readv(t->lun->desc, t->ch, &v, 1, t->lba + t->step, n, verify_read_done, t);
 }
 
@@ -311,12 +309,7 @@ int submit_caw_write(Task* t) {
 
 void caw_read_done(BdevIo* io, bool ok, void* arg) {
     auto* t = static_cast<Task*>(arg);
-    if (!ok) fail_io(t, false, io);
-    bdev_free_io(io);
-    if (!ok) {
-        release_scratch(t);
-        return finish(t);
-    }
+    if (!step_ok(t, io, ok, false)) return;
     const uint32_t half = t->nblocks * t->lun->block_size;
     if (std::memcmp(t->iov[0].iov_base, t->scratch.data, half) != 0) {
         t->check_condition(kMiscompare, kAscMiscompareDuringVerify);

@@ -127,9 +127,9 @@ void plan(Task& t) {
     if (!t.lun) {
         switch (opc) {
             case op::kInquiry:
-                return plan_data_in(t, be16(c + 3));
+                return plan_data_in(t, be::get16(c + 3));
             case op::kReportLuns:
-                return plan_data_in(t, be32(c + 6));
+                return plan_data_in(t, be::get32(c + 6));
             case op::kRequestSense:
                 return plan_data_in(t, c[4]);
             default:
@@ -147,85 +147,86 @@ void plan(Task& t) {
         case op::kRequestSense:
             return plan_data_in(t, c[4]);
         case op::kInquiry:
-            return plan_data_in(t, be16(c + 3));
+            return plan_data_in(t, be::get16(c + 3));
         case op::kModeSense6:
             return plan_data_in(t, c[4]);
         case op::kModeSense10:
-            return plan_data_in(t, be16(c + 7));
+            return plan_data_in(t, be::get16(c + 7));
         case op::kModeSelect6:
         case op::kModeSelect10: {
-            const uint32_t len = opc == op::kModeSelect6 ? c[4] : be16(c + 7);
+            const uint32_t len = opc == op::kModeSelect6 ? c[4] : be::get16(c + 7);
             if (len > 512) return t.check_condition(kIllegalRequest, kAscParameterListLengthError);
             t.xfer_len = len;
             t.dir = len ? DataDir::Out : DataDir::None;
             return;
         }
         case op::kReportLuns:
-            return plan_data_in(t, be32(c + 6));
+            return plan_data_in(t, be::get32(c + 6));
         case op::kPrIn:
-            return plan_data_in(t, be16(c + 7));
+            return plan_data_in(t, be::get16(c + 7));
         case op::kPrOut: {
-            const uint32_t len = be32(c + 5);
+            const uint32_t len = be::get32(c + 5);
             if (len != 24) return t.check_condition(kIllegalRequest, kAscParameterListLengthError);
             t.xfer_len = len;
             t.dir = DataDir::Out;
             return;
         }
         case op::kMaintenanceIn:
-            if ((c[1] & 0x1f) == op::kSaReportSupportedOpcodes) return plan_data_in(t, be32(c + 6));
+            if ((c[1] & 0x1f) == op::kSaReportSupportedOpcodes)
+                return plan_data_in(t, be::get32(c + 6));
             return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
         case op::kReadCapacity10:
             return plan_data_in(t, 8);
         case op::kServiceActionIn16: {
             const uint8_t sa = c[1] & 0x1f;
             if (sa == op::kSaReadCapacity16 || sa == op::kSaGetLbaStatus)
-                return plan_data_in(t, be32(c + 10));
+                return plan_data_in(t, be::get32(c + 10));
             return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
         }
         case op::kRead6:
         case op::kWrite6: {
             const uint32_t n = c[4] ? c[4] : 256;
-            return plan_rw(t, be24(c + 1) & 0x1fffff, n, opc == op::kWrite6, 0);
+            return plan_rw(t, be::get24(c + 1) & 0x1fffff, n, opc == op::kWrite6, 0);
         }
         case op::kRead10:
         case op::kWrite10:
         case op::kWriteVerify10:
-            return plan_rw(t, be32(c + 2), be16(c + 7), opc != op::kRead10, c[1] >> 5);
+            return plan_rw(t, be::get32(c + 2), be::get16(c + 7), opc != op::kRead10, c[1] >> 5);
         case op::kRead12:
         case op::kWrite12:
         case op::kWriteVerify12:
-            return plan_rw(t, be32(c + 2), be32(c + 6), opc != op::kRead12, c[1] >> 5);
+            return plan_rw(t, be::get32(c + 2), be::get32(c + 6), opc != op::kRead12, c[1] >> 5);
         case op::kRead16:
         case op::kWrite16:
         case op::kWriteVerify16:
-            return plan_rw(t, be64(c + 2), be32(c + 10), opc != op::kRead16, c[1] >> 5);
+            return plan_rw(t, be::get64(c + 2), be::get32(c + 10), opc != op::kRead16, c[1] >> 5);
         case op::kVerify10:
-            return plan_verify(t, be32(c + 2), be16(c + 7));
+            return plan_verify(t, be::get32(c + 2), be::get16(c + 7));
         case op::kVerify12:
-            return plan_verify(t, be32(c + 2), be32(c + 6));
+            return plan_verify(t, be::get32(c + 2), be::get32(c + 6));
         case op::kVerify16:
-            return plan_verify(t, be64(c + 2), be32(c + 10));
+            return plan_verify(t, be::get64(c + 2), be::get32(c + 10));
         case op::kSyncCache10:
-            return plan_range_only(t, be32(c + 2), be16(c + 7));
+            return plan_range_only(t, be::get32(c + 2), be::get16(c + 7));
         case op::kSyncCache16:
-            return plan_range_only(t, be64(c + 2), be32(c + 10));
+            return plan_range_only(t, be::get64(c + 2), be::get32(c + 10));
         case op::kPrefetch10:
-            return plan_range_only(t, be32(c + 2), be16(c + 7));
+            return plan_range_only(t, be::get32(c + 2), be::get16(c + 7));
         case op::kPrefetch16:
-            return plan_range_only(t, be64(c + 2), be32(c + 10));
+            return plan_range_only(t, be::get64(c + 2), be::get32(c + 10));
         case op::kWriteSame10:
             if (c[1] & 0x08 && !lun.unmap)  // UNMAP bit without thin provisioning
                 return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
-            return plan_write_same(t, be32(c + 2), be16(c + 7), false);
+            return plan_write_same(t, be::get32(c + 2), be::get16(c + 7), false);
         case op::kWriteSame16:
             if (c[1] & 0x08 && !lun.unmap)
                 return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
-            return plan_write_same(t, be64(c + 2), be32(c + 10), c[1] & 0x01);
+            return plan_write_same(t, be::get64(c + 2), be::get32(c + 10), c[1] & 0x01);
         case op::kUnmap: {
             if (!lun.unmap) return t.check_condition(kIllegalRequest, kAscInvalidOpcode);
             if (c[1] & 0x01) return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
             if (lun.read_only) return t.check_condition(kDataProtect, kAscWriteProtected);
-            const uint32_t len = be16(c + 7);
+            const uint32_t len = be::get16(c + 7);
             if (len > 8 + 16 * kMaxUnmapDescriptors)
                 return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
             t.xfer_len = len;
@@ -238,7 +239,7 @@ void plan(Task& t) {
             if (lun.read_only) return t.check_condition(kDataProtect, kAscWriteProtected);
             if (n > max_compare_and_write_blocks(lun))
                 return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
-            const uint64_t lba = be64(c + 2);
+            const uint64_t lba = be::get64(c + 2);
             if (!in_range(t, lba, n)) return t.check_condition(kIllegalRequest, kAscLbaOutOfRange);
             t.lba = lba;
             t.nblocks = n;

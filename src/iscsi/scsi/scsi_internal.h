@@ -3,35 +3,9 @@
 #pragma once
 
 #include "iscsi/scsi/scsi.h"
+#include "util/be_codec.h"
 
 namespace nocstor::scsi {
-
-inline uint16_t be16(const uint8_t* p) {
-    return uint16_t(p[0] << 8 | p[1]);
-}
-inline uint32_t be24(const uint8_t* p) {
-    return uint32_t(p[0]) << 16 | uint32_t(p[1]) << 8 | p[2];
-}
-inline uint32_t be32(const uint8_t* p) {
-    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-}
-inline uint64_t be64(const uint8_t* p) {
-    return uint64_t(be32(p)) << 32 | be32(p + 4);
-}
-inline void wbe16(uint8_t* p, uint16_t v) {
-    p[0] = uint8_t(v >> 8);
-    p[1] = uint8_t(v);
-}
-inline void wbe32(uint8_t* p, uint32_t v) {
-    p[0] = uint8_t(v >> 24);
-    p[1] = uint8_t(v >> 16);
-    p[2] = uint8_t(v >> 8);
-    p[3] = uint8_t(v);
-}
-inline void wbe64(uint8_t* p, uint64_t v) {
-    wbe32(p, uint32_t(v >> 32));
-    wbe32(p + 4, uint32_t(v));
-}
 
 // Opcodes.
 namespace op {

@@ -72,22 +72,22 @@ uint32_t vpd_page(const Lun& lun, uint8_t page, uint8_t* p) {
             std::memset(p + 4, 0, 0x3c);
             p[4] = 0x01;  // WSNZ: WRITE SAME with 0 blocks is refused
             p[5] = uint8_t(std::min<uint32_t>(255, max_compare_and_write_blocks(lun)));
-            wbe16(p + 6, uint16_t(std::max<uint32_t>(1, 4096 / bs)));  // optimal granularity
-            wbe32(p + 8, lun.max_transfer_bytes / bs);                 // maximum transfer
-            wbe32(p + 12, std::min<uint32_t>(lun.max_transfer_bytes, 128 * 1024) / bs);
-            wbe32(p + 16, lun.max_transfer_bytes / bs);  // maximum prefetch
+            be::put16(p + 6, uint16_t(std::max<uint32_t>(1, 4096 / bs)));  // optimal granularity
+            be::put32(p + 8, lun.max_transfer_bytes / bs);                 // maximum transfer
+            be::put32(p + 12, std::min<uint32_t>(lun.max_transfer_bytes, 128 * 1024) / bs);
+            be::put32(p + 16, lun.max_transfer_bytes / bs);  // maximum prefetch
             if (lun.unmap) {
-                wbe32(p + 20, 0xffffffff);  // maximum unmap LBA count
-                wbe32(p + 24, kMaxUnmapDescriptors);
-                wbe32(p + 28, std::max<uint32_t>(1, 4096 / bs));  // optimal unmap granularity
+                be::put32(p + 20, 0xffffffff);  // maximum unmap LBA count
+                be::put32(p + 24, kMaxUnmapDescriptors);
+                be::put32(p + 28, std::max<uint32_t>(1, 4096 / bs));  // optimal unmap granularity
             }
-            wbe64(p + 36, kMaxWriteSameBlocks);
+            be::put64(p + 36, kMaxWriteSameBlocks);
             n += 0x3c;
             break;
         }
         case 0xb1: {  // block device characteristics
             std::memset(p + 4, 0, 0x3c);
-            wbe16(p + 4, 0x0001);  // non-rotating medium
+            be::put16(p + 4, 0x0001);  // non-rotating medium
             n += 0x3c;
             break;
         }
@@ -101,7 +101,7 @@ uint32_t vpd_page(const Lun& lun, uint8_t page, uint8_t* p) {
         default:
             return 0;
     }
-    wbe16(p + 2, uint16_t(n - 4));
+    be::put16(p + 2, uint16_t(n - 4));
     return n;
 }
 
@@ -115,7 +115,7 @@ void spc_inquiry(Task& t) {
     const uint8_t* c = t.cdb;
     const bool evpd = c[1] & 0x01;
     const uint8_t page = c[2];
-    const uint32_t alloc = be16(c + 3);
+    const uint32_t alloc = be::get16(c + 3);
     if (c[1] & 0xfe) return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
     uint8_t d[512] = {};
     if (!evpd) {
@@ -130,10 +130,10 @@ void spc_inquiry(Task& t) {
         std::memcpy(d + 16, kProduct, 16);
         std::memcpy(d + 32, kRevision, 4);
         // Version descriptors: SAM-5, iSCSI, SPC-4, SBC-3.
-        wbe16(d + 58, 0x00a0);
-        wbe16(d + 60, 0x0960);
-        wbe16(d + 62, 0x0460);
-        wbe16(d + 64, 0x04c0);
+        be::put16(d + 58, 0x00a0);
+        be::put16(d + 60, 0x0960);
+        be::put16(d + 62, 0x0460);
+        be::put16(d + 64, 0x04c0);
         return finish_data(t, d, 96, alloc);
     }
     if (!t.lun) return t.check_condition(kIllegalRequest, kAscLunNotSupported);
@@ -149,7 +149,7 @@ void spc_mode_sense(Task& t, bool ten) {
     const uint8_t pc = c[2] >> 6;
     const uint8_t page = c[2] & 0x3f;
     const uint8_t subpage = c[3];
-    const uint32_t alloc = ten ? be16(c + 7) : c[4];
+    const uint32_t alloc = ten ? be::get16(c + 7) : c[4];
     const Lun& lun = *t.lun;
     if (pc == 3) return t.check_condition(kIllegalRequest, kAscSavingParamsNotSupported);
     if (subpage != 0 && !(page == 0x3f && subpage == 0xff))
@@ -160,12 +160,12 @@ void spc_mode_sense(Task& t, bool ten) {
     // Block descriptor.
     if (!dbd) {
         if (llbaa) {
-            wbe64(d + n, lun.num_blocks);
-            wbe32(d + n + 12, lun.block_size);
+            be::put64(d + n, lun.num_blocks);
+            be::put32(d + n + 12, lun.block_size);
             n += 16;
         } else {
-            wbe32(d + n, uint32_t(std::min<uint64_t>(lun.num_blocks, 0xffffffff)));
-            wbe32(d + n + 4, lun.block_size & 0xffffff);
+            be::put32(d + n, uint32_t(std::min<uint64_t>(lun.num_blocks, 0xffffffff)));
+            be::put32(d + n + 4, lun.block_size & 0xffffff);
             n += 8;
         }
     }
@@ -185,8 +185,8 @@ void spc_mode_sense(Task& t, bool ten) {
         p[0] = 0x0a;
         p[1] = 0x0a;
         if (!changeable) {
-            p[3] = 0x10;           // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
-            wbe16(p + 8, 0xffff);  // busy timeout period: unlimited
+            p[3] = 0x10;               // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
+            be::put16(p + 8, 0xffff);  // busy timeout period: unlimited
         }
         n += 12;
         any = true;
@@ -201,10 +201,10 @@ void spc_mode_sense(Task& t, bool ten) {
     if (!any) return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
     const uint8_t dev_specific = uint8_t((lun.read_only ? 0x80 : 0) | 0x10);  // WP, DPOFUA
     if (ten) {
-        wbe16(d, uint16_t(n - 2));
+        be::put16(d, uint16_t(n - 2));
         d[3] = dev_specific;
         d[4] = llbaa && !dbd ? 0x01 : 0x00;
-        wbe16(d + 6, uint16_t(bd_len));
+        be::put16(d + 6, uint16_t(bd_len));
     } else {
         d[0] = uint8_t(n - 1);
         d[2] = dev_specific;
@@ -215,7 +215,7 @@ void spc_mode_sense(Task& t, bool ten) {
 
 void spc_mode_select(Task& t, bool ten) {
     const uint8_t* c = t.cdb;
-    const uint32_t len = ten ? be16(c + 7) : c[4];
+    const uint32_t len = ten ? be::get16(c + 7) : c[4];
     if (len == 0) return;
     // Only the current values are accepted: nothing here is changeable, but a page that
     // repeats what MODE SENSE reported is fine (initiators do that).
@@ -223,7 +223,7 @@ void spc_mode_select(Task& t, bool ten) {
     const uint32_t n = copy_from_iov(d, t.iov, t.iovcnt, 0, std::min<uint32_t>(len, sizeof(d)));
     const uint32_t hdr = ten ? 8 : 4;
     if (n < hdr) return t.check_condition(kIllegalRequest, kAscParameterListLengthError);
-    const uint32_t bd_len = ten ? be16(d + 6) : d[3];
+    const uint32_t bd_len = ten ? be::get16(d + 6) : d[3];
     uint32_t off = hdr + bd_len;
     while (off + 2 <= n) {
         const uint8_t page = d[off] & 0x3f;
@@ -243,7 +243,7 @@ void spc_mode_select(Task& t, bool ten) {
 void spc_report_luns(Task& t) {
     const uint8_t* c = t.cdb;
     const uint8_t select = c[2];
-    const uint32_t alloc = be32(c + 6);
+    const uint32_t alloc = be::get32(c + 6);
     if (alloc < 16) return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
     if (select != 0x00 && select != 0x01 && select != 0x02)
         return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
@@ -260,7 +260,7 @@ void spc_report_luns(Task& t) {
             d.insert(d.end(), e, e + 8);
         }
     }
-    wbe32(d.data(), uint32_t(d.size() - 8));
+    be::put32(d.data(), uint32_t(d.size() - 8));
     finish_data(t, d.data(), uint32_t(d.size()), alloc);
 }
 
@@ -276,32 +276,32 @@ void spc_request_sense(Task& t) {
 void sbc_read_capacity10(Task& t) {
     const uint8_t* c = t.cdb;
     // PMI bit and LBA field: obsolete in SBC-3 but a set PMI with LBA 0 is fine.
-    if ((c[8] & 0x01) == 0 && be32(c + 2) != 0)
+    if ((c[8] & 0x01) == 0 && be::get32(c + 2) != 0)
         return t.check_condition(kIllegalRequest, kAscInvalidFieldInCdb);
     uint8_t d[8];
     const uint64_t last = t.lun->num_blocks ? t.lun->num_blocks - 1 : 0;
-    wbe32(d, uint32_t(std::min<uint64_t>(last, 0xffffffff)));
-    wbe32(d + 4, t.lun->block_size);
+    be::put32(d, uint32_t(std::min<uint64_t>(last, 0xffffffff)));
+    be::put32(d + 4, t.lun->block_size);
     finish_data(t, d, 8, 8);
 }
 
 void sbc_read_capacity16(Task& t) {
-    const uint32_t alloc = be32(t.cdb + 10);
+    const uint32_t alloc = be::get32(t.cdb + 10);
     uint8_t d[32] = {};
-    wbe64(d, t.lun->num_blocks ? t.lun->num_blocks - 1 : 0);
-    wbe32(d + 8, t.lun->block_size);
+    be::put64(d, t.lun->num_blocks ? t.lun->num_blocks - 1 : 0);
+    be::put32(d + 8, t.lun->block_size);
     if (t.lun->unmap) d[14] = 0x80;  // LBPME
     finish_data(t, d, 32, alloc);
 }
 
 void sbc_get_lba_status(Task& t) {
-    const uint64_t lba = be64(t.cdb + 2);
-    const uint32_t alloc = be32(t.cdb + 10);
+    const uint64_t lba = be::get64(t.cdb + 2);
+    const uint32_t alloc = be::get32(t.cdb + 10);
     if (lba >= t.lun->num_blocks) return t.check_condition(kIllegalRequest, kAscLbaOutOfRange);
     uint8_t d[24] = {};
-    wbe32(d, 20);
-    wbe64(d + 8, lba);
-    wbe32(d + 16, uint32_t(std::min<uint64_t>(t.lun->num_blocks - lba, 0xffffffff)));
+    be::put32(d, 20);
+    be::put64(d + 8, lba);
+    be::put32(d + 16, uint32_t(std::min<uint64_t>(t.lun->num_blocks - lba, 0xffffffff)));
     d[20] = 0x00;  // mapped (or unknown): the bdev layer has no allocation query
     finish_data(t, d, 24, alloc);
 }

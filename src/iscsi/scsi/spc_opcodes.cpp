@@ -160,8 +160,8 @@ void spc_report_supported_opcodes(Task& t) {
     const bool rctd = c[2] & 0x80;
     const uint8_t options = c[2] & 0x07;
     const uint8_t req_op = c[3];
-    const uint16_t req_sa = be16(c + 4);
-    const uint32_t alloc = be32(c + 6);
+    const uint16_t req_sa = be::get16(c + 4);
+    const uint32_t alloc = be::get32(c + 6);
     std::vector<uint8_t> d;
     if (options == 0) {  // every command
         d.resize(4);
@@ -177,7 +177,7 @@ void spc_report_supported_opcodes(Task& t) {
             d.insert(d.end(), e, e + 8);
             if (rctd) put_timeouts(d);
         }
-        wbe32(d.data(), uint32_t(d.size() - 4));
+        be::put32(d.data(), uint32_t(d.size() - 4));
     } else if (options >= 1 && options <= 3) {
         const OpInfo* found = nullptr;
         bool known = false, has_sa = false;
@@ -193,7 +193,7 @@ void spc_report_supported_opcodes(Task& t) {
         d.resize(4);
         if (found) {
             d[1] = uint8_t(0x03 | (rctd ? 0x80 : 0));  // supported (standard conformance)
-            wbe16(d.data() + 2, found->len);
+            be::put16(d.data() + 2, found->len);
             d.insert(d.end(), found->usage, found->usage + found->len);
             if (rctd) put_timeouts(d);
         } else {
