@@ -166,17 +166,7 @@ void Conn::on_scsi_cmd_header(const Bhs& h) {
     s.nexus = nexus_;
     s.initiator_port = &initiator_port_;
     if (s.status == scsi::kGood) scsi::check_reservation(s);
-    if (ua_asc_ && s.status == scsi::kGood) {
-        // A pending unit attention answers the next command, except the three that SPC lets
-        // through; REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED.
-        const uint8_t opc = s.cdb[0];
-        if (opc == 0xa0 && ua_asc_ == scsi::kAscReportedLunsDataChanged) {
-            ua_asc_ = 0;
-        } else if (opc != 0x12 && opc != 0xa0 && opc != 0x03) {
-            s.check_condition(scsi::kUnitAttention, ua_asc_);
-            ua_asc_ = 0;
-        }
-    }
+    scsi::check_unit_attention(s, &ua_asc_);
     if (s.dir == scsi::DataDir::Out) {
         const uint32_t edtl = t->write_flag ? t->edtl : 0;
         if (edtl < s.xfer_len) {

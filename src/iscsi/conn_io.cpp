@@ -13,6 +13,7 @@
 #include "iscsi/conn.h"
 #include "iscsi/login_state.h"
 #include "iscsi/poll_group.h"
+#include "modules/iov_util.h"
 #include "util/crc32c.h"
 #include "util/log.h"
 #include "util/tick.h"
@@ -43,17 +44,9 @@ std::string sock_name(int fd, bool peer) {
 
 // CRC32C register over `len` bytes of iovecs starting at `off`.
 uint32_t crc_iov(uint32_t state, const iovec* iov, int cnt, uint32_t off, uint32_t len) {
-    for (int i = 0; i < cnt && len; ++i) {
-        const uint32_t l = uint32_t(iov[i].iov_len);
-        if (off >= l) {
-            off -= l;
-            continue;
-        }
-        const uint32_t n = std::min(l - off, len);
-        state = crc32c_update(state, static_cast<const uint8_t*>(iov[i].iov_base) + off, n);
-        len -= n;
-        off = 0;
-    }
+    iovec part[scsi::Task::kMaxIov];
+    const int n = iov_slice(iov, cnt, off, len, part, scsi::Task::kMaxIov);
+    for (int i = 0; i < n; ++i) state = crc32c_update(state, part[i].iov_base, part[i].iov_len);
     return state;
 }
 
@@ -190,20 +183,9 @@ int Conn::on_readable() {
         if (rx_state_ == RxState::Data && staging_len_ == 0 && direct_left >= kDirectMin) {
             // Straight into the command's buffers.
             iovec iov[scsi::Task::kMaxIov];
-            int cnt = 0;
-            uint32_t off = rx_task_off_ + rx_data_have_, left = direct_left;
             const scsi::Task& st = rx_task_->scsi;
-            for (int i = 0; i < st.iovcnt && left; ++i) {
-                const uint32_t l = uint32_t(st.iov[i].iov_len);
-                if (off >= l) {
-                    off -= l;
-                    continue;
-                }
-                const uint32_t take = std::min(l - off, left);
-                iov[cnt++] = {static_cast<uint8_t*>(st.iov[i].iov_base) + off, take};
-                left -= take;
-                off = 0;
-            }
+            const int cnt = iov_slice(st.iov, st.iovcnt, rx_task_off_ + rx_data_have_, direct_left,
+                                      iov, scsi::Task::kMaxIov);
             n = ::readv(fd_, iov, cnt);
             if (n > 0) {
                 if (params_.data_digest && phase_ == ConnPhase::FullFeature) {
@@ -285,19 +267,10 @@ size_t Conn::consume(const uint8_t* p, size_t n) {
                 } else if (sink_ == Sink::Task && rx_data_have_ < rx_task_len_) {
                     const uint32_t m = std::min(take, rx_task_len_ - rx_data_have_);
                     const scsi::Task& st = rx_task_->scsi;
-                    uint32_t off = rx_task_off_ + rx_data_have_, left = m, from = 0;
-                    for (int i = 0; i < st.iovcnt && left; ++i) {
-                        const uint32_t l = uint32_t(st.iov[i].iov_len);
-                        if (off >= l) {
-                            off -= l;
-                            continue;
-                        }
-                        const uint32_t c = std::min(l - off, left);
-                        std::memcpy(static_cast<uint8_t*>(st.iov[i].iov_base) + off, src + from, c);
-                        from += c;
-                        left -= c;
-                        off = 0;
-                    }
+                    iovec part[scsi::Task::kMaxIov];
+                    const int k = iov_slice(st.iov, st.iovcnt, rx_task_off_ + rx_data_have_, m,
+                                            part, scsi::Task::kMaxIov);
+                    iov_copy_from_buf(part, k, src, m);
                 }
                 rx_data_have_ += take;
                 used += take;

@@ -32,6 +32,24 @@ inline void iov_copy_to_buf(const iovec* iov, int iovcnt, void* dst, uint64_t le
     }
 }
 
+// The bytes [off, off + len) of the iovecs as at most `max` iovecs in `out`; returns how many
+// (fewer bytes when the iovecs end first or `max` is reached).
+inline int iov_slice(const iovec* iov, int iovcnt, uint64_t off, uint64_t len, iovec* out,
+                     int max) {
+    int n = 0;
+    for (int i = 0; i < iovcnt && len > 0 && n < max; ++i) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        const size_t take = iov[i].iov_len - off < len ? iov[i].iov_len - off : len;
+        out[n++] = {static_cast<char*>(iov[i].iov_base) + off, take};
+        len -= take;
+        off = 0;
+    }
+    return n;
+}
+
 inline void iov_memset(const iovec* iov, int iovcnt, int value) {
     for (int i = 0; i < iovcnt; ++i) std::memset(iov[i].iov_base, value, iov[i].iov_len);
 }

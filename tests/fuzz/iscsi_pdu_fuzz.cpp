@@ -38,7 +38,7 @@ struct Env {
         pg->start_detached();
         for (int i = 0; i < 4; ++i) {
             auto s = std::make_shared<IscsiSnapshot>();
-            s->portal_groups[1] = PortalGroup{1, {Portal{"127.0.0.1", 3260}}, false};
+            s->portal_groups[1] = PortalGroup{1, {Portal{"127.0.0.1", 3260}}, false, std::nullopt};
             s->initiator_groups[1] = InitiatorGroup{1, {"ANY"}, {"ANY"}};
             s->auth_groups[1] =
                 AuthGroup{1, {ChapSecret{"user", "secret12345", "tuser", "tsecret1234"}}};

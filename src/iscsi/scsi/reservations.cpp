@@ -1,5 +1,6 @@
-// The reservation check of every command, and SPC-2 reservations (RESERVE(6) / RELEASE(6)): one
-// holder per LUN, shared by every poll group through an atomic in the LUN's shared state.
+// The checks of every command (reservations, unit attentions), and SPC-2 reservations (RESERVE(6) /
+// RELEASE(6)): one holder per LUN, shared by every poll group through an atomic in the LUN's shared
+// state.
 #include "iscsi/scsi/scsi_internal.h"
 
 namespace nocstor::scsi {
@@ -27,6 +28,17 @@ void check_reservation(Task& t) {
     t.status = kReservationConflict;
     t.sense_len = 0;
     t.dir = DataDir::None;
+}
+
+void check_unit_attention(Task& t, uint16_t* pending) {
+    if (*pending == 0 || t.status != kGood) return;
+    const uint8_t opc = t.cdb[0];
+    if (opc == op::kReportLuns && *pending == kAscReportedLunsDataChanged) {
+        *pending = 0;
+    } else if (opc != op::kInquiry && opc != op::kReportLuns && opc != op::kRequestSense) {
+        t.check_condition(kUnitAttention, *pending);
+        *pending = 0;
+    }
 }
 
 void release_reservation(const Lun& lun, uint64_t nexus) {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "iscsi/scsi/scsi_internal.h"
+#include "modules/iov_util.h"
 
 namespace nocstor::scsi {
 
@@ -24,28 +25,20 @@ void fill_sense(uint8_t* out, SenseKey key, uint16_t asc) {
 }
 
 uint32_t copy_to_iov(const iovec* iov, int iovcnt, const uint8_t* src, uint32_t len) {
+    iovec part[Task::kMaxIov];
+    const int n = iov_slice(iov, iovcnt, 0, len, part, Task::kMaxIov);
     uint32_t done = 0;
-    for (int i = 0; i < iovcnt && done < len; ++i) {
-        const uint32_t n = std::min<uint32_t>(uint32_t(iov[i].iov_len), len - done);
-        std::memcpy(iov[i].iov_base, src + done, n);
-        done += n;
-    }
+    for (int i = 0; i < n; ++i) done += uint32_t(part[i].iov_len);
+    iov_copy_from_buf(part, n, src, done);
     return done;
 }
 
 uint32_t copy_from_iov(uint8_t* dst, const iovec* iov, int iovcnt, uint32_t off, uint32_t len) {
+    iovec part[Task::kMaxIov];
+    const int n = iov_slice(iov, iovcnt, off, len, part, Task::kMaxIov);
     uint32_t done = 0;
-    for (int i = 0; i < iovcnt && done < len; ++i) {
-        const uint32_t l = uint32_t(iov[i].iov_len);
-        if (off >= l) {
-            off -= l;
-            continue;
-        }
-        const uint32_t n = std::min(l - off, len - done);
-        std::memcpy(dst + done, static_cast<const uint8_t*>(iov[i].iov_base) + off, n);
-        done += n;
-        off = 0;
-    }
+    for (int i = 0; i < n; ++i) done += uint32_t(part[i].iov_len);
+    iov_copy_to_buf(part, n, dst, done);
     return done;
 }
 

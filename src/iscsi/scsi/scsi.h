@@ -164,6 +164,10 @@ void plan(Task& t);
 // After plan(): RESERVATION CONFLICT when another nexus holds the LUN's RESERVE(6) and the
 // command is not one SPC-2 lets through.
 void check_reservation(Task& t);
+// After plan(): a pending unit attention (*pending, an ASC/ASCQ, 0 = none) answers this
+// command unless it is one of the three SPC lets through; REPORT LUNS clears REPORTED LUNS DATA
+// HAS CHANGED.
+void check_unit_attention(Task& t, uint16_t* pending);
 // A session ended or the LUN was reset: its RESERVE(6) is released.
 void release_reservation(const Lun& lun, uint64_t nexus);
 void reset_reservation(const Lun& lun);
