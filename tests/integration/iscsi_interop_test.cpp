@@ -98,7 +98,7 @@ TEST(IscsiKernelInterop, LinuxInitiatorWithMutualChapAndDigestsVerifiesUnderFio)
     int rc = 0;
     const std::string out =
         run_command(interop("kernel-iscsi.sh") +
-                        " -q --timeout 500 --chap host1:host1-secret-42 --mutual-chap "
+                        " -q --timeout 500 --fio-size 32M --chap host1:host1-secret-42 --mutual-chap "
                         "target1:target1-secret-42 --header-digest CRC32C --data-digest CRC32C " +
                         std::to_string(port) + " " + iqn + " 2>&1",
                     &rc);
