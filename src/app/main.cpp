@@ -91,6 +91,10 @@ int main(int argc, char** argv) {
                    "132 KiB data buffers in the shared arena, split evenly over the data clusters")
         ->capture_default_str()
         ->check(CLI::Range(16u, 1u << 16));
+    app.add_option("-S,--vhost-socket-dir", o.vhost_socket_dir,
+                   "directory of the vhost-user sockets of controllers created with a plain name "
+                   "(vhost_create_blk_controller ctrlr; a ctrlr with a '/' is a path of its own)")
+        ->capture_default_str();
     std::string sock_impl = "posix";
     app.add_option("--sock-impl", sock_impl,
                    "NVMe/TCP socket driver: 'posix' (epoll + recvmsg/sendmsg) or 'uring' "

@@ -10,11 +10,12 @@
 #include "control/rest_api.h"
 #include "control/rpc_registry.h"
 #include "control/server_metrics.h"
-#include "modules/builtin.h"
 #include "iscsi/target.h"
+#include "modules/builtin.h"
 #include "nvmf/target.h"
 #include "util/log.h"
 #include "util/tick.h"
+#include "vhost/vhost_target.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -197,8 +198,12 @@ void on_start(ControlPlane* cp) {
         // The iSCSI target's poll groups share the data threads and their buffer partitions.
         iscsi_tgt::IscsiTargetOptions iopts;
         iopts.pool_of = [](int cluster) { return &Runtime::instance()->noc().buffers(cluster); };
-        iscsi_tgt::iscsi_target_init(*Runtime::instance(), std::move(iopts),
-                                     [cp, config]() { load_and_serve(cp, config); });
+        iscsi_tgt::iscsi_target_init(*Runtime::instance(), std::move(iopts), [cp, config]() {
+            vhost::VhostOptions vopts;
+            vopts.socket_dir = cp->opts.vhost_socket_dir;
+            vhost::vhost_target_init(*Runtime::instance(), std::move(vopts));
+            load_and_serve(cp, config);
+        });
     });
 }
 
@@ -247,6 +252,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_cache_rpcs();
     register_iscsi_bdev_rpcs();
     register_iscsi_target_rpcs();
+    register_vhost_rpcs();
     register_volume_rpcs();
     register_cluster_process_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);
@@ -305,8 +311,8 @@ int run_daemon(const DaemonOptions& opts) {
                                     "--idle-sleep-us", std::to_string(opts.idle_sleep_us),
                                     "--io-pool-size",  std::to_string(opts.bdev_io_pool_size)};
         if (!opts.allow_sleep) cp->children.common_args.push_back("--no-sleep");
-        cp->children.has_affinity = sched_getaffinity(0, sizeof cp->children.affinity,
-                                                      &cp->children.affinity) == 0;
+        cp->children.has_affinity =
+            sched_getaffinity(0, sizeof cp->children.affinity, &cp->children.affinity) == 0;
     }
     std::unique_ptr<Runtime> rt;
     try {

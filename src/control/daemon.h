@@ -46,6 +46,7 @@ struct DaemonOptions {
     uint32_t small_buffers = 4096;
     uint32_t large_buffers = 512;
     nvmf::SockImpl sock_impl = nvmf::SockImpl::kPosix;  // NVMe/TCP socket driver
+    std::string vhost_socket_dir = ".";
 };
 
 // Runs until SIGINT/SIGTERM (or a failed start). Returns the process exit code.

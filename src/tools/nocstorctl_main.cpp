@@ -281,6 +281,7 @@ int main(int argc, char** argv) {
     add_lvol_commands(app, ctl, handlers);
     add_volume_commands(app, ctl, handlers);
     add_iscsi_commands(app, ctl, handlers);
+    add_vhost_commands(app, ctl, handlers);
 
     auto dispatch = [&]() -> int {
         for (const auto& [cmd, run] : handlers.list)

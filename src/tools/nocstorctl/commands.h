@@ -25,5 +25,7 @@ void add_lvol_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 void add_volume_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 // nocstorctl iscsi ...
 void add_iscsi_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
+// nocstorctl vhost ...
+void add_vhost_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 
 }  // namespace nocstor::ctl
