@@ -59,6 +59,9 @@ class Bdev : public IoDevice {
     uint32_t optimal_io_boundary = 0;  // blocks; 0 = none. I/O crossing it is split
     uint32_t max_transfer_blocks = 0;  // 0 = no limit. Larger I/O is split
     uint32_t required_alignment = 0;   // bytes (power of two) the buffers must have; 0 = any
+    // Most iovecs one read or write may carry (0 = no limit); I/O with more is split into
+    // children of at most this many (and at most BdevIo::kInlineIovs) iovecs.
+    uint32_t max_num_segments = 0;
     BdevModule* module;
     // The data cluster that owns this bdev: its I/O runs on that cluster's threads, other
     // clusters reach it through a remote bdev (modules/remote). -1 until bdev_register assigns

@@ -148,6 +148,7 @@ bool needs_split(const BdevIo* io) {
     if (io->type == IoType::WriteZeroes) return !b->io_type_supported(IoType::WriteZeroes);
     if (io->type != IoType::Read && io->type != IoType::Write) return false;
     if (b->max_transfer_blocks && io->num_blocks > b->max_transfer_blocks) return true;
+    if (b->max_num_segments && uint32_t(io->iovcnt) > b->max_num_segments) return true;
     return b->optimal_io_boundary &&
            crosses_boundary(io->offset_blocks, io->num_blocks, b->optimal_io_boundary);
 }
@@ -172,12 +173,15 @@ uint64_t child_blocks(const BdevIo* parent, uint64_t start) {
 // Points child->inline_iovs at the parent's bytes [byte_off, byte_off + len). Returns the bytes
 // covered (less than len when the inline array is too small).
 uint64_t slice_iovs(const BdevIo* parent, uint64_t byte_off, uint64_t len, BdevIo* child) {
+    const uint32_t limit = parent->bdev->max_num_segments;
+    const int max =
+        limit && limit < uint32_t(BdevIo::kInlineIovs) ? int(limit) : BdevIo::kInlineIovs;
     int i = 0;
     uint64_t skip = byte_off;
     while (i < parent->iovcnt && skip >= parent->iovs[i].iov_len) skip -= parent->iovs[i++].iov_len;
     uint64_t covered = 0;
     int n = 0;
-    for (; i < parent->iovcnt && covered < len && n < BdevIo::kInlineIovs; ++i) {
+    for (; i < parent->iovcnt && covered < len && n < max; ++i) {
         uint64_t avail = parent->iovs[i].iov_len - skip;
         uint64_t take = avail < len - covered ? avail : len - covered;
         child->inline_iovs[n].iov_base = static_cast<char*>(parent->iovs[i].iov_base) + skip;
@@ -438,6 +442,7 @@ int bdev_forward_io(BdevDesc* desc, IoChannel* ioch, BdevIo* io, uint64_t offset
         b->required_alignment > io->bdev->required_alignment)
         return -ENOTSUP;
     if (b->max_transfer_blocks && io->num_blocks > b->max_transfer_blocks) return -ENOTSUP;
+    if (b->max_num_segments && uint32_t(io->iovcnt) > b->max_num_segments) return -ENOTSUP;
     if (b->optimal_io_boundary &&
         crosses_boundary(offset_blocks, io->num_blocks, b->optimal_io_boundary))
         return -ENOTSUP;

@@ -138,3 +138,47 @@ TEST(VhostKernelInterop, GuestIoSurvivesKillMinusNineAndRestart) {
     EXPECT_NE(log.find("inflight region handed over"), std::string::npos) << log;
     EXPECT_NE(log.find("resubmitting"), std::string::npos) << log;
 }
+
+// Use case 3 from the configuration in the repo (configs/use-case-3-vhost.json): two namespaces
+// of another nocstor over NVMe/TCP, mirrored (raid1), an lvol store on the mirror, a thin lvol
+// served to a guest as its local disk.
+TEST(VhostKernelInterop, UseCase3RemoteMirrorLvolIsAGuestsLocalDisk) {
+    std::string why;
+    if (!harness_usable(&why)) GTEST_SKIP() << why;
+    Daemon a({"--empty"});
+    const uint16_t port = free_tcp_port();
+    a.ok("nvmf_create_transport", {{"trtype", "TCP"}});
+    for (const char* n : {"a", "b"}) {
+        const std::string bdev = std::string("M") + n;
+        a.ok("bdev_malloc_create", {{"name", bdev}, {"num_blocks", 65536}, {"block_size", 4096}});
+        export_over_nvmf(a, std::string("nqn.2026-12.io.nocstor:node-") + n, bdev, port);
+    }
+    std::ifstream in(std::string(NOCSTOR_SOURCE_DIR) + "/configs/use-case-3-vhost.json");
+    ASSERT_TRUE(in.good());
+    json cfg = json::parse(in);
+    const std::string dir = temp_dir();
+    const std::string sock = dir + "/vm1-disk.sock";
+    for (auto& s : cfg["subsystems"])
+        for (auto& c : s["config"]) {
+            if (c["method"] == "bdev_nvme_attach_controller")
+                c["params"]["trsvcid"] = std::to_string(port);
+            if (c["method"] == "vhost_create_blk_controller") c["params"]["ctrlr"] = sock;
+        }
+    std::ofstream(dir + "/use-case-3.json") << cfg.dump(2);
+    Daemon b({"-c", dir + "/use-case-3.json"}, dir);
+    ASSERT_TRUE(b.alive()) << b.log();
+    int rc = 0;
+    const std::string out =
+        run_harness("-q --queues 2 --expect-size 192M --fio-size 32M " + sock, &rc);
+    EXPECT_EQ(rc, 0);
+    EXPECT_NE(out.find(" 0 failed"), std::string::npos);
+    for (const char* step :
+         {"PASS: fio-randwrite-verify-4k-libaio", "PASS: fio-randwrite-verify-128k-io_uring",
+          "PASS: flush", "PASS: multiqueue"})
+        EXPECT_NE(out.find(step), std::string::npos) << step;
+    // Both mirror legs got the guest's writes.
+    for (const char* n : {"Ma", "Mb"}) {
+        const json io = a.ok("bdev_get_iostat", {{"name", n}})["bdevs"][0];
+        EXPECT_GT(io["bytes_written"].get<uint64_t>(), 64u << 20) << n << io.dump();
+    }
+}

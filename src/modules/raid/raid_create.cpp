@@ -225,6 +225,9 @@ std::unique_ptr<RaidBdev> make_raid(const RaidCreateOptions& o, std::vector<Bdev
         raid->optimal_io_boundary = uint32_t(g.stripe_data_blocks());
     else
         raid->optimal_io_boundary = uint32_t(RaidBdev::kMirrorUnitBlocks);
+    // A member's piece carries at most MemberIo::kIovs iovecs (guest pages from vhost can be
+    // many more): the layer splits such I/O first.
+    raid->max_num_segments = MemberIo::kIovs;
     if (Runtime* rt = Runtime::instance()) {
         std::vector<Thread*> owners = rt->data_threads();
         if (owners.empty()) owners.push_back(rt->control_thread());

@@ -34,6 +34,7 @@ struct RamBdev : Bdev {
     std::atomic<bool> hold{false};             // keep I/O until release() / reset
     std::atomic<int> submitted{0};
     std::atomic<int> max_blocks_seen{0};
+    int max_iovcnt_seen = 0;
     std::atomic<int> crossed_boundary{0};  // I/Os that reached it across optimal_io_boundary
     std::atomic<bool> zeroes_native{true};
     std::atomic<int> destructed{0};
@@ -80,6 +81,7 @@ struct RamBdev : Bdev {
     void submit_request(IoChannel* ch, BdevIo* io) override {
         submitted++;
         if (int(io->num_blocks) > max_blocks_seen) max_blocks_seen = int(io->num_blocks);
+        if (io->iovcnt > max_iovcnt_seen) max_iovcnt_seen = io->iovcnt;
         if (optimal_io_boundary && io->num_blocks &&
             io->offset_blocks / optimal_io_boundary !=
                 (io->offset_blocks + io->num_blocks - 1) / optimal_io_boundary)
@@ -311,6 +313,67 @@ TEST_P(SplitTest, WriteReadVerifyWithRandomIovecShapesAndSplitting) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Boundaries, SplitTest, ::testing::Values(64u, 48u));
+
+// A bdev that takes at most 4 iovecs per I/O gets a 40-piece write and read as several
+// children, each within the limit, and the data is whole.
+TEST_F(BdevLayerTest, MaxNumSegmentsSplitsIoWithManyIovecs) {
+    RamBdev* b = make_bdev("segs0", 512, 1024);
+    b->max_num_segments = 4;
+    BdevDesc* d = nullptr;
+    ASSERT_EQ(bdev_open("segs0", true, nullptr, &d), 0);
+    std::vector<uint8_t> wbuf(40 * 1024), rbuf(40 * 1024);
+    for (size_t i = 0; i < wbuf.size(); ++i) wbuf[i] = uint8_t(i * 7 + 3);
+    // 40 pieces of 1 KiB (two blocks each) and a last odd cut inside a block.
+    auto pieces = [](std::vector<uint8_t>& buf) {
+        std::vector<iovec> v;
+        for (size_t off = 0; off < buf.size(); off += 1024) v.push_back({buf.data() + off, 1024});
+        v[38].iov_len = 700;
+        v[39].iov_base = static_cast<uint8_t*>(v[39].iov_base) - 324;
+        v[39].iov_len = 1024 + 324;
+        return v;
+    };
+    auto wiov = pieces(wbuf), riov = pieces(rbuf);
+    std::atomic<int> ok{0};
+    run([&](std::function<void()> finish) {
+        IoChannel* ch = bdev_get_io_channel(d);
+        struct Ctx {
+            IoChannel* ch;
+            BdevDesc* d;
+            std::vector<iovec>* riov;
+            std::atomic<int>* ok;
+            std::function<void()> finish;
+        };
+        auto* c = new Ctx{ch, d, &riov, &ok, finish};
+        ASSERT_EQ(bdev_writev(
+                      d, ch, wiov.data(), int(wiov.size()), 8, 80,
+                      [](BdevIo* io, bool success, void* arg) {
+                          bdev_free_io(io);
+                          auto* c = static_cast<Ctx*>(arg);
+                          if (success) ++*c->ok;
+                          EXPECT_EQ(bdev_readv(
+                                        c->d, c->ch, c->riov->data(), int(c->riov->size()), 8, 80,
+                                        [](BdevIo* io, bool success, void* arg) {
+                                            bdev_free_io(io);
+                                            auto* c = static_cast<Ctx*>(arg);
+                                            if (success) ++*c->ok;
+                                            bdev_put_io_channel(c->ch);
+                                            auto f = c->finish;
+                                            delete c;
+                                            f();
+                                        },
+                                        c),
+                                    0);
+                      },
+                      c),
+                  0);
+    });
+    EXPECT_EQ(ok.load(), 2);
+    EXPECT_EQ(rbuf, wbuf);
+    EXPECT_LE(b->max_iovcnt_seen, 4);
+    EXPECT_GE(b->submitted.load(), 20);
+    bdev_close(d);
+    unregister(b);
+}
 
 TEST_F(BdevLayerTest, RejectsBadRequestsWithoutCallingBack) {
     RamBdev* b = make_bdev("bad0", 512, 128);
