@@ -20,6 +20,7 @@ CacheBdev::CacheBdev(const Superblock& s, BdevModule* module)
     block_size = s.block_size;
     num_blocks = s.core_blocks;
     optimal_io_boundary = blocks_per_line;
+    max_num_segments = Op::kMaxIovs;  // an operation slices the user's iovecs into its own array
     const uint32_t per_block = std::max<uint32_t>(1, bs / kEntryBytes);
     const uint64_t per_set = s.lines_per_set();
     for (uint32_t i = 0; i < s.set_count; ++i)
