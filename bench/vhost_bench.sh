@@ -69,7 +69,7 @@ run_guest nocstor "$work/nocstor.sock" "$(cat "$work/nocstor.pid")"
 kill "$(cat "$work/nocstor.pid")"; rm -f "$work/nocstor.pid"
 
 taskset -c "$CORE" qemu-storage-daemon \
-  --blockdev driver=null-co,node-name=disk,size=256M,read-zeroes=on \
+  --blockdev driver=null-co,node-name=disk,size=268435456,read-zeroes=on \
   --export "type=vhost-user-blk,id=e,node-name=disk,addr.type=unix,addr.path=$work/qsd.sock,writable=on,num-queues=1" \
   >"$work/qsd.log" 2>&1 &
 echo $! >"$work/qsd.pid"
