@@ -5,6 +5,7 @@
 #include "control/config.h"
 #include "control/json_params.h"
 #include "control/rest_api.h"
+#include "control/rpc_decode.h"
 #include "control/rpc_registry.h"
 #include "iscsi/target.h"
 #include "util/prometheus.h"
@@ -30,15 +31,6 @@ DoneFn answer(RpcReply reply, std::string method) {
         if (rc) return reply.error(rc, method + ": " + err);
         reply.result(true);
     };
-}
-
-bool decode(const ParamsDecoder& d, const json& params, const RpcReply& reply) {
-    std::string err;
-    if (!d.decode(params, &err)) {
-        reply.invalid(err);
-        return false;
-    }
-    return true;
 }
 
 // AuthSettings fields shared by several methods.
@@ -132,7 +124,7 @@ void set_options(const json& params, RpcReply reply) {
         .hint("immediate_data_pool_size", ParamKind::kUnsigned)
         .hint("data_out_pool_size", ParamKind::kUnsigned);
     af.add(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     o.discovery_auth = af.apply(o.discovery_auth);
     t->set_options(o, answer(reply, "iscsi_set_options"));
 }
@@ -158,7 +150,7 @@ json options_json(const IscsiOptions& o) {
 
 void get_options(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_get_options");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     IscsiTarget* t = target_or_fail(reply);
     if (!t) return;
     reply.result(options_json(t->options()));
@@ -170,7 +162,7 @@ void set_discovery_auth(const json& params, RpcReply reply) {
     AuthFields af;
     ParamsDecoder d("iscsi_set_discovery_auth");
     af.add(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->set_discovery_auth(af.apply(AuthSettings{}), answer(reply, "iscsi_set_discovery_auth"));
 }
 
@@ -192,7 +184,7 @@ void create_auth_group(const json& params, RpcReply reply) {
     json secrets = json::array();
     ParamsDecoder d("iscsi_create_auth_group");
     d.required("tag", &tag).optional_array("secrets", &secrets);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     std::vector<ChapSecret> v;
     for (const auto& s : secrets) {
         ChapSecret c;
@@ -209,7 +201,7 @@ void delete_auth_group(const json& params, RpcReply reply) {
     int32_t tag = 0;
     ParamsDecoder d("iscsi_delete_auth_group");
     d.required("tag", &tag);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->delete_auth_group(tag, answer(reply, "iscsi_delete_auth_group"));
 }
 
@@ -224,7 +216,7 @@ void auth_group_add_secret(const json& params, RpcReply reply) {
         .required("secret", &s.secret)
         .optional("muser", &s.muser)
         .optional("msecret", &s.msecret);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->auth_group_add_secret(tag, std::move(s), answer(reply, "iscsi_auth_group_add_secret"));
 }
 
@@ -235,7 +227,7 @@ void auth_group_remove_secret(const json& params, RpcReply reply) {
     std::string user;
     ParamsDecoder d("iscsi_auth_group_remove_secret");
     d.required("tag", &tag).required("user", &user);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->auth_group_remove_secret(tag, user, answer(reply, "iscsi_auth_group_remove_secret"));
 }
 
@@ -258,7 +250,7 @@ json auth_groups_json(IscsiTarget* t) {
 
 void get_auth_groups(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_get_auth_groups");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     IscsiTarget* t = target_or_fail(reply);
     if (!t) return;
     reply.result(auth_groups_json(t));
@@ -277,7 +269,7 @@ void create_portal_group(const json& params, RpcReply reply) {
         .required_array("portals", &portals)
         .optional("private", &pg.is_private)
         .optional("wait", &wait);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     for (const auto& p : portals) {
         Portal portal;
         // The port defaults to iSCSI's well-known 3260.
@@ -298,7 +290,7 @@ void tag_method(const json& params, RpcReply reply, const char* name,
     int32_t tag = 0;
     ParamsDecoder d(name);
     d.required("tag", &tag);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     (t->*fn)(tag, answer(reply, name));
 }
 
@@ -310,7 +302,7 @@ void portal_group_set_auth(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_portal_group_set_auth");
     d.required("tag", &tag);
     af.add(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->portal_group_set_auth(tag, af.apply(AuthSettings{}),
                              answer(reply, "iscsi_portal_group_set_auth"));
 }
@@ -338,7 +330,7 @@ json portal_groups_json(IscsiTarget* t) {
 
 void get_portal_groups(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_get_portal_groups");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     IscsiTarget* t = target_or_fail(reply);
     if (!t) return;
     reply.result(portal_groups_json(t));
@@ -354,7 +346,7 @@ void create_initiator_group(const json& params, RpcReply reply) {
     d.required("tag", &ig.tag)
         .required("initiators", &ig.initiators)
         .required("netmasks", &ig.netmasks);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->create_initiator_group(std::move(ig), answer(reply, "iscsi_create_initiator_group"));
 }
 
@@ -367,7 +359,7 @@ void initiator_group_change(const json& params, RpcReply reply, bool add) {
     std::vector<std::string> initiators, netmasks;
     ParamsDecoder d(name);
     d.required("tag", &tag).optional("initiators", &initiators).optional("netmasks", &netmasks);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     if (add) {
         t->initiator_group_add(tag, initiators, netmasks, answer(reply, name));
     } else {
@@ -384,7 +376,7 @@ json initiator_groups_json(IscsiTarget* t) {
 
 void get_initiator_groups(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_get_initiator_groups");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     IscsiTarget* t = target_or_fail(reply);
     if (!t) return;
     reply.result(initiator_groups_json(t));
@@ -408,7 +400,7 @@ void create_target_node(const json& params, RpcReply reply) {
         .optional("header_digest", &p.header_digest)
         .optional("data_digest", &p.data_digest);
     af.add(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     std::string err;
     if (!parse_pg_ig_maps(maps, &p.pg_ig_maps, &err))
         return reply.invalid("iscsi_create_target_node: " + err);
@@ -435,7 +427,7 @@ void delete_target_node(const json& params, RpcReply reply) {
     std::string name;
     ParamsDecoder d("iscsi_delete_target_node");
     d.required("name", &name);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->delete_target_node(name, answer(reply, "iscsi_delete_target_node"));
 }
 
@@ -446,7 +438,7 @@ void target_node_add_lun(const json& params, RpcReply reply) {
     std::optional<int32_t> lun_id;
     ParamsDecoder d("iscsi_target_node_add_lun");
     d.required("name", &name).required("bdev_name", &bdev).optional("lun_id", &lun_id);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     if (lun_id && *lun_id < 0) return reply.invalid("iscsi_target_node_add_lun: lun_id >= 0");
     t->target_node_add_lun(name, bdev, lun_id ? *lun_id : -1,
                            [reply](int rc, std::string err, int) {
@@ -466,7 +458,7 @@ void pg_ig_maps_method(const json& params, RpcReply reply, bool add) {
     json maps;
     ParamsDecoder d(method);
     d.required("name", &name).required_array("pg_ig_maps", &maps);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     std::vector<std::pair<int, int>> v;
     std::string err;
     if (!parse_pg_ig_maps(maps, &v, &err) || v.empty())
@@ -486,7 +478,7 @@ void target_node_set_auth(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_target_node_set_auth");
     d.required("name", &name);
     af.add(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->target_node_set_auth(name, af.apply(AuthSettings{}),
                             answer(reply, "iscsi_target_node_set_auth"));
 }
@@ -508,7 +500,7 @@ json target_node_json(const TargetNode& n) {
 
 void get_target_nodes(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_get_target_nodes");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     IscsiTarget* t = target_or_fail(reply);
     if (!t) return;
     json out = json::array();
@@ -518,7 +510,7 @@ void get_target_nodes(const json& params, RpcReply reply) {
 
 void get_connections(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_get_connections");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     IscsiTarget* t = target_or_fail(reply);
     if (!t) return;
     t->get_connections([reply](std::vector<ConnectionInfo> v) {
@@ -549,7 +541,7 @@ void get_connections(const json& params, RpcReply reply) {
 
 void get_stats(const json& params, RpcReply reply) {
     ParamsDecoder d("iscsi_get_stats");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     IscsiTarget* t = target_or_fail(reply);
     if (!t) return;
     t->get_stats([reply](IscsiStats s) {

@@ -4,6 +4,7 @@
 #include "control/config.h"
 #include "control/json_params.h"
 #include "control/rest_api.h"
+#include "control/rpc_decode.h"
 #include "control/rpc_registry.h"
 #include "nvmf/poll_group.h"
 #include "nvmf/spec.h"
@@ -48,15 +49,6 @@ ParamsDecoder& one_target(ParamsDecoder& d) {
     return d.unsupported("tgt_name", "more than one NVMe-oF target (tgt_name)", {"nvmf_tgt"});
 }
 
-bool decode(ParamsDecoder& d, const json& params, const RpcReply& reply) {
-    std::string err;
-    if (!d.decode(params, &err)) {
-        reply.invalid(err);
-        return false;
-    }
-    return true;
-}
-
 // {"trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.1","trsvcid":"4420"}
 bool decode_listen_address(const char* method, const json& j, nvmf::ListenAddress* out,
                            const RpcReply& reply) {
@@ -66,7 +58,7 @@ bool decode_listen_address(const char* method, const json& j, nvmf::ListenAddres
         .optional("adrfam", &adrfam)
         .required("traddr", &traddr)
         .optional("trsvcid", &trsvcid);
-    if (!decode(d, j, reply)) return false;
+    if (!decode_or_reply(d, j, reply)) return false;
     if (trtype != "TCP" && trtype != "tcp") {
         reply.invalid(std::string(method) + ": only trtype TCP is supported");
         return false;
@@ -128,7 +120,7 @@ void create_transport(const json& params, RpcReply reply) {
     d.unsupported("dif_insert_or_strip", "DIF insert/strip")
         .unsupported("masked_oncs", "masking optional NVM commands (masked_oncs)")
         .unsupported("masked_fuses", "masking fused operations (masked_fuses)");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     if (trtype != "TCP" && trtype != "tcp")
         return reply.invalid("nvmf_create_transport: only trtype TCP is supported, not '" + trtype +
                              "'");
@@ -144,7 +136,7 @@ void get_transports(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_get_transports");
     d.optional("trtype", &trtype);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     json out = json::array();
     if (!g_transport.is_null()) out.push_back(g_transport);
     reply.result(out);
@@ -173,7 +165,7 @@ void create_subsystem(const json& params, RpcReply reply) {
         .hint("dmrsl", ParamKind::kUnsigned)
         .hint("wzsl", ParamKind::kUnsigned);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     if (serial) {
         if (serial->empty() || serial->size() > 20)
             return reply.invalid("nvmf_create_subsystem: serial_number must be 1-20 characters");
@@ -196,7 +188,7 @@ void delete_subsystem(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_delete_subsystem");
     d.required("nqn", &nqn);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     if (NvmfTarget* t = target(reply)) t->delete_subsystem(nqn, answer(reply));
 }
 
@@ -232,7 +224,7 @@ void get_subsystems(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_get_subsystems");
     d.optional("nqn", &nqn);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
     json out = json::array();
@@ -260,7 +252,7 @@ void listener_method(const json& params, RpcReply reply, bool add) {
             .hint("sock_impl", ParamKind::kString)
             .hint("numa_id", ParamKind::kInteger);
     }
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     nvmf::ListenAddress la;
     if (!decode_listen_address(method, addr, &la, reply)) return;
     NvmfTarget* t = target(reply);
@@ -276,7 +268,7 @@ void get_listeners(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_subsystem_get_listeners");
     d.required("nqn", &nqn);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
     for (const auto& s : t->list_subsystems()) {
@@ -299,7 +291,7 @@ void add_ns(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_subsystem_add_ns");
     d.required("nqn", &nqn).required_object("namespace", &ns);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     nvmf::NamespaceParams p;
     std::optional<uint32_t> nsid;
     std::optional<std::string> uuid;
@@ -313,7 +305,7 @@ void add_ns(const json& params, RpcReply reply) {
         .unsupported("anagrpid", "ANA groups (anagrpid)")
         .unsupported("no_auto_visible", "per-host namespace visibility (no_auto_visible)")
         .hint("hide_metadata", ParamKind::kBool);  // namespaces have no metadata here
-    if (!decode(nd, ns, reply)) return;
+    if (!decode_or_reply(nd, ns, reply)) return;
     if (nsid) {
         if (*nsid == 0xFFFFFFFFu)
             return reply.invalid("nvmf_subsystem_add_ns: nsid 0xFFFFFFFF is reserved");
@@ -343,7 +335,7 @@ void remove_ns(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_subsystem_remove_ns");
     d.required("nqn", &nqn).required("nsid", &nsid);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     if (NvmfTarget* t = target(reply)) t->remove_namespace(nqn, nsid, answer(reply));
 }
 
@@ -361,7 +353,7 @@ void host_method(const json& params, RpcReply reply, bool add) {
         // How long to wait for the host's connections to go: they are dropped at once here.
         d.hint("timeout_ms", ParamKind::kUnsigned);
     }
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
     if (add)
@@ -376,7 +368,7 @@ void allow_any_host(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_subsystem_allow_any_host");
     d.required("nqn", &nqn).required("allow_any_host", &allow);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     if (NvmfTarget* t = target(reply)) t->set_allow_any_host(nqn, allow, answer(reply));
 }
 
@@ -391,7 +383,7 @@ void get_controllers(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_subsystem_get_controllers");
     d.required("nqn", &nqn);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
     if (!subsystem_exists(t, nqn))
@@ -413,7 +405,7 @@ void get_qpairs(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_subsystem_get_qpairs");
     d.required("nqn", &nqn);
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
     if (!subsystem_exists(t, nqn))
@@ -438,7 +430,7 @@ void get_qpairs(const json& params, RpcReply reply) {
 void get_stats(const json& params, RpcReply reply) {
     ParamsDecoder d("nvmf_get_stats");
     one_target(d);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
     t->get_stats([reply](nvmf::TargetStats s) {

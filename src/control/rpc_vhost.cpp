@@ -5,6 +5,7 @@
 #include "control/config.h"
 #include "control/json_params.h"
 #include "control/rest_api.h"
+#include "control/rpc_decode.h"
 #include "control/rpc_registry.h"
 #include "util/prometheus.h"
 #include "vhost/vhost_target.h"
@@ -22,15 +23,6 @@ VhostTarget* target_or_fail(const RpcReply& reply) {
     VhostTarget* t = VhostTarget::instance();
     if (!t) reply.error(-ENODEV, "the vhost target is not running");
     return t;
-}
-
-bool decode(const ParamsDecoder& d, const json& params, const RpcReply& reply) {
-    std::string err;
-    if (!d.decode(params, &err)) {
-        reply.invalid(err);
-        return false;
-    }
-    return true;
 }
 
 void fail(const RpcReply& reply, const char* method, int rc, const std::string& err) {
@@ -53,7 +45,7 @@ void create_blk_controller(const json& params, RpcReply reply) {
         .range(1, kMaxQueues)
         .optional("transport", &transport)
         .unsupported("packed_ring", "packed virtqueues");
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     if (!transport.empty() && transport != "vhost_user_blk")
         return reply.invalid("vhost_create_blk_controller: transport '" + transport +
                              "' is not supported (only vhost_user_blk)");
@@ -70,7 +62,7 @@ void delete_controller(const json& params, RpcReply reply) {
     std::string name;
     ParamsDecoder d("vhost_delete_controller");
     d.required("ctrlr", &name);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     t->delete_controller(name, [reply](int rc, std::string err) {
         if (rc) return fail(reply, "vhost_delete_controller", rc, err);
         reply.result(true);
@@ -86,7 +78,7 @@ void set_coalescing(const json& params, RpcReply reply) {
     d.required("ctrlr", &name)
         .required("delay_base_us", &c.delay_base_us)
         .required("iops_threshold", &c.iops_threshold);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     std::string err;
     const int rc = t->set_coalescing(name, c, &err);
     if (rc) return fail(reply, "vhost_controller_set_coalescing", rc, err);
@@ -117,7 +109,7 @@ void get_controllers(const json& params, RpcReply reply) {
     std::optional<std::string> name;
     ParamsDecoder d("vhost_get_controllers");
     d.optional("name", &name);
-    if (!decode(d, params, reply)) return;
+    if (!decode_or_reply(d, params, reply)) return;
     std::map<std::string, Coalescing> coalescing;
     for (const auto& [p, c] : t->saved()) coalescing[p.ctrlr] = c;
     t->get_controllers(name, [reply, name, coalescing](int rc, std::vector<ControllerInfo> v) {

@@ -127,13 +127,12 @@ int expected_payload(uint32_t request) {
     }
 }
 
-bool send_reply(int sock, uint32_t request, const void* payload, uint32_t size, int fd) {
-    MsgHeader hdr{request, kVersion | kFlagReply, size};
-    iovec iov[2] = {{&hdr, sizeof(hdr)}, {const_cast<void*>(payload), size}};
+ssize_t send_with_fd(int sock, const void* data, size_t len, int fd) {
+    iovec iov{const_cast<void*>(data), len};
     alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
     msghdr mh{};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = size ? 2 : 1;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
     if (fd >= 0) {
         mh.msg_control = cbuf;
         mh.msg_controllen = sizeof(cbuf);
@@ -146,8 +145,17 @@ bool send_reply(int sock, uint32_t request, const void* payload, uint32_t size, 
     for (;;) {
         const ssize_t n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
-        return n == ssize_t(sizeof(hdr) + size);
+        return n;
     }
+}
+
+bool send_reply(int sock, uint32_t request, const void* payload, uint32_t size, int fd) {
+    uint8_t buf[sizeof(MsgHeader) + kMaxPayload];
+    if (size > kMaxPayload) return false;
+    const MsgHeader hdr{request, kVersion | kFlagReply, size};
+    memcpy(buf, &hdr, sizeof(hdr));
+    if (size) memcpy(buf + sizeof(hdr), payload, size);
+    return send_with_fd(sock, buf, sizeof(hdr) + size, fd) == ssize_t(sizeof(hdr) + size);
 }
 
 const char* req_name(uint32_t req) {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include <sys/types.h>
+
 #include "vhost/vhost_user_proto.h"
 
 namespace nocstor::vhost {
@@ -44,6 +46,10 @@ class MessageReader {
 
 // The payload size a request must carry (or -1: variable, checked by its handler).
 int expected_payload(uint32_t request);
+
+// Sends `len` bytes as one message, with `fd` (if >= 0) as SCM_RIGHTS; the number of bytes sent
+// or -1 (errno set). EINTR is retried; MSG_NOSIGNAL.
+ssize_t send_with_fd(int sock, const void* data, size_t len, int fd);
 
 // Sends a reply: `req`'s header with the reply flag, the payload and optionally one fd.
 bool send_reply(int sock, uint32_t request, const void* payload, uint32_t size, int fd = -1);

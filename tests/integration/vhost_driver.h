@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "vhost/message_io.h"
 #include "vhost/vhost_user_proto.h"
 
 namespace nocstor::testing {
@@ -47,21 +48,8 @@ class VhostDriver {
         std::vector<uint8_t> buf(sizeof(h) + size);
         memcpy(buf.data(), &h, sizeof(h));
         if (size) memcpy(buf.data() + sizeof(h), payload, size);
-        iovec iov{buf.data(), buf.size()};
-        alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
-        msghdr mh{};
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        if (fd >= 0) {
-            mh.msg_control = cbuf;
-            mh.msg_controllen = sizeof(cbuf);
-            cmsghdr* c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(c), &fd, sizeof(int));
-        }
-        if (::sendmsg(sock_, &mh, MSG_NOSIGNAL) != ssize_t(buf.size())) return false;
+        if (vhost::send_with_fd(sock_, buf.data(), buf.size(), fd) != ssize_t(buf.size()))
+            return false;
         if (!reply) return true;
         return read_reply(uint32_t(req), reply);
     }

@@ -27,21 +27,7 @@ struct Pair {
         std::vector<uint8_t> buf(sizeof(h) + size);
         memcpy(buf.data(), &h, sizeof(h));
         if (size) memcpy(buf.data() + sizeof(h), payload, size);
-        iovec iov{buf.data(), buf.size()};
-        alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
-        msghdr mh{};
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        if (pass_fd >= 0) {
-            mh.msg_control = cbuf;
-            mh.msg_controllen = sizeof(cbuf);
-            cmsghdr* c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-        }
-        ASSERT_EQ(::sendmsg(fd[1], &mh, 0), ssize_t(buf.size()));
+        ASSERT_EQ(send_with_fd(fd[1], buf.data(), buf.size(), pass_fd), ssize_t(buf.size()));
     }
 };
 
