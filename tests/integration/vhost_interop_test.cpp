@@ -1,8 +1,9 @@
 // QEMU guests with a vhost-user-blk-pci disk on a nocstor controller (../shared/interop's
-// vhost-user-blk.sh; skipped cleanly without it or without qemu-system-x86_64): the stock
-// virtio-blk driver with two queues runs fio verify, flush, discard, write zeroes and the
-// multiqueue check; a read-only controller; and nocstor killed with SIGKILL and started again
-// from its configuration file while the guest's fio runs, which must finish and verify.
+// vhost-user-blk.sh; skipped cleanly without it or without qemu-system-x86_64): a read-only
+// controller; nocstor killed with SIGKILL and started again from its configuration file while
+// the guest's fio runs, which must finish and verify; and use case 3, where the stock virtio-blk
+// driver with two queues runs every step of the harness (fio verify, flush, discard, write
+// zeroes, multiqueue) on a thin lvol over a mirror of two remote NVMe/TCP namespaces.
 #include "daemon_env.h"
 #include "interop_util.h"
 
@@ -37,26 +38,6 @@ std::string run_harness(const std::string& args, int* rc) {
 }
 
 }  // namespace
-
-TEST(VhostKernelInterop, GuestWithTwoQueuesVerifiesUnderFio) {
-    std::string why;
-    if (!harness_usable(&why)) GTEST_SKIP() << why;
-    // Two data threads: the guest's two queues run on different reactors.
-    Daemon d({"--empty", "--clusters", "0:control:0;1:data:0-1"});
-    d.ok("bdev_malloc_create", {{"name", "Disk0"}, {"num_blocks", 524288}, {"block_size", 512}});
-    const std::string sock = d.dir() + "/vub.sock";
-    d.ok("vhost_create_blk_controller", {{"ctrlr", sock}, {"dev_name", "Disk0"}});
-    int rc = 0;
-    const std::string out =
-        run_harness("-q --queues 2 --expect-size 256M --fio-size 32M " + sock, &rc);
-    EXPECT_EQ(rc, 0);
-    EXPECT_NE(out.find("10 passed, 0 failed, 0 skipped"), std::string::npos)
-        << "qemu-storage-daemon passes all 10 steps";
-    const json c = d.ok("vhost_get_controllers")[0];
-    EXPECT_GT(c["stats"]["bytes_written"].get<uint64_t>(), 64u << 20) << c.dump();
-    EXPECT_GT(c["stats"]["discards"].get<uint64_t>(), 0u) << c.dump();
-    EXPECT_TRUE(d.alive());
-}
 
 TEST(VhostKernelInterop, ReadOnlyDiskRefusesGuestWrites) {
     std::string why;
@@ -96,8 +77,8 @@ TEST(VhostKernelInterop, GuestIoSurvivesKillMinusNineAndRestart) {
                 {"name", "Slow0"},
                 {"avg_read_latency", 100},
                 {"p99_read_latency", 200},
-                {"avg_write_latency", 20000},
-                {"p99_write_latency", 30000}}}}}}},
+                {"avg_write_latency", 5000},
+                {"p99_write_latency", 8000}}}}}}},
           {{"subsystem", "vhost_blk"},
            {"config",
             {{{"method", "vhost_create_blk_controller"},
@@ -122,7 +103,7 @@ TEST(VhostKernelInterop, GuestIoSurvivesKillMinusNineAndRestart) {
     run_command("bash " + dir + "/start.sh 2>&1", &rc);
     ASSERT_EQ(rc, 0);
     const std::string out = run_harness(
-        "-q --reconnect-only --reconnect-size 48M --on-midrun 'bash " + dir + "/start.sh' " + sock,
+        "-q --reconnect-only --reconnect-size 32M --on-midrun 'bash " + dir + "/start.sh' " + sock,
         &rc);
     std::string log;
     if (FILE* f = fopen((dir + "/nocstor.log").c_str(), "r")) {
@@ -165,20 +146,22 @@ TEST(VhostKernelInterop, UseCase3RemoteMirrorLvolIsAGuestsLocalDisk) {
             if (c["method"] == "vhost_create_blk_controller") c["params"]["ctrlr"] = sock;
         }
     std::ofstream(dir + "/use-case-3.json") << cfg.dump(2);
-    Daemon b({"-c", dir + "/use-case-3.json"}, dir);
+    // Two data threads: the guest's two queues run on different reactors.
+    Daemon b({"-c", dir + "/use-case-3.json", "--clusters", "0:control:0;1:data:0-1"}, dir);
     ASSERT_TRUE(b.alive()) << b.log();
     int rc = 0;
     const std::string out =
-        run_harness("-q --queues 2 --expect-size 192M --fio-size 32M " + sock, &rc);
+        run_harness("-q --queues 2 --expect-size 192M --fio-size 24M " + sock, &rc);
     EXPECT_EQ(rc, 0);
-    EXPECT_NE(out.find(" 0 failed"), std::string::npos);
-    for (const char* step :
-         {"PASS: fio-randwrite-verify-4k-libaio", "PASS: fio-randwrite-verify-128k-io_uring",
-          "PASS: flush", "PASS: multiqueue"})
-        EXPECT_NE(out.find(step), std::string::npos) << step;
+    // Every step qemu-storage-daemon passes in the harness's self-test (10 of 10).
+    EXPECT_NE(out.find("10 passed, 0 failed, 0 skipped"), std::string::npos);
+    const json c = b.ok("vhost_get_controllers")[0];
+    EXPECT_GT(c["stats"]["bytes_written"].get<uint64_t>(), 48u << 20) << c.dump();
+    EXPECT_GT(c["stats"]["discards"].get<uint64_t>(), 0u) << c.dump();
+    EXPECT_GT(c["stats"]["write_zeroes"].get<uint64_t>(), 0u) << c.dump();
     // Both mirror legs got the guest's writes.
     for (const char* n : {"Ma", "Mb"}) {
         const json io = a.ok("bdev_get_iostat", {{"name", n}})["bdevs"][0];
-        EXPECT_GT(io["bytes_written"].get<uint64_t>(), 64u << 20) << n << io.dump();
+        EXPECT_GT(io["bytes_written"].get<uint64_t>(), 48u << 20) << n << io.dump();
     }
 }
