@@ -13,6 +13,7 @@
 #include "iscsi/target.h"
 #include "modules/builtin.h"
 #include "nvmf/target.h"
+#include "ublk/ublk_target.h"
 #include "util/log.h"
 #include "util/tick.h"
 #include "vhost/vhost_target.h"
@@ -202,6 +203,7 @@ void on_start(ControlPlane* cp) {
             vhost::VhostOptions vopts;
             vopts.socket_dir = cp->opts.vhost_socket_dir;
             vhost::vhost_target_init(*Runtime::instance(), std::move(vopts));
+            ublk::ublk_init(*Runtime::instance());
             load_and_serve(cp, config);
         });
     });
@@ -253,6 +255,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_iscsi_bdev_rpcs();
     register_iscsi_target_rpcs();
     register_vhost_rpcs();
+    register_ublk_rpcs();
     register_volume_rpcs();
     register_cluster_process_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);

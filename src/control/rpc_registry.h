@@ -93,6 +93,7 @@ void register_cache_rpcs();   // bdev_ocf_* (rpc_cache.cpp)
 void register_iscsi_bdev_rpcs();  // bdev_iscsi_* (rpc_iscsi.cpp)
 void register_iscsi_target_rpcs();  // iscsi_* (rpc_iscsi_target.cpp)
 void register_vhost_rpcs();         // vhost_* (rpc_vhost.cpp)
+void register_ublk_rpcs();          // ublk_* (rpc_ublk.cpp)
 void register_volume_rpcs();  // nocstor_volume_* (volume/rpc_volume.cpp)
 
 }  // namespace nocstor::control

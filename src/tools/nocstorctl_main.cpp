@@ -282,6 +282,7 @@ int main(int argc, char** argv) {
     add_volume_commands(app, ctl, handlers);
     add_iscsi_commands(app, ctl, handlers);
     add_vhost_commands(app, ctl, handlers);
+    add_ublk_commands(app, ctl, handlers);
 
     auto dispatch = [&]() -> int {
         for (const auto& [cmd, run] : handlers.list)

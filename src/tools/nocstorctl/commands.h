@@ -27,5 +27,7 @@ void add_volume_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 void add_iscsi_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 // nocstorctl vhost ...
 void add_vhost_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
+// nocstorctl ublk ...
+void add_ublk_commands(CLI::App& app, Ctl& ctl, Handlers& handlers);
 
 }  // namespace nocstor::ctl
