@@ -80,6 +80,11 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     bool no_sleep = false;
     app.add_flag("--no-sleep", no_sleep, "reactors spin even when idle (like SPDK)");
+    bool no_adaptive_spin = false;
+    app.add_flag("--no-adaptive-spin", no_adaptive_spin,
+                 "always spin --idle-sleep-us before sleeping, even when work comes rarely "
+                 "(default: after 20 µs while the gaps between bursts of work average over "
+                 "100 µs)");
     app.add_option("--io-pool-size", o.bdev_io_pool_size, "bdev_io objects per thread")
         ->capture_default_str()
         ->check(CLI::Range(16u, 1u << 20));
@@ -109,6 +114,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     o.http_enabled = !no_http;
     o.allow_sleep = !no_sleep;
+    o.adaptive_spin = !no_adaptive_spin;
     nocstor::nvmf::parse_sock_impl(sock_impl, &o.sock_impl);
     if (o.child_cluster >= 0 && o.noc_fds.empty()) {
         fprintf(stderr, "nocstor: --cluster-child is started by the daemon itself\n");

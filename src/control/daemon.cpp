@@ -300,6 +300,7 @@ int run_daemon(const DaemonOptions& opts) {
     }
     ro.reactor.idle_sleep_us = opts.idle_sleep_us;
     ro.reactor.allow_sleep = opts.allow_sleep;
+    ro.reactor.adaptive_spin = opts.adaptive_spin;
     ro.noc.buffers.small_count = opts.small_buffers;
     ro.noc.buffers.large_count = opts.large_buffers;
 
@@ -314,6 +315,7 @@ int run_daemon(const DaemonOptions& opts) {
                                     "--idle-sleep-us", std::to_string(opts.idle_sleep_us),
                                     "--io-pool-size",  std::to_string(opts.bdev_io_pool_size)};
         if (!opts.allow_sleep) cp->children.common_args.push_back("--no-sleep");
+        if (!opts.adaptive_spin) cp->children.common_args.push_back("--no-adaptive-spin");
         cp->children.has_affinity =
             sched_getaffinity(0, sizeof cp->children.affinity, &cp->children.affinity) == 0;
     }

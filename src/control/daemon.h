@@ -42,6 +42,7 @@ struct DaemonOptions {
     std::string noc_fds;
     uint64_t idle_sleep_us = 500;
     bool allow_sleep = true;
+    bool adaptive_spin = true;
     uint32_t bdev_io_pool_size = 4096;
     uint32_t small_buffers = 4096;
     uint32_t large_buffers = 512;

@@ -43,6 +43,8 @@ void get_reactors(const json& params, RpcReply reply) {
                             {"idle", s.idle_ns},
                             {"sleeps", s.sleeps},
                             {"in_interrupt", r->options().allow_sleep},
+                            {"spin_window_us", s.spin_window_ns / 1000},
+                            {"idle_gap_us", s.idle_gap_ns / 1000},
                             {"lw_threads", threads}});
     }
     reply.result({{"tick_rate", kTickRate}, {"reactors", reactors}});

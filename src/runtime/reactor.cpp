@@ -12,6 +12,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -103,6 +104,8 @@ ReactorStats Reactor::stats() const {
     s.sleeps = sleeps_.load(std::memory_order_relaxed);
     s.wakeups_rung = wakeups_.load(std::memory_order_relaxed);
     s.loops = loops_.load(std::memory_order_relaxed);
+    s.spin_window_ns = spin_window_ns_.load(std::memory_order_relaxed);
+    s.idle_gap_ns = idle_gap_ns_.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -176,6 +179,12 @@ void Reactor::run() {
     pthread_setname_np(pthread_self(), tname);
 
     const uint64_t idle_limit = opts_.idle_sleep_us * 1000;
+    const uint64_t min_window = std::min(idle_limit, opts_.min_spin_us * 1000);
+    const uint64_t break_even = opts_.spin_break_even_us * 1000;
+    uint64_t window = idle_limit;
+    int64_t gap_avg = 0;
+    bool idle_pass = false;  // a pass without work since the last one with work
+    spin_window_ns_.store(window, std::memory_order_relaxed);
     // A clock read per pass through the vDSO is a visible share of a busy reactor's time under
     // kvm-clock; the anchored TSC costs a third of it.
     LoopClock clock;
@@ -196,15 +205,29 @@ void Reactor::run() {
         auto& acc = work > 0 ? busy_ns_ : idle_ns_;
         acc.store(acc.load(std::memory_order_relaxed) + (now - last), std::memory_order_relaxed);
         if (work > 0) {
+            if (idle_pass && opts_.adaptive_spin) {
+                // The idle gap that just ended (spinning and sleeping), capped so that one long
+                // pause does not take many bursts to forget.
+                const int64_t gap = int64_t(std::min(now - last_work, 8 * break_even));
+                gap_avg += (gap - gap_avg) / 8;
+                window = uint64_t(gap_avg) > break_even ? min_window : idle_limit;
+                spin_window_ns_.store(window, std::memory_order_relaxed);
+                idle_gap_ns_.store(gap_avg, std::memory_order_relaxed);
+            }
+            idle_pass = false;
             last_work = now;
-        } else if (opts_.yield_when_idle && !(opts_.allow_sleep && now - last_work >= idle_limit)) {
+        } else if (opts_.yield_when_idle && !(opts_.allow_sleep && now - last_work >= window)) {
+            idle_pass = true;
             sched_yield();
-        } else if (opts_.allow_sleep && now - last_work >= idle_limit) {
+        } else if (opts_.allow_sleep && now - last_work >= window) {
+            idle_pass = true;
             bool woken = try_sleep(now);
             now = clock.now();
             // After a message or socket event, spin for a while (more is likely to follow);
             // after a bare timer, go back to sleep as soon as the timed pollers are done.
-            last_work = woken ? now : now - idle_limit;
+            if (!woken) last_work = now - idle_limit;
+        } else {
+            idle_pass = true;
         }
         last = now;
     }

@@ -25,6 +25,13 @@ struct ReactorOptions {
     // control reactor does not count, since it sleeps when idle and the scheduler runs it as
     // soon as it wakes (a yield per idle pass would cost a syscall for nothing).
     bool yield_when_idle = false;
+    // Adaptive spinning: while the gaps between bursts of work average more than
+    // `spin_break_even_us`, an idle reactor spins only `min_spin_us` before sleeping (interrupt
+    // mode: at low request rates spinning would cost more CPU than the wake-ups it saves);
+    // while they are shorter it spins the full idle_sleep_us (polling mode).
+    bool adaptive_spin = true;
+    uint64_t min_spin_us = 20;
+    uint64_t spin_break_even_us = 100;
 };
 
 struct ReactorStats {
@@ -33,6 +40,8 @@ struct ReactorStats {
     uint64_t sleeps = 0;
     uint64_t wakeups_rung = 0;  // eventfd writes received from senders
     uint64_t loops = 0;
+    uint64_t spin_window_ns = 0;  // how long it spins now before sleeping
+    uint64_t idle_gap_ns = 0;     // moving average of the gaps between bursts of work
 };
 
 class Reactor {
@@ -107,6 +116,7 @@ class Reactor {
     std::atomic<bool> running_{false};
     // Written by the reactor only; readers on other threads see approximate values.
     std::atomic<uint64_t> busy_ns_{0}, idle_ns_{0}, sleeps_{0}, wakeups_{0}, loops_{0};
+    std::atomic<uint64_t> spin_window_ns_{0}, idle_gap_ns_{0};
 };
 
 }  // namespace nocstor

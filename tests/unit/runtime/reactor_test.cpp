@@ -210,6 +210,44 @@ TEST(Reactor, IdleReactorSleepsInsteadOfSpinning) {
     EXPECT_LT(cpu_ms, 30.0) << "an idle reactor used " << cpu_ms << " ms of CPU in 300 ms";
 }
 
+// Adaptive spinning: sparse work (2 ms apart) puts the reactor in interrupt mode (it spins only
+// min_spin_us before sleeping); dense work (every ~10 µs, faster than the break-even gap) puts
+// it back to spinning the full idle_sleep_us.
+TEST(Reactor, SpinWindowFollowsTheGapsBetweenWork) {
+    ReactorOptions o = test_opts(500);
+    o.adaptive_spin = true;
+    o.min_spin_us = 20;
+    o.spin_break_even_us = 100;
+    Reactor r(0, -1, 1, o);
+    r.add_thread(std::make_unique<Thread>("t", 1, 0));
+    Thread* t = r.main_thread();
+    r.start();
+    ASSERT_TRUE(wait_for([&] { return r.stats().spin_window_ns == 500'000u; }));
+    std::atomic<int> ran{0};
+    for (int i = 0; i < 20; ++i) {
+        std::this_thread::sleep_for(2ms);
+        t->send([&ran] { ++ran; });
+    }
+    ASSERT_TRUE(wait_for([&] { return ran.load() == 20; }));
+    EXPECT_EQ(r.stats().spin_window_ns, 20'000u);
+    EXPECT_GT(r.stats().idle_gap_ns, 100'000u);
+    // Dense: a timed poller with work every 10 µs, i.e. gaps far below the break-even.
+    std::atomic<int> polls{0};
+    t->send([t, &polls] {
+        t->register_poller(
+            "dense",
+            [&polls] {
+                ++polls;
+                return 1;
+            },
+            10);
+    });
+    ASSERT_TRUE(wait_for([&] { return r.stats().spin_window_ns == 500'000u; }))
+        << "window " << r.stats().spin_window_ns << " gap " << r.stats().idle_gap_ns;
+    r.stop();
+    r.join();
+}
+
 TEST(Reactor, StopRunsMessagesAlreadyQueued) {
     Reactor r(0, -1, 1, test_opts());
     r.add_thread(std::make_unique<Thread>("t", 1, 0));
