@@ -122,8 +122,11 @@ void BlkController::on_bdev_event(BdevEvent ev) {
     if (ev == BdevEvent::Resize) {
         NOC_INFO("vhost", "{}: bdev {} now has {} blocks", p_.name, p_.bdev_name,
                  bdev_->num_blocks);
-        // Running queues pick up the new size; the guest sees it after its next reset.
+        // Running queues pick up the new size; the front-end is told to re-read the config
+        // space (and interrupts the guest) when it gave us a back-end channel, else the guest
+        // sees the new size after its next reset.
         if (conn_fd_ >= 0 && !closing_ && !reading_paused_) quiesce([] {});
+        notify_config_change();
         return;
     }
     NOC_WARN("vhost",
@@ -137,6 +140,18 @@ void BlkController::on_bdev_event(BdevEvent ev) {
         bdev_close(desc_);
         desc_ = nullptr;
     }
+}
+
+void BlkController::notify_config_change() {
+    if (backend_fd_ < 0 || !(protocol_features_ & bit(kPfBackendReq))) return;
+    const MsgHeader h{kBackendConfigChangeMsg, kVersion, 0};
+    // No reply asked for: the control thread never waits on the front-end.
+    if (::send(backend_fd_, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) != ssize_t(sizeof(h)))
+        NOC_WARN("vhost", "{}: cannot send the config-change notice: {}", p_.name,
+                 std::strerror(errno));
+    else
+        NOC_INFO("vhost", "{}: told the front-end that the disk now has {} blocks", p_.name,
+                 bdev_->num_blocks);
 }
 
 Thread* BlkController::thread_of(uint32_t q) const {
@@ -284,6 +299,7 @@ void BlkController::reset_session_state() {
         v.kicked = v.enabled = false;
     }
     unmap_inflight();
+    close_fd(&backend_fd_);
 }
 
 void BlkController::unmap_inflight() {

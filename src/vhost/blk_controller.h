@@ -107,6 +107,7 @@ class BlkController {
     void resume_reading();
     void reset_session_state();
     void disconnect(const char* why);
+    void notify_config_change();
     void unmap_inflight();
     uint64_t offered_features() const;
     uint64_t offered_protocol_features() const;
@@ -135,6 +136,7 @@ class BlkController {
     std::shared_ptr<GuestMemory> mem_;
     std::vector<Vq> vqs_;
     int inflight_fd_ = -1;
+    int backend_fd_ = -1;  // SET_BACKEND_REQ_FD: back-end → front-end requests
     void* inflight_map_ = nullptr;
     uint64_t inflight_size_ = 0;
     uint16_t inflight_queue_size_ = 0;

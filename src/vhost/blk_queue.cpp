@@ -306,6 +306,7 @@ void BlkQueue::submit(Request& r) {
                              io_done, &r, !disk.writeback);
             break;
         case kBlkTFlush:
+            if (disk.readonly) return finish(r, kBlkSOk);  // nothing written, nothing to flush
             rc = bdev_flush(disk.desc, ch_, 0, disk.num_blocks, io_done, &r);
             if (rc == -ENOTSUP) return finish(r, kBlkSOk);  // nothing cached below
             break;

@@ -34,8 +34,8 @@ uint64_t BlkController::offered_features() const {
 }
 
 uint64_t BlkController::offered_protocol_features() const {
-    return bit(kPfMq) | bit(kPfReplyAck) | bit(kPfConfig) | bit(kPfInflightShmfd) |
-           bit(kPfResetDevice) | bit(kPfStatus);
+    return bit(kPfMq) | bit(kPfReplyAck) | bit(kPfBackendReq) | bit(kPfConfig) |
+           bit(kPfInflightShmfd) | bit(kPfResetDevice) | bit(kPfStatus);
 }
 
 BlkConfig BlkController::config_space() const {
@@ -249,6 +249,13 @@ void BlkController::handle(Message& m) {
         case Req::SetInflightFd:
             handle_set_inflight(m);
             return;
+        case Req::SetBackendReqFd: {
+            // The channel for config-change notices (a resized bdev); the fd is ours now.
+            const int fd = m.nfds ? m.take_fd(0) : -1;
+            if (backend_fd_ >= 0) ::close(backend_fd_);
+            backend_fd_ = fd;
+            return ack(m, fd >= 0);
+        }
         default:
             NOC_WARN("vhost", "{}: unsupported request {} ({})", p_.name, req, req_name(req));
             return ack(m, false);

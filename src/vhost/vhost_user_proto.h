@@ -61,8 +61,11 @@ constexpr unsigned kRingIndirectDesc = 28, kRingEventIdx = 29, kProtocolFeatures
                    kVersion1 = 32;
 
 // Protocol feature bits.
-constexpr unsigned kPfMq = 0, kPfReplyAck = 3, kPfConfig = 9, kPfInflightShmfd = 12,
-                   kPfResetDevice = 13, kPfStatus = 16;
+constexpr unsigned kPfMq = 0, kPfReplyAck = 3, kPfBackendReq = 5, kPfConfig = 9,
+                   kPfInflightShmfd = 12, kPfResetDevice = 13, kPfStatus = 16;
+
+// --- back-end → front-end requests, on the channel SET_BACKEND_REQ_FD hands over ---
+constexpr uint32_t kBackendConfigChangeMsg = 2;  // the config space changed: re-read it
 
 // u64 payload of SET_VRING_KICK/CALL/ERR: queue index in the low byte, no fd when this is set.
 constexpr uint64_t kVringNoFd = 0x100;

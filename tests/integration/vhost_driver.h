@@ -91,6 +91,26 @@ class VhostDriver {
         return a;
     }
 
+    // Negotiates BACKEND_REQ on top of what setup() chose and hands the server one end of a
+    // socketpair with SET_BACKEND_REQ_FD. Returns our end (-1 on failure).
+    int backend_channel() {
+        const uint64_t pf = get_u64(vhost::Req::GetProtocolFeatures);
+        set_u64(vhost::Req::SetProtocolFeatures,
+                pf & (vhost::bit(vhost::kPfReplyAck) | vhost::bit(vhost::kPfConfig) |
+                      vhost::bit(vhost::kPfMq) | vhost::bit(vhost::kPfBackendReq)));
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+        std::vector<uint8_t> ack;
+        const bool ok =
+            send(vhost::Req::SetBackendReqFd, nullptr, 0, sv[1], &ack, vhost::kFlagNeedReply);
+        ::close(sv[1]);
+        if (!ok) {
+            ::close(sv[0]);
+            return -1;
+        }
+        return sv[0];
+    }
+
     vhost::BlkConfig config() {
         vhost::ConfigMsg c{};
         c.size = sizeof(vhost::BlkConfig);
@@ -161,11 +181,15 @@ class VhostDriver {
         (void)!::write(kick_, &one, 8);
     }
 
-    // Waits until the used index reaches `idx` (false after `ms`).
+    // Waits until the used index reaches `idx` (false after `ms`): on the call eventfd, or
+    // watching the ring only when `poll_ring` is set (a polling driver: interrupts are then
+    // free to come late or not at all).
+    bool poll_ring = false;
     bool wait_used(uint16_t idx, int ms = 5000) {
         const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
         while (__atomic_load_n(&used()->idx, __ATOMIC_ACQUIRE) != idx) {
             if (std::chrono::steady_clock::now() > end) return false;
+            if (poll_ring) continue;
             pollfd p{call_, POLLIN, 0};
             ::poll(&p, 1, 10);
             uint64_t v;

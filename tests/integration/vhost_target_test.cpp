@@ -6,7 +6,12 @@
 #include "interop_util.h"
 #include "vhost_driver.h"
 
+#include <poll.h>
 #include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
 
 using namespace nocstor::testing;
 using namespace nocstor::vhost;
@@ -157,6 +162,80 @@ TEST(VhostTarget, RingRequestsReachTheBdevWithoutACopyOfTheirOwn) {
     EXPECT_EQ(memcmp(again.data(), second.data(), 1024), 0);
 }
 
+// vhost_controller_set_coalescing: while a queue completes more requests per second than the
+// threshold, its interrupts are at least delay_base_us apart (held back, not dropped).
+TEST(VhostTarget, CoalescingSpacesInterruptsUnderLoad) {
+    Daemon d({"--empty"});
+    make_disk(d, "Disk0", 4096, 512);
+    auto interrupts_after_qd1_burst = [&](const std::string& name, uint32_t delay_us,
+                                          uint64_t* requests) {
+        const std::string sock = sock_path(d, name);
+        d.ok("vhost_create_blk_controller", {{"ctrlr", sock}, {"dev_name", "Disk0"}});
+        if (delay_us)
+            d.ok("vhost_controller_set_coalescing",
+                 {{"ctrlr", sock}, {"delay_base_us", delay_us}, {"iops_threshold", 1}});
+        VhostDriver drv;
+        EXPECT_TRUE(drv.connect(sock));
+        drv.setup();
+        // One request at a time for 100 ms; the driver polls the used ring, as a polling guest
+        // driver does, so the request rate does not depend on when interrupts come.
+        drv.poll_ring = true;
+        const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+        *requests = 0;
+        while (std::chrono::steady_clock::now() < end) {
+            EXPECT_EQ(drv.request(kBlkTIn, 0, 4096), kBlkSOk);
+            ++*requests;
+        }
+        // Give a held-back interrupt time to go out.
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_us / 1000 + 30));
+        return d.ok("vhost_get_controllers", {{"name", sock}})[0]["stats"]["interrupts"]
+            .get<uint64_t>();
+    };
+    uint64_t plain_requests = 0, coalesced_requests = 0;
+    const uint64_t plain = interrupts_after_qd1_burst("plain.sock", 0, &plain_requests);
+    const uint64_t coalesced =
+        interrupts_after_qd1_burst("coalesced.sock", 20000, &coalesced_requests);
+    ASSERT_GT(plain_requests, 50u);
+    ASSERT_GT(coalesced_requests, 50u);
+    // Without coalescing, every completion interrupts; with 20 ms, about one per 20 ms (plus
+    // those of the first 10 ms rate window, before the rate is known).
+    EXPECT_GE(plain, plain_requests * 9 / 10);
+    EXPECT_LT(coalesced, coalesced_requests / 3) << coalesced << " of " << coalesced_requests;
+    EXPECT_GE(coalesced, 2u);  // held back, not dropped: they still go out every 20 ms
+}
+
+// A bdev that grows: the front-end that gave us a back-end channel (SET_BACKEND_REQ_FD) gets
+// VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, and GET_CONFIG then shows the new capacity (QEMU
+// forwards it to the guest as a config-change interrupt).
+TEST(VhostTarget, ResizedBdevIsAnnouncedOnTheBackendChannel) {
+    Daemon d({"--empty"});
+    const std::string file = d.dir() + "/grow.img";
+    { std::ofstream(file).flush(); }
+    ASSERT_EQ(::truncate(file.c_str(), 8 << 20), 0);
+    d.ok("bdev_uring_create", {{"name", "Grow0"}, {"filename", file}, {"block_size", 512}});
+    const std::string sock = sock_path(d, "grow.sock");
+    d.ok("vhost_create_blk_controller", {{"ctrlr", sock}, {"dev_name", "Grow0"}});
+    VhostDriver drv;
+    ASSERT_TRUE(drv.connect(sock));
+    drv.setup();
+    const int chan = drv.backend_channel();
+    ASSERT_GE(chan, 0);
+    EXPECT_EQ(drv.config().capacity, (8u << 20) / 512);
+    ASSERT_EQ(::truncate(file.c_str(), 16 << 20), 0);
+    d.ok("bdev_uring_rescan", {{"name", "Grow0"}});
+    pollfd p{chan, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1) << "no config-change notice";
+    MsgHeader h{};
+    ASSERT_EQ(::recv(chan, &h, sizeof(h), MSG_WAITALL), ssize_t(sizeof(h)));
+    EXPECT_EQ(h.request, kBackendConfigChangeMsg);
+    EXPECT_EQ(h.flags & kVersionMask, kVersion);
+    EXPECT_EQ(h.size, 0u);
+    EXPECT_EQ(drv.config().capacity, (16u << 20) / 512);
+    // The queue kept working and uses the new size: the last block is readable.
+    EXPECT_EQ(drv.request(kBlkTIn, (16u << 20) / 512 - 8, 4096), kBlkSOk);
+    ::close(chan);
+}
+
 TEST(VhostTarget, ReadOnlyControllerRefusesWrites) {
     Daemon d({"--empty"});
     make_disk(d, "Disk0", 4096, 4096);
@@ -173,6 +252,8 @@ TEST(VhostTarget, ReadOnlyControllerRefusesWrites) {
     EXPECT_EQ(drv.request(kBlkTOut, 0, 4096), kBlkSIoErr);
     EXPECT_EQ(drv.request(kBlkTIn, 0, 4096), kBlkSOk);
     EXPECT_EQ(drv.request(kBlkTIn, 1, 4096), kBlkSIoErr);  // not aligned to the 4 KiB block
+    // Nothing was written, so there is nothing to flush: a flush succeeds.
+    EXPECT_EQ(drv.request(kBlkTFlush, 0, 0), kBlkSOk);
 }
 
 TEST(VhostTarget, GarbageAndBrokenRingsEndOnlyThatSession) {
@@ -258,8 +339,7 @@ TEST(VhostTarget, NocstorctlCreatesListsAndDeletes) {
     EXPECT_NE(m.body.find("nocstor_vhost_requests_total{ctrlr=\"" + sock + "\"} 1"),
               std::string::npos)
         << m.body.substr(0, 3000);
-    EXPECT_NE(m.body.find("nocstor_vhost_connected{ctrlr=\"" + sock + "\"} 1"),
-              std::string::npos);
+    EXPECT_NE(m.body.find("nocstor_vhost_connected{ctrlr=\"" + sock + "\"} 1"), std::string::npos);
     out = run_command(ctl + " vhost delete " + sock + " 2>&1", &rc);
     EXPECT_EQ(rc, 0) << out;
     EXPECT_TRUE(d.ok("vhost_get_controllers").empty());
