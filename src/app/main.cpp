@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     app.add_flag("--no-adaptive-spin", no_adaptive_spin,
                  "always spin --idle-sleep-us before sleeping, even when work comes rarely "
                  "(default: after 20 µs while the gaps between bursts of work average over "
-                 "100 µs)");
+                 "200 µs)");
     app.add_option("--io-pool-size", o.bdev_io_pool_size, "bdev_io objects per thread")
         ->capture_default_str()
         ->check(CLI::Range(16u, 1u << 20));

@@ -184,6 +184,9 @@ void Reactor::run() {
     uint64_t window = idle_limit;
     int64_t gap_avg = 0;
     bool idle_pass = false;  // a pass without work since the last one with work
+    bool interrupt_mode = false;
+    bool probing = false;  // this idle episode spins the full window although in interrupt mode
+    uint32_t episodes = 0;
     spin_window_ns_.store(window, std::memory_order_relaxed);
     // A clock read per pass through the vDSO is a visible share of a busy reactor's time under
     // kvm-clock; the anchored TSC costs a third of it.
@@ -206,13 +209,24 @@ void Reactor::run() {
         acc.store(acc.load(std::memory_order_relaxed) + (now - last), std::memory_order_relaxed);
         if (work > 0) {
             if (idle_pass && opts_.adaptive_spin) {
-                // The idle gap that just ended (spinning and sleeping), capped so that one long
-                // pause does not take many bursts to forget.
+                // The idle gap that just ended, capped so that one long pause does not take
+                // many bursts to forget. Only gaps seen while spinning count: in interrupt
+                // mode a gap includes the wake-up latency, which would keep the reactor there.
                 const int64_t gap = int64_t(std::min(now - last_work, 8 * break_even));
-                gap_avg += (gap - gap_avg) / 8;
-                window = uint64_t(gap_avg) > break_even ? min_window : idle_limit;
-                spin_window_ns_.store(window, std::memory_order_relaxed);
-                idle_gap_ns_.store(gap_avg, std::memory_order_relaxed);
+                if (!interrupt_mode) {
+                    gap_avg += (gap - gap_avg) / 8;
+                    interrupt_mode = uint64_t(gap_avg) > break_even;
+                } else if (probing && uint64_t(gap) < break_even) {
+                    interrupt_mode = false;  // work came back while spinning: spin again
+                    gap_avg = gap;
+                }
+                // In interrupt mode every 16th idle episode spins the full window, to notice
+                // when work comes often enough again.
+                probing = interrupt_mode && (++episodes % 16 == 0);
+                window = interrupt_mode && !probing ? min_window : idle_limit;
+                spin_window_ns_.store(interrupt_mode ? min_window : idle_limit,
+                                      std::memory_order_relaxed);
+                idle_gap_ns_.store(uint64_t(gap_avg), std::memory_order_relaxed);
             }
             idle_pass = false;
             last_work = now;

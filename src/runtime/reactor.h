@@ -31,7 +31,7 @@ struct ReactorOptions {
     // while they are shorter it spins the full idle_sleep_us (polling mode).
     bool adaptive_spin = true;
     uint64_t min_spin_us = 20;
-    uint64_t spin_break_even_us = 100;
+    uint64_t spin_break_even_us = 200;
 };
 
 struct ReactorStats {
