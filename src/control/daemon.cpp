@@ -256,6 +256,7 @@ int run_daemon(const DaemonOptions& opts) {
     register_iscsi_target_rpcs();
     register_vhost_rpcs();
     register_ublk_rpcs();
+    register_keyring_rpcs();
     register_volume_rpcs();
     register_cluster_process_rpcs();
     bdev_set_io_pool_size(opts.bdev_io_pool_size);

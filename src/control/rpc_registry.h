@@ -94,6 +94,7 @@ void register_iscsi_bdev_rpcs();  // bdev_iscsi_* (rpc_iscsi.cpp)
 void register_iscsi_target_rpcs();  // iscsi_* (rpc_iscsi_target.cpp)
 void register_vhost_rpcs();         // vhost_* (rpc_vhost.cpp)
 void register_ublk_rpcs();          // ublk_* (rpc_ublk.cpp)
+void register_keyring_rpcs();       // keyring_* (rpc_keyring.cpp)
 void register_volume_rpcs();  // nocstor_volume_* (volume/rpc_volume.cpp)
 
 }  // namespace nocstor::control
