@@ -9,6 +9,8 @@
 #include "nvmf/poll_group.h"
 #include "nvmf/spec.h"
 #include "nvmf/target.h"
+#include "security/dhchap.h"
+#include "security/keyring.h"
 
 #include <fmt/format.h>
 
@@ -201,7 +203,16 @@ json subsystem_json(const nvmf::SubsystemConfig& s) {
                 {"listen_addresses", listeners},
                 {"allow_any_host", discovery ? true : s.params.allow_any_host}};
     json hosts = json::array();
-    for (const auto& h : s.params.hosts) hosts.push_back({{"nqn", h}});
+    for (const auto& h : s.params.hosts) {
+        json hj = {{"nqn", h}};
+        auto k = s.params.host_keys.find(h);
+        if (k != s.params.host_keys.end()) {
+            hj["dhchap_key"] = k->second->key_name;
+            if (!k->second->ctrlr_key_name.empty())
+                hj["dhchap_ctrlr_key"] = k->second->ctrlr_key_name;
+        }
+        hosts.push_back(hj);
+    }
     out["hosts"] = hosts;
     if (!discovery) {
         out["serial_number"] = s.params.serial;
@@ -339,16 +350,49 @@ void remove_ns(const json& params, RpcReply reply) {
     if (NvmfTarget* t = target(reply)) t->remove_namespace(nqn, nsid, answer(reply));
 }
 
+// The keys named by nvmf_subsystem_add_host, from the keyring. nullptr with *err when a name
+// is unknown or its secret is not a DH-HMAC-CHAP secret; nullptr without error when no key.
+std::shared_ptr<const nvmf::HostKeys> host_keys(const std::string& key, const std::string& ctrlr,
+                                                std::string* err) {
+    if (key.empty() && ctrlr.empty()) return nullptr;
+    if (key.empty()) {
+        *err = "dhchap_ctrlr_key needs dhchap_key (the host authenticates first)";
+        return nullptr;
+    }
+    auto load = [&](const std::string& name, security::DhchapSecret* out) {
+        auto secret = security::Keyring::instance().get(name);
+        if (!secret) {
+            *err = "no key " + name + " in the keyring (keyring_file_add_key)";
+            return false;
+        }
+        std::string why;
+        if (!security::parse_dhchap_secret(*secret, out, &why)) {
+            *err = "key " + name + ": " + why;
+            return false;
+        }
+        return true;
+    };
+    auto k = std::make_shared<nvmf::HostKeys>();
+    k->key_name = key;
+    k->ctrlr_key_name = ctrlr;
+    if (!load(key, &k->host)) return nullptr;
+    if (!ctrlr.empty()) {
+        k->ctrl.emplace();
+        if (!load(ctrlr, &*k->ctrl)) return nullptr;
+    }
+    return k;
+}
+
 void host_method(const json& params, RpcReply reply, bool add) {
     const char* method = add ? "nvmf_subsystem_add_host" : "nvmf_subsystem_remove_host";
-    std::string nqn, host;
+    std::string nqn, host, key, ctrlr_key;
     ParamsDecoder d(method);
     d.required("nqn", &nqn).required("host", &host);
     one_target(d);
     if (add) {
         d.unsupported("psk", "TLS PSKs (psk)")
-            .unsupported("dhchap_key", "DH-HMAC-CHAP (dhchap_key)")
-            .unsupported("dhchap_ctrlr_key", "DH-HMAC-CHAP (dhchap_ctrlr_key)");
+            .optional("dhchap_key", &key)
+            .optional("dhchap_ctrlr_key", &ctrlr_key);
     } else {
         // How long to wait for the host's connections to go: they are dropped at once here.
         d.hint("timeout_ms", ParamKind::kUnsigned);
@@ -356,9 +400,12 @@ void host_method(const json& params, RpcReply reply, bool add) {
     if (!decode_or_reply(d, params, reply)) return;
     NvmfTarget* t = target(reply);
     if (!t) return;
-    if (add)
-        t->add_host(nqn, host, answer(reply));
-    else
+    if (add) {
+        std::string err;
+        auto keys = host_keys(key, ctrlr_key, &err);
+        if (!keys && !err.empty()) return reply.invalid(std::string(method) + ": " + err);
+        t->add_host(nqn, host, std::move(keys), answer(reply));
+    } else
         t->remove_host(nqn, host, answer(reply));
 }
 
@@ -467,9 +514,16 @@ json nvmf_section() {
                                {"model_number", s.params.model},
                                {"max_namespaces", s.params.max_namespaces},
                                {"allow_any_host", s.params.allow_any_host}}}});
-            for (const auto& h : s.params.hosts)
-                calls.push_back({{"method", "nvmf_subsystem_add_host"},
-                                 {"params", {{"nqn", nqn}, {"host", h}}}});
+            for (const auto& h : s.params.hosts) {
+                json hp = {{"nqn", nqn}, {"host", h}};
+                auto k = s.params.host_keys.find(h);
+                if (k != s.params.host_keys.end()) {
+                    hp["dhchap_key"] = k->second->key_name;
+                    if (!k->second->ctrlr_key_name.empty())
+                        hp["dhchap_ctrlr_key"] = k->second->ctrlr_key_name;
+                }
+                calls.push_back({{"method", "nvmf_subsystem_add_host"}, {"params", hp}});
+            }
             for (const auto& ns : s.namespaces)
                 calls.push_back({{"method", "nvmf_subsystem_add_ns"},
                                  {"params",

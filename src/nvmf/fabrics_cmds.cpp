@@ -3,6 +3,8 @@
 #include <cstring>
 #include <string>
 
+#include "nvmf/auth.h"
+#include "nvmf/auth_messages.h"
 #include "nvmf/commands.h"
 #include "nvmf/controller.h"
 #include "nvmf/limits.h"
@@ -23,6 +25,16 @@ constexpr uint16_t kIpoSqsize = offsetof(nvme::ConnectCommand, sqsize);
 constexpr uint16_t kIpoCntlid = offsetof(nvme::ConnectData, cntlid);
 constexpr uint16_t kIpoSubnqn = offsetof(nvme::ConnectData, subnqn);
 constexpr uint16_t kIpoHostnqn = offsetof(nvme::ConnectData, hostnqn);
+
+// A host with DH-HMAC-CHAP keys must authenticate this queue before anything else: the
+// Connect response says so (AUTHREQ.ATR).
+uint32_t maybe_require_auth(TcpConn* c, const SubsystemInfo* info, const std::string& hostnqn) {
+    if (!info) return 0;
+    auto keys = info->keys_of(hostnqn);
+    if (!keys) return 0;
+    c->require_auth(std::make_unique<QueueAuth>(std::move(keys), hostnqn, info->nqn));
+    return auth::kConnectAuthreqAtr;
+}
 
 uint32_t invalid_param(uint8_t iattr, uint16_t ipo) {
     return ipo | (static_cast<uint32_t>(iattr) << 16);
@@ -60,7 +72,7 @@ void io_connect_reply(IoConnect* x) {
             c->set_io(s, x->cntlid, x->qid, static_cast<uint16_t>(x->sqsize + 1));
             NOC_DEBUG("nvmf", "I/O queue {} of controller {} ({}) connected", x->qid, x->cntlid,
                       x->subnqn);
-            r->rsp.dw0 = x->dw0;
+            r->rsp.dw0 = x->dw0 | maybe_require_auth(c, s->info.get(), x->hostnqn);
             c->complete(r, Status::success());
             delete x;
             return;
@@ -159,7 +171,7 @@ void connect_with_data(Request* r) {
         c->set_admin(ctrl, s, cntlid, static_cast<uint16_t>(cmd.sqsize + 1));
         NOC_INFO("nvmf", "controller {} of {} for host {} on poll group {} (KATO {} ms)", cntlid,
                  subnqn, hostnqn, pg->index(), uint32_t{cmd.kato});
-        r->rsp.dw0 = cntlid;
+        r->rsp.dw0 = cntlid | maybe_require_auth(c, s ? s->info.get() : nullptr, hostnqn);
         c->complete(r, Status::success());
         return;
     }
@@ -226,6 +238,61 @@ void property_set(Request* r, Controller* ctrl) {
     r->conn->complete(r, Status::success());
 }
 
+// AUTH_Send / AUTH_Receive: bytes 40-47 carry SECP/SPSP and the transfer length.
+const auth::CommandFields& auth_fields(const Request* r) {
+    return *reinterpret_cast<const auth::CommandFields*>(reinterpret_cast<const uint8_t*>(&r->cmd) +
+                                                         40);
+}
+
+void log_auth_outcome(TcpConn* c, QueueAuth* a, bool was_authenticated) {
+    if (a->authenticated() && !was_authenticated)
+        NOC_INFO("nvmf",
+                 "controller {} queue {}: host authenticated (DH-HMAC-CHAP, hmac({}), "
+                 "NULL group{})",
+                 c->cntlid(), c->qid(), security::hash_name(a->hash()),
+                 a->bidirectional() ? ", controller authenticated too" : "");
+    else if (a->failed() && !a->last_error().empty())
+        NOC_WARN("nvmf", "controller {} queue {}: authentication failed: {}", c->cntlid(), c->qid(),
+                 a->last_error());
+}
+
+void auth_send_with_data(Request* r) {
+    TcpConn* c = r->conn;
+    QueueAuth* a = c->auth();
+    const bool was = a->authenticated();
+    a->on_send(reinterpret_cast<const uint8_t*>(r->buf.data), r->data_len);
+    log_auth_outcome(c, a, was);
+    c->complete(r, Status::success());
+}
+
+void auth_receive_with_data(Request* r) {
+    TcpConn* c = r->conn;
+    QueueAuth* a = c->auth();
+    const bool was = a->authenticated();
+    if (a->on_receive(reinterpret_cast<uint8_t*>(r->buf.data), r->data_len) != 0) {
+        c->complete(r, Status::generic(nvme::sc::kInvalidField, true));
+        return;
+    }
+    log_auth_outcome(c, a, was);
+    c->complete_c2h(r, r->data_len);
+}
+
+void auth_command(Request* r, bool send) {
+    TcpConn* c = r->conn;
+    const auth::CommandFields& f = auth_fields(r);
+    if (!c->auth()) {
+        // Nobody asked this queue to authenticate.
+        c->complete(r, Status::generic(nvme::sc::kCommandSequenceError, true));
+        return;
+    }
+    if (f.secp != auth::kSecpDhchap || f.spsp0 != auth::kSpsp || f.spsp1 != auth::kSpsp ||
+        f.length == 0 || f.length > 8192) {
+        c->complete(r, Status::generic(nvme::sc::kInvalidField, true));
+        return;
+    }
+    c->with_data(r, f.length, send, send ? auth_send_with_data : auth_receive_with_data);
+}
+
 }  // namespace
 
 void fabrics_command(Request* r) {
@@ -247,7 +314,10 @@ void fabrics_command(Request* r) {
         case nvme::fctype::kPropertyGet:
         case nvme::fctype::kPropertySet: {
             Controller* ctrl = c->ctrl();
-            if (c->qid() != 0 || !ctrl) {
+            if (c->auth_pending()) {
+                c->complete(r,
+                            Status::command_specific(nvme::sc_cmd::kAuthenticationRequired, true));
+            } else if (c->qid() != 0 || !ctrl) {
                 c->complete(r, Status::generic(nvme::sc::kInvalidField, true));
             } else if (fct == nvme::fctype::kPropertyGet) {
                 property_get(r, ctrl);
@@ -258,6 +328,10 @@ void fabrics_command(Request* r) {
         }
         case nvme::fctype::kDisconnect:
             c->complete(r, Status::success());
+            return;
+        case nvme::fctype::kAuthSend:
+        case nvme::fctype::kAuthReceive:
+            auth_command(r, fct == nvme::fctype::kAuthSend);
             return;
         default:
             c->complete(r, Status::generic(nvme::sc::kInvalidOpcode, true));

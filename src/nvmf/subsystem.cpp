@@ -13,6 +13,12 @@ bool SubsystemInfo::host_allowed(std::string_view hostnqn) const {
     return allow_any_host || std::find(hosts.begin(), hosts.end(), hostnqn) != hosts.end();
 }
 
+std::shared_ptr<const HostKeys> SubsystemInfo::keys_of(std::string_view hostnqn) const {
+    for (const auto& [h, k] : host_keys)
+        if (h == hostnqn) return k;
+    return nullptr;
+}
+
 bool SubsystemInfo::listener_allowed(uint32_t listener_id) const {
     return std::find(listener_ids.begin(), listener_ids.end(), listener_id) != listener_ids.end();
 }

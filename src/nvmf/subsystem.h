@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bdev/bdev.h"
+#include "nvmf/auth.h"
 
 namespace nocstor::nvmf {
 
@@ -46,10 +47,13 @@ struct SubsystemInfo {
     uint32_t max_namespaces = 32;
     bool allow_any_host = false;
     std::vector<std::string> hosts;
+    // Hosts that must authenticate (DH-HMAC-CHAP), with their keys.
+    std::vector<std::pair<std::string, std::shared_ptr<const HostKeys>>> host_keys;
     std::vector<uint32_t> listener_ids;  // ids of TargetSnapshot::listeners this subsystem uses
     std::vector<std::shared_ptr<const NamespaceInfo>> namespaces;  // ascending nsid
 
     bool host_allowed(std::string_view hostnqn) const;
+    std::shared_ptr<const HostKeys> keys_of(std::string_view hostnqn) const;
     bool listener_allowed(uint32_t listener_id) const;
     const NamespaceInfo* find_ns(uint32_t nsid) const;
 };

@@ -147,6 +147,7 @@ std::shared_ptr<const TargetSnapshot> NvmfTarget::build_snapshot() {
         info->max_namespaces = s.params.max_namespaces;
         info->allow_any_host = s.params.allow_any_host;
         info->hosts = s.params.hosts;
+        for (const auto& [h, k] : s.params.host_keys) info->host_keys.emplace_back(h, k);
         for (const auto& key : s.listeners) {
             auto it = listeners_.find(key);
             if (it != listeners_.end()) info->listener_ids.push_back(it->second.id);
@@ -342,7 +343,8 @@ void NvmfTarget::remove_listener(const std::string& nqn, const ListenAddress& ad
     publish([done = std::move(done)] { done(0, ""); });
 }
 
-void NvmfTarget::add_host(const std::string& nqn, const std::string& hostnqn, DoneFn done) {
+void NvmfTarget::add_host(const std::string& nqn, const std::string& hostnqn,
+                          std::shared_ptr<const HostKeys> keys, DoneFn done) {
     Subsys* s = find(nqn);
     if (!s) return done(-ENOENT, "no subsystem " + nqn);
     std::string err;
@@ -350,6 +352,7 @@ void NvmfTarget::add_host(const std::string& nqn, const std::string& hostnqn, Do
     auto& h = s->params.hosts;
     if (std::find(h.begin(), h.end(), hostnqn) != h.end()) return done(-EEXIST, "host exists");
     h.push_back(hostnqn);
+    if (keys) s->params.host_keys[hostnqn] = std::move(keys);
     publish([done = std::move(done)] { done(0, ""); });
 }
 
@@ -360,6 +363,7 @@ void NvmfTarget::remove_host(const std::string& nqn, const std::string& hostnqn,
     auto it = std::find(h.begin(), h.end(), hostnqn);
     if (it == h.end()) return done(-ENOENT, "no host " + hostnqn);
     h.erase(it);
+    s->params.host_keys.erase(hostnqn);
     publish([done = std::move(done)] { done(0, ""); });
 }
 

@@ -56,6 +56,7 @@ struct SubsystemParams {
     uint32_t max_namespaces = 32;
     bool allow_any_host = false;
     std::vector<std::string> hosts;
+    std::map<std::string, std::shared_ptr<const HostKeys>> host_keys;  // by host NQN
 };
 
 struct NamespaceParams {
@@ -126,7 +127,9 @@ class NvmfTarget {
     void add_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done,
                       int cluster = -1);
     void remove_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done);
-    void add_host(const std::string& nqn, const std::string& hostnqn, DoneFn done);
+    // `keys`: the host must authenticate with DH-HMAC-CHAP (nullptr: it need not).
+    void add_host(const std::string& nqn, const std::string& hostnqn,
+                  std::shared_ptr<const HostKeys> keys, DoneFn done);
     void remove_host(const std::string& nqn, const std::string& hostnqn, DoneFn done);
     void set_allow_any_host(const std::string& nqn, bool allow, DoneFn done);
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "nvmf/auth.h"
 #include "nvmf/commands.h"
 #include "nvmf/controller.h"
 #include "nvmf/limits.h"
@@ -276,6 +277,14 @@ void TcpConn::on_h2c_complete(bool digest_ok) {
     r->after_data(r);
 }
 
+void TcpConn::require_auth(std::unique_ptr<QueueAuth> a) {
+    auth_ = std::move(a);
+}
+
+bool TcpConn::auth_pending() const {
+    return auth_ && !auth_->authenticated();
+}
+
 void TcpConn::dispatch(Request* r) {
     r->state = ReqState::Executing;
     r->rsp.cid = r->cmd.cid;
@@ -288,6 +297,8 @@ void TcpConn::dispatch(Request* r) {
     }
     if (r->cmd.opcode == nvme::admin_opc::kFabrics) {
         fabrics_command(r);
+    } else if (auth_pending()) {
+        complete(r, Status::command_specific(nvme::sc_cmd::kAuthenticationRequired, true));
     } else if (!connected_) {
         complete(r, Status::generic(nvme::sc::kCommandSequenceError, true));
     } else if (qid_ == 0) {

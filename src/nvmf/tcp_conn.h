@@ -15,6 +15,7 @@ namespace nocstor::nvmf {
 
 class PollGroup;
 class Controller;
+class QueueAuth;
 struct UringConnIo;
 struct PgSubsystem;
 
@@ -49,6 +50,11 @@ class TcpConn final : public tcp::PduHandler {
     void set_io(PgSubsystem* s, uint16_t cntlid, uint16_t qid, uint16_t sq_entries);
     void detach_ctrl() { ctrl_ = nullptr; }
     void detach_subsys() { subsys_ = nullptr; }
+    // DH-HMAC-CHAP: set at Connect when the host must authenticate; until it has, the queue
+    // takes nothing but AUTH_Send / AUTH_Receive.
+    void require_auth(std::unique_ptr<QueueAuth> a);
+    QueueAuth* auth() const { return auth_.get(); }
+    bool auth_pending() const;
 
     // --- socket I/O (epoll driver here, io_uring driver in uring_sock.cpp) ---
     static constexpr int kMaxTxIov = 64;
@@ -145,6 +151,7 @@ class TcpConn final : public tcp::PduHandler {
     uint16_t sqhd_ = 0;
     Controller* ctrl_ = nullptr;
     PgSubsystem* subsys_ = nullptr;
+    std::unique_ptr<QueueAuth> auth_;
 
     std::unique_ptr<Request[]> reqs_;
     Request* free_head_ = nullptr;

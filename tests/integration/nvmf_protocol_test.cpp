@@ -189,7 +189,8 @@ TEST(NvmfTarget, ConnectRejectsBadHostAndUnknownSubsystem) {
         EXPECT_EQ(c->dw0 & 0xFFFF, 256u);      // IPO: SUBNQN
         EXPECT_EQ((c->dw0 >> 16) & 0xFF, 1u);  // IATTR: data
     }
-    EXPECT_EQ(env.call([&](DoneFn d) { env.target().add_host(kTestNqn, kTestHostNqn, d); }), 0);
+    EXPECT_EQ(
+        env.call([&](DoneFn d) { env.target().add_host(kTestNqn, kTestHostNqn, nullptr, d); }), 0);
     TestHost h(env.port());
     EXPECT_NE(bring_up_admin(h), 0);
     // An I/O Connect naming an unknown controller.
@@ -220,7 +221,8 @@ TEST(NvmfTarget, EmptyHostNqnIsAnAnonymousHost) {
         EXPECT_TRUE(c->status.ok());
     }
     EXPECT_EQ(env.call([&](DoneFn d) { env.target().set_allow_any_host(kTestNqn, false, d); }), 0);
-    EXPECT_EQ(env.call([&](DoneFn d) { env.target().add_host(kTestNqn, kTestHostNqn, d); }), 0);
+    EXPECT_EQ(
+        env.call([&](DoneFn d) { env.target().add_host(kTestNqn, kTestHostNqn, nullptr, d); }), 0);
     TestHost h(env.port());
     ASSERT_TRUE(h.ic());
     auto c = connect(h, 0, 0xFFFF, kTestNqn, "");

@@ -385,7 +385,6 @@ TEST_F(SpdkSchema, MissingFeaturesAreRefusedByName) {
         {"nvmf_subsystem_add_listener", "secure_channel", true},
         {"nvmf_subsystem_add_listener", "ana_state", "inaccessible"},
         {"nvmf_subsystem_add_host", "psk", "key0"},
-        {"nvmf_subsystem_add_host", "dhchap_ctrlr_key", "key1"},
         {"bdev_malloc_create", "md_size", 8},
         {"bdev_malloc_create", "dif_type", 1},
         {"bdev_null_create", "dif_pi_format", 1},

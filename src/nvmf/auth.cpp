@@ -1,0 +1,215 @@
+#include "nvmf/auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "nvmf/auth_messages.h"
+
+namespace nocstor::nvmf {
+
+using security::HashId;
+
+namespace {
+
+// Hashes in the order we prefer them when the host offers several.
+constexpr HashId kHashes[] = {HashId::Sha256, HashId::Sha384, HashId::Sha512};
+
+void put_le16(std::vector<uint8_t>& v, uint16_t x) {
+    v.push_back(uint8_t(x));
+    v.push_back(uint8_t(x >> 8));
+}
+void put_le32(std::vector<uint8_t>& v, uint32_t x) {
+    for (int i = 0; i < 4; ++i) v.push_back(uint8_t(x >> (8 * i)));
+}
+void put_str(std::vector<uint8_t>& v, const std::string& s) {
+    v.insert(v.end(), s.begin(), s.end());
+}
+
+// A random sequence number; 0 is reserved ("not used").
+uint32_t random_seqnum() {
+    uint32_t s = 0;
+    while (s == 0) RAND_bytes(reinterpret_cast<unsigned char*>(&s), sizeof(s));
+    return s;
+}
+
+}  // namespace
+
+QueueAuth::QueueAuth(std::shared_ptr<const HostKeys> keys, std::string hostnqn, std::string subnqn)
+    : keys_(std::move(keys)), hostnqn_(std::move(hostnqn)), subnqn_(std::move(subnqn)) {}
+
+void QueueAuth::fail(uint8_t explanation, std::string why) {
+    failure_ = explanation;
+    step_ = Step::Failure1;
+    authenticated_ = false;
+    last_error_ = std::move(why);
+}
+
+// HMAC(hash, transformed key, challenge || le32(seqnum) || le16(tid) || 0 || role || nqn1 || 0 ||
+// nqn2): "HostHost" with the host's key for the host's answer, "Controller" with the
+// controller's key for the controller's.
+std::vector<uint8_t> QueueAuth::response(const security::DhchapSecret& secret,
+                                         const std::string& key_nqn,
+                                         const std::vector<uint8_t>& challenge, uint32_t seqnum,
+                                         const char* role, const std::string& first_nqn,
+                                         const std::string& second_nqn) const {
+    std::vector<uint8_t> key = security::transform_key(secret, key_nqn);
+    std::vector<uint8_t> msg(challenge);
+    put_le32(msg, seqnum);
+    put_le16(msg, tid_);
+    msg.push_back(0);
+    msg.insert(msg.end(), role, role + std::strlen(role));
+    put_str(msg, first_nqn);
+    msg.push_back(0);
+    put_str(msg, second_nqn);
+    std::vector<uint8_t> out = security::hmac(hash_, key, msg);
+    security::wipe(key);
+    return out;
+}
+
+void QueueAuth::on_send(const uint8_t* data, size_t len) {
+    if (len < sizeof(auth::Header)) return fail(auth::kIncorrectPayload, "a message too short");
+    auth::Header h;
+    std::memcpy(&h, data, sizeof(h));
+    if (h.auth_type == auth::kCommonMessages && h.auth_id == auth::kNegotiate)
+        return negotiate(data, len);  // also a re-authentication on an authenticated queue
+    if (h.auth_id == auth::kFailure2) {
+        // The host rejected the controller's answer (or gave up). Failure messages are common
+        // messages; tolerate the DH-HMAC-CHAP type too.
+        authenticated_ = false;
+        failed_ = true;
+        step_ = Step::Done;
+        last_error_ = "the host rejected the controller (Failure2): its controller key differs";
+        return;
+    }
+    if (h.auth_type != auth::kDhchapMessages)
+        return fail(auth::kIncorrectMessage, "a message of an unknown type");
+    if (h.t_id != tid_) return fail(auth::kIncorrectPayload, "a message of another transaction");
+    if (h.auth_id == auth::kReply && step_ == Step::Reply) return reply(data, len);
+    if (h.auth_id == auth::kSuccess2 && step_ == Step::Success2) {
+        authenticated_ = true;
+        step_ = Step::Done;
+        return;
+    }
+    fail(auth::kIncorrectMessage, fmt::format("message {:#x} out of order", unsigned(h.auth_id)));
+}
+
+void QueueAuth::negotiate(const uint8_t* data, size_t len) {
+    authenticated_ = false;
+    failed_ = false;
+    c1_.clear();
+    c2_.clear();
+    if (len < offsetof(auth::Negotiate, protocols) + sizeof(auth::ProtocolDescriptor))
+        return fail(auth::kIncorrectPayload, "a Negotiate message too short");
+    auth::Negotiate n;
+    std::memcpy(&n, data, sizeof(n));
+    tid_ = n.h.t_id;
+    if (n.sc_c != 0)
+        return fail(auth::kConcatMismatch, "a secure channel concatenation was asked for");
+    if (n.napd < 1 || len < offsetof(auth::Negotiate, protocols) + n.napd * 64u)
+        return fail(auth::kIncorrectPayload, "no protocol descriptor");
+    const auth::ProtocolDescriptor& p = n.protocols[0];
+    if (p.authid != auth::kDhchapAuthId || p.halen > 30 || p.dhlen > 30)
+        return fail(auth::kIncorrectPayload, "not a DH-HMAC-CHAP protocol descriptor");
+    hash_ = HashId::None;
+    for (HashId want : kHashes) {
+        for (int i = 0; i < p.halen && hash_ == HashId::None; ++i)
+            if (p.idlist[i] == uint8_t(want)) hash_ = want;
+        if (hash_ != HashId::None) break;
+    }
+    if (hash_ == HashId::None) return fail(auth::kHashUnusable, "no hash in common");
+    bool null_dh = false;
+    for (int i = 0; i < p.dhlen; ++i) null_dh |= p.idlist[30 + i] == auth::kDhNull;
+    if (!null_dh)
+        return fail(auth::kDhgroupUnusable,
+                    "the host does not offer the NULL DH group (the ffdhe groups are not "
+                    "supported yet)");
+    step_ = Step::Challenge;
+}
+
+void QueueAuth::reply(const uint8_t* data, size_t len) {
+    auth::Reply r;
+    if (len < sizeof(r)) return fail(auth::kIncorrectPayload, "a Reply message too short");
+    std::memcpy(&r, data, sizeof(r));
+    const size_t hl = security::hash_length(hash_);
+    if (r.hl != hl) return fail(auth::kIncorrectPayload, "a Reply with the wrong hash length");
+    if (r.dhvlen != 0) return fail(auth::kIncorrectPayload, "a DH value in a NULL-group exchange");
+    if (len < sizeof(r) + hl * (r.cvalid ? 2 : 1))
+        return fail(auth::kIncorrectPayload, "a Reply message too short");
+    const uint8_t* rval = data + sizeof(r);
+    const std::vector<uint8_t> want =
+        response(keys_->host, hostnqn_, c1_, s1_, "HostHost", hostnqn_, subnqn_);
+    if (want.size() != hl || CRYPTO_memcmp(want.data(), rval, hl) != 0)
+        return fail(auth::kFailed, "the host's response does not match its key");
+    if (r.cvalid) {
+        if (!keys_->ctrl)
+            return fail(auth::kFailed,
+                        "the host wants to authenticate the controller, which has no "
+                        "controller key for it (dhchap_ctrlr_key)");
+        c2_.assign(rval + hl, rval + 2 * hl);
+        s2_ = r.seqnum;
+    } else {
+        authenticated_ = true;
+    }
+    step_ = Step::Success1;
+}
+
+int QueueAuth::on_receive(uint8_t* out, size_t al) {
+    if (al == 0) return -EINVAL;
+    std::memset(out, 0, al);
+    const size_t hl = security::hash_length(hash_);
+    switch (step_) {
+        case Step::Challenge: {
+            if (al < sizeof(auth::Challenge) + hl) return -EINVAL;
+            c1_.resize(hl);
+            RAND_bytes(c1_.data(), int(hl));
+            s1_ = random_seqnum();
+            auth::Challenge c{};
+            c.h = {auth::kDhchapMessages, auth::kChallenge, 0, tid_};
+            c.hl = uint8_t(hl);
+            c.hashid = uint8_t(hash_);
+            c.dhgid = auth::kDhNull;
+            c.seqnum = s1_;
+            std::memcpy(out, &c, sizeof(c));
+            std::memcpy(out + sizeof(c), c1_.data(), hl);
+            step_ = Step::Reply;
+            return 0;
+        }
+        case Step::Success1: {
+            if (al < sizeof(auth::Success1) + hl) return -EINVAL;
+            auth::Success1 s{};
+            s.h = {auth::kDhchapMessages, auth::kSuccess1, 0, tid_};
+            s.hl = uint8_t(hl);
+            if (!c2_.empty()) {
+                const std::vector<uint8_t> r =
+                    response(*keys_->ctrl, subnqn_, c2_, s2_, "Controller", subnqn_, hostnqn_);
+                s.rvalid = 1;
+                std::memcpy(out + sizeof(s), r.data(), hl);
+                step_ = Step::Success2;
+            } else {
+                step_ = Step::Done;
+            }
+            std::memcpy(out, &s, sizeof(s));
+            return 0;
+        }
+        default: {
+            // Failure1 (also for a receive out of order).
+            if (al < sizeof(auth::Failure)) return -EINVAL;
+            if (step_ != Step::Failure1) fail(auth::kIncorrectMessage, "AUTH_Receive out of order");
+            auth::Failure f{};
+            f.h = {auth::kCommonMessages, auth::kFailure1, 0, tid_};
+            f.rescode = auth::kReasonFailed;
+            f.rescode_exp = failure_;
+            std::memcpy(out, &f, sizeof(f));
+            failed_ = true;
+            step_ = Step::Done;
+            return 0;
+        }
+    }
+}
+
+}  // namespace nocstor::nvmf

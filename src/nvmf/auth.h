@@ -1,0 +1,70 @@
+// DH-HMAC-CHAP on one queue of the target (NVMe base spec 2.0, 8.13.5), as the controller: the
+// host negotiates (AUTH_Send), fetches a challenge (AUTH_Receive), answers it (AUTH_Send),
+// fetches the verdict (AUTH_Receive: Success1, with the controller's own answer when the host
+// asked to authenticate the controller too, or Failure1) and, bidirectionally, confirms
+// (Success2) or rejects (Failure2) the controller. Until then the queue takes no other command.
+// Pure protocol logic over byte buffers, no I/O: the fabrics command handlers feed it.
+// DH groups: the NULL group (the DH-HMAC-CHAP exchange without a Diffie-Hellman part); hashes:
+// SHA-256/384/512.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "security/dhchap.h"
+
+namespace nocstor::nvmf {
+
+// The keys of one allowed host, immutable once published in a subsystem snapshot.
+struct HostKeys {
+    std::string key_name;  // keyring names, for save_config
+    std::string ctrlr_key_name;
+    security::DhchapSecret host;                 // authenticates the host
+    std::optional<security::DhchapSecret> ctrl;  // lets the host authenticate the controller
+};
+
+class QueueAuth {
+  public:
+    QueueAuth(std::shared_ptr<const HostKeys> keys, std::string hostnqn, std::string subnqn);
+
+    // AUTH_Send's payload. Protocol errors are not command errors: they show up as the Failure1
+    // message of the next AUTH_Receive (or end the exchange after Failure2).
+    void on_send(const uint8_t* data, size_t len);
+    // AUTH_Receive: the next message, zero-padded to `al` bytes. 0, or -EINVAL when `al` is
+    // too small for it (the command then fails).
+    int on_receive(uint8_t* out, size_t al);
+
+    bool authenticated() const { return authenticated_; }
+    // The exchange failed for good (Failure1 sent, or the host sent Failure2).
+    bool failed() const { return failed_; }
+    const std::string& last_error() const { return last_error_; }
+    security::HashId hash() const { return hash_; }
+    bool bidirectional() const { return !c2_.empty(); }
+
+  private:
+    enum class Step { Negotiate, Challenge, Reply, Success1, Success2, Failure1, Done };
+    void negotiate(const uint8_t* data, size_t len);
+    void reply(const uint8_t* data, size_t len);
+    void fail(uint8_t explanation, std::string why);
+    std::vector<uint8_t> response(const security::DhchapSecret& secret, const std::string& key_nqn,
+                                  const std::vector<uint8_t>& challenge, uint32_t seqnum,
+                                  const char* role, const std::string& first_nqn,
+                                  const std::string& second_nqn) const;
+
+    std::shared_ptr<const HostKeys> keys_;
+    std::string hostnqn_, subnqn_;
+    Step step_ = Step::Negotiate;
+    uint16_t tid_ = 0;
+    security::HashId hash_ = security::HashId::None;
+    std::vector<uint8_t> c1_, c2_;
+    uint32_t s1_ = 0, s2_ = 0;
+    uint8_t failure_ = 0;
+    bool authenticated_ = false;
+    bool failed_ = false;
+    std::string last_error_;
+};
+
+}  // namespace nocstor::nvmf
