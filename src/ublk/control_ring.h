@@ -16,7 +16,7 @@
 #include "ublk/ublk_abi.h"
 
 namespace nocstor {
-class Poller;
+struct Poller;
 class Reactor;
 }  // namespace nocstor
 

@@ -117,7 +117,7 @@ void UblkTarget::begin(uint32_t id, DiskParams p, bool recover, Done done) {
         done(rc, std::move(err));
     };
     if (recover) return d->recover(kRecoverWaitMs, std::move(finish));
-    d->start([this, d, finish = std::move(finish)](int rc, std::string err) mutable {
+    d->start([d, finish = std::move(finish)](int rc, std::string err) mutable {
         // A device left by a server of ours that died (a restart from a saved configuration):
         // take it over instead of failing, so that its users see no error.
         if (rc != -EEXIST) return finish(rc, std::move(err));

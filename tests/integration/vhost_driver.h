@@ -181,17 +181,16 @@ class VhostDriver {
         (void)!::write(kick_, &one, 8);
     }
 
-    // Waits until the used index reaches `idx` (false after `ms`): on the call eventfd, or
-    // watching the ring only when `poll_ring` is set (a polling driver: interrupts are then
-    // free to come late or not at all).
+    // Waits until the used index reaches `idx` (false after `ms`) on the call eventfd, looking at
+    // the ring every 10 ms; with `poll_ring` every millisecond (a polling driver: interrupts may
+    // then come late or not at all without slowing it down much).
     bool poll_ring = false;
     bool wait_used(uint16_t idx, int ms = 5000) {
         const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
         while (__atomic_load_n(&used()->idx, __ATOMIC_ACQUIRE) != idx) {
             if (std::chrono::steady_clock::now() > end) return false;
-            if (poll_ring) continue;
             pollfd p{call_, POLLIN, 0};
-            ::poll(&p, 1, 10);
+            ::poll(&p, 1, poll_ring ? 1 : 10);
             uint64_t v;
             (void)!::read(call_, &v, 8);
         }
