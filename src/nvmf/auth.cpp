@@ -18,6 +18,10 @@ namespace {
 
 // Hashes in the order we prefer them when the host offers several.
 constexpr HashId kHashes[] = {HashId::Sha256, HashId::Sha384, HashId::Sha512};
+// DH groups likewise: a Diffie-Hellman exchange when the host offers one of moderate cost, then
+// the NULL group, then the big groups (a 6144- or 8192-bit exponentiation takes tens of
+// milliseconds of the poll group's thread).
+constexpr uint8_t kDhGroups[] = {1, 2, 3, auth::kDhNull, 4, 5};
 
 void put_le16(std::vector<uint8_t>& v, uint16_t x) {
     v.push_back(uint8_t(x));
@@ -71,6 +75,14 @@ std::vector<uint8_t> QueueAuth::response(const security::DhchapSecret& secret,
     return out;
 }
 
+std::vector<uint8_t> QueueAuth::augmented(const std::vector<uint8_t>& challenge) const {
+    if (session_key_.empty()) return challenge;
+    std::vector<uint8_t> hashed = security::digest(hash_, session_key_);
+    std::vector<uint8_t> out = security::hmac(hash_, hashed, challenge);
+    security::wipe(hashed);
+    return out;
+}
+
 void QueueAuth::on_send(const uint8_t* data, size_t len) {
     if (len < sizeof(auth::Header)) return fail(auth::kIncorrectPayload, "a message too short");
     auth::Header h;
@@ -103,6 +115,8 @@ void QueueAuth::negotiate(const uint8_t* data, size_t len) {
     failed_ = false;
     c1_.clear();
     c2_.clear();
+    dh_.reset();
+    security::wipe(session_key_);
     if (len < offsetof(auth::Negotiate, protocols) + sizeof(auth::ProtocolDescriptor))
         return fail(auth::kIncorrectPayload, "a Negotiate message too short");
     auth::Negotiate n;
@@ -122,12 +136,13 @@ void QueueAuth::negotiate(const uint8_t* data, size_t len) {
         if (hash_ != HashId::None) break;
     }
     if (hash_ == HashId::None) return fail(auth::kHashUnusable, "no hash in common");
-    bool null_dh = false;
-    for (int i = 0; i < p.dhlen; ++i) null_dh |= p.idlist[30 + i] == auth::kDhNull;
-    if (!null_dh)
-        return fail(auth::kDhgroupUnusable,
-                    "the host does not offer the NULL DH group (the ffdhe groups are not "
-                    "supported yet)");
+    dhgid_ = 0xFF;
+    for (uint8_t want : kDhGroups) {
+        for (int i = 0; i < p.dhlen && dhgid_ == 0xFF; ++i)
+            if (p.idlist[30 + i] == want) dhgid_ = want;
+        if (dhgid_ != 0xFF) break;
+    }
+    if (dhgid_ == 0xFF) return fail(auth::kDhgroupUnusable, "no DH group in common");
     step_ = Step::Challenge;
 }
 
@@ -137,12 +152,22 @@ void QueueAuth::reply(const uint8_t* data, size_t len) {
     std::memcpy(&r, data, sizeof(r));
     const size_t hl = security::hash_length(hash_);
     if (r.hl != hl) return fail(auth::kIncorrectPayload, "a Reply with the wrong hash length");
-    if (r.dhvlen != 0) return fail(auth::kIncorrectPayload, "a DH value in a NULL-group exchange");
-    if (len < sizeof(r) + hl * (r.cvalid ? 2 : 1))
+    const size_t dh_bytes = security::dh_group_bytes(dhgid_);
+    if (r.dhvlen != dh_bytes)
+        return fail(auth::kIncorrectPayload,
+                    fmt::format("a DH value of {} bytes in a {} exchange", unsigned(r.dhvlen),
+                                security::dh_group_name(dhgid_)));
+    // The host's DH value follows both hash-sized fields, whether cvalid or not.
+    if (len < sizeof(r) + hl * (r.cvalid || dh_bytes ? 2 : 1) + dh_bytes)
         return fail(auth::kIncorrectPayload, "a Reply message too short");
     const uint8_t* rval = data + sizeof(r);
+    if (dh_bytes) {
+        std::string err;
+        session_key_ = dh_->shared_secret({rval + 2 * hl, dh_bytes}, &err);
+        if (session_key_.empty()) return fail(auth::kDhgroupUnusable, "the host's " + err);
+    }
     const std::vector<uint8_t> want =
-        response(keys_->host, hostnqn_, c1_, s1_, "HostHost", hostnqn_, subnqn_);
+        response(keys_->host, hostnqn_, augmented(c1_), s1_, "HostHost", hostnqn_, subnqn_);
     if (want.size() != hl || CRYPTO_memcmp(want.data(), rval, hl) != 0)
         return fail(auth::kFailed, "the host's response does not match its key");
     if (r.cvalid) {
@@ -164,7 +189,18 @@ int QueueAuth::on_receive(uint8_t* out, size_t al) {
     const size_t hl = security::hash_length(hash_);
     switch (step_) {
         case Step::Challenge: {
-            if (al < sizeof(auth::Challenge) + hl) return -EINVAL;
+            const size_t dh_bytes = security::dh_group_bytes(dhgid_);
+            if (al < sizeof(auth::Challenge) + hl + dh_bytes) return -EINVAL;
+            if (dh_bytes) {
+                std::string err;
+                dh_ = security::DhKeyPair::generate(dhgid_, &err);
+                if (!dh_) {
+                    fail(auth::kDhgroupUnusable, err);
+                    return on_receive(out, al);  // Failure1 instead
+                }
+                std::memcpy(out + sizeof(auth::Challenge) + hl, dh_->public_value().data(),
+                            dh_bytes);
+            }
             c1_.resize(hl);
             RAND_bytes(c1_.data(), int(hl));
             s1_ = random_seqnum();
@@ -172,7 +208,8 @@ int QueueAuth::on_receive(uint8_t* out, size_t al) {
             c.h = {auth::kDhchapMessages, auth::kChallenge, 0, tid_};
             c.hl = uint8_t(hl);
             c.hashid = uint8_t(hash_);
-            c.dhgid = auth::kDhNull;
+            c.dhgid = dhgid_;
+            c.dhvlen = uint16_t(dh_bytes);
             c.seqnum = s1_;
             std::memcpy(out, &c, sizeof(c));
             std::memcpy(out + sizeof(c), c1_.data(), hl);
@@ -185,8 +222,8 @@ int QueueAuth::on_receive(uint8_t* out, size_t al) {
             s.h = {auth::kDhchapMessages, auth::kSuccess1, 0, tid_};
             s.hl = uint8_t(hl);
             if (!c2_.empty()) {
-                const std::vector<uint8_t> r =
-                    response(*keys_->ctrl, subnqn_, c2_, s2_, "Controller", subnqn_, hostnqn_);
+                const std::vector<uint8_t> r = response(*keys_->ctrl, subnqn_, augmented(c2_), s2_,
+                                                        "Controller", subnqn_, hostnqn_);
                 s.rvalid = 1;
                 std::memcpy(out + sizeof(s), r.data(), hl);
                 step_ = Step::Success2;

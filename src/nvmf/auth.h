@@ -4,8 +4,8 @@
 // asked to authenticate the controller too, or Failure1) and, bidirectionally, confirms
 // (Success2) or rejects (Failure2) the controller. Until then the queue takes no other command.
 // Pure protocol logic over byte buffers, no I/O: the fabrics command handlers feed it.
-// DH groups: the NULL group (the DH-HMAC-CHAP exchange without a Diffie-Hellman part); hashes:
-// SHA-256/384/512.
+// DH groups: ffdhe2048-8192 (the challenges augmented with a hash of the Diffie-Hellman session
+// key) and the NULL group (no DH part); hashes: SHA-256/384/512.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "security/dh_group.h"
 #include "security/dhchap.h"
 
 namespace nocstor::nvmf {
@@ -42,6 +43,7 @@ class QueueAuth {
     bool failed() const { return failed_; }
     const std::string& last_error() const { return last_error_; }
     security::HashId hash() const { return hash_; }
+    uint8_t dh_group() const { return dhgid_; }
     bool bidirectional() const { return !c2_.empty(); }
 
   private:
@@ -49,6 +51,9 @@ class QueueAuth {
     void negotiate(const uint8_t* data, size_t len);
     void reply(const uint8_t* data, size_t len);
     void fail(uint8_t explanation, std::string why);
+    // The challenge as the responses use it: as sent (NULL group), or augmented with the DH
+    // session key: HMAC(hash, H(session key), challenge).
+    std::vector<uint8_t> augmented(const std::vector<uint8_t>& challenge) const;
     std::vector<uint8_t> response(const security::DhchapSecret& secret, const std::string& key_nqn,
                                   const std::vector<uint8_t>& challenge, uint32_t seqnum,
                                   const char* role, const std::string& first_nqn,
@@ -59,6 +64,9 @@ class QueueAuth {
     Step step_ = Step::Negotiate;
     uint16_t tid_ = 0;
     security::HashId hash_ = security::HashId::None;
+    uint8_t dhgid_ = 0;
+    std::unique_ptr<security::DhKeyPair> dh_;
+    std::vector<uint8_t> session_key_;  // the DH shared secret of this exchange
     std::vector<uint8_t> c1_, c2_;
     uint32_t s1_ = 0, s2_ = 0;
     uint8_t failure_ = 0;

@@ -247,9 +247,10 @@ const auth::CommandFields& auth_fields(const Request* r) {
 void log_auth_outcome(TcpConn* c, QueueAuth* a, bool was_authenticated) {
     if (a->authenticated() && !was_authenticated)
         NOC_INFO("nvmf",
-                 "controller {} queue {}: host authenticated (DH-HMAC-CHAP, hmac({}), "
-                 "NULL group{})",
+                 "controller {} queue {}: host authenticated (DH-HMAC-CHAP, hmac({}), DH group "
+                 "{}{})",
                  c->cntlid(), c->qid(), security::hash_name(a->hash()),
+                 security::dh_group_name(a->dh_group()),
                  a->bidirectional() ? ", controller authenticated too" : "");
     else if (a->failed() && !a->last_error().empty())
         NOC_WARN("nvmf", "controller {} queue {}: authentication failed: {}", c->cntlid(), c->qid(),

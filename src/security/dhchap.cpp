@@ -134,6 +134,16 @@ std::vector<uint8_t> hmac(HashId h, std::span<const uint8_t> key, std::span<cons
     return out;
 }
 
+std::vector<uint8_t> digest(HashId h, std::span<const uint8_t> data) {
+    const EVP_MD* md = md_of(h);
+    if (!md) return {};
+    std::vector<uint8_t> out(EVP_MAX_MD_SIZE);
+    unsigned int len = 0;
+    if (!EVP_Digest(data.data(), data.size(), out.data(), &len, md, nullptr)) return {};
+    out.resize(len);
+    return out;
+}
+
 std::vector<uint8_t> transform_key(const DhchapSecret& s, std::string_view nqn) {
     if (s.transform == HashId::None) return s.key;
     std::vector<uint8_t> msg(nqn.begin(), nqn.end());

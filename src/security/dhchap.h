@@ -30,6 +30,7 @@ bool parse_dhchap_secret(std::string_view text, DhchapSecret* out, std::string* 
 std::string format_dhchap_secret(const DhchapSecret& s);
 
 std::vector<uint8_t> hmac(HashId h, std::span<const uint8_t> key, std::span<const uint8_t> data);
+std::vector<uint8_t> digest(HashId h, std::span<const uint8_t> data);
 
 // The key the protocol uses: the secret's key as is (transform None), else
 // HMAC(transform hash, key, nqn || "NVMe-over-Fabrics").

@@ -56,7 +56,12 @@ std::unique_ptr<ControlRing> ControlRing::open(int* rc, std::string* err) {
                    : fmt::format("cannot open {}: {}", kControlPath, std::strerror(errno));
         return nullptr;
     }
-    int r = io_uring_queue_init(kEntries, &c->ring_, IORING_SETUP_SQE128);
+    // Deferred task work, as the queues' rings (ublk_queue.cpp says why).
+    int r = io_uring_queue_init(kEntries, &c->ring_,
+                                IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER |
+                                    IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+    c->deferred_ = r == 0;
+    if (r == -EINVAL) r = io_uring_queue_init(kEntries, &c->ring_, IORING_SETUP_SQE128);
     if (r < 0) {
         *rc = r;
         *err = std::string("io_uring with 128-byte SQEs: ") + std::strerror(-r);
@@ -115,6 +120,8 @@ void ControlRing::submit(uint32_t nr, const ublksrv_ctrl_cmd& cmd, std::function
 
 int ControlRing::poll() {
     if (pending_.empty()) return 0;
+    if (deferred_ && (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN))
+        io_uring_get_events(&ring_);
     int n = 0;
     io_uring_cqe* cqe;
     while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
@@ -128,7 +135,7 @@ int ControlRing::poll() {
         pending_.erase(it);
         done(res);
     }
-    if (n) {
+    if (n || deferred_) {
         uint64_t v;
         ssize_t r = ::read(efd_, &v, sizeof(v));
         (void)r;

@@ -48,6 +48,7 @@ class ControlRing {
     int efd_ = -1;
     io_uring ring_{};
     bool ring_ok_ = false;
+    bool deferred_ = false;  // DEFER_TASKRUN: completions run when we ask for events
     uint64_t features_ = 0;
     Reactor* reactor_ = nullptr;
     Poller* poller_ = nullptr;

@@ -76,7 +76,15 @@ int UblkQueue::start() {
     p = ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return fail(-errno, "allocating the request buffers");
     buffers_ = static_cast<uint8_t*>(p);
-    int rc = io_uring_queue_init(cfg_.depth, &ring_, 0);
+    // Completions of the ublk commands run as task work of this thread. Deferred to the ring
+    // (DEFER_TASKRUN, 6.1+) they only run when we ask for events, and when the process dies
+    // they go away with the ring: Linux 6.12 can oops running a dying thread's ordinary
+    // io_uring task work after a SIGKILL (io_fallback_tw), which the kill tests hit.
+    int rc = io_uring_queue_init(
+        cfg_.depth, &ring_,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+    deferred_ = rc == 0;
+    if (rc == -EINVAL) rc = io_uring_queue_init(cfg_.depth, &ring_, 0);
     if (rc < 0) return fail(rc, "io_uring_queue_init");
     ring_ok_ = true;
     efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -124,13 +132,20 @@ void UblkQueue::queue_cmd(Tag& t, uint32_t nr, int result) {
 
 int UblkQueue::poll() {
     int work = 0;
+    // Deferred task work (new requests, mostly) waits for us to enter the kernel: the kernel
+    // raises IORING_SQ_TASKRUN (and the eventfd) when there is some.
+    const bool taskrun =
+        deferred_ && (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
     if (unsubmitted_) {
-        int r = io_uring_submit(&ring_);
+        int r = taskrun ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
         if (r > 0) {
             unsubmitted_ -= unsigned(r);
             work += r;
         }
+    } else if (taskrun) {
+        io_uring_get_events(&ring_);
     }
+    if (taskrun) efd_dirty_ = true;  // the eventfd rang for it
     io_uring_cqe* cqes[kCqBatch];
     const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kCqBatch);
     if (n) {

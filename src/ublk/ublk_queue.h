@@ -91,6 +91,7 @@ class UblkQueue {
     size_t buffers_bytes_ = 0;
     io_uring ring_{};
     bool ring_ok_ = false;
+    bool deferred_ = false;  // DEFER_TASKRUN: completions run when we ask for events
     int efd_ = -1;
     bool efd_dirty_ = false;
     IoChannel* ch_ = nullptr;

@@ -80,7 +80,8 @@ void append(std::vector<uint8_t>& v, const T& x) {
     v.insert(v.end(), p, p + sizeof(T));
 }
 
-std::vector<uint8_t> negotiate(uint16_t tid, bool null_dh = true, uint8_t sc_c = 0) {
+// A Negotiate offering SHA-256/384/512 and the DH groups `dh` (default: NULL only).
+std::vector<uint8_t> negotiate(uint16_t tid, std::vector<uint8_t> dh = {0}, uint8_t sc_c = 0) {
     auth::Negotiate n{};
     n.h = {auth::kCommonMessages, auth::kNegotiate, 0, tid};
     n.sc_c = sc_c;
@@ -91,22 +92,28 @@ std::vector<uint8_t> negotiate(uint16_t tid, bool null_dh = true, uint8_t sc_c =
     p.idlist[0] = 1;
     p.idlist[1] = 2;
     p.idlist[2] = 3;
-    p.dhlen = 2;
-    p.idlist[30] = null_dh ? 0 : 1;  // NULL, ffdhe2048
-    p.idlist[31] = 2;
+    p.dhlen = uint8_t(dh.size());
+    for (size_t i = 0; i < dh.size(); ++i) p.idlist[30 + i] = dh[i];
     std::vector<uint8_t> v;
     append(v, n);
     return v;
 }
 
-// HMAC(hash, transformed key, challenge || le32(seq) || le16(tid) || 0 || role || a || 0 || b)
+// HMAC(hash, transformed key, challenge || le32(seq) || le16(tid) || 0 || role || a || 0 || b),
+// the challenge augmented with the DH session key when there is one:
+// HMAC(hash, H(session key), challenge).
 std::vector<uint8_t> answer(const char* secret, const std::string& key_nqn,
                             const std::vector<uint8_t>& challenge, uint32_t seq, uint16_t tid,
-                            const std::string& role, const std::string& a, const std::string& b) {
+                            const std::string& role, const std::string& a, const std::string& b,
+                            const std::vector<uint8_t>& session_key = {}) {
     security::DhchapSecret s;
     std::string err;
     EXPECT_TRUE(security::parse_dhchap_secret(secret, &s, &err));
-    std::vector<uint8_t> msg(challenge);
+    std::vector<uint8_t> msg =
+        session_key.empty()
+            ? challenge
+            : security::hmac(HashId::Sha256, security::digest(HashId::Sha256, session_key),
+                             challenge);
     for (int i = 0; i < 4; ++i) msg.push_back(uint8_t(seq >> (8 * i)));
     msg.push_back(uint8_t(tid));
     msg.push_back(uint8_t(tid >> 8));
@@ -121,6 +128,7 @@ std::vector<uint8_t> answer(const char* secret, const std::string& key_nqn,
 struct ChallengeMsg {
     auth::Challenge c;
     std::vector<uint8_t> value;
+    std::vector<uint8_t> dh;  // the controller's public DH value
 };
 
 ChallengeMsg parse_challenge(const std::vector<uint8_t>& m) {
@@ -128,20 +136,28 @@ ChallengeMsg parse_challenge(const std::vector<uint8_t>& m) {
     EXPECT_GE(m.size(), sizeof(auth::Challenge) + 32);
     std::memcpy(&out.c, m.data(), sizeof(out.c));
     out.value.assign(m.begin() + sizeof(out.c), m.begin() + sizeof(out.c) + out.c.hl);
+    const auto dh = m.begin() + sizeof(out.c) + out.c.hl;
+    if (m.end() - dh >= out.c.dhvlen) out.dh.assign(dh, dh + out.c.dhvlen);
     return out;
 }
 
 std::vector<uint8_t> reply(uint16_t tid, const std::vector<uint8_t>& rval,
-                           const std::vector<uint8_t>* c2 = nullptr, uint32_t s2 = 0) {
+                           const std::vector<uint8_t>* c2 = nullptr, uint32_t s2 = 0,
+                           const std::vector<uint8_t>& dh = {}) {
     auth::Reply r{};
     r.h = {auth::kDhchapMessages, auth::kReply, 0, tid};
     r.hl = uint8_t(rval.size());
     r.cvalid = c2 ? 1 : 0;
     r.seqnum = s2;
+    r.dhvlen = uint16_t(dh.size());
     std::vector<uint8_t> v;
     append(v, r);
     v.insert(v.end(), rval.begin(), rval.end());
-    if (c2) v.insert(v.end(), c2->begin(), c2->end());
+    if (c2)
+        v.insert(v.end(), c2->begin(), c2->end());
+    else if (!dh.empty())
+        v.insert(v.end(), rval.size(), 0);  // the unused challenge field before the DH value
+    v.insert(v.end(), dh.begin(), dh.end());
     return v;
 }
 
@@ -244,14 +260,61 @@ TEST(NvmfAuth, ControllerAnswersTheHostsChallengeWhenAsked) {
     EXPECT_TRUE(en && en->status.ok());
 }
 
+// ffdhe2048 (preferred over NULL when the host offers both): the controller's public value
+// comes with the challenge, the host's with the reply, and both answers use the challenges
+// augmented with the session key. A public value outside the group is refused.
+TEST(NvmfAuth, DiffieHellmanGroupAugmentsTheChallenges) {
+    Target t(true);
+    TestHost h(t.env.port());
+    bool atr = false;
+    ASSERT_NE(connect_admin(h, &atr), 0);
+    ASSERT_TRUE(auth_send(h, negotiate(5, {0, 1})).value().status.ok());
+    const ChallengeMsg ch = parse_challenge(auth_recv(h));
+    ASSERT_EQ(ch.c.dhgid, 1);  // ffdhe2048
+    ASSERT_EQ(ch.c.dhvlen, 256);
+    ASSERT_EQ(ch.dh.size(), 256u);
+    std::string err;
+    auto mine = security::DhKeyPair::generate(1, &err);
+    ASSERT_TRUE(mine) << err;
+    const std::vector<uint8_t> skey = mine->shared_secret(ch.dh, &err);
+    ASSERT_EQ(skey.size(), 256u) << err;
+    const auto rval = answer(kHostKey, kTestHostNqn, ch.value, ch.c.seqnum, 5, "HostHost",
+                             kTestHostNqn, kTestNqn, skey);
+    const std::vector<uint8_t> c2(32, 0x33);
+    ASSERT_TRUE(auth_send(h, reply(5, rval, &c2, 77, mine->public_value())).value().status.ok());
+    const std::vector<uint8_t> m = auth_recv(h);
+    auth::Success1 s{};
+    std::memcpy(&s, m.data(), sizeof(s));
+    ASSERT_EQ(s.h.auth_id, auth::kSuccess1);
+    ASSERT_EQ(s.rvalid, 1);
+    const std::vector<uint8_t> got(m.begin() + sizeof(s), m.begin() + sizeof(s) + 32);
+    EXPECT_EQ(got,
+              answer(kCtrlKey, kTestNqn, c2, 77, 5, "Controller", kTestNqn, kTestHostNqn, skey));
+
+    // A host whose "public value" is 1 (not in the group's range) gets Failure1.
+    TestHost h2(t.env.port());
+    ASSERT_NE(connect_admin(h2, &atr), 0);
+    ASSERT_TRUE(auth_send(h2, negotiate(6, {1})).value().status.ok());
+    const ChallengeMsg ch2 = parse_challenge(auth_recv(h2));
+    std::vector<uint8_t> one(256, 0);
+    one.back() = 1;
+    ASSERT_TRUE(
+        auth_send(h2, reply(6, std::vector<uint8_t>(32, 0), nullptr, 0, one)).value().status.ok());
+    const std::vector<uint8_t> f = auth_recv(h2);
+    auth::Failure fm{};
+    std::memcpy(&fm, f.data(), sizeof(fm));
+    EXPECT_EQ(fm.h.auth_id, auth::kFailure1);
+    EXPECT_EQ(fm.rescode_exp, auth::kDhgroupUnusable);
+}
+
 TEST(NvmfAuth, MalformedOrUnusableNegotiationsFailCleanly) {
     Target t(false);
     struct Case {
         std::vector<uint8_t> msg;
         uint8_t explanation;
     } cases[] = {
-        {negotiate(1, true, 1), auth::kConcatMismatch},  // secure channel concatenation
-        {negotiate(1, false), auth::kDhgroupUnusable},   // no NULL group offered
+        {negotiate(1, {0}, 1), auth::kConcatMismatch},  // secure channel concatenation
+        {negotiate(1, {9}), auth::kDhgroupUnusable},    // no DH group in common
         {std::vector<uint8_t>(5, 0), auth::kIncorrectPayload},
         {std::vector<uint8_t>(300, 0xff), auth::kIncorrectMessage},
     };
