@@ -34,11 +34,14 @@ void put_str(std::vector<uint8_t>& v, const std::string& s) {
     v.insert(v.end(), s.begin(), s.end());
 }
 
-// A random sequence number; 0 is reserved ("not used").
+// A random sequence number; 0 is reserved ("not used"). 0 when there is no randomness.
 uint32_t random_seqnum() {
-    uint32_t s = 0;
-    while (s == 0) RAND_bytes(reinterpret_cast<unsigned char*>(&s), sizeof(s));
-    return s;
+    for (int i = 0; i < 4; ++i) {
+        uint32_t s = 0;
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(&s), sizeof(s)) != 1) return 0;
+        if (s) return s;
+    }
+    return 0;
 }
 
 }  // namespace
@@ -202,8 +205,12 @@ int QueueAuth::on_receive(uint8_t* out, size_t al) {
                             dh_bytes);
             }
             c1_.resize(hl);
-            RAND_bytes(c1_.data(), int(hl));
             s1_ = random_seqnum();
+            // A predictable challenge could be answered by replaying an old exchange.
+            if (RAND_bytes(c1_.data(), int(hl)) != 1 || s1_ == 0) {
+                fail(auth::kFailed, "no random bytes for the challenge");
+                return on_receive(out, al);  // Failure1 instead
+            }
             auth::Challenge c{};
             c.h = {auth::kDhchapMessages, auth::kChallenge, 0, tid_};
             c.hl = uint8_t(hl);

@@ -59,6 +59,22 @@ TEST(UblkTarget, CreateTargetWithoutTheDriverSaysWhatIsMissing) {
     EXPECT_EQ(d.ok("ublk_get_disks"), json::array());
 }
 
+TEST(UblkTarget, NocstorctlListsAndExplainsAMissingDriver) {
+    Daemon d({"--empty"});
+    d.ok("bdev_malloc_create", {{"name", "M0"}, {"num_blocks", 2048}, {"block_size", 4096}});
+    const std::string ctl = std::string(NOCSTOR_BIN_DIR) + "/nocstorctl -s " + d.socket();
+    int rc = 0;
+    std::string out = run_command(ctl + " ublk list 2>&1", &rc);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("DEVICE"), std::string::npos) << out;
+    if (host_has_ublk()) return;
+    out = run_command(ctl + " ublk start M0 3 --queues 2 2>&1", &rc);
+    EXPECT_NE(rc, 0) << out;
+    EXPECT_NE(out.find("ublk_drv"), std::string::npos) << out;
+    out = run_command(ctl + " ublk stop 3 2>&1", &rc);
+    EXPECT_NE(rc, 0) << out;
+}
+
 TEST(UblkKernelInterop, DiskServesFioAndSurvivesKillMinusNine) {
     const std::string harness =
         std::string(NOCSTOR_SOURCE_DIR) + "/../shared/interop/kernel-nvme-tcp.sh";
