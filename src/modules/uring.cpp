@@ -2,6 +2,7 @@
 
 #include "bdev/bdev.h"
 #include "modules/module_util.h"
+#include "runtime/polled_ring.h"
 #include "runtime/reactor.h"
 #include "util/log.h"
 
@@ -9,7 +10,6 @@
 #include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,17 +62,12 @@ class UringChannel : public IoChannel {
     int poll();
 
     UringBdev* bdev_;
-    io_uring ring_{};
-    bool ring_ok_ = false;
+    PolledRing ring_;
     bool fixed_ = false;
     int fd_ = -1;  // the raw fd, when registering it failed
-    int efd_ = -1;
-    Reactor* reactor_ = nullptr;
     Poller* poller_ = nullptr;
-    unsigned unsubmitted_ = 0;
     unsigned in_flight_ = 0;
     unsigned cq_entries_ = 0;
-    bool efd_dirty_ = false;
 };
 
 class UringBdev : public Bdev {
@@ -159,43 +154,26 @@ class UringBdev : public Bdev {
 
 UringChannel::~UringChannel() {
     if (poller_) Thread::current()->unregister_poller(poller_);
-    if (efd_ >= 0) {
-        if (reactor_) reactor_->remove_interrupt_fd(efd_);
-        if (ring_ok_) io_uring_unregister_eventfd(&ring_);
-    }
-    if (ring_ok_) io_uring_queue_exit(&ring_);  // cancels anything still in flight
-    if (efd_ >= 0) close(efd_);
+    ring_.close();  // cancels anything still in flight
 }
 
 int UringChannel::init(int fd, std::string* err) {
-    int rc = io_uring_queue_init(kRingEntries, &ring_, 0);
-    if (rc < 0) return fail(err, rc, std::string("io_uring_queue_init: ") + std::strerror(-rc));
-    ring_ok_ = true;
-    cq_entries_ = ring_.cq.ring_entries;
-    fixed_ = io_uring_register_files(&ring_, &fd, 1) == 0;
-    fd_ = fd;
-    efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (efd_ < 0) return fail(err, -errno, std::string("eventfd: ") + std::strerror(errno));
-    rc = io_uring_register_eventfd(&ring_, efd_);
-    if (rc < 0)
-        return fail(err, rc, std::string("io_uring_register_eventfd: ") + std::strerror(-rc));
+    // Completions run as task work deferred to this ring (see PolledRing for why).
     Thread* t = Thread::current();
-    reactor_ = t->reactor();
-    if (reactor_ && !reactor_->add_interrupt_fd(efd_)) reactor_ = nullptr;
+    const char* what = nullptr;
+    int rc = ring_.init(kRingEntries, 0, t->reactor(), &what);
+    if (rc < 0) return fail(err, rc, std::string(what) + ": " + std::strerror(-rc));
+    cq_entries_ = ring_.ring()->cq.ring_entries;
+    fixed_ = io_uring_register_files(ring_.ring(), &fd, 1) == 0;
+    fd_ = fd;
     poller_ = t->register_poller("uring", [this] { return poll(); });
     return 0;
 }
 
 io_uring_sqe* UringChannel::get_sqe() {
     if (in_flight_ >= cq_entries_) return nullptr;  // keep the CQ from overflowing
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (!sqe && unsubmitted_) {
-        int r = io_uring_submit(&ring_);  // SQ full: push the batch now
-        if (r > 0) unsubmitted_ -= unsigned(r);
-        sqe = io_uring_get_sqe(&ring_);
-    }
+    io_uring_sqe* sqe = ring_.get_sqe();            // SQ full: pushes the batch first
     if (!sqe) return nullptr;
-    ++unsubmitted_;
     ++in_flight_;
     return sqe;
 }
@@ -345,40 +323,16 @@ void UringChannel::handle(BdevIo* io, int res) {
 
 int UringChannel::poll() {
     int work = 0;
-    if (unsubmitted_) {
-        int r = io_uring_submit(&ring_);
-        if (r > 0) {
-            unsubmitted_ -= unsigned(r);
-            work += r;
-        }
-    }
+    const int r = ring_.submit();
+    if (r > 0) work += r;
     if (in_flight_) {
-        io_uring_cqe* cqes[64];
-        unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
-        if (n) {
-            // Copy out and release the CQ slots first: handlers may queue new SQEs.
-            struct Done {
-                BdevIo* io;
-                int res;
-            } done[64];
-            for (unsigned i = 0; i < n; ++i)
-                done[i] = {static_cast<BdevIo*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res};
-            io_uring_cq_advance(&ring_, n);
-            in_flight_ -= n;
-            for (unsigned i = 0; i < n; ++i) handle(done[i].io, done[i].res);
-            work += int(n);
-            efd_dirty_ = true;
-        }
+        const unsigned n = ring_.reap([this](uint64_t data, int res) {
+            --in_flight_;
+            handle(reinterpret_cast<BdevIo*>(data), res);
+        });
+        work += int(n);
     }
-    if (work == 0 && efd_dirty_) {
-        // Clear the eventfd once idle (not on every busy pass) so that the level-triggered
-        // wake-up does not keep a sleeping reactor awake.
-        uint64_t v;
-        ssize_t r = read(efd_, &v, sizeof(v));
-        (void)r;
-        efd_dirty_ = false;
-    }
-    return work;
+    return ring_.end_pass(work);
 }
 
 // Direct-I/O granules from statx (kernel 6.1+); 0 when unknown.

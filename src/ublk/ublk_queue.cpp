@@ -1,6 +1,5 @@
 #include "ublk/ublk_queue.h"
 
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,7 +14,6 @@ namespace nocstor::ublk {
 
 namespace {
 
-constexpr unsigned kCqBatch = 64;
 constexpr uint64_t kSector = 512;
 
 // Where queue q's descriptors are in the char device's mmap space: every queue has room for
@@ -49,8 +47,7 @@ UblkQueue::UblkQueue(QueueConfig cfg, Thread* thread)
 
 UblkQueue::~UblkQueue() {
     // stop() released everything on the queue's thread; this is for a queue never started.
-    if (ring_ok_) io_uring_queue_exit(&ring_);
-    if (efd_ >= 0) ::close(efd_);
+    ring_.close();
     if (descs_) ::munmap(const_cast<ublksrv_io_desc*>(descs_), descs_bytes_);
     if (buffers_) ::munmap(buffers_, buffers_bytes_);
 }
@@ -76,28 +73,16 @@ int UblkQueue::start() {
     p = ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return fail(-errno, "allocating the request buffers");
     buffers_ = static_cast<uint8_t*>(p);
-    // Completions of the ublk commands run as task work of this thread. Deferred to the ring
-    // (DEFER_TASKRUN, 6.1+) they only run when we ask for events, and when the process dies
-    // they go away with the ring: Linux 6.12 can oops running a dying thread's ordinary
-    // io_uring task work after a SIGKILL (io_fallback_tw), which the kill tests hit.
-    int rc = io_uring_queue_init(
-        cfg_.depth, &ring_,
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
-    deferred_ = rc == 0;
-    if (rc == -EINVAL) rc = io_uring_queue_init(cfg_.depth, &ring_, 0);
-    if (rc < 0) return fail(rc, "io_uring_queue_init");
-    ring_ok_ = true;
-    efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (efd_ < 0) return fail(-errno, "eventfd");
-    rc = io_uring_register_eventfd(&ring_, efd_);
-    if (rc < 0) return fail(rc, "io_uring_register_eventfd");
+    // Completions of the ublk commands run as task work of this thread, deferred to the ring
+    // (see PolledRing for why).
+    const char* what = nullptr;
+    int rc = ring_.init(cfg_.depth, 0, thread_->reactor(), &what);
+    if (rc < 0) return fail(rc, what);
     ch_ = bdev_get_io_channel(cfg_.desc);
     if (!ch_) return fail(-ENOMEM, "no I/O channel for the bdev");
-    thread_->reactor()->add_interrupt_fd(efd_);
     for (Tag& t : tags_) queue_cmd(t, UBLK_IO_FETCH_REQ, 0);
-    rc = io_uring_submit(&ring_);
+    rc = ring_.submit();
     if (rc < 0) return fail(rc, "submitting the fetch commands");
-    unsubmitted_ -= unsigned(rc);
     poller_ = thread_->register_poller(
         "ublk_" + std::to_string(cfg_.dev_id) + "_q" + std::to_string(cfg_.q_id),
         [this] { return poll(); });
@@ -105,16 +90,11 @@ int UblkQueue::start() {
 }
 
 void UblkQueue::queue_cmd(Tag& t, uint32_t nr, int result) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_sqe* sqe = ring_.get_sqe();
     if (!sqe) {  // cannot happen: one command per tag and the SQ has a slot for each
-        int r = io_uring_submit(&ring_);
-        if (r > 0) unsubmitted_ -= unsigned(r);
-        sqe = io_uring_get_sqe(&ring_);
-        if (!sqe) {
-            NOC_ERROR("ublk", "{} queue {}: no submission slot for tag {}", cfg_.disk, cfg_.q_id,
-                      t.tag);
-            return;
-        }
+        NOC_ERROR("ublk", "{} queue {}: no submission slot for tag {}", cfg_.disk, cfg_.q_id,
+                  t.tag);
+        return;
     }
     std::memset(sqe, 0, sizeof(*sqe));
     sqe->opcode = IORING_OP_URING_CMD;
@@ -126,52 +106,16 @@ void UblkQueue::queue_cmd(Tag& t, uint32_t nr, int result) {
     cmd->result = result;
     cmd->addr = reinterpret_cast<uint64_t>(buffers_ + size_t(t.tag) * cfg_.max_io_bytes);
     sqe->user_data = t.tag;
-    t.fetching = true;
-    ++unsubmitted_;
 }
 
 int UblkQueue::poll() {
     int work = 0;
-    // Deferred task work (new requests, mostly) waits for us to enter the kernel: the kernel
-    // raises IORING_SQ_TASKRUN (and the eventfd) when there is some.
-    const bool taskrun =
-        deferred_ && (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
-    if (unsubmitted_) {
-        int r = taskrun ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
-        if (r > 0) {
-            unsubmitted_ -= unsigned(r);
-            work += r;
-        }
-    } else if (taskrun) {
-        io_uring_get_events(&ring_);
-    }
-    if (taskrun) efd_dirty_ = true;  // the eventfd rang for it
-    io_uring_cqe* cqes[kCqBatch];
-    const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kCqBatch);
-    if (n) {
-        struct Done {
-            uint64_t tag;
-            int res;
-        } done[kCqBatch];
-        for (unsigned i = 0; i < n; ++i) done[i] = {cqes[i]->user_data, cqes[i]->res};
-        io_uring_cq_advance(&ring_, n);
-        for (unsigned i = 0; i < n; ++i) {
-            if (done[i].tag >= tags_.size()) continue;
-            Tag& t = tags_[done[i].tag];
-            t.fetching = false;
-            on_request(t, done[i].res);
-        }
-        work += int(n);
-        efd_dirty_ = true;
-    }
-    if (work == 0 && efd_dirty_) {
-        // Cleared once idle, not on every busy pass (the wake-up is level-triggered).
-        uint64_t v;
-        ssize_t r = ::read(efd_, &v, sizeof(v));
-        (void)r;
-        efd_dirty_ = false;
-    }
-    return work;
+    const int r = ring_.submit();
+    if (r > 0) work += r;
+    work += int(ring_.reap([this](uint64_t tag, int res) {
+        if (tag < tags_.size()) on_request(tags_[tag], res);
+    }));
+    return ring_.end_pass(work);
 }
 
 void UblkQueue::on_request(Tag& t, int res) {
@@ -301,19 +245,10 @@ void UblkQueue::maybe_finish_stop() {
         poller_ = nullptr;
     }
     if (ch_) {
-        thread_->reactor()->remove_interrupt_fd(efd_);
         bdev_put_io_channel(ch_);
         ch_ = nullptr;
     }
-    // Closing the ring cancels the fetch commands still with the kernel.
-    if (ring_ok_) {
-        io_uring_queue_exit(&ring_);
-        ring_ok_ = false;
-    }
-    if (efd_ >= 0) {
-        ::close(efd_);
-        efd_ = -1;
-    }
+    ring_.close();  // cancels the fetch commands still with the kernel
     if (descs_) {
         ::munmap(const_cast<ublksrv_io_desc*>(descs_), descs_bytes_);
         descs_ = nullptr;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bdev/bdev.h"
+#include "runtime/polled_ring.h"
 #include "runtime/thread.h"
 #include "ublk/ublk_abi.h"
 
@@ -67,7 +68,6 @@ class UblkQueue {
         uint16_t tag = 0;
         uint8_t op = 0;
         bool on_bdev = false;
-        bool fetching = false;  // a command of this tag is with the kernel
         iovec iov{};
         uint64_t offset_blocks = 0, num_blocks = 0;
         BdevIoWaitEntry wait{};
@@ -89,14 +89,9 @@ class UblkQueue {
     size_t descs_bytes_ = 0;
     uint8_t* buffers_ = nullptr;
     size_t buffers_bytes_ = 0;
-    io_uring ring_{};
-    bool ring_ok_ = false;
-    bool deferred_ = false;  // DEFER_TASKRUN: completions run when we ask for events
-    int efd_ = -1;
-    bool efd_dirty_ = false;
+    PolledRing ring_;
     IoChannel* ch_ = nullptr;
     Poller* poller_ = nullptr;
-    unsigned unsubmitted_ = 0;
     uint32_t on_bdev_ = 0;
     bool stopping_ = false;
     std::function<void()> stop_done_;

@@ -85,16 +85,27 @@ TEST(UblkKernelInterop, DiskServesFioAndSurvivesKillMinusNine) {
                             " --guest-bin " + bin + "/nocstor --guest-bin " + bin +
                             "/nocstorctl --guest-script " + NOCSTOR_SOURCE_DIR +
                             "/tests/interop/ublk-guest.sh 2>&1";
+    // Debian's 6.12 kernel sometimes oopses in io_uring's exit path when the ublk server is
+    // SIGKILLed mid-I/O (a kernel bug, docs/ublk.md); the guest marks that run and it is rerun,
+    // at most twice. Any other failure fails the test.
     int rc = 0;
-    const std::string out = run_command(cmd, &rc);
+    std::string out;
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+        out = run_command(cmd, &rc);
+        if (out.find("io_fallback_tw") == std::string::npos) break;
+        std::cout << "attempt " << attempt << ": the guest kernel oopsed in io_fallback_tw after "
+                  << "the SIGKILL (known 6.12 bug)" << (attempt < 3 ? ", rerunning" : "")
+                  << std::endl;
+    }
     std::cout << out.substr(out.size() > 8000 ? out.size() - 8000 : 0) << std::endl;
     if (out.find("bookworm-backports") != std::string::npos &&
         out.find("PASS: kernel-modules") == std::string::npos)
         GTEST_SKIP() << "the backports kernel could not be fetched";
     EXPECT_EQ(rc, 0);
     EXPECT_NE(out.find(" 0 failed"), std::string::npos);
-    for (const char* step : {"PASS: ublk-start-disk", "PASS: ublk-fio-verify-4k",
-                             "PASS: ublk-fio-verify-128k", "PASS: ublk-kill9-recover-disk",
-                             "PASS: ublk-kill9-restart-persisted", "PASS: ublk-stop-disk"})
+    for (const char* step :
+         {"PASS: ublk-start-disk", "PASS: ublk-fio-verify-4k", "PASS: ublk-fio-verify-128k",
+          "PASS: ublk-kill9-recover-disk", "PASS: ublk-stop-start-disk",
+          "PASS: ublk-kill9-restart-persisted", "PASS: ublk-stop-disk"})
         EXPECT_NE(out.find(step), std::string::npos) << step;
 }

@@ -10,6 +10,17 @@
 # Helpers as a file of their own: step's subprocesses do not see this script's functions.
 cat >/tmp/ublk-t.sh <<'EOF'
 SOCK=/tmp/nocstor.sock
+# Debian's 6.12 kernel can oops in io_uring's exit path (io_fallback_tw, a NULL dereference
+# in the dying ublk server's task work) when the server is SIGKILLed mid-I/O; the process then
+# never goes away. Seen with any of our ring set-ups and bdevs (docs/ublk.md, "Known kernel
+# issues"). The steps stop at once on that oops with this marker; the test reruns the VM.
+kernel_oopsed() {
+  if dmesg | grep -q io_fallback_tw; then
+    echo "KNOWN-KERNEL-OOPS: io_fallback_tw after SIGKILL of the ublk server"; return 0
+  fi
+  return 1
+}
+kernel_oopsed && exit 1
 rpc() { nocstorctl -s $SOCK --timeout 60 call "$@"; }
 start_daemon() {  # start_daemon ARGS...: nocstor in the background, waits for its RPC socket
   rm -f $SOCK
@@ -40,7 +51,7 @@ kill_mid_io() {  # kill_mid_io RESTART_CMD...: SIGKILL nocstor while fio runs, r
   kill -0 $fio_pid || { echo "fio finished before the kill"; cat /tmp/fio-midrun.log; return 1; }
   pid=$(cat /tmp/nocstor.pid)
   kill -9 "$pid"
-  while kill -0 "$pid" 2>/dev/null; do usleep 50000; done
+  while kill -0 "$pid" 2>/dev/null; do kernel_oopsed && return 1; usleep 50000; done
   echo "nocstor $pid killed with SIGKILL while fio ran; /dev/ublkb0 is still there:"
   ls -l /dev/ublkb0 || return 1
   "$@" || return 1
@@ -82,6 +93,12 @@ JSON
     fi
     rpc ublk_get_disks '{"ublk_id":0}' | grep -E '"(flushes|discards|state)"' ;;
   kill-recover) kill_mid_io restart_and_recover ;;
+  restart-disk)  # a device stopped (deleted) and started again in the same process
+    rpc ublk_stop_disk '{"ublk_id":0}' || exit 1
+    i=0; while [ -e /dev/ublkb0 ]; do i=$((i + 1)); [ $i -gt 50 ] && { echo "/dev/ublkb0 still there"; exit 1; }; usleep 100000; done
+    rpc ublk_start_disk '{"bdev_name":"Disk0","ublk_id":0,"queue_depth":64,"num_queues":2}' || exit 1
+    i=0; while [ ! -b /dev/ublkb0 ]; do i=$((i + 1)); [ $i -gt 50 ] && { echo "no /dev/ublkb0"; exit 1; }; usleep 100000; done
+    fio_verify again 4k 8M ;;
   kill-persisted) kill_mid_io restart_persisted ;;
   stats)
     out=$(rpc ublk_get_disks '{}') || exit 1
@@ -104,6 +121,7 @@ if step ublk-start-disk sh /tmp/ublk-t.sh setup; then
   step ublk-fio-verify-128k sh /tmp/ublk-t.sh fio128k
   step ublk-flush-discard sh /tmp/ublk-t.sh flush-discard
   step ublk-kill9-recover-disk sh /tmp/ublk-t.sh kill-recover
+  step ublk-stop-start-disk sh /tmp/ublk-t.sh restart-disk
   step ublk-kill9-restart-persisted sh /tmp/ublk-t.sh kill-persisted
   step ublk-get-disks sh /tmp/ublk-t.sh stats
   step ublk-stop-disk sh /tmp/ublk-t.sh stop
