@@ -35,14 +35,12 @@ std::vector<Section>& sections() {
 const std::set<std::string>& ignorable_methods() {
     static const std::set<std::string> s = {
         "bdev_set_options",
-        "bdev_nvme_set_options",
         "bdev_nvme_set_hotplug",
         "iobuf_set_options",
         "sock_set_default_impl",
         "sock_impl_set_options",
         "accel_set_options",
         "framework_set_scheduler",
-        "nvmf_set_config",
         "nvmf_set_max_subsystems",
         "nvmf_set_crdt",
         "vmd_enable",
@@ -50,7 +48,6 @@ const std::set<std::string>& ignorable_methods() {
         "vfu_tgt_set_base_path",
         "scheduler_set_options",
         "bdev_malloc_set_options",
-        "bdev_nvme_set_options",
         "accel_crypto_key_create",
     };
     return s;

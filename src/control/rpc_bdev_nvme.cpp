@@ -8,6 +8,8 @@
 #include "control/json_params.h"
 #include "control/rpc_registry.h"
 #include "nvme_host/bdev_nvme.h"
+#include "security/dhchap_names.h"
+#include "security/keyring.h"
 
 namespace nocstor::control {
 
@@ -28,6 +30,7 @@ void attach_controller(const json& params, RpcReply reply) {
     const char* kMethod = "bdev_nvme_attach_controller";
     NvmeAttachOptions o;
     std::string trtype, adrfam = "IPv4", traddr, trsvcid = "4420", subnqn, hostnqn;
+    std::string dhchap_key, dhchap_ctrlr_key;
     ParamsDecoder d(kMethod);
     d.required("name", &o.name)
         .required("trtype", &trtype)
@@ -56,8 +59,8 @@ void attach_controller(const json& params, RpcReply reply) {
         .unsupported("prchk_reftag", "protection information checks (prchk_reftag)")
         .unsupported("prchk_guard", "protection information checks (prchk_guard)")
         .unsupported("psk", "TLS (psk)")
-        .unsupported("dhchap_key", "DH-HMAC-CHAP (dhchap_key)")
-        .unsupported("dhchap_ctrlr_key", "DH-HMAC-CHAP (dhchap_ctrlr_key)")
+        .optional("dhchap_key", &dhchap_key)
+        .optional("dhchap_ctrlr_key", &dhchap_ctrlr_key)
         .unsupported("allow_unrecognized_csi",
                      "namespaces of unrecognized command sets (allow_unrecognized_csi)");
     std::string err;
@@ -82,10 +85,44 @@ void attach_controller(const json& params, RpcReply reply) {
     if (!bdev_nvme_check_resiliency_params(o.ctrlr_loss_timeout_sec, o.reconnect_delay_sec,
                                            o.fast_io_fail_timeout_sec, &err))
         return bad(err);
+    if (!dhchap_ctrlr_key.empty() && dhchap_key.empty())
+        return bad("dhchap_ctrlr_key needs dhchap_key (the host authenticates first)");
+    if (!dhchap_key.empty()) {
+        auto cfg = std::make_shared<HostAuthConfig>();
+        cfg->key_name = dhchap_key;
+        cfg->ctrlr_key_name = dhchap_ctrlr_key;
+        if (!security::Keyring::instance().dhchap_secret(dhchap_key, &cfg->host, &err))
+            return bad(err);
+        if (!dhchap_ctrlr_key.empty()) {
+            cfg->ctrl.emplace();
+            if (!security::Keyring::instance().dhchap_secret(dhchap_ctrlr_key, &*cfg->ctrl, &err))
+                return bad(err);
+        }
+        cfg->digests = bdev_nvme_auth_lists().digests;
+        cfg->dhgroups = bdev_nvme_auth_lists().dhgroups;
+        o.auth = std::move(cfg);
+    }
     bdev_nvme_attach(o, [reply](int rc, std::vector<std::string> names, std::string e) {
         if (rc != 0) return reply.error(rc, "bdev_nvme_attach_controller: " + e);
         reply.result(json(names));
     });
+}
+
+// SPDK's module options. The DH-HMAC-CHAP lists are what nocstor uses; the rest tunes SPDK's
+// driver (timeouts, retry counts, polling) and is accepted without effect.
+void set_options(const json& params, RpcReply reply) {
+    std::optional<std::vector<std::string>> digests, groups;
+    ParamsDecoder d("bdev_nvme_set_options");
+    d.optional("dhchap_digests", &digests).optional("dhchap_dhgroups", &groups).allow_unknown();
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    NvmeAuthLists lists = bdev_nvme_auth_lists();
+    if (digests && !security::parse_digest_names(*digests, &lists.digests, &err))
+        return reply.invalid("bdev_nvme_set_options: " + err);
+    if (groups && !security::parse_dhgroup_names(*groups, &lists.dhgroups, &err))
+        return reply.invalid("bdev_nvme_set_options: " + err);
+    bdev_nvme_auth_lists() = lists;
+    reply.result(true);
 }
 
 void detach_controller(const json& params, RpcReply reply) {
@@ -141,6 +178,7 @@ void get_controllers(const json& params, RpcReply reply) {
 
 void register_bdev_nvme_rpcs() {
     auto& r = RpcRegistry::instance();
+    r.add("bdev_nvme_set_options", set_options, true);
     r.add("bdev_nvme_attach_controller", attach_controller, true);
     r.add("bdev_nvme_detach_controller", detach_controller, true);
     r.add("bdev_nvme_get_controllers", get_controllers);

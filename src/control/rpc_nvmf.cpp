@@ -10,6 +10,7 @@
 #include "nvmf/spec.h"
 #include "nvmf/target.h"
 #include "security/dhchap.h"
+#include "security/dhchap_names.h"
 #include "security/keyring.h"
 
 #include <fmt/format.h>
@@ -360,17 +361,7 @@ std::shared_ptr<const nvmf::HostKeys> host_keys(const std::string& key, const st
         return nullptr;
     }
     auto load = [&](const std::string& name, security::DhchapSecret* out) {
-        auto secret = security::Keyring::instance().get(name);
-        if (!secret) {
-            *err = "no key " + name + " in the keyring (keyring_file_add_key)";
-            return false;
-        }
-        std::string why;
-        if (!security::parse_dhchap_secret(*secret, out, &why)) {
-            *err = "key " + name + ": " + why;
-            return false;
-        }
-        return true;
+        return security::Keyring::instance().dhchap_secret(name, out, err);
     };
     auto k = std::make_shared<nvmf::HostKeys>();
     k->key_name = key;
@@ -498,8 +489,35 @@ void get_stats(const json& params, RpcReply reply) {
     });
 }
 
+// nvmf_set_config: the DH-HMAC-CHAP digests and DH groups the target accepts, in the order it
+// prefers them. SPDK's other knobs (acceptor poll rate, passthru, poll group mask, discovery
+// filter, duplicate host policy) tune SPDK itself and are accepted without effect.
+void set_config(const json& params, RpcReply reply) {
+    std::optional<std::vector<std::string>> digests, groups;
+    ParamsDecoder d("nvmf_set_config");
+    d.optional("dhchap_digests", &digests).optional("dhchap_dhgroups", &groups).allow_unknown();
+    std::string err;
+    if (!d.decode(params, &err)) return reply.invalid(err);
+    nvmf::AuthPolicy p = *nvmf::target_auth_policy();
+    if (digests && !security::parse_digest_names(*digests, &p.digests, &err))
+        return reply.invalid("nvmf_set_config: " + err);
+    if (groups && !security::parse_dhgroup_names(*groups, &p.dhgroups, &err))
+        return reply.invalid("nvmf_set_config: " + err);
+    nvmf::set_target_auth_policy(std::move(p));
+    reply.result(true);
+}
+
 json nvmf_section() {
     json calls = json::array();
+    {
+        const auto p = nvmf::target_auth_policy();
+        const nvmf::AuthPolicy defaults;
+        if (p->digests != defaults.digests || p->dhgroups != defaults.dhgroups)
+            calls.push_back({{"method", "nvmf_set_config"},
+                             {"params",
+                              {{"dhchap_digests", security::digest_names(p->digests)},
+                               {"dhchap_dhgroups", security::dhgroup_names(p->dhgroups)}}}});
+    }
     NvmfTarget* t = NvmfTarget::instance();
     if (!t) return calls;
     if (!g_transport.is_null())
@@ -589,6 +607,7 @@ void nvmf_connection_metrics(std::function<void(std::string)> done) {
 
 void register_nvmf_rpcs() {
     auto& r = RpcRegistry::instance();
+    r.add("nvmf_set_config", set_config, true);
     r.add("nvmf_create_transport", create_transport, true);
     r.add("nvmf_get_transports", get_transports);
     r.add("nvmf_create_subsystem", create_subsystem, true);

@@ -11,9 +11,15 @@
 #include "bdev/bdev_module.h"
 #include "nvme_host/bdev_nvme_ctrlr.h"
 #include "runtime/thread.h"
+#include "security/dhchap_names.h"
 #include "util/log.h"
 
 namespace nocstor::nvme_host {
+
+NvmeAuthLists& bdev_nvme_auth_lists() {
+    static NvmeAuthLists lists;
+    return lists;
+}
 
 namespace {
 
@@ -21,6 +27,13 @@ class NvmeModule : public BdevModule {
   public:
     NvmeModule() : BdevModule("nvme") {}
     void write_config_json(nlohmann::json& calls) const override {
+        const NvmeAuthLists& l = bdev_nvme_auth_lists();
+        const NvmeAuthLists defaults;
+        if (l.digests != defaults.digests || l.dhgroups != defaults.dhgroups)
+            calls.push_back({{"method", "bdev_nvme_set_options"},
+                             {"params",
+                              {{"dhchap_digests", security::digest_names(l.digests)},
+                               {"dhchap_dhgroups", security::dhgroup_names(l.dhgroups)}}}});
         for (auto& c : bdev_nvme_config_json()) calls.push_back(c);
     }
     // After the bdev layer unregistered every bdev: close the remaining controllers.

@@ -15,9 +15,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "nvme_host/host_auth.h"
 #include "nvme_host/transport_id.h"
 
 namespace nocstor {
@@ -38,7 +40,17 @@ struct NvmeAttachOptions {
     uint32_t kato_ms = 10'000;
     uint64_t io_timeout_us = 30'000'000;  // a command not answered in time breaks the queue
     int cluster = -1;  // owner of the namespaces' bdevs; set by bdev_nvme_attach (scope/default)
+    std::shared_ptr<const HostAuthConfig> auth;  // dhchap_key / dhchap_ctrlr_key
 };
+
+// bdev_nvme_set_options {dhchap_digests, dhchap_dhgroups}: what controllers attached from now on
+// offer in DH-HMAC-CHAP. Control thread.
+struct NvmeAuthLists {
+    std::vector<security::HashId> digests = {security::HashId::Sha256, security::HashId::Sha384,
+                                             security::HashId::Sha512};
+    std::vector<uint8_t> dhgroups = {0, 1, 2, 3, 4, 5};
+};
+NvmeAuthLists& bdev_nvme_auth_lists();
 
 // SPDK's rules for the three timeouts. False with *err when they contradict each other.
 bool bdev_nvme_check_resiliency_params(int32_t ctrlr_loss_timeout_sec, uint32_t reconnect_delay_sec,

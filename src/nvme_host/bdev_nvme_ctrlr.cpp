@@ -72,6 +72,7 @@ CtrlrOptions NvmeBdevCtrlr::ctrlr_options() const {
     const size_t threads = Runtime::instance() ? Runtime::instance()->data_threads().size() : 1;
     o.num_io_queues = uint16_t(std::min<size_t>(threads + 4, 1024));
     o.io_timeout_us = opts_.io_timeout_us;
+    o.auth = opts_.auth;
     return o;
 }
 
@@ -371,6 +372,7 @@ nlohmann::json NvmeBdevCtrlr::info_json() const {
                         {"ctrlr_loss_timeout_sec", opts_.ctrlr_loss_timeout_sec},
                         {"reconnect_delay_sec", opts_.reconnect_delay_sec},
                         {"fast_io_fail_timeout_sec", opts_.fast_io_fail_timeout_sec},
+                        {"dhchap", opts_.auth != nullptr},
                         {"resets", resets_},
                         {"fail_fast", fail_fast()},
                         {"bdevs", bdev_names_}};
@@ -391,6 +393,10 @@ nlohmann::json NvmeBdevCtrlr::config_json() const {
                         {"ctrlr_loss_timeout_sec", opts_.ctrlr_loss_timeout_sec},
                         {"reconnect_delay_sec", opts_.reconnect_delay_sec},
                         {"fast_io_fail_timeout_sec", opts_.fast_io_fail_timeout_sec}};
+    if (opts_.auth && !opts_.auth->key_name.empty()) {  // key names, never secrets
+        p["dhchap_key"] = opts_.auth->key_name;
+        if (!opts_.auth->ctrlr_key_name.empty()) p["dhchap_ctrlr_key"] = opts_.auth->ctrlr_key_name;
+    }
     // Its namespaces' owner, where there is a choice (as for every other bdev).
     if (opts_.cluster >= 0 && bdev_data_cluster_count() > 1) p["cluster"] = opts_.cluster;
     return {{"method", "bdev_nvme_attach_controller"}, {"params", p}};

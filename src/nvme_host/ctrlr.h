@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "nvme_host/host_auth.h"
 #include "nvme_host/qpair.h"
 #include "nvme_host/transport_id.h"
 #include "nvmf/spec.h"
@@ -28,7 +29,8 @@ struct CtrlrOptions {
     uint64_t admin_timeout_us = 10'000'000;
     uint64_t io_timeout_us = 30'000'000;  // 0: none
     uint64_t connect_timeout_us = 10'000'000;
-    uint8_t hostid[16] = {};  // all zero: derived from the host NQN
+    uint8_t hostid[16] = {};                     // all zero: derived from the host NQN
+    std::shared_ptr<const HostAuthConfig> auth;  // DH-HMAC-CHAP on every queue when asked
 };
 
 struct NamespaceData {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "nvmf/auth_messages.h"
 #include "runtime/reactor.h"
 #include "runtime/thread.h"
 #include "util/log.h"
@@ -173,15 +174,123 @@ void NvmeTcpQpair::connect_cpl(void* arg, const NvmeCpl& cpl) {
         return;
     }
     q->cntlid_ = uint16_t(cpl.cqe.dw0 & 0xFFFF);
-    if ((cpl.cqe.dw0 >> 16) & 0x3) {
-        q->fail(-EACCES, "target requires in-band authentication (not supported)");
+    const bool auth_required = ((cpl.cqe.dw0 >> 16) & 0x3) != 0;  // AUTHREQ: ATR / ASCR
+    if (auth_required && !q->opts_.auth) {
+        q->fail(-EACCES,
+                fmt::format("the controller requires DH-HMAC-CHAP authentication of {} (qid {}): "
+                            "give the host key (dhchap_key)",
+                            q->opts_.trid.hostnqn, q->opts_.qid));
         return;
     }
-    q->state_ = QpairState::kReady;
-    if (q->connect_done_) {
-        auto done = std::move(q->connect_done_);
-        q->connect_done_ = nullptr;
+    if (!auth_required && q->opts_.auth && q->opts_.auth->ctrl) {
+        // We were told to check the controller's identity; it never offered to prove it.
+        q->fail(-EACCES, fmt::format("the controller did not ask for DH-HMAC-CHAP (qid {}), so it "
+                                     "cannot prove itself with the controller key "
+                                     "(dhchap_ctrlr_key); is the host's key set on the target?",
+                                     q->opts_.qid));
+        return;
+    }
+    if (!auth_required) return q->become_ready();
+    q->state_ = QpairState::kAuthenticate;
+    const std::string& subnqn =
+        q->opts_.trid.subnqn.empty() ? std::string(nvme::kDiscoveryNqn) : q->opts_.trid.subnqn;
+    q->auth_ = std::make_unique<HostAuth>(q->opts_.auth, q->opts_.trid.hostnqn, subnqn,
+                                          uint16_t(q->opts_.qid + 1));
+    q->auth_buf_ = q->auth_->negotiate();
+    q->auth_send(false);
+}
+
+void NvmeTcpQpair::become_ready() {
+    state_ = QpairState::kReady;
+    if (auth_) {
+        NOC_DEBUG("nvme", "qid {}: authenticated (DH-HMAC-CHAP hmac({}), DH group {})", opts_.qid,
+                  security::hash_name(auth_->hash()), security::dh_group_name(auth_->dh_group()));
+        auth_.reset();
+        security::wipe(auth_buf_);
+    }
+    if (connect_done_) {
+        auto done = std::move(connect_done_);
+        connect_done_ = nullptr;
         done(0, "");
+    }
+}
+
+namespace {
+
+// AUTH_Send / AUTH_Receive: a fabrics command whose bytes 40-47 say which security protocol
+// (DH-HMAC-CHAP) and how many bytes go or come.
+nvme::SubmissionQueueEntry auth_command(uint8_t fctype, uint32_t len) {
+    nvme::SubmissionQueueEntry sqe;
+    std::memset(&sqe, 0, sizeof sqe);
+    auto* b = reinterpret_cast<uint8_t*>(&sqe);
+    b[0] = nvme::admin_opc::kFabrics;
+    b[4] = fctype;
+    nvmf::auth::CommandFields f{};
+    f.spsp0 = nvmf::auth::kSpsp;
+    f.spsp1 = nvmf::auth::kSpsp;
+    f.secp = nvmf::auth::kSecpDhchap;
+    f.length = len;
+    std::memcpy(b + 40, &f, sizeof f);
+    return sqe;
+}
+
+}  // namespace
+
+void NvmeTcpQpair::auth_send(bool last) {
+    auth_last_ = last;
+    auth_iov_ = {auth_buf_.data(), auth_buf_.size()};
+    const int rc = submit_internal(
+        auth_command(nvme::fctype::kAuthSend, uint32_t(auth_buf_.size())), DataDir::kHostToCtrl,
+        &auth_iov_, 1, uint32_t(auth_buf_.size()), &NvmeTcpQpair::auth_send_cpl, this, true);
+    if (rc != 0) fail(rc, "cannot queue AUTH_Send");
+}
+
+void NvmeTcpQpair::auth_receive() {
+    security::wipe(auth_buf_);
+    auth_buf_.assign(HostAuth::kReceiveLength, 0);
+    auth_iov_ = {auth_buf_.data(), auth_buf_.size()};
+    const int rc = submit_internal(
+        auth_command(nvme::fctype::kAuthReceive, uint32_t(auth_buf_.size())), DataDir::kCtrlToHost,
+        &auth_iov_, 1, uint32_t(auth_buf_.size()), &NvmeTcpQpair::auth_receive_cpl, this, false);
+    if (rc != 0) fail(rc, "cannot queue AUTH_Receive");
+}
+
+void NvmeTcpQpair::auth_send_cpl(void* arg, const NvmeCpl& cpl) {
+    auto* q = static_cast<NvmeTcpQpair*>(arg);
+    if (cpl.transport_rc != 0 || !q->auth_) return;  // fail() reports it
+    if (!cpl.cqe.status.ok())
+        return q->fail(-EACCES,
+                       fmt::format("AUTH_Send (qid {}) refused: sct {:#x} sc {:#x}", q->opts_.qid,
+                                   cpl.cqe.status.sct(), cpl.cqe.status.sc()));
+    if (!q->auth_last_) return q->auth_receive();
+    if (q->auth_->authenticated()) return q->become_ready();
+    q->fail(-EACCES, fmt::format("DH-HMAC-CHAP (qid {}): {}", q->opts_.qid, q->auth_->error()));
+}
+
+void NvmeTcpQpair::auth_receive_cpl(void* arg, const NvmeCpl& cpl) {
+    auto* q = static_cast<NvmeTcpQpair*>(arg);
+    if (cpl.transport_rc != 0 || !q->auth_) return;
+    if (!cpl.cqe.status.ok())
+        return q->fail(
+            -EACCES, fmt::format("AUTH_Receive (qid {}) refused: sct {:#x} sc {:#x}", q->opts_.qid,
+                                 cpl.cqe.status.sct(), cpl.cqe.status.sc()));
+    std::vector<uint8_t> out;
+    const HostAuth::Next next = q->auth_->on_message(q->auth_buf_, &out);
+    switch (next) {
+        case HostAuth::Next::kSend:
+        case HostAuth::Next::kSendEnd: {
+            const bool last = next == HostAuth::Next::kSendEnd;
+            security::wipe(q->auth_buf_);
+            q->auth_buf_ = std::move(out);
+            return q->auth_send(last);
+        }
+        case HostAuth::Next::kReceive:
+            return q->auth_receive();
+        case HostAuth::Next::kDone:
+            return q->become_ready();
+        case HostAuth::Next::kFailed:
+            return q->fail(
+                -EACCES, fmt::format("DH-HMAC-CHAP (qid {}): {}", q->opts_.qid, q->auth_->error()));
     }
 }
 
@@ -599,7 +708,9 @@ int NvmeTcpQpair::poll() {
     }
     work += flush_tx();
     if (state_ != QpairState::kFailed) work += receive();
-    if (state_ == QpairState::kReady || state_ == QpairState::kFabricConnect) work += flush_tx();
+    if (state_ == QpairState::kReady || state_ == QpairState::kFabricConnect ||
+        state_ == QpairState::kAuthenticate)
+        work += flush_tx();
     return work;
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "nvme_host/host_auth.h"
 #include "nvme_host/tcp_socket.h"
 #include "nvme_host/transport_id.h"
 #include "nvmf/spec.h"
@@ -54,6 +55,9 @@ struct QpairOptions {
     uint64_t command_timeout_us = 30'000'000;  // 0: none
     uint64_t connect_timeout_us = 10'000'000;
     uint32_t max_c2h_pdu = 16u << 20;  // largest C2HData accepted
+    // DH-HMAC-CHAP keys: the queue authenticates when the controller asks for it (and insists
+    // on it when a controller key is given). Null: a controller that asks is refused.
+    std::shared_ptr<const HostAuthConfig> auth;
 };
 
 enum class QpairState : uint8_t {
@@ -61,6 +65,7 @@ enum class QpairState : uint8_t {
     kTcpConnect,
     kIcExchange,
     kFabricConnect,
+    kAuthenticate,  // DH-HMAC-CHAP after Connect
     kReady,
     kFailed
 };
@@ -138,6 +143,11 @@ class NvmeTcpQpair final : private nvmf::tcp::PduHandler {
     void send_icreq();
     void send_connect();
     static void connect_cpl(void* arg, const NvmeCpl& cpl);
+    void become_ready();
+    void auth_send(bool last);
+    void auth_receive();
+    static void auth_send_cpl(void* arg, const NvmeCpl& cpl);
+    static void auth_receive_cpl(void* arg, const NvmeCpl& cpl);
     void fail(int rc, std::string why);
     void fail_all(int rc);
     void stop_pollers();
@@ -172,6 +182,10 @@ class NvmeTcpQpair final : private nvmf::tcp::PduHandler {
     size_t ic_len_ = 0, ic_sent_ = 0;
     nvme::ConnectData connect_data_{};
     iovec connect_iov_{};
+    std::unique_ptr<HostAuth> auth_;
+    std::vector<uint8_t> auth_buf_;  // the message being sent or received
+    iovec auth_iov_{};
+    bool auth_last_ = false;  // the message being sent ends the exchange
     uint16_t cntlid_ = 0;
     uint32_t maxh2cdata_ = 0;
     bool in_callbacks_ = false;

@@ -1,8 +1,8 @@
 #include "nvmf/auth.h"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -15,39 +15,23 @@ namespace nocstor::nvmf {
 using security::HashId;
 
 namespace {
-
-// Hashes in the order we prefer them when the host offers several.
-constexpr HashId kHashes[] = {HashId::Sha256, HashId::Sha384, HashId::Sha512};
-// DH groups likewise: a Diffie-Hellman exchange when the host offers one of moderate cost, then
-// the NULL group, then the big groups (a 6144- or 8192-bit exponentiation takes tens of
-// milliseconds of the poll group's thread).
-constexpr uint8_t kDhGroups[] = {1, 2, 3, auth::kDhNull, 4, 5};
-
-void put_le16(std::vector<uint8_t>& v, uint16_t x) {
-    v.push_back(uint8_t(x));
-    v.push_back(uint8_t(x >> 8));
-}
-void put_le32(std::vector<uint8_t>& v, uint32_t x) {
-    for (int i = 0; i < 4; ++i) v.push_back(uint8_t(x >> (8 * i)));
-}
-void put_str(std::vector<uint8_t>& v, const std::string& s) {
-    v.insert(v.end(), s.begin(), s.end());
-}
-
-// A random sequence number; 0 is reserved ("not used"). 0 when there is no randomness.
-uint32_t random_seqnum() {
-    for (int i = 0; i < 4; ++i) {
-        uint32_t s = 0;
-        if (RAND_bytes(reinterpret_cast<unsigned char*>(&s), sizeof(s)) != 1) return 0;
-        if (s) return s;
-    }
-    return 0;
-}
-
+std::atomic<std::shared_ptr<const AuthPolicy>> g_policy{std::make_shared<const AuthPolicy>()};
 }  // namespace
 
-QueueAuth::QueueAuth(std::shared_ptr<const HostKeys> keys, std::string hostnqn, std::string subnqn)
-    : keys_(std::move(keys)), hostnqn_(std::move(hostnqn)), subnqn_(std::move(subnqn)) {}
+std::shared_ptr<const AuthPolicy> target_auth_policy() {
+    return g_policy.load();
+}
+
+void set_target_auth_policy(AuthPolicy p) {
+    g_policy.store(std::make_shared<const AuthPolicy>(std::move(p)));
+}
+
+QueueAuth::QueueAuth(std::shared_ptr<const HostKeys> keys, std::string hostnqn, std::string subnqn,
+                     AuthPolicy policy)
+    : keys_(std::move(keys)),
+      hostnqn_(std::move(hostnqn)),
+      subnqn_(std::move(subnqn)),
+      policy_(std::move(policy)) {}
 
 void QueueAuth::fail(uint8_t explanation, std::string why) {
     failure_ = explanation;
@@ -56,34 +40,17 @@ void QueueAuth::fail(uint8_t explanation, std::string why) {
     last_error_ = std::move(why);
 }
 
-// HMAC(hash, transformed key, challenge || le32(seqnum) || le16(tid) || 0 || role || nqn1 || 0 ||
-// nqn2): "HostHost" with the host's key for the host's answer, "Controller" with the
-// controller's key for the controller's.
 std::vector<uint8_t> QueueAuth::response(const security::DhchapSecret& secret,
                                          const std::string& key_nqn,
                                          const std::vector<uint8_t>& challenge, uint32_t seqnum,
                                          const char* role, const std::string& first_nqn,
                                          const std::string& second_nqn) const {
-    std::vector<uint8_t> key = security::transform_key(secret, key_nqn);
-    std::vector<uint8_t> msg(challenge);
-    put_le32(msg, seqnum);
-    put_le16(msg, tid_);
-    msg.push_back(0);
-    msg.insert(msg.end(), role, role + std::strlen(role));
-    put_str(msg, first_nqn);
-    msg.push_back(0);
-    put_str(msg, second_nqn);
-    std::vector<uint8_t> out = security::hmac(hash_, key, msg);
-    security::wipe(key);
-    return out;
+    return security::dhchap_response(hash_, secret, key_nqn, challenge, seqnum, tid_, role,
+                                     first_nqn, second_nqn);
 }
 
 std::vector<uint8_t> QueueAuth::augmented(const std::vector<uint8_t>& challenge) const {
-    if (session_key_.empty()) return challenge;
-    std::vector<uint8_t> hashed = security::digest(hash_, session_key_);
-    std::vector<uint8_t> out = security::hmac(hash_, hashed, challenge);
-    security::wipe(hashed);
-    return out;
+    return security::dhchap_augment(hash_, session_key_, challenge);
 }
 
 void QueueAuth::on_send(const uint8_t* data, size_t len) {
@@ -133,14 +100,14 @@ void QueueAuth::negotiate(const uint8_t* data, size_t len) {
     if (p.authid != auth::kDhchapAuthId || p.halen > 30 || p.dhlen > 30)
         return fail(auth::kIncorrectPayload, "not a DH-HMAC-CHAP protocol descriptor");
     hash_ = HashId::None;
-    for (HashId want : kHashes) {
+    for (HashId want : policy_.digests) {
         for (int i = 0; i < p.halen && hash_ == HashId::None; ++i)
             if (p.idlist[i] == uint8_t(want)) hash_ = want;
         if (hash_ != HashId::None) break;
     }
     if (hash_ == HashId::None) return fail(auth::kHashUnusable, "no hash in common");
     dhgid_ = 0xFF;
-    for (uint8_t want : kDhGroups) {
+    for (uint8_t want : policy_.dhgroups) {
         for (int i = 0; i < p.dhlen && dhgid_ == 0xFF; ++i)
             if (p.idlist[30 + i] == want) dhgid_ = want;
         if (dhgid_ != 0xFF) break;
@@ -205,9 +172,9 @@ int QueueAuth::on_receive(uint8_t* out, size_t al) {
                             dh_bytes);
             }
             c1_.resize(hl);
-            s1_ = random_seqnum();
+            s1_ = security::random_seqnum();
             // A predictable challenge could be answered by replaying an old exchange.
-            if (RAND_bytes(c1_.data(), int(hl)) != 1 || s1_ == 0) {
+            if (!security::random_bytes(c1_) || s1_ == 0) {
                 fail(auth::kFailed, "no random bytes for the challenge");
                 return on_receive(out, al);  // Failure1 instead
             }

@@ -27,9 +27,24 @@ struct HostKeys {
     std::optional<security::DhchapSecret> ctrl;  // lets the host authenticate the controller
 };
 
+// What the target accepts (nvmf_set_config {dhchap_digests, dhchap_dhgroups}), in the order it
+// prefers them among those the host offers. By default a Diffie-Hellman exchange of moderate
+// cost, then the NULL group, then the big groups (a 6144- or 8192-bit exponentiation takes tens
+// of milliseconds of the poll group's thread).
+struct AuthPolicy {
+    std::vector<security::HashId> digests = {security::HashId::Sha256, security::HashId::Sha384,
+                                             security::HashId::Sha512};
+    std::vector<uint8_t> dhgroups = {1, 2, 3, 0, 4, 5};
+};
+
+// The target's policy (nvmf_set_config): set on the control thread, read at Connect on any.
+std::shared_ptr<const AuthPolicy> target_auth_policy();
+void set_target_auth_policy(AuthPolicy p);
+
 class QueueAuth {
   public:
-    QueueAuth(std::shared_ptr<const HostKeys> keys, std::string hostnqn, std::string subnqn);
+    QueueAuth(std::shared_ptr<const HostKeys> keys, std::string hostnqn, std::string subnqn,
+              AuthPolicy policy = {});
 
     // AUTH_Send's payload. Protocol errors are not command errors: they show up as the Failure1
     // message of the next AUTH_Receive (or end the exchange after Failure2).
@@ -61,6 +76,7 @@ class QueueAuth {
 
     std::shared_ptr<const HostKeys> keys_;
     std::string hostnqn_, subnqn_;
+    AuthPolicy policy_;
     Step step_ = Step::Negotiate;
     uint16_t tid_ = 0;
     security::HashId hash_ = security::HashId::None;

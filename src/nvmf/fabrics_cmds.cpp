@@ -32,7 +32,8 @@ uint32_t maybe_require_auth(TcpConn* c, const SubsystemInfo* info, const std::st
     if (!info) return 0;
     auto keys = info->keys_of(hostnqn);
     if (!keys) return 0;
-    c->require_auth(std::make_unique<QueueAuth>(std::move(keys), hostnqn, info->nqn));
+    c->require_auth(
+        std::make_unique<QueueAuth>(std::move(keys), hostnqn, info->nqn, *target_auth_policy()));
     return auth::kConnectAuthreqAtr;
 }
 

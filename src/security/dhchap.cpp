@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include <fmt/format.h>
 
@@ -149,6 +150,47 @@ std::vector<uint8_t> transform_key(const DhchapSecret& s, std::string_view nqn) 
     std::vector<uint8_t> msg(nqn.begin(), nqn.end());
     msg.insert(msg.end(), kTransformSuffix.begin(), kTransformSuffix.end());
     return hmac(s.transform, s.key, msg);
+}
+
+std::vector<uint8_t> dhchap_augment(HashId h, std::span<const uint8_t> session_key,
+                                    std::span<const uint8_t> challenge) {
+    if (session_key.empty()) return {challenge.begin(), challenge.end()};
+    std::vector<uint8_t> hashed = digest(h, session_key);
+    std::vector<uint8_t> out = hmac(h, hashed, challenge);
+    wipe(hashed);
+    return out;
+}
+
+std::vector<uint8_t> dhchap_response(HashId h, const DhchapSecret& secret, std::string_view key_nqn,
+                                     std::span<const uint8_t> challenge, uint32_t seqnum,
+                                     uint16_t tid, std::string_view role, std::string_view nqn1,
+                                     std::string_view nqn2) {
+    std::vector<uint8_t> key = transform_key(secret, key_nqn);
+    std::vector<uint8_t> msg(challenge.begin(), challenge.end());
+    for (int i = 0; i < 4; ++i) msg.push_back(uint8_t(seqnum >> (8 * i)));
+    msg.push_back(uint8_t(tid));
+    msg.push_back(uint8_t(tid >> 8));
+    msg.push_back(0);
+    msg.insert(msg.end(), role.begin(), role.end());
+    msg.insert(msg.end(), nqn1.begin(), nqn1.end());
+    msg.push_back(0);
+    msg.insert(msg.end(), nqn2.begin(), nqn2.end());
+    std::vector<uint8_t> out = hmac(h, key, msg);
+    wipe(key);
+    return out;
+}
+
+bool random_bytes(std::span<uint8_t> out) {
+    return out.empty() || RAND_bytes(out.data(), int(out.size())) == 1;
+}
+
+uint32_t random_seqnum() {
+    for (int i = 0; i < 4; ++i) {
+        uint32_t s = 0;
+        if (!random_bytes({reinterpret_cast<uint8_t*>(&s), sizeof(s)})) return 0;
+        if (s) return s;
+    }
+    return 0;
 }
 
 void wipe(std::vector<uint8_t>& v) {

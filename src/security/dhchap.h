@@ -36,6 +36,23 @@ std::vector<uint8_t> digest(HashId h, std::span<const uint8_t> data);
 // HMAC(transform hash, key, nqn || "NVMe-over-Fabrics").
 std::vector<uint8_t> transform_key(const DhchapSecret& s, std::string_view nqn);
 
+// The challenge as DH-HMAC-CHAP responses use it: as sent when there is no Diffie-Hellman
+// session key (NULL group), else HMAC(hash, H(session key), challenge).
+std::vector<uint8_t> dhchap_augment(HashId h, std::span<const uint8_t> session_key,
+                                    std::span<const uint8_t> challenge);
+// A DH-HMAC-CHAP response (NVMe base spec 2.0, 8.13.5.5): HMAC(h, transform_key(secret,
+// key_nqn), challenge || le32(seqnum) || le16(tid) || 0 || role || nqn1 || 0 || nqn2). The host
+// answers with role "HostHost" (its key, nqn1 = host NQN), the controller with "Controller"
+// (the controller key, nqn1 = subsystem NQN).
+std::vector<uint8_t> dhchap_response(HashId h, const DhchapSecret& secret, std::string_view key_nqn,
+                                     std::span<const uint8_t> challenge, uint32_t seqnum,
+                                     uint16_t tid, std::string_view role, std::string_view nqn1,
+                                     std::string_view nqn2);
+// A random sequence number (0 is reserved: "not used"); 0 when there is no randomness.
+uint32_t random_seqnum();
+// Fills `out` with random bytes; false when OpenSSL has no randomness.
+bool random_bytes(std::span<uint8_t> out);
+
 // Overwrites a buffer that held key material.
 void wipe(std::vector<uint8_t>& v);
 void wipe(std::string& s);

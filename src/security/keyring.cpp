@@ -121,4 +121,18 @@ void Keyring::clear() {
     keys_.clear();
 }
 
+bool Keyring::dhchap_secret(const std::string& name, DhchapSecret* out, std::string* err) const {
+    auto secret = get(name);
+    if (!secret) {
+        *err = "no key " + name + " in the keyring (keyring_file_add_key)";
+        return false;
+    }
+    std::string why;
+    if (!parse_dhchap_secret(*secret, out, &why)) {
+        *err = "key " + name + ": " + why;
+        return false;
+    }
+    return true;
+}
+
 }  // namespace nocstor::security

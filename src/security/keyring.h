@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "security/dhchap.h"
+
 namespace nocstor::security {
 
 struct KeyInfo {
@@ -30,6 +32,10 @@ class Keyring {
     // The secret (nullptr when there is no such key).
     std::shared_ptr<const std::string> get(const std::string& name) const;
     std::vector<KeyInfo> list() const;  // by name
+
+    // A DH-HMAC-CHAP secret ("DHHC-1:...") by key name; false with *err ("no key NAME in the
+    // keyring ...", or what is wrong with the secret, never quoting it).
+    bool dhchap_secret(const std::string& name, DhchapSecret* out, std::string* err) const;
 
     void clear();  // tests
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "nvme_host/nvme_cmd.h"
 #include "nvme_host/qpair.h"
 #include "runtime/runtime.h"
+#include "security/dhchap.h"
 #include "util/histogram.h"
 #include "util/log.h"
 #include "util/tick.h"
@@ -50,6 +52,7 @@ struct Config {
     bool pin = true;
     uint32_t qpairs_per_ns = 1;
     bool hdgst = false, ddgst = false;
+    std::shared_ptr<const HostAuthConfig> auth;  // --dhchap-secret / --dhchap-ctrl-secret
     bool json = false;
     bool verify = false;
     uint64_t seed = 0x6e6f6373746f72;  // "nocstor"
@@ -453,6 +456,7 @@ void run(Shared* s, Runtime* rt) {
     o.trid = s->cfg.trid;
     o.hdgst = s->cfg.hdgst;
     o.ddgst = s->cfg.ddgst;
+    o.auth = s->cfg.auth;
     o.io_queue_depth = uint16_t(s->cfg.depth);
     const size_t nthreads = rt->data_threads().size();
     s->ctrlr = std::make_unique<NvmeCtrlr>(o);
@@ -568,6 +572,12 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, 64u));
     app.add_flag("-H,--enable-tcp-hdgst", c.hdgst, "enable the NVMe/TCP header digest");
     app.add_flag("-I,--enable-tcp-ddgst", c.ddgst, "enable the NVMe/TCP data digest");
+    std::string dhchap_secret, dhchap_ctrl_secret;
+    app.add_option("--dhchap-secret", dhchap_secret,
+                   "DH-HMAC-CHAP host secret (DHHC-1:..., as nvme gen-dhchap-key prints it), or "
+                   "a file holding it; the host NQN of -r (hostnqn:) is the one it belongs to");
+    app.add_option("--dhchap-ctrl-secret", dhchap_ctrl_secret,
+                   "DH-HMAC-CHAP controller secret (or a file): the target must prove it too");
     app.add_flag("--json", c.json, "print the results as JSON");
     app.add_flag("--verify", c.verify,
                  "each queue slot writes a block pattern stamped with LBA and seed, reads it "
@@ -585,6 +595,38 @@ int main(int argc, char** argv) {
     if (c.trid.subnqn.empty()) {
         fmt::print(stderr, "nocstor-perf: -r needs subnqn:\n");
         return 2;
+    }
+    if (!dhchap_ctrl_secret.empty() && dhchap_secret.empty()) {
+        fmt::print(stderr, "nocstor-perf: --dhchap-ctrl-secret needs --dhchap-secret\n");
+        return 2;
+    }
+    if (!dhchap_secret.empty()) {
+        auto cfg = std::make_shared<HostAuthConfig>();
+        // A secret, or a file that holds one (kept out of the process list).
+        auto load = [&](std::string text, security::DhchapSecret* out, const char* opt) {
+            if (text.rfind("DHHC-1:", 0) != 0) {
+                std::ifstream f(text);
+                if (!f || !std::getline(f, text)) {
+                    fmt::print(stderr, "nocstor-perf: {}: cannot read {}\n", opt, text);
+                    return false;
+                }
+            }
+            std::string why;
+            if (!security::parse_dhchap_secret(text, out, &why)) {
+                fmt::print(stderr, "nocstor-perf: {}: {}\n", opt, why);
+                return false;
+            }
+            security::wipe(text);
+            return true;
+        };
+        if (!load(dhchap_secret, &cfg->host, "--dhchap-secret")) return 2;
+        if (!dhchap_ctrl_secret.empty()) {
+            cfg->ctrl.emplace();
+            if (!load(dhchap_ctrl_secret, &*cfg->ctrl, "--dhchap-ctrl-secret")) return 2;
+        }
+        security::wipe(dhchap_secret);
+        security::wipe(dhchap_ctrl_secret);
+        c.auth = std::move(cfg);
     }
     if (!parse_pattern(workload, &c.pattern, &c.read_pct)) {
         fmt::print(stderr, "nocstor-perf: -w: unknown pattern '{}'\n", workload);
