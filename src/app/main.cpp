@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
     app.add_flag("--empty", o.empty_config, "start with nothing configured (no default volume)");
     app.add_option("-r,--rpc-socket", o.rpc_socket, "JSON-RPC Unix socket path")
         ->capture_default_str();
+    app.add_option("--rpc-group", o.rpc_group,
+                   "let this group (name or gid) use the RPC socket too: mode 0660 with that "
+                   "group instead of 0600 (owner only)");
     app.add_option("--http-address", o.http_address, "REST/metrics listen address (IPv4 or IPv6)")
         ->capture_default_str();
     app.add_option("--http-port", o.http_port, "REST/metrics port")->capture_default_str();

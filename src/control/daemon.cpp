@@ -94,6 +94,7 @@ bool start_servers(ControlPlane* cp, std::string* err) {
     Thread* t = Thread::current();
     JsonRpcServerOptions ro;
     ro.socket_path = cp->opts.rpc_socket;
+    ro.socket_group = cp->opts.rpc_group;
     ro.connections = cp->opts.rpc_limits;
     cp->rpc = std::make_unique<JsonRpcServer>(ro);
     bind_rpc_methods(cp);

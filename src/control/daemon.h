@@ -16,6 +16,7 @@ struct DaemonOptions {
     bool persist = false;       // save the live configuration to config_path after changes
     bool empty_config = false;  // start with nothing configured (ignores the default)
     std::string rpc_socket = "/var/tmp/nocstor.sock";
+    std::string rpc_group;  // --rpc-group: socket 0660 with this group instead of 0600
     bool http_enabled = true;
     std::string http_address = "127.0.0.1";
     uint16_t http_port = 8080;

@@ -53,7 +53,7 @@ bool JsonRpcServer::start(std::string* error) {
         *error = fmt::format("epoll_create1: {}", std::strerror(errno));
         return false;
     }
-    listen_fd_ = listen_unix_socket(options_.socket_path, 128, error);
+    listen_fd_ = listen_unix_socket(options_.socket_path, 128, error, options_.socket_group);
     if (listen_fd_ < 0) {
         stop();
         return false;

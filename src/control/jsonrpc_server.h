@@ -72,6 +72,7 @@ using RpcHandler = std::function<void(const nlohmann::json& params, Responder r)
 
 struct JsonRpcServerOptions {
     std::string socket_path = "/var/tmp/nocstor.sock";
+    std::string socket_group;  // "": the socket is 0600; else 0660 owned by this group
     std::size_t max_request_size = 16 * 1024 * 1024;
     // No per-peer cap: every client is a local process allowed to open the socket. The idle
     // deadline is long because SPDK's `rpc.py --server` keeps one connection for a session; under

@@ -1,6 +1,7 @@
 #include "control/jsonrpc_unix_socket.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -8,7 +9,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -44,9 +47,34 @@ bool someone_listens(const sockaddr_un& addr) {
 
 }  // namespace
 
-int listen_unix_socket(const std::string& path, int backlog, std::string* error) {
+// A group name or numeric gid; false with *error.
+static bool resolve_group(const std::string& group, gid_t* gid, std::string* error) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(group.c_str(), &end, 10);
+    if (!group.empty() && end && *end == '\0') {
+        *gid = gid_t(n);
+        return true;
+    }
+    std::vector<char> buf(16384);
+    struct group g {};
+    struct group* found = nullptr;
+    const int rc = ::getgrnam_r(group.c_str(), &g, buf.data(), buf.size(), &found);
+    if (rc != 0 || !found) {
+        *error = fmt::format("--rpc-group: no group '{}'{}", group,
+                             rc ? std::string(": ") + std::strerror(rc) : std::string());
+        return false;
+    }
+    *gid = found->gr_gid;
+    return true;
+}
+
+int listen_unix_socket(const std::string& path, int backlog, std::string* error,
+                       const std::string& group) {
     sockaddr_un addr;
     if (!make_address(path, &addr, error)) return -1;
+    gid_t gid = 0;
+    if (!group.empty() && !resolve_group(group, &gid, error)) return -1;
+    const mode_t mode = group.empty() ? 0600 : 0660;
     struct stat st;
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
@@ -67,10 +95,21 @@ int listen_unix_socket(const std::string& path, int backlog, std::string* error)
         *error = fmt::format("socket(AF_UNIX): {}", std::strerror(errno));
         return -1;
     }
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::listen(fd, backlog) != 0) {
+    // Linux creates the socket file with the mode of the socket's inode: set before bind, no
+    // other user can ever connect in the moment between bind and chmod.
+    (void)::fchmod(fd, mode);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
         *error = fmt::format("cannot listen on {}: {}", path, std::strerror(errno));
         ::close(fd);
+        return -1;
+    }
+    if ((!group.empty() && ::chown(path.c_str(), uid_t(-1), gid) != 0) ||
+        ::chmod(path.c_str(), mode) != 0 || ::listen(fd, backlog) != 0) {
+        *error =
+            fmt::format("cannot set up {} (mode {:o}{}): {}", path, mode,
+                        group.empty() ? std::string() : ", group " + group, std::strerror(errno));
+        ::close(fd);
+        ::unlink(path.c_str());
         return -1;
     }
     return fd;
