@@ -11,9 +11,10 @@ PACKAGES=(
   python3
 )
 # What the tests need besides the build (--with-tests): Debian's tgt as the iSCSI target the
-# iSCSI bdev's tests talk to, iscsi-perf as its benchmark reference. Not on a plain install: the
-# tgt package starts a tgtd service listening on every interface.
-TEST_PACKAGES=(tgt libiscsi-bin)
+# iSCSI bdev's tests talk to, iscsi-perf as its benchmark reference, curl and openssl for the
+# HTTPS tests. Not on a plain install: the tgt package starts a tgtd service listening on every
+# interface.
+TEST_PACKAGES=(tgt libiscsi-bin curl openssl)
 # Extra tools for the optional interop and packet-capture checks: install with --with-interop.
 INTEROP_PACKAGES=(nvme-cli fio qemu-system-x86 tshark)
 

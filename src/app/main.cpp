@@ -29,6 +29,14 @@ int main(int argc, char** argv) {
     app.add_option("--http-port", o.http_port, "REST/metrics port")->capture_default_str();
     bool no_http = false;
     app.add_flag("--no-http", no_http, "do not start the REST/metrics server");
+    app.add_option("--http-tls-cert", o.http_tls_cert,
+                   "serve REST/metrics over HTTPS with this PEM certificate (chain); needed for "
+                   "an --http-address beyond loopback");
+    app.add_option("--http-tls-key", o.http_tls_key, "the PEM private key of --http-tls-cert");
+    app.add_option("--http-client-ca", o.http_client_ca,
+                   "HTTPS: clients need a certificate signed by this PEM CA");
+    app.add_flag("--metrics-public", o.metrics_public,
+                 "with --http-client-ca: GET /metrics needs no client certificate");
     app.add_option("--http-token-file", o.http_token_file,
                    "where to write the REST API's management token (mode 0600, new at every "
                    "start; requests that change something need 'Authorization: Bearer TOKEN'; "

@@ -18,6 +18,7 @@
 #include "util/tick.h"
 #include "vhost/vhost_target.h"
 
+#include <arpa/inet.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -90,6 +91,46 @@ bool create_token(ControlPlane* cp, std::string* token, std::string* err) {
     return true;
 }
 
+// Whether a REST listen address stays on this machine.
+bool loopback_address(std::string a) {
+    if (a.size() > 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+    if (a == "localhost" || a == "::1") return true;
+    in_addr v4{};
+    return ::inet_pton(AF_INET, a.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+// HTTPS options; REST beyond loopback is refused without TLS (anyone on the network could
+// read the configuration, and the token would travel in clear).
+bool http_tls_setup(const DaemonOptions& o, HttpServerOptions* ho, std::string* err) {
+    const bool tls = !o.http_tls_cert.empty() || !o.http_tls_key.empty();
+    if (tls && (o.http_tls_cert.empty() || o.http_tls_key.empty())) {
+        *err = "--http-tls-cert and --http-tls-key go together";
+        return false;
+    }
+    if (!tls && (!o.http_client_ca.empty() || o.metrics_public)) {
+        *err = "--http-client-ca and --metrics-public need HTTPS (--http-tls-cert/--http-tls-key)";
+        return false;
+    }
+    if (o.metrics_public && o.http_client_ca.empty()) {
+        *err =
+            "--metrics-public only matters with --http-client-ca (without it every client may "
+            "read /metrics)";
+        return false;
+    }
+    if (!tls) {
+        if (loopback_address(o.http_address)) return true;
+        *err = fmt::format(
+            "--http-address {} is not a loopback address: the REST API beyond this machine "
+            "needs TLS (--http-tls-cert/--http-tls-key, and --http-client-ca to require client "
+            "certificates)",
+            o.http_address);
+        return false;
+    }
+    HttpTlsOptions t{o.http_tls_cert, o.http_tls_key, o.http_client_ca, o.metrics_public};
+    ho->tls = HttpTlsContext::create(t, err);
+    return ho->tls != nullptr;
+}
+
 bool start_servers(ControlPlane* cp, std::string* err) {
     Thread* t = Thread::current();
     JsonRpcServerOptions ro;
@@ -107,6 +148,7 @@ bool start_servers(ControlPlane* cp, std::string* err) {
         ho.address = cp->opts.http_address;
         ho.port = cp->opts.http_port;
         ho.connections = cp->opts.http_limits;
+        if (!http_tls_setup(cp->opts, &ho, err)) return false;
         if (!create_token(cp, &ho.token, err)) return false;
         ho.token_hint = "the token is in " + cp->token_file;
         cp->http = std::make_unique<HttpServer>(ho);
@@ -119,9 +161,14 @@ bool start_servers(ControlPlane* cp, std::string* err) {
         t->reactor()->add_interrupt_fd(cp->http->fd(), EPOLLIN);
         cp->http_poller = t->register_poller("http", [cp] { return cp->http->poll() ? 1 : 0; });
         NOC_INFO("rpc",
-                 "REST API and /metrics on http://{}:{}; changes need the management token "
-                 "in {}",
-                 ho.address, cp->http->port(), cp->token_file);
+                 "REST API and /metrics on {}://{}:{}; changes need the management token "
+                 "in {}{}",
+                 ho.tls ? "https" : "http", ho.address, cp->http->port(), cp->token_file,
+                 !ho.tls || !ho.tls->verifies_clients()
+                     ? ""
+                     : (ho.tls->metrics_public()
+                            ? "; a client certificate is needed except for GET /metrics"
+                            : "; clients need a certificate"));
     }
     cp->deadline_poller = t->register_poller(
         "mgmt_deadlines",

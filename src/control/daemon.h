@@ -20,6 +20,9 @@ struct DaemonOptions {
     bool http_enabled = true;
     std::string http_address = "127.0.0.1";
     uint16_t http_port = 8080;
+    // HTTPS for REST/metrics (required for an address beyond loopback); see http_tls.h.
+    std::string http_tls_cert, http_tls_key, http_client_ca;
+    bool metrics_public = false;
     // The management token for the REST API; empty: "<rpc_socket>.token".
     std::string http_token_file;
     ConnectionLimits http_limits{.max_connections = 64,

@@ -14,7 +14,8 @@ namespace nocstor::control::detail {
 
 HttpConnection::HttpConnection(std::uint64_t id, int fd, int epoll_fd, const HttpLimits& limits,
                                std::vector<std::uint64_t>* closed_list,
-                               std::vector<std::uint64_t>* resume_list)
+                               std::vector<std::uint64_t>* resume_list,
+                               std::shared_ptr<HttpTlsContext> tls)
     : id_(id),
       fd_(fd),
       epoll_fd_(epoll_fd),
@@ -22,6 +23,7 @@ HttpConnection::HttpConnection(std::uint64_t id, int fd, int epoll_fd, const Htt
       resume_list_(resume_list),
       parser_(limits) {
     clock_.last_activity_ns = now_ns();
+    if (tls) tls_ = std::make_unique<TlsSession>(std::move(tls), fd_);
     epoll_event ev{};
     ev.events = interest_ = EPOLLIN;
     ev.data.u64 = id_;
@@ -32,7 +34,18 @@ HttpConnection::HttpConnection(std::uint64_t id, int fd, int epoll_fd, const Htt
 }
 
 HttpConnection::~HttpConnection() {
+    tls_.reset();
     if (fd_ >= 0) ::close(fd_);
+}
+
+ssize_t HttpConnection::receive(char* buf, std::size_t len) {
+    if (!tls_) return ::recv(fd_, buf, len, MSG_DONTWAIT);
+    const ssize_t n = tls_->read(buf, len);
+    tls_read_wants_write_ = n < 0 && errno == EAGAIN && tls_->wants_write();
+    if (n < 0 && errno != EAGAIN)
+        NOC_DEBUG("http", "connection {} from {}: {}", id_, clock_.peer, tls_->error());
+    update_interest();
+    return n;
 }
 
 void HttpConnection::respond(const HttpResponse& response, bool keep_alive, bool head_only) {
@@ -64,15 +77,19 @@ void HttpConnection::send(std::string_view bytes) {
 }
 
 void HttpConnection::flush() {
+    tls_write_wants_read_ = false;
     while (fd_ >= 0 && out_offset_ < out_.size()) {
-        ssize_t n = ::send(fd_, out_.data() + out_offset_, out_.size() - out_offset_,
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = tls_ ? tls_->write(out_.data() + out_offset_, out_.size() - out_offset_)
+                         : ::send(fd_, out_.data() + out_offset_, out_.size() - out_offset_,
+                                  MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             out_offset_ += static_cast<std::size_t>(n);
             clock_.last_activity_ns = now_ns();
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            // TLS: a write that needs input first is retried on the next EPOLLIN.
+            tls_write_wants_read_ = tls_ && !tls_->wants_write();
             break;
         } else {
             close();
@@ -113,8 +130,9 @@ void HttpConnection::update_interest() {
     if (fd_ < 0) return;
     // While a request is in flight, input is not read; EPOLLRDHUP still reports a client that
     // went away so the request can be abandoned (its Responder becomes a no-op).
-    std::uint32_t want =
-        (wants_input() ? EPOLLIN : 0u) | (out_.empty() ? 0u : EPOLLOUT) | (busy_ ? EPOLLRDHUP : 0u);
+    std::uint32_t want = (wants_input() || tls_write_wants_read_ ? EPOLLIN : 0u) |
+                         (out_.empty() && !tls_read_wants_write_ ? 0u : EPOLLOUT) |
+                         (busy_ ? EPOLLRDHUP : 0u);
     if (want == interest_) return;
     epoll_event ev{};
     ev.events = want;

@@ -4,6 +4,7 @@
 #include "control/connection_limits.h"
 #include "control/http_message.h"
 #include "control/http_parser.h"
+#include "control/http_tls.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -27,8 +28,8 @@ class HttpConnection {
   public:
     // closed_list / resume_list: see JsonRpcConnection.
     HttpConnection(std::uint64_t id, int fd, int epoll_fd, const HttpLimits& limits,
-                   std::vector<std::uint64_t>* closed_list,
-                   std::vector<std::uint64_t>* resume_list);
+                   std::vector<std::uint64_t>* closed_list, std::vector<std::uint64_t>* resume_list,
+                   std::shared_ptr<HttpTlsContext> tls = nullptr);
     ~HttpConnection();
     HttpConnection(const HttpConnection&) = delete;
     HttpConnection& operator=(const HttpConnection&) = delete;
@@ -68,6 +69,17 @@ class HttpConnection {
     void on_read_eof();
     void close();
 
+    // Reads what arrived (decrypted on a TLS connection): like recv(MSG_DONTWAIT).
+    ssize_t receive(char* buf, std::size_t len);
+    bool tls() const { return tls_ != nullptr; }
+    // TLS: decrypted input is buffered (no epoll event will come for it), or a read waits for
+    // the socket to be writable.
+    bool tls_input_pending() const { return tls_ && tls_->pending(); }
+    bool tls_read_wants_write() const { return tls_ && tls_read_wants_write_; }
+    bool tls_write_wants_read() const { return tls_ && tls_write_wants_read_; }
+    // The client showed a certificate the configured CA verified.
+    bool client_verified() const { return tls_ && tls_->peer_verified(); }
+
   private:
     void send(std::string_view bytes);
     void update_interest();
@@ -88,6 +100,9 @@ class HttpConnection {
     bool continue_sent_ = false;
     bool closing_ = false;  // close once the output is flushed
     bool read_eof_ = false;
+    std::unique_ptr<TlsSession> tls_;
+    bool tls_read_wants_write_ = false;
+    bool tls_write_wants_read_ = false;
 };
 
 }  // namespace nocstor::control::detail

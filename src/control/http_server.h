@@ -14,6 +14,7 @@
 #include "control/http_message.h"
 #include "control/http_parser.h"
 #include "control/http_router.h"
+#include "control/http_tls.h"
 #include "util/accept_guard.h"
 
 #include <cstddef>
@@ -76,6 +77,9 @@ struct HttpServerOptions {
     // readable without it. Empty: no access control (tests, embedding).
     std::string token;
     std::string token_hint;  // appended to 401 answers, e.g. where the token file is
+    // HTTPS: every connection speaks TLS (http_tls.h); with a client CA, requests other than
+    // GET /metrics need a verified client certificate.
+    std::shared_ptr<HttpTlsContext> tls;
 };
 
 struct HttpServerStats {
