@@ -483,6 +483,7 @@ void get_stats(const json& params, RpcReply reply) {
                               {"unconnected_qpairs", g.unconnected},
                               {"icreq_timeouts", g.icreq_timeouts},
                               {"connect_timeouts", g.connect_timeouts},
+                              {"auth_timeouts", g.auth_timeouts},
                               {"unconnected_evicted", g.unconnected_evicted},
                               {"transports", json::array({{{"trtype", "TCP"}}})}});
         reply.result({{"tick_rate", 1000000000}, {"poll_groups", groups}});
@@ -594,6 +595,9 @@ void nvmf_connection_metrics(std::function<void(std::string)> done) {
              "Connections closed for sending no ICReq in time.", &Group::icreq_timeouts},
             {"nocstor_nvmf_connect_timeouts_total", "counter",
              "Connections closed for completing no Connect in time.", &Group::connect_timeouts},
+            {"nocstor_nvmf_auth_timeouts_total", "counter",
+             "Queues closed for completing no DH-HMAC-CHAP authentication in time.",
+             &Group::auth_timeouts},
             {"nocstor_nvmf_unconnected_evicted_total", "counter",
              "Connections without Connect closed to make room for new ones.",
              &Group::unconnected_evicted},

@@ -263,6 +263,7 @@ void auth_send_with_data(Request* r) {
     QueueAuth* a = c->auth();
     const bool was = a->authenticated();
     a->on_send(reinterpret_cast<const uint8_t*>(r->buf.data), r->data_len);
+    if (was && !a->authenticated()) c->restart_auth_clock();  // a re-authentication began
     log_auth_outcome(c, a, was);
     c->complete(r, Status::success());
 }

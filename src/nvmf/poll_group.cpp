@@ -179,6 +179,12 @@ int PollGroup::timer_poll() {
         } else if (!c->connected() && connect_ns != 0 && now - c->created_ns() > connect_ns) {
             ++stats_.connect_timeouts;
             c->close("no Connect in time");
+        } else if (c->auth_pending() && connect_ns != 0 &&
+                   now - c->auth_started_ns() > connect_ns) {
+            // A host that stops half-way through (or keeps a failed queue open) holds a
+            // queue that can do nothing: the same deadline as for Connect.
+            ++stats_.auth_timeouts;
+            c->close("DH-HMAC-CHAP not completed in time");
         }
     }
     reap();

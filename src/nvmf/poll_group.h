@@ -50,6 +50,7 @@ struct PollGroupStats {
     uint64_t kato_expired = 0;
     uint64_t icreq_timeouts = 0;       // no ICReq within icreq_timeout_ms
     uint64_t connect_timeouts = 0;     // ICReq, but no Connect within connect_timeout_ms
+    uint64_t auth_timeouts = 0;        // DH-HMAC-CHAP not completed within connect_timeout_ms
     uint64_t unconnected_evicted = 0;  // closed to make room under max_unconnected
 };
 

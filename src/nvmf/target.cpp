@@ -465,6 +465,7 @@ void NvmfTarget::get_stats(std::function<void(TargetStats)> done) {
             g.kato_expired = s.kato_expired;
             g.icreq_timeouts = s.icreq_timeouts;
             g.connect_timeouts = s.connect_timeouts;
+            g.auth_timeouts = s.auth_timeouts;
             g.unconnected_evicted = s.unconnected_evicted;
             g.unconnected = pg->unconnected_count();
         },

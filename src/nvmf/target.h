@@ -88,6 +88,7 @@ struct TargetStats {
         uint32_t index = 0;
         uint64_t connections = 0, accepted = 0, commands = 0, term_reqs_sent = 0, kato_expired = 0;
         uint64_t icreq_timeouts = 0, connect_timeouts = 0, unconnected_evicted = 0;
+        uint64_t auth_timeouts = 0;
         uint64_t unconnected = 0;  // live connections that have not completed Connect
     };
     std::vector<Group> poll_groups;

@@ -279,6 +279,11 @@ void TcpConn::on_h2c_complete(bool digest_ok) {
 
 void TcpConn::require_auth(std::unique_ptr<QueueAuth> a) {
     auth_ = std::move(a);
+    restart_auth_clock();
+}
+
+void TcpConn::restart_auth_clock() {
+    auth_started_ns_ = now_ns();
 }
 
 bool TcpConn::auth_pending() const {

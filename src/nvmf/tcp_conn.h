@@ -54,6 +54,9 @@ class TcpConn final : public tcp::PduHandler {
     // takes nothing but AUTH_Send / AUTH_Receive.
     void require_auth(std::unique_ptr<QueueAuth> a);
     QueueAuth* auth() const { return auth_.get(); }
+    // When the queue's (re-)authentication began: the poll group's deadline counts from here.
+    uint64_t auth_started_ns() const { return auth_started_ns_; }
+    void restart_auth_clock();
     bool auth_pending() const;
 
     // --- socket I/O (epoll driver here, io_uring driver in uring_sock.cpp) ---
@@ -152,6 +155,7 @@ class TcpConn final : public tcp::PduHandler {
     Controller* ctrl_ = nullptr;
     PgSubsystem* subsys_ = nullptr;
     std::unique_ptr<QueueAuth> auth_;
+    uint64_t auth_started_ns_ = 0;
 
     std::unique_ptr<Request[]> reqs_;
     Request* free_head_ = nullptr;

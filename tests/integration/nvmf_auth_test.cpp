@@ -6,6 +6,7 @@
 // target is in nvmf_auth_kernel_test.cpp.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "nvmf/auth_messages.h"
@@ -39,7 +40,8 @@ std::shared_ptr<const HostKeys> keys(bool with_ctrl) {
 
 struct Target {
     TargetEnv env;
-    explicit Target(bool with_ctrl) : env(TargetEnvOptions{.allow_any_host = false}) {
+    explicit Target(bool with_ctrl, uint32_t connect_timeout_ms = 10'000)
+        : env(TargetEnvOptions{.allow_any_host = false, .connect_timeout_ms = connect_timeout_ms}) {
         EXPECT_EQ(env.call([&](DoneFn d) {
             env.target().add_host(kTestNqn, kTestHostNqn, keys(with_ctrl), d);
         }),
@@ -208,6 +210,23 @@ TEST(NvmfAuth, HostMustAuthenticateBeforeAnyOtherCommand) {
     ASSERT_TRUE(en && en->status.ok());
     auto id = identify(h, 1, 0, &page);
     EXPECT_TRUE(id && id->status.ok());
+}
+
+// A host that connects and never finishes authenticating holds a queue that can do nothing:
+// it is closed at the Connect deadline, counted in auth_timeouts.
+TEST(NvmfAuth, AnExchangeLeftHalfDoneIsClosedAtTheDeadline) {
+    Target t(false, 400);
+    TestHost h(t.env.port());
+    bool atr = false;
+    ASSERT_NE(connect_admin(h, &atr), 0);
+    ASSERT_TRUE(atr);
+    ASSERT_TRUE(auth_send(h, negotiate(3)).value().status.ok());  // then silence
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(h.wait_closed(3000));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+    uint64_t timeouts = 0;
+    for (const auto& g : t.env.stats().poll_groups) timeouts += g.auth_timeouts;
+    EXPECT_EQ(timeouts, 1u);
 }
 
 TEST(NvmfAuth, WrongAnswerGetsFailure1AndTheQueueStaysClosed) {
