@@ -131,26 +131,50 @@ void QueueAuth::reply(const uint8_t* data, size_t len) {
     if (len < sizeof(r) + hl * (r.cvalid || dh_bytes ? 2 : 1) + dh_bytes)
         return fail(auth::kIncorrectPayload, "a Reply message too short");
     const uint8_t* rval = data + sizeof(r);
-    if (dh_bytes) {
-        std::string err;
-        session_key_ = dh_->shared_secret({rval + 2 * hl, dh_bytes}, &err);
-        if (session_key_.empty()) return fail(auth::kDhgroupUnusable, "the host's " + err);
-    }
+    reply_rval_.assign(rval, rval + hl);
+    reply_cvalid_ = r.cvalid != 0;
+    reply_c2_.assign(rval + hl, rval + 2 * hl);
+    reply_seqnum_ = r.seqnum;
+    if (!dh_bytes) return check_reply();
+    if (!dh_) return fail(auth::kIncorrectMessage, "a Reply before the challenge");
+    peer_value_.assign(rval + 2 * hl, rval + 2 * hl + dh_bytes);
+    step_ = Step::ReplyKey;
+    if (deferred_dh_) return;  // finish_reply() follows
+    std::string err;
+    std::vector<uint8_t> key = dh_->shared_secret(peer_value_, &err);
+    finish_reply(std::move(key), err);
+}
+
+void QueueAuth::finish_reply(std::vector<uint8_t> session_key, const std::string& err) {
+    if (step_ != Step::ReplyKey) return;
+    if (session_key.empty()) return fail(auth::kDhgroupUnusable, "the host's " + err);
+    session_key_ = std::move(session_key);
+    check_reply();
+}
+
+void QueueAuth::check_reply() {
+    const size_t hl = security::hash_length(hash_);
     const std::vector<uint8_t> want =
         response(keys_->host, hostnqn_, augmented(c1_), s1_, "HostHost", hostnqn_, subnqn_);
-    if (want.size() != hl || CRYPTO_memcmp(want.data(), rval, hl) != 0)
+    if (want.size() != hl || CRYPTO_memcmp(want.data(), reply_rval_.data(), hl) != 0)
         return fail(auth::kFailed, "the host's response does not match its key");
-    if (r.cvalid) {
+    if (reply_cvalid_) {
         if (!keys_->ctrl)
             return fail(auth::kFailed,
                         "the host wants to authenticate the controller, which has no "
                         "controller key for it (dhchap_ctrlr_key)");
-        c2_.assign(rval + hl, rval + 2 * hl);
-        s2_ = r.seqnum;
+        c2_ = reply_c2_;
+        s2_ = reply_seqnum_;
     } else {
         authenticated_ = true;
     }
     step_ = Step::Success1;
+}
+
+void QueueAuth::set_key_pair(std::shared_ptr<security::DhKeyPair> kp, const std::string& err) {
+    if (!needs_key_pair()) return;
+    if (!kp) return fail(auth::kDhgroupUnusable, err);
+    dh_ = std::move(kp);
 }
 
 int QueueAuth::on_receive(uint8_t* out, size_t al) {
@@ -163,7 +187,7 @@ int QueueAuth::on_receive(uint8_t* out, size_t al) {
             if (al < sizeof(auth::Challenge) + hl + dh_bytes) return -EINVAL;
             if (dh_bytes) {
                 std::string err;
-                dh_ = security::DhKeyPair::generate(dhgid_, &err);
+                if (!dh_) dh_ = security::DhKeyPair::generate(dhgid_, &err);  // not deferred
                 if (!dh_) {
                     fail(auth::kDhgroupUnusable, err);
                     return on_receive(out, al);  // Failure1 instead

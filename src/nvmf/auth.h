@@ -53,6 +53,22 @@ class QueueAuth {
     // too small for it (the command then fails).
     int on_receive(uint8_t* out, size_t al);
 
+    // Diffie-Hellman work off the caller's thread (the poll group's: an ffdhe8192
+    // exponentiation takes tens of milliseconds). With set_deferred_dh(true), a Negotiate that
+    // picked a DH group leaves needs_key_pair() set: generate one elsewhere and hand it over
+    // before answering AUTH_Receive; a Reply leaves needs_session_key() set: derive
+    // dh()->shared_secret(peer_value()) elsewhere and hand it to finish_reply(). Without it,
+    // both happen inline.
+    void set_deferred_dh(bool on) { deferred_dh_ = on; }
+    bool needs_key_pair() const {
+        return step_ == Step::Challenge && dhgid_ != 0 && dhgid_ != 0xFF && !dh_;
+    }
+    void set_key_pair(std::shared_ptr<security::DhKeyPair> kp, const std::string& err);
+    bool needs_session_key() const { return step_ == Step::ReplyKey; }
+    std::shared_ptr<const security::DhKeyPair> dh() const { return dh_; }
+    const std::vector<uint8_t>& peer_value() const { return peer_value_; }
+    void finish_reply(std::vector<uint8_t> session_key, const std::string& err);
+
     bool authenticated() const { return authenticated_; }
     // The exchange failed for good (Failure1 sent, or the host sent Failure2).
     bool failed() const { return failed_; }
@@ -62,9 +78,10 @@ class QueueAuth {
     bool bidirectional() const { return !c2_.empty(); }
 
   private:
-    enum class Step { Negotiate, Challenge, Reply, Success1, Success2, Failure1, Done };
+    enum class Step { Negotiate, Challenge, Reply, ReplyKey, Success1, Success2, Failure1, Done };
     void negotiate(const uint8_t* data, size_t len);
     void reply(const uint8_t* data, size_t len);
+    void check_reply();
     void fail(uint8_t explanation, std::string why);
     // The challenge as the responses use it: as sent (NULL group), or augmented with the DH
     // session key: HMAC(hash, H(session key), challenge).
@@ -81,7 +98,12 @@ class QueueAuth {
     uint16_t tid_ = 0;
     security::HashId hash_ = security::HashId::None;
     uint8_t dhgid_ = 0;
-    std::unique_ptr<security::DhKeyPair> dh_;
+    std::shared_ptr<security::DhKeyPair> dh_;
+    bool deferred_dh_ = false;
+    // A Reply waiting for its session key (deferred DH): what the check needs afterwards.
+    std::vector<uint8_t> peer_value_, reply_rval_, reply_c2_;
+    bool reply_cvalid_ = false;
+    uint32_t reply_seqnum_ = 0;
     std::vector<uint8_t> session_key_;  // the DH shared secret of this exchange
     std::vector<uint8_t> c1_, c2_;
     uint32_t s1_ = 0, s2_ = 0;

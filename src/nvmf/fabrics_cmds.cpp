@@ -12,6 +12,8 @@
 #include "nvmf/poll_group.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp_conn.h"
+#include "runtime/runtime.h"
+#include "runtime/thread.h"
 #include "util/log.h"
 
 namespace nocstor::nvmf {
@@ -26,14 +28,24 @@ constexpr uint16_t kIpoCntlid = offsetof(nvme::ConnectData, cntlid);
 constexpr uint16_t kIpoSubnqn = offsetof(nvme::ConnectData, subnqn);
 constexpr uint16_t kIpoHostnqn = offsetof(nvme::ConnectData, hostnqn);
 
+// Where Diffie-Hellman exponentiations run: the control thread, never a poll group's (an
+// ffdhe8192 one takes tens of milliseconds that every queue of the group would wait).
+Thread* dh_thread() {
+    Runtime* rt = Runtime::instance();
+    Thread* t = rt ? rt->control_thread() : nullptr;
+    return t && t != Thread::current() ? t : nullptr;
+}
+
 // A host with DH-HMAC-CHAP keys must authenticate this queue before anything else: the
 // Connect response says so (AUTHREQ.ATR).
 uint32_t maybe_require_auth(TcpConn* c, const SubsystemInfo* info, const std::string& hostnqn) {
     if (!info) return 0;
     auto keys = info->keys_of(hostnqn);
     if (!keys) return 0;
-    c->require_auth(
-        std::make_unique<QueueAuth>(std::move(keys), hostnqn, info->nqn, *target_auth_policy()));
+    auto a =
+        std::make_unique<QueueAuth>(std::move(keys), hostnqn, info->nqn, *target_auth_policy());
+    a->set_deferred_dh(dh_thread() != nullptr);
+    c->require_auth(std::move(a));
     return auth::kConnectAuthreqAtr;
 }
 
@@ -258,12 +270,63 @@ void log_auth_outcome(TcpConn* c, QueueAuth* a, bool was_authenticated) {
                  a->last_error());
 }
 
+// A key pair to generate or a shared secret to derive, on the DH thread; the AUTH_Send waits
+// for it (as for a bdev I/O: an external request) and completes when it comes back.
+struct DhJob {
+    TcpConn* conn;
+    Request* req;
+    Thread* home;
+    bool keygen;
+    uint8_t group;
+    std::shared_ptr<const security::DhKeyPair> kp;  // for the shared secret
+    std::vector<uint8_t> peer;
+    std::shared_ptr<security::DhKeyPair> generated;
+    std::vector<uint8_t> key;
+    std::string err;
+};
+
+void dh_done(DhJob* job) {
+    std::unique_ptr<DhJob> j(job);
+    TcpConn* c = j->conn;
+    Request* r = j->req;
+    if (!c->end_external(r)) return;  // the connection closed meanwhile
+    QueueAuth* a = c->auth();
+    if (j->keygen)
+        a->set_key_pair(std::move(j->generated), j->err);
+    else
+        a->finish_reply(std::move(j->key), j->err);
+    log_auth_outcome(c, a, false);
+    c->complete(r, Status::success());
+}
+
 void auth_send_with_data(Request* r) {
     TcpConn* c = r->conn;
     QueueAuth* a = c->auth();
     const bool was = a->authenticated();
     a->on_send(reinterpret_cast<const uint8_t*>(r->buf.data), r->data_len);
     if (was && !a->authenticated()) c->restart_auth_clock();  // a re-authentication began
+    Thread* helper = dh_thread();
+    if (helper && (a->needs_key_pair() || a->needs_session_key())) {
+        auto* job = new DhJob{c,
+                              r,
+                              Thread::current(),
+                              a->needs_key_pair(),
+                              a->dh_group(),
+                              a->dh(),
+                              a->peer_value(),
+                              nullptr,
+                              {},
+                              {}};
+        c->begin_external(r);
+        helper->send([job] {
+            if (job->keygen)
+                job->generated = security::DhKeyPair::generate(job->group, &job->err);
+            else
+                job->key = job->kp->shared_secret(job->peer, &job->err);
+            job->home->send([job] { dh_done(job); });
+        });
+        return;
+    }
     log_auth_outcome(c, a, was);
     c->complete(r, Status::success());
 }
