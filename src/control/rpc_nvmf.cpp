@@ -523,6 +523,11 @@ json nvmf_section() {
     if (!t) return calls;
     if (!g_transport.is_null())
         calls.push_back({{"method", "nvmf_create_transport"}, {"params", g_transport}});
+    for (const auto& [host, k] : t->discovery_keys()) {
+        json hp = {{"nqn", nvme::kDiscoveryNqn}, {"host", host}, {"dhchap_key", k->key_name}};
+        if (!k->ctrlr_key_name.empty()) hp["dhchap_ctrlr_key"] = k->ctrlr_key_name;
+        calls.push_back({{"method", "nvmf_subsystem_add_host"}, {"params", hp}});
+    }
     for (const auto& s : t->list_subsystems()) {
         const std::string& nqn = s.params.nqn;
         if (nqn != nvme::kDiscoveryNqn) {

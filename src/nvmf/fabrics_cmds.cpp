@@ -184,7 +184,8 @@ void connect_with_data(Request* r) {
         c->set_admin(ctrl, s, cntlid, static_cast<uint16_t>(cmd.sqsize + 1));
         NOC_INFO("nvmf", "controller {} of {} for host {} on poll group {} (KATO {} ms)", cntlid,
                  subnqn, hostnqn, pg->index(), uint32_t{cmd.kato});
-        r->rsp.dw0 = cntlid | maybe_require_auth(c, s ? s->info.get() : nullptr, hostnqn);
+        const SubsystemInfo* info = s ? s->info.get() : pg->snapshot().discovery.get();
+        r->rsp.dw0 = cntlid | maybe_require_auth(c, info, hostnqn);
         c->complete(r, Status::success());
         return;
     }

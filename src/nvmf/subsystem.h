@@ -68,6 +68,9 @@ struct TargetSnapshot {
     uint64_t genctr = 0;  // discovery log generation: bumped on every change
     std::vector<std::shared_ptr<const SubsystemInfo>> subsystems;
     std::vector<ListenerInfo> listeners;
+    // The discovery controller's hosts with DH-HMAC-CHAP keys (nvmf_subsystem_add_host on the
+    // discovery NQN): they must authenticate; any other host may discover.
+    std::shared_ptr<const SubsystemInfo> discovery;
 
     const SubsystemInfo* find(std::string_view nqn) const;
     const ListenerInfo* listener(uint32_t id) const;

@@ -155,6 +155,11 @@ std::shared_ptr<const TargetSnapshot> NvmfTarget::build_snapshot() {
         for (const auto& [nsid, ns] : s.namespaces) info->namespaces.push_back(ns);
         snap->subsystems.push_back(std::move(info));
     }
+    auto disc = std::make_shared<SubsystemInfo>();
+    disc->nqn = nvme::kDiscoveryNqn;
+    disc->allow_any_host = true;
+    for (const auto& [h, k] : discovery_keys_) disc->host_keys.emplace_back(h, k);
+    snap->discovery = std::move(disc);
     return snap;
 }
 
@@ -345,6 +350,17 @@ void NvmfTarget::remove_listener(const std::string& nqn, const ListenAddress& ad
 
 void NvmfTarget::add_host(const std::string& nqn, const std::string& hostnqn,
                           std::shared_ptr<const HostKeys> keys, DoneFn done) {
+    if (nqn == nvme::kDiscoveryNqn) {  // only hosts that must authenticate to discover
+        std::string err;
+        if (!nqn_valid(hostnqn, &err)) return done(-EINVAL, err);
+        if (!keys)
+            return done(-EINVAL,
+                        "every host may use the discovery controller: a host added to it needs "
+                        "a dhchap_key, which it must then authenticate with");
+        if (discovery_keys_.count(hostnqn)) return done(-EEXIST, "host exists");
+        discovery_keys_[hostnqn] = std::move(keys);
+        return publish([done = std::move(done)] { done(0, ""); });
+    }
     Subsys* s = find(nqn);
     if (!s) return done(-ENOENT, "no subsystem " + nqn);
     std::string err;
@@ -357,6 +373,10 @@ void NvmfTarget::add_host(const std::string& nqn, const std::string& hostnqn,
 }
 
 void NvmfTarget::remove_host(const std::string& nqn, const std::string& hostnqn, DoneFn done) {
+    if (nqn == nvme::kDiscoveryNqn) {
+        if (!discovery_keys_.erase(hostnqn)) return done(-ENOENT, "no host " + hostnqn);
+        return publish([done = std::move(done)] { done(0, ""); });
+    }
     Subsys* s = find(nqn);
     if (!s) return done(-ENOENT, "no subsystem " + nqn);
     auto& h = s->params.hosts;

@@ -136,6 +136,10 @@ class NvmfTarget {
 
     // Synchronous views of the master copy.
     std::vector<SubsystemConfig> list_subsystems() const;
+    // Hosts that must authenticate to the discovery controller, with their keys.
+    const std::map<std::string, std::shared_ptr<const HostKeys>>& discovery_keys() const {
+        return discovery_keys_;
+    }
     // The port a listener is bound to (useful with port 0), or 0 if none.
     uint16_t bound_port(const ListenAddress& addr) const;
     // The data cluster a listener is bound to, or -1 (none, or no such listener).
@@ -186,6 +190,7 @@ class NvmfTarget {
     std::unique_ptr<std::byte[], void (*)(std::byte*)> pool_mem_{nullptr, nullptr};
     BufferPool own_pool_;
     std::map<std::string, Subsys> subsystems_;
+    std::map<std::string, std::shared_ptr<const HostKeys>> discovery_keys_;  // by host NQN
     std::map<std::string, Listener> listeners_;  // key: ListenAddress::to_string()
     uint32_t next_listener_id_ = 1;
     uint64_t genctr_ = 0;

@@ -156,11 +156,21 @@ TEST(NvmeHostAuth, SaveConfigKeepsKeyNamesAndListsNotSecrets) {
     p["dhchap_key"] = "host";
     s.d.ok("bdev_nvme_attach_controller", p);
     EXPECT_NE(s.d.log().find("hmac(sha384), DH group ffdhe3072"), std::string::npos);
+    // Hosts of the discovery controller: only with a key.
+    const char* kDisc = "nqn.2014-08.org.nvmexpress.discovery";
+    s.d.ok("nvmf_subsystem_add_host", {{"nqn", kDisc}, {"host", kHostNqn}, {"dhchap_key", "host"}});
+    const auto r = s.d.call("nvmf_subsystem_add_host", {{"nqn", kDisc}, {"host", kOpenHostNqn}});
+    EXPECT_FALSE(r.ok());
+    EXPECT_NE(r.message.find("needs a dhchap_key"), std::string::npos) << r.message;
     const std::string saved = s.d.ok("save_config").dump();
     EXPECT_NE(saved.find(R"("dhchap_key":"host")"), std::string::npos) << saved;
     EXPECT_NE(saved.find(R"("dhchap_digests":["sha384","sha256"])"), std::string::npos) << saved;
     EXPECT_NE(saved.find(R"("dhchap_dhgroups":["ffdhe3072","null"])"), std::string::npos);
     EXPECT_NE(saved.find("bdev_nvme_set_options"), std::string::npos);
+    EXPECT_NE(saved.find(R"({"dhchap_key":"host","host":")" + std::string(kHostNqn) +
+                         R"(","nqn":"nqn.2014-08.org.nvmexpress.discovery"})"),
+              std::string::npos)
+        << saved;
     for (const std::string& secret : {s.host_secret, s.ctrl_secret})
         EXPECT_EQ(saved.find(secret.substr(10, 20)), std::string::npos) << "a secret leaked";
     s.d.ok("bdev_nvme_detach_controller", {{"name", "A"}});

@@ -362,3 +362,36 @@ TEST(NvmfAuth, MalformedOrUnusableNegotiationsFailCleanly) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status.sc(), nvme::sc::kInvalidField);
 }
+
+// The discovery controller asks a host with keys (nvmf_subsystem_add_host on the discovery NQN)
+// to authenticate, as Linux's nvmet does for hosts with a key; other hosts discover freely.
+TEST(NvmfAuth, DiscoveryAsksHostsWithKeysToAuthenticate) {
+    Target t(false);
+    ASSERT_EQ(t.env.call([&](DoneFn d) {
+        t.env.target().add_host(nvme::kDiscoveryNqn, kTestHostNqn, keys(false), d);
+    }),
+              0);
+    TestHost h(t.env.port());
+    ASSERT_TRUE(h.ok() && h.ic());
+    auto c = connect(h, 0, 0xFFFF, nvme::kDiscoveryNqn, kTestHostNqn);
+    ASSERT_TRUE(c && c->status.ok());
+    EXPECT_TRUE(c->dw0 & auth::kConnectAuthreqAtr);
+    EXPECT_TRUE(is_auth_required(prop_set_cc(h, kCcEnable)));
+    ASSERT_TRUE(auth_send(h, negotiate(5)).value().status.ok());
+    const ChallengeMsg ch = parse_challenge(auth_recv(h));
+    const auto rval = answer(kHostKey, kTestHostNqn, ch.value, ch.c.seqnum, 5, "HostHost",
+                             kTestHostNqn, nvme::kDiscoveryNqn);
+    ASSERT_TRUE(auth_send(h, reply(5, rval)).value().status.ok());
+    std::vector<uint8_t> s1 = auth_recv(h);
+    ASSERT_GE(s1.size(), 2u);
+    EXPECT_EQ(s1[1], auth::kSuccess1);
+    auto en = prop_set_cc(h, kCcEnable);
+    EXPECT_TRUE(en && en->status.ok());
+
+    TestHost other(t.env.port());
+    ASSERT_TRUE(other.ok() && other.ic());
+    auto oc = connect(other, 0, 0xFFFF, nvme::kDiscoveryNqn,
+                      "nqn.2014-08.org.nvmexpress:uuid:99999999-2222-3333-4444-555555555555");
+    ASSERT_TRUE(oc && oc->status.ok());
+    EXPECT_FALSE(oc->dw0 & auth::kConnectAuthreqAtr) << std::hex << oc->dw0;
+}
