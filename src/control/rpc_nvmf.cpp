@@ -500,9 +500,13 @@ void set_config(const json& params, RpcReply reply) {
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
     nvmf::AuthPolicy p = *nvmf::target_auth_policy();
-    if (digests && !security::parse_digest_names(*digests, &p.digests, &err))
+    const nvmf::AuthPolicy defaults;
+    // An empty list (what SPDK writes for "no restriction") means every one, in our order.
+    if (digests && digests->empty()) p.digests = defaults.digests;
+    if (groups && groups->empty()) p.dhgroups = defaults.dhgroups;
+    if (digests && !digests->empty() && !security::parse_digest_names(*digests, &p.digests, &err))
         return reply.invalid("nvmf_set_config: " + err);
-    if (groups && !security::parse_dhgroup_names(*groups, &p.dhgroups, &err))
+    if (groups && !groups->empty() && !security::parse_dhgroup_names(*groups, &p.dhgroups, &err))
         return reply.invalid("nvmf_set_config: " + err);
     nvmf::set_target_auth_policy(std::move(p));
     reply.result(true);

@@ -128,19 +128,47 @@ HostAuth::Next HostAuth::challenge(std::span<const uint8_t> msg, std::vector<uin
         return reject(auth::kIncorrectPayload, "a challenge with a DH value of the wrong size",
                       out);
     const std::span<const uint8_t> c1 = msg.subspan(sizeof(c), hl);
-    std::vector<uint8_t> host_pub;
-    if (dh_bytes) {
-        std::string err;
-        auto dh = security::DhKeyPair::generate(dhgid_, &err);
-        if (!dh) return reject(auth::kDhgroupUnusable, err, out);
-        session_key_ = dh->shared_secret(msg.subspan(sizeof(c) + hl, dh_bytes), &err);
-        if (session_key_.empty())
-            return reject(auth::kDhgroupUnusable, "the controller's " + err, out);
-        host_pub = dh->public_value();
-    }
-    const std::vector<uint8_t> aug = security::dhchap_augment(hash_, session_key_, c1);
-    const std::vector<uint8_t> r = security::dhchap_response(
-        hash_, cfg_->host, hostnqn_, aug, c.seqnum, tid_, "HostHost", hostnqn_, subnqn_);
+    c1_.assign(c1.begin(), c1.end());
+    s1_ = c.seqnum;
+    if (!dh_bytes) return reply({}, out);
+    const std::span<const uint8_t> cv = msg.subspan(sizeof(c) + hl, dh_bytes);
+    controller_value_.assign(cv.begin(), cv.end());
+    if (deferred_dh_) return Next::kNeedDh;
+    DhWork w = dh_work();
+    w.run();
+    return finish_dh(std::move(w), out);
+}
+
+HostAuth::DhWork HostAuth::dh_work() const {
+    DhWork w;
+    w.group = dhgid_;
+    w.controller_value = controller_value_;
+    return w;
+}
+
+void HostAuth::DhWork::run() {
+    auto dh = security::DhKeyPair::generate(group, &err);
+    if (!dh) return;
+    session_key = dh->shared_secret(controller_value, &err);
+    if (!session_key.empty()) host_value = dh->public_value();
+}
+
+HostAuth::Next HostAuth::finish_dh(DhWork done, std::vector<uint8_t>* out) {
+    if (step_ != Step::kChallenge || controller_value_.empty()) return fail("no DH pending");
+    if (done.session_key.empty())
+        return reject(auth::kDhgroupUnusable, "the controller's DH value: " + done.err, out);
+    session_key_ = std::move(done.session_key);
+    return reply(done.host_value, out);
+}
+
+// The Reply: our answer to the controller's challenge (augmented with the session key when
+// there is one), our DH value, and our own challenge when the controller must prove itself.
+HostAuth::Next HostAuth::reply(const std::vector<uint8_t>& host_pub, std::vector<uint8_t>* out) {
+    const size_t hl = security::hash_length(hash_);
+    const size_t dh_bytes = security::dh_group_bytes(dhgid_);
+    const std::vector<uint8_t> aug = security::dhchap_augment(hash_, session_key_, c1_);
+    const std::vector<uint8_t> r = security::dhchap_response(hash_, cfg_->host, hostnqn_, aug, s1_,
+                                                             tid_, "HostHost", hostnqn_, subnqn_);
     if (r.size() != hl) return fail("computing the response failed (OpenSSL)");
     auth::Reply rep{};
     rep.h = {auth::kDhchapMessages, auth::kReply, 0, tid_};

@@ -46,7 +46,22 @@ class HostAuth {
         kReceive,  // AUTH_Receive the next message
         kDone,     // authenticated
         kFailed,   // error() says why
+        kNeedDh,   // deferred DH: compute dh_work() elsewhere, then finish_dh()
     };
+    // With set_deferred_dh(true) a challenge with a DH group returns kNeedDh instead of doing
+    // the key generation and shared-secret derivation inline (tens of milliseconds for the big
+    // groups on the queue's thread): run dh_work() anywhere, then finish_dh() here.
+    void set_deferred_dh(bool on) { deferred_dh_ = on; }
+    struct DhWork {
+        uint8_t group = 0;
+        std::vector<uint8_t> controller_value;
+        // Results: the host's public value and the session key, or err.
+        std::vector<uint8_t> host_value, session_key;
+        std::string err;
+        void run();  // any thread
+    };
+    DhWork dh_work() const;
+    Next finish_dh(DhWork done, std::vector<uint8_t>* out);
     // An AUTH_Receive payload (the controller's message). Returns what to do next.
     Next on_message(std::span<const uint8_t> msg, std::vector<uint8_t>* out);
 
@@ -57,6 +72,7 @@ class HostAuth {
 
   private:
     Next challenge(std::span<const uint8_t> msg, std::vector<uint8_t>* out);
+    Next reply(const std::vector<uint8_t>& host_pub, std::vector<uint8_t>* out);
     Next success1(std::span<const uint8_t> msg, std::vector<uint8_t>* out);
     Next fail(std::string why);
     Next reject(uint8_t explanation, std::string why, std::vector<uint8_t>* out);
@@ -68,6 +84,9 @@ class HostAuth {
     security::HashId hash_ = security::HashId::None;
     uint8_t dhgid_ = 0;
     std::vector<uint8_t> session_key_;
+    bool deferred_dh_ = false;
+    std::vector<uint8_t> c1_, controller_value_;  // the challenge, kept while DH is computed
+    uint32_t s1_ = 0;
     std::vector<uint8_t> c2_;
     uint32_t s2_ = 0;
     bool authenticated_ = false;

@@ -10,6 +10,7 @@
 
 #include "nvmf/auth_messages.h"
 #include "runtime/reactor.h"
+#include "runtime/runtime.h"
 #include "runtime/thread.h"
 #include "util/log.h"
 #include "util/tick.h"
@@ -196,6 +197,7 @@ void NvmeTcpQpair::connect_cpl(void* arg, const NvmeCpl& cpl) {
         q->opts_.trid.subnqn.empty() ? std::string(nvme::kDiscoveryNqn) : q->opts_.trid.subnqn;
     q->auth_ = std::make_unique<HostAuth>(q->opts_.auth, q->opts_.trid.hostnqn, subnqn,
                                           uint16_t(q->opts_.qid + 1));
+    q->auth_->set_deferred_dh(true);
     q->auth_buf_ = q->auth_->negotiate();
     q->auth_send(false);
 }
@@ -235,6 +237,14 @@ nvme::SubmissionQueueEntry auth_command(uint8_t fctype, uint32_t len) {
 }
 
 }  // namespace
+
+// Where the Diffie-Hellman work of an authenticating queue runs: the control thread (null when
+// that is this thread, or there is no runtime: then inline).
+static Thread* dh_helper_thread() {
+    Runtime* rt = Runtime::instance();
+    Thread* t = rt ? rt->control_thread() : nullptr;
+    return t && t != Thread::current() ? t : nullptr;
+}
 
 void NvmeTcpQpair::auth_send(bool last) {
     auth_last_ = last;
@@ -276,6 +286,11 @@ void NvmeTcpQpair::auth_receive_cpl(void* arg, const NvmeCpl& cpl) {
                                  cpl.cqe.status.sct(), cpl.cqe.status.sc()));
     std::vector<uint8_t> out;
     const HostAuth::Next next = q->auth_->on_message(q->auth_buf_, &out);
+    q->auth_next(next, std::move(out));
+}
+
+void NvmeTcpQpair::auth_next(HostAuth::Next next, std::vector<uint8_t> out) {
+    NvmeTcpQpair* q = this;
     switch (next) {
         case HostAuth::Next::kSend:
         case HostAuth::Next::kSendEnd: {
@@ -291,6 +306,29 @@ void NvmeTcpQpair::auth_receive_cpl(void* arg, const NvmeCpl& cpl) {
         case HostAuth::Next::kFailed:
             return q->fail(
                 -EACCES, fmt::format("DH-HMAC-CHAP (qid {}): {}", q->opts_.qid, q->auth_->error()));
+        case HostAuth::Next::kNeedDh: {
+            // The exponentiations run on the control thread, not on this (data) thread.
+            Thread* helper = dh_helper_thread();
+            auto work = std::make_shared<HostAuth::DhWork>(q->auth_->dh_work());
+            if (!helper) {
+                work->run();
+                std::vector<uint8_t> o;
+                const HostAuth::Next n = q->auth_->finish_dh(std::move(*work), &o);
+                return q->auth_next(n, std::move(o));
+            }
+            Thread* home = Thread::current();
+            std::weak_ptr<int> alive = q->life_;
+            helper->send([work, home, alive, q] {
+                work->run();
+                home->send([work, alive, q] {
+                    if (alive.expired() || !q->auth_) return;  // the qpair went away meanwhile
+                    std::vector<uint8_t> o;
+                    const HostAuth::Next n = q->auth_->finish_dh(std::move(*work), &o);
+                    q->auth_next(n, std::move(o));
+                });
+            });
+            return;
+        }
     }
 }
 

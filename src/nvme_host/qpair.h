@@ -148,6 +148,7 @@ class NvmeTcpQpair final : private nvmf::tcp::PduHandler {
     void auth_receive();
     static void auth_send_cpl(void* arg, const NvmeCpl& cpl);
     static void auth_receive_cpl(void* arg, const NvmeCpl& cpl);
+    void auth_next(HostAuth::Next next, std::vector<uint8_t> out);
     void fail(int rc, std::string why);
     void fail_all(int rc);
     void stop_pollers();
@@ -183,6 +184,9 @@ class NvmeTcpQpair final : private nvmf::tcp::PduHandler {
     nvme::ConnectData connect_data_{};
     iovec connect_iov_{};
     std::unique_ptr<HostAuth> auth_;
+    // Alive as long as this qpair: a DH computation sent to the control thread checks it
+    // when its result comes back.
+    std::shared_ptr<int> life_ = std::make_shared<int>(0);
     std::vector<uint8_t> auth_buf_;  // the message being sent or received
     iovec auth_iov_{};
     bool auth_last_ = false;  // the message being sent ends the exchange

@@ -133,8 +133,10 @@ TEST(NvmeHostAuth, WrongOrMissingKeysAreRefusedClearly) {
 
     r = s.d.call("nvmf_set_config", {{"dhchap_digests", {"md5"}}});
     EXPECT_EQ(r.code, -32602);
-    r = s.d.call("bdev_nvme_set_options", {{"dhchap_dhgroups", json::array()}});
+    r = s.d.call("bdev_nvme_set_options", {{"dhchap_dhgroups", {"ffdhe1024"}}});
     EXPECT_EQ(r.code, -32602);
+    // An empty list is SPDK's "no restriction".
+    s.d.ok("bdev_nvme_set_options", {{"dhchap_dhgroups", json::array()}});
     // Nothing in common: the host offers only sha512, the target takes only sha256.
     s.d.ok("nvmf_set_config", {{"dhchap_digests", {"sha256"}}});
     s.d.ok("bdev_nvme_set_options", {{"dhchap_digests", {"sha512"}}, {"timeout_us", 0}});

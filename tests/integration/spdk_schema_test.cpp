@@ -45,6 +45,8 @@ std::map<std::string, json> baselines(const std::string& port) {
         {"bdev_error_inject_error",
          {{"name", "Missing"}, {"io_type", "read"}, {"error_type", "failure"}}},
         {"bdev_get_bdevs", json::object()},
+        {"bdev_nvme_set_options", json::object()},
+        {"nvmf_set_config", json::object()},
         {"bdev_get_histogram", {{"name", "Missing"}}},
         {"bdev_get_iostat", json::object()},
         {"bdev_lvol_clone", {{"snapshot_name", "Missing"}, {"clone_name", "c"}}},
@@ -372,7 +374,6 @@ TEST_F(SpdkSchema, MissingFeaturesAreRefusedByName) {
     };
     const std::vector<Case> cases = {
         {"bdev_nvme_attach_controller", "psk", "key0"},
-        {"bdev_nvme_attach_controller", "dhchap_key", "key0"},
         {"bdev_nvme_attach_controller", "multipath", "multipath"},
         {"bdev_nvme_attach_controller", "hostaddr", "127.0.0.1"},
         {"bdev_nvme_attach_controller", "allow_unrecognized_csi", true},

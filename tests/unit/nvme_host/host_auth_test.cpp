@@ -152,6 +152,32 @@ TEST(HostAuth, TheControllerPicksFromItsPolicyInTheHostsList) {
     EXPECT_EQ(host.dh_group(), 2);
 }
 
+// Deferred DH (what the qpair does): the challenge asks for the work, which runs elsewhere.
+TEST(HostAuth, DeferredDiffieHellmanGivesTheSameExchange) {
+    const DhchapSecret hk = secret(0x7C);
+    const DhchapSecret ck = secret(0x7D, HashId::Sha384);
+    auto cfg = host_config(hk, ck);
+    cfg->dhgroups = {2};
+    HostAuth host(cfg, kHostNqn, kSubNqn, 9);
+    host.set_deferred_dh(true);
+    nvmf::QueueAuth target(target_keys(hk, ck), kHostNqn, kSubNqn);
+    std::vector<uint8_t> out = host.negotiate();
+    target.on_send(out.data(), out.size());
+    std::vector<uint8_t> msg(HostAuth::kReceiveLength);
+    ASSERT_EQ(target.on_receive(msg.data(), msg.size()), 0);
+    ASSERT_EQ(host.on_message(msg, &out), HostAuth::Next::kNeedDh);
+    HostAuth::DhWork w = host.dh_work();
+    EXPECT_EQ(w.group, 2);
+    w.run();  // on "another thread"
+    ASSERT_EQ(host.finish_dh(std::move(w), &out), HostAuth::Next::kSend) << host.error();
+    target.on_send(out.data(), out.size());
+    ASSERT_EQ(target.on_receive(msg.data(), msg.size()), 0);
+    EXPECT_EQ(host.on_message(msg, &out), HostAuth::Next::kSendEnd) << host.error();
+    target.on_send(out.data(), out.size());
+    EXPECT_TRUE(host.authenticated());
+    EXPECT_TRUE(target.authenticated());
+}
+
 TEST(HostAuth, MalformedControllerMessagesEndTheExchange) {
     auto cfg = host_config(secret(0x7B));
     HostAuth host(cfg, kHostNqn, kSubNqn, 3);
