@@ -117,15 +117,9 @@ void set_options(const json& params, RpcReply reply) {
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
     NvmeAuthLists lists = bdev_nvme_auth_lists();
-    const NvmeAuthLists defaults;
-    // An empty list (what SPDK writes for "no restriction") means every one.
-    if (digests && digests->empty()) lists.digests = defaults.digests;
-    if (groups && groups->empty()) lists.dhgroups = defaults.dhgroups;
-    if (digests && !digests->empty() &&
-        !security::parse_digest_names(*digests, &lists.digests, &err))
-        return reply.invalid("bdev_nvme_set_options: " + err);
-    if (groups && !groups->empty() &&
-        !security::parse_dhgroup_names(*groups, &lists.dhgroups, &err))
+    const NvmeAuthLists all;
+    if (!security::apply_digest_names(digests, all.digests, &lists.digests, &err) ||
+        !security::apply_dhgroup_names(groups, all.dhgroups, &lists.dhgroups, &err))
         return reply.invalid("bdev_nvme_set_options: " + err);
     bdev_nvme_auth_lists() = lists;
     reply.result(true);

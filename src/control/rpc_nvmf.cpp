@@ -500,13 +500,9 @@ void set_config(const json& params, RpcReply reply) {
     std::string err;
     if (!d.decode(params, &err)) return reply.invalid(err);
     nvmf::AuthPolicy p = *nvmf::target_auth_policy();
-    const nvmf::AuthPolicy defaults;
-    // An empty list (what SPDK writes for "no restriction") means every one, in our order.
-    if (digests && digests->empty()) p.digests = defaults.digests;
-    if (groups && groups->empty()) p.dhgroups = defaults.dhgroups;
-    if (digests && !digests->empty() && !security::parse_digest_names(*digests, &p.digests, &err))
-        return reply.invalid("nvmf_set_config: " + err);
-    if (groups && !groups->empty() && !security::parse_dhgroup_names(*groups, &p.dhgroups, &err))
+    const nvmf::AuthPolicy all;  // an empty list: every one, in our order
+    if (!security::apply_digest_names(digests, all.digests, &p.digests, &err) ||
+        !security::apply_dhgroup_names(groups, all.dhgroups, &p.dhgroups, &err))
         return reply.invalid("nvmf_set_config: " + err);
     nvmf::set_target_auth_policy(std::move(p));
     reply.result(true);

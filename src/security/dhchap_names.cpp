@@ -63,4 +63,26 @@ std::vector<std::string> dhgroup_names(const std::vector<uint8_t>& v) {
     return out;
 }
 
+bool apply_digest_names(const std::optional<std::vector<std::string>>& names,
+                        const std::vector<HashId>& all, std::vector<HashId>* out,
+                        std::string* err) {
+    if (!names) return true;
+    if (names->empty()) {
+        *out = all;
+        return true;
+    }
+    return parse_digest_names(*names, out, err);
+}
+
+bool apply_dhgroup_names(const std::optional<std::vector<std::string>>& names,
+                         const std::vector<uint8_t>& all, std::vector<uint8_t>* out,
+                         std::string* err) {
+    if (!names) return true;
+    if (names->empty()) {
+        *out = all;
+        return true;
+    }
+    return parse_dhgroup_names(*names, out, err);
+}
+
 }  // namespace nocstor::security

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,13 @@ namespace nocstor::security {
 bool parse_digest_names(const std::vector<std::string>& names, std::vector<HashId>* out,
                         std::string* err);
 bool parse_dhgroup_names(const std::vector<std::string>& names, std::vector<uint8_t>* out,
+                         std::string* err);
+// A method's optional list: given, it replaces *out; empty (SPDK's "no restriction"), *out
+// becomes `all`; absent, *out stays. False with *err for an unknown name.
+bool apply_digest_names(const std::optional<std::vector<std::string>>& names,
+                        const std::vector<HashId>& all, std::vector<HashId>* out, std::string* err);
+bool apply_dhgroup_names(const std::optional<std::vector<std::string>>& names,
+                         const std::vector<uint8_t>& all, std::vector<uint8_t>* out,
                          std::string* err);
 std::vector<std::string> digest_names(const std::vector<HashId>& v);
 std::vector<std::string> dhgroup_names(const std::vector<uint8_t>& v);
