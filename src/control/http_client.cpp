@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cctype>
@@ -66,6 +69,105 @@ int connect_to(const HttpEndpoint& ep, Clock::time_point deadline, std::string* 
     return fd;
 }
 
+// The connection: plain, or TLS over the same non-blocking socket.
+struct Channel {
+    int fd = -1;
+    SSL_CTX* ctx = nullptr;
+    SSL* ssl = nullptr;
+    short want = 0;  // what the last operation waits for (POLLIN / POLLOUT)
+    ~Channel() {
+        if (ssl) SSL_free(ssl);
+        if (ctx) SSL_CTX_free(ctx);
+        if (fd >= 0) ::close(fd);
+    }
+    // > 0 bytes, 0 EOF, -1: errno EAGAIN (wait for `want`) or an error.
+    ssize_t io(bool write, char* buf, size_t len) {
+        if (!ssl) {
+            want = write ? POLLOUT : POLLIN;
+            return write ? ::send(fd, buf, len, MSG_NOSIGNAL) : ::recv(fd, buf, len, 0);
+        }
+        ERR_clear_error();
+        const int n = write ? SSL_write(ssl, buf, int(len)) : SSL_read(ssl, buf, int(len));
+        if (n > 0) return n;
+        return tls_result(n);
+    }
+    ssize_t tls_result(int n) {
+        switch (SSL_get_error(ssl, n)) {
+            case SSL_ERROR_WANT_READ:
+                want = POLLIN;
+                errno = EAGAIN;
+                return -1;
+            case SSL_ERROR_WANT_WRITE:
+                want = POLLOUT;
+                errno = EAGAIN;
+                return -1;
+            case SSL_ERROR_ZERO_RETURN:
+                return 0;
+            default:
+                errno = EPROTO;
+                return -1;
+        }
+    }
+};
+
+std::string openssl_error() {
+    const unsigned long e = ERR_get_error();
+    if (e == 0) return "the connection was closed";
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    return buf;
+}
+
+// TLS handshake on ch.fd: the server's certificate must chain to the CA and name the host.
+bool start_tls(Channel& ch, const HttpEndpoint& ep, Clock::time_point deadline,
+               std::string* error) {
+    ch.ctx = SSL_CTX_new(TLS_client_method());
+    if (!ch.ctx) {
+        *error = "SSL_CTX_new: " + openssl_error();
+        return false;
+    }
+    SSL_CTX_set_min_proto_version(ch.ctx, TLS1_2_VERSION);
+    const bool ca_ok = ep.ca_file.empty() ? SSL_CTX_set_default_verify_paths(ch.ctx) == 1
+                                          : SSL_CTX_load_verify_locations(
+                                                ch.ctx, ep.ca_file.c_str(), nullptr) == 1;
+    if (!ca_ok) {
+        *error =
+            fmt::format("CA {}: {}", ep.ca_file.empty() ? "(system)" : ep.ca_file, openssl_error());
+        return false;
+    }
+    if (!ep.cert_file.empty() &&
+        (SSL_CTX_use_certificate_chain_file(ch.ctx, ep.cert_file.c_str()) != 1 ||
+         SSL_CTX_use_PrivateKey_file(ch.ctx,
+                                     (ep.key_file.empty() ? ep.cert_file : ep.key_file).c_str(),
+                                     SSL_FILETYPE_PEM) != 1)) {
+        *error = fmt::format("client certificate {}: {}", ep.cert_file, openssl_error());
+        return false;
+    }
+    SSL_CTX_set_verify(ch.ctx, SSL_VERIFY_PEER, nullptr);
+    ch.ssl = SSL_new(ch.ctx);
+    if (!ch.ssl || SSL_set_fd(ch.ssl, ch.fd) != 1) {
+        *error = "SSL_new: " + openssl_error();
+        return false;
+    }
+    X509_VERIFY_PARAM* param = SSL_get0_param(ch.ssl);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, ep.host.c_str()) != 1) {  // not an IP: a name
+        SSL_set_tlsext_host_name(ch.ssl, ep.host.c_str());
+        SSL_set1_host(ch.ssl, ep.host.c_str());
+    }
+    for (;;) {
+        ERR_clear_error();
+        const int n = SSL_connect(ch.ssl);
+        if (n == 1) return true;
+        if (ch.tls_result(n) < 0 && errno == EAGAIN && wait_ready(ch.fd, ch.want, deadline))
+            continue;
+        const long verify = SSL_get_verify_result(ch.ssl);
+        *error = fmt::format(
+            "TLS handshake with {}:{} failed: {}", ep.host, ep.port,
+            verify != X509_V_OK ? X509_verify_cert_error_string(verify) : openssl_error());
+        return false;
+    }
+}
+
 std::string lower(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -105,14 +207,20 @@ bool parse_reply(const std::string& raw, HttpClientReply* reply) {
 
 bool parse_http_url(const std::string& url, HttpEndpoint* out, std::string* error) {
     std::string rest = url;
+    HttpEndpoint ep = *out;  // keeps the TLS files
+    ep.tls = false;
+    ep.port = "80";
     if (rest.compare(0, 7, "http://") == 0) {
         rest.erase(0, 7);
+    } else if (rest.compare(0, 8, "https://") == 0) {
+        rest.erase(0, 8);
+        ep.tls = true;
+        ep.port = "443";
     } else if (rest.find("://") != std::string::npos) {
-        *error = "'" + url + "': only http:// URLs are supported";
+        *error = "'" + url + "': only http:// and https:// URLs are supported";
         return false;
     }
     rest = rest.substr(0, rest.find('/'));
-    HttpEndpoint ep;
     if (!rest.empty() && rest.front() == '[') {
         const size_t close = rest.find(']');
         if (close == std::string::npos) {
@@ -143,8 +251,11 @@ HttpClientReply http_call(const HttpEndpoint& endpoint, const std::string& metho
                           std::chrono::milliseconds timeout) {
     HttpClientReply reply;
     const auto deadline = Clock::now() + timeout;
-    const int fd = connect_to(endpoint, deadline, &reply.error);
-    if (fd < 0) return reply;
+    Channel ch;
+    ch.fd = connect_to(endpoint, deadline, &reply.error);
+    if (ch.fd < 0) return reply;
+    if (endpoint.tls && !start_tls(ch, endpoint, deadline, &reply.error)) return reply;
+    const int fd = ch.fd;
     const bool v6 = endpoint.host.find(':') != std::string::npos;
     std::string request =
         fmt::format("{} {} HTTP/1.1\r\nHost: {}{}{}:{}\r\nConnection: close\r\n", method, path,
@@ -155,11 +266,11 @@ HttpClientReply http_call(const HttpEndpoint& endpoint, const std::string& metho
     request += "\r\n" + body;
     size_t sent = 0;
     while (sent < request.size()) {
-        const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+        const ssize_t n = ch.io(true, request.data() + sent, request.size() - sent);
         if (n > 0) {
             sent += static_cast<size_t>(n);
         } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (!wait_ready(fd, POLLOUT, deadline)) break;
+            if (!wait_ready(fd, ch.want, deadline)) break;
         } else {
             break;
         }
@@ -167,23 +278,21 @@ HttpClientReply http_call(const HttpEndpoint& endpoint, const std::string& metho
     std::string raw;
     char buf[16384];
     while (sent == request.size()) {
-        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        const ssize_t n = ch.io(false, buf, sizeof(buf));
         if (n > 0) {
             raw.append(buf, static_cast<size_t>(n));
         } else if (n == 0) {
             break;
         } else if (errno == EAGAIN || errno == EINTR) {
-            if (!wait_ready(fd, POLLIN, deadline)) {
+            if (!wait_ready(fd, ch.want, deadline)) {
                 reply.error = fmt::format("no answer from {}:{} within {} ms", endpoint.host,
                                           endpoint.port, timeout.count());
-                ::close(fd);
                 return reply;
             }
         } else {
             break;
         }
     }
-    ::close(fd);
     if (sent != request.size()) {
         reply.error = fmt::format("cannot send the request to {}:{}", endpoint.host, endpoint.port);
     } else if (!parse_reply(raw, &reply)) {

@@ -1,5 +1,6 @@
 // Blocking HTTP/1.1 client for tools and tests (nocstorctl --http): one request per connection,
-// Content-Length bodies, IPv4/IPv6 literals or host names.
+// Content-Length bodies, IPv4/IPv6 literals or host names, HTTPS (OpenSSL) with the server's
+// certificate checked against a CA and the host, and an optional client certificate.
 #pragma once
 
 #include <chrono>
@@ -12,10 +13,14 @@ namespace nocstor::control {
 struct HttpEndpoint {
     std::string host;  // "127.0.0.1", "::1", "localhost"
     std::string port = "80";
+    bool tls = false;       // https://
+    std::string ca_file;    // verifies the server (default: the system's CAs)
+    std::string cert_file;  // client certificate and key, when the server asks for one
+    std::string key_file;
 };
 
-// "http://127.0.0.1:8080", "http://[::1]:8080/", "localhost:8080". False with *error otherwise
-// (https is not spoken: put a TLS proxy in front of the REST API).
+// "http://127.0.0.1:8080", "https://[::1]:8080/", "localhost:8080" (port 80, or 443 for
+// https). False with *error otherwise.
 bool parse_http_url(const std::string& url, HttpEndpoint* out, std::string* error);
 
 struct HttpClientReply {

@@ -203,8 +203,14 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.add_option("-s,--socket", ctl.socket, "JSON-RPC Unix socket path")->capture_default_str();
     app.add_option("--http", ctl.http_url,
-                   "talk to the REST API at this URL (http://HOST:PORT) instead of the socket; "
-                   "needs the management token");
+                   "talk to the REST API at this URL (http://HOST:PORT or https://HOST:PORT) "
+                   "instead of the socket; needs the management token");
+    app.add_option("--cacert", ctl.http_ca,
+                   "https: the CA (PEM) the server's certificate must chain to (default: the "
+                   "system's)");
+    app.add_option("--cert", ctl.http_cert,
+                   "https: client certificate (PEM), for --http-client-ca");
+    app.add_option("--key", ctl.http_key, "https: the client certificate's key (PEM)");
     app.add_option("--token-file", ctl.token_file,
                    "management token file for --http (default: the socket path + '.token', "
                    "which the daemon writes at start, readable by its user only)");

@@ -95,6 +95,17 @@ TEST_F(RestTls, HttpsWithTheTokenAndNoPlainHttp) {
     EXPECT_NE(rc, 0) << plain;
     EXPECT_NE(c.get("/api/v1/version").find("HTTP=200"), std::string::npos);
     EXPECT_NE(d.log().find("https://127.0.0.1"), std::string::npos);
+
+    // nocstorctl over HTTPS: with the CA it works; without it the server is not trusted.
+    const std::string ctl = std::string(NOCSTOR_BIN_DIR) + "/nocstorctl -s " + d.socket() +
+                            " --http https://127.0.0.1:" + std::to_string(d.http_port());
+    std::string out =
+        run_command(ctl + " --cacert " + dir_ + "/ca.pem call bdev_get_bdevs 2>&1", &rc);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("M9"), std::string::npos) << out;
+    out = run_command(ctl + " call bdev_get_bdevs 2>&1", &rc);
+    EXPECT_NE(rc, 0) << out;
+    EXPECT_NE(out.find("TLS handshake"), std::string::npos) << out;
 }
 
 TEST_F(RestTls, AClientCaRequiresCertificates) {
@@ -110,6 +121,15 @@ TEST_F(RestTls, AClientCaRequiresCertificates) {
     const std::string mine = "--cert " + dir_ + "/cli.pem --key " + dir_ + "/cli.key";
     const std::string r = c.get("/api/v1/version", mine);
     EXPECT_NE(r.find("HTTP=200"), std::string::npos) << r;
+    // nocstorctl with the client certificate.
+    int rc = 0;
+    const std::string out =
+        run_command(std::string(NOCSTOR_BIN_DIR) + "/nocstorctl -s " + d.socket() +
+                        " --http https://127.0.0.1:" + std::to_string(d.http_port()) +
+                        " --cacert " + dir_ + "/ca.pem --cert " + dir_ + "/cli.pem --key " + dir_ +
+                        "/cli.key call spdk_get_version 2>&1",
+                    &rc);
+    EXPECT_EQ(rc, 0) << out;
 }
 
 TEST_F(RestTls, MetricsPublicLeavesOnlyMetricsOpen) {

@@ -47,6 +47,9 @@ int Ctl::call_and_report(const std::string& method, const json& params, const st
 int Ctl::call_http(const std::string& method, const json& params, json* result) {
     using namespace nocstor::control;
     HttpEndpoint ep;
+    ep.ca_file = http_ca;
+    ep.cert_file = http_cert;
+    ep.key_file = http_key;
     std::string error, token;
     if (!parse_http_url(http_url, &ep, &error)) {
         fmt::print(stderr, "error: --http: {}\n", error);

@@ -19,8 +19,9 @@ constexpr int kExitNoDaemon = 3;
 class Ctl {
   public:
     std::string socket = "/var/tmp/nocstor.sock";
-    std::string http_url;    // non-empty: call methods over REST instead of the socket
-    std::string token_file;  // default: the socket's token file
+    std::string http_url;  // non-empty: call methods over REST instead of the socket
+    std::string http_ca, http_cert, http_key;  // https: CA of the server, client cert/key
+    std::string token_file;                    // default: the socket's token file
     bool json_output = false;
     double timeout_s = 60;
 
