@@ -238,14 +238,6 @@ nvme::SubmissionQueueEntry auth_command(uint8_t fctype, uint32_t len) {
 
 }  // namespace
 
-// Where the Diffie-Hellman work of an authenticating queue runs: the control thread (null when
-// that is this thread, or there is no runtime: then inline).
-static Thread* dh_helper_thread() {
-    Runtime* rt = Runtime::instance();
-    Thread* t = rt ? rt->control_thread() : nullptr;
-    return t && t != Thread::current() ? t : nullptr;
-}
-
 void NvmeTcpQpair::auth_send(bool last) {
     auth_last_ = last;
     auth_iov_ = {auth_buf_.data(), auth_buf_.size()};
@@ -308,7 +300,7 @@ void NvmeTcpQpair::auth_next(HostAuth::Next next, std::vector<uint8_t> out) {
                 -EACCES, fmt::format("DH-HMAC-CHAP (qid {}): {}", q->opts_.qid, q->auth_->error()));
         case HostAuth::Next::kNeedDh: {
             // The exponentiations run on the control thread, not on this (data) thread.
-            Thread* helper = dh_helper_thread();
+            Thread* helper = Runtime::offload_thread();
             auto work = std::make_shared<HostAuth::DhWork>(q->auth_->dh_work());
             if (!helper) {
                 work->run();

@@ -28,14 +28,6 @@ constexpr uint16_t kIpoCntlid = offsetof(nvme::ConnectData, cntlid);
 constexpr uint16_t kIpoSubnqn = offsetof(nvme::ConnectData, subnqn);
 constexpr uint16_t kIpoHostnqn = offsetof(nvme::ConnectData, hostnqn);
 
-// Where Diffie-Hellman exponentiations run: the control thread, never a poll group's (an
-// ffdhe8192 one takes tens of milliseconds that every queue of the group would wait).
-Thread* dh_thread() {
-    Runtime* rt = Runtime::instance();
-    Thread* t = rt ? rt->control_thread() : nullptr;
-    return t && t != Thread::current() ? t : nullptr;
-}
-
 // A host with DH-HMAC-CHAP keys must authenticate this queue before anything else: the
 // Connect response says so (AUTHREQ.ATR).
 uint32_t maybe_require_auth(TcpConn* c, const SubsystemInfo* info, const std::string& hostnqn) {
@@ -44,7 +36,7 @@ uint32_t maybe_require_auth(TcpConn* c, const SubsystemInfo* info, const std::st
     if (!keys) return 0;
     auto a =
         std::make_unique<QueueAuth>(std::move(keys), hostnqn, info->nqn, *target_auth_policy());
-    a->set_deferred_dh(dh_thread() != nullptr);
+    a->set_deferred_dh(Runtime::offload_thread() != nullptr);
     c->require_auth(std::move(a));
     return auth::kConnectAuthreqAtr;
 }
@@ -306,7 +298,7 @@ void auth_send_with_data(Request* r) {
     const bool was = a->authenticated();
     a->on_send(reinterpret_cast<const uint8_t*>(r->buf.data), r->data_len);
     if (was && !a->authenticated()) c->restart_auth_clock();  // a re-authentication began
-    Thread* helper = dh_thread();
+    Thread* helper = Runtime::offload_thread();
     if (helper && (a->needs_key_pair() || a->needs_session_key())) {
         auto* job = new DhJob{c,
                               r,

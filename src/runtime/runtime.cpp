@@ -46,6 +46,12 @@ void noc_register_default_handler(uint8_t opcode, NocHandler handler) {
     default_noc_handlers()[opcode] = std::move(handler);
 }
 
+Thread* Runtime::offload_thread() {
+    Runtime* rt = instance();
+    Thread* t = rt ? rt->control_thread() : nullptr;
+    return t && t != Thread::current() ? t : nullptr;
+}
+
 Runtime* Runtime::instance() {
     return g_runtime.load(std::memory_order_acquire);
 }

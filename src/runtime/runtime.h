@@ -66,6 +66,10 @@ class Runtime {
     void start(std::function<void()> on_start = nullptr);
 
     Thread* control_thread() const { return control_thread_; }
+    // Where a data thread sends slow CPU work it must not do itself (e.g. a Diffie-Hellman
+    // exponentiation): the control thread; null when called on it or without a runtime (then
+    // the caller does the work inline).
+    static Thread* offload_thread();
 
     // The NoC. A cluster's endpoint is used only on its NoC thread (the main thread of the
     // cluster's first reactor), which polls the inbound rings and dispatches by opcode; other
