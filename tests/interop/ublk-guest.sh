@@ -6,14 +6,20 @@
 # verifies, nocstor is killed with SIGKILL and started again: once recovering the disk with
 # ublk_recover_disk, once from its persisted configuration (ublk_start_disk takes the device
 # over); fio must finish and verify with no I/O error; then the disk is stopped and deleted.
+# The disk is a delay vbdev (0 µs normally) over the file bdev: just before each kill its write
+# latency goes to 3 s, so that every request fio has queued is held inside nocstor when the
+# SIGKILL comes and none is being dispatched by the kernel at that moment (see kernel_oopsed).
 
 # Helpers as a file of their own: step's subprocesses do not see this script's functions.
 cat >/tmp/ublk-t.sh <<'EOF'
 SOCK=/tmp/nocstor.sock
 # Debian's 6.12 kernel can oops in io_uring's exit path (io_fallback_tw, a NULL dereference
-# in the dying ublk server's task work) when the server is SIGKILLed mid-I/O; the process then
-# never goes away. Seen with any of our ring set-ups and bdevs (docs/ublk.md, "Known kernel
-# issues"). The steps stop at once on that oops with this marker; the test reruns the VM.
+# in the dying ublk server's task work) when the server is SIGKILLed while the kernel is
+# dispatching a request to it: ublk's cancel completes a command whose dispatch task work is
+# still queued (fixed upstream by "ublk: fix race between io_uring_cmd_complete_in_task and
+# ublk_cancel_cmd"). The process then never goes away. The kills below are timed so that no
+# dispatch is under way (held_writes); should the oops still come, the steps stop at once with
+# this marker and the test reruns the VM (docs/ublk.md, "Known kernel issue").
 kernel_oopsed() {
   if dmesg | grep -q io_fallback_tw; then
     echo "KNOWN-KERNEL-OOPS: io_fallback_tw after SIGKILL of the ublk server"; return 0
@@ -43,12 +49,21 @@ fio_verify() {  # fio_verify NAME BS SIZE [LOG [FIO OPTIONS]]: random writes, th
       --iodepth=16 --ioengine=libaio --direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 \
       --randrepeat=0 --output="$_out" "$@"
 }
+held_writes() {  # held_writes US: every write now takes US microseconds in nocstor (Slow0)
+  rpc bdev_delay_update_latency "{\"delay_bdev_name\":\"Slow0\",\"latency_type\":\"avg_write\",\"latency_us\":$1}" >/dev/null &&
+    rpc bdev_delay_update_latency "{\"delay_bdev_name\":\"Slow0\",\"latency_type\":\"p99_write\",\"latency_us\":$1}" >/dev/null
+}
 kill_mid_io() {  # kill_mid_io RESTART_CMD...: SIGKILL nocstor while fio runs, restart, wait fio
   # Rate-limited so that the writes are still going when the kill comes (~4 s of them).
   fio_verify midrun 4k 32M /tmp/fio-midrun.log --rate_iops=2000 &
   fio_pid=$!
   usleep 1500000
   kill -0 $fio_pid || { echo "fio finished before the kill"; cat /tmp/fio-midrun.log; return 1; }
+  # Writes now stay in nocstor for 3 s: fio fills its queue depth (16) within milliseconds and
+  # then waits, so the kill finds 16 requests in flight inside nocstor and no dispatch racing it.
+  held_writes 3000000 || return 1
+  usleep 500000
+  echo "in flight at the kill (reads writes): $(cat /sys/block/ublkb0/inflight)"
   pid=$(cat /tmp/nocstor.pid)
   kill -9 "$pid"
   while kill -0 "$pid" 2>/dev/null; do kernel_oopsed && return 1; usleep 50000; done
@@ -62,22 +77,24 @@ kill_mid_io() {  # kill_mid_io RESTART_CMD...: SIGKILL nocstor while fio runs, r
 }
 restart_and_recover() {
   start_daemon -c /tmp/bdev-only.json || return 1
-  rpc ublk_create_target '{}' && rpc ublk_recover_disk '{"bdev_name":"Disk0","ublk_id":0}'
+  rpc ublk_create_target '{}' && rpc ublk_recover_disk '{"bdev_name":"Slow0","ublk_id":0}'
 }
-restart_persisted() {
-  start_daemon -c /tmp/nocstor.json --persist
+restart_persisted() {  # the persisted configuration has the 3 s latency of the kill: back to 0
+  start_daemon -c /tmp/nocstor.json --persist && held_writes 0
 }
 case "$1" in
   setup)
     dd if=/dev/zero of=/tmp/disk.img bs=1M count=96 2>/dev/null || exit 1
     cat >/tmp/bdev-only.json <<'JSON'
 {"subsystems":[{"subsystem":"bdev","config":[{"method":"bdev_uring_create",
- "params":{"name":"Disk0","filename":"/tmp/disk.img","block_size":4096}}]}]}
+ "params":{"name":"Disk0","filename":"/tmp/disk.img","block_size":4096}},
+ {"method":"bdev_delay_create","params":{"name":"Slow0","base_bdev_name":"Disk0",
+ "avg_read_latency":0,"p99_read_latency":0,"avg_write_latency":0,"p99_write_latency":0}}]}]}
 JSON
     cp /tmp/bdev-only.json /tmp/nocstor.json
     start_daemon -c /tmp/nocstor.json --persist || exit 1
     rpc ublk_create_target '{}' || exit 1
-    rpc ublk_start_disk '{"bdev_name":"Disk0","ublk_id":0,"queue_depth":64,"num_queues":2}' || exit 1
+    rpc ublk_start_disk '{"bdev_name":"Slow0","ublk_id":0,"queue_depth":64,"num_queues":2}' || exit 1
     test -b /dev/ublkb0 || { echo "no /dev/ublkb0"; exit 1; }
     echo "size $(blockdev --getsize64 /dev/ublkb0), logical block $(cat /sys/block/ublkb0/queue/logical_block_size), queues $(ls /sys/block/ublkb0/mq | wc -l)"
     [ "$(blockdev --getsize64 /dev/ublkb0)" = $((96 << 20)) ] || exit 1
@@ -96,7 +113,7 @@ JSON
   restart-disk)  # a device stopped (deleted) and started again in the same process
     rpc ublk_stop_disk '{"ublk_id":0}' || exit 1
     i=0; while [ -e /dev/ublkb0 ]; do i=$((i + 1)); [ $i -gt 50 ] && { echo "/dev/ublkb0 still there"; exit 1; }; usleep 100000; done
-    rpc ublk_start_disk '{"bdev_name":"Disk0","ublk_id":0,"queue_depth":64,"num_queues":2}' || exit 1
+    rpc ublk_start_disk '{"bdev_name":"Slow0","ublk_id":0,"queue_depth":64,"num_queues":2}' || exit 1
     i=0; while [ ! -b /dev/ublkb0 ]; do i=$((i + 1)); [ $i -gt 50 ] && { echo "no /dev/ublkb0"; exit 1; }; usleep 100000; done
     fio_verify again 4k 8M ;;
   kill-persisted) kill_mid_io restart_persisted ;;
