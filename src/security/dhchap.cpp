@@ -1,6 +1,7 @@
 #include "security/dhchap.h"
 
-#include <isa-l/crc.h>
+#include "security/key_text.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -57,71 +58,32 @@ const char* hash_name(HashId h) {
 }
 
 bool parse_dhchap_secret(std::string_view text, DhchapSecret* out, std::string* err) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-        text.remove_suffix(1);
-    if (text.substr(0, kPrefix.size()) != kPrefix) {
-        *err = "not a DH-HMAC-CHAP secret: it must start with DHHC-1:";
-        return false;
-    }
-    text.remove_prefix(kPrefix.size());
-    if (text.size() < 4 || text[2] != ':' || text.back() != ':') {
-        *err = "malformed DH-HMAC-CHAP secret: want DHHC-1:hh:<base64>:";
-        return false;
-    }
-    const std::string_view hh = text.substr(0, 2);
+    std::string_view hh, b64;
+    if (!split_key_text(text, kPrefix, "DH-HMAC-CHAP secret", &hh, &b64, err)) return false;
     if (hh != "00" && hh != "01" && hh != "02" && hh != "03") {
         *err = "DH-HMAC-CHAP secret: unknown transform " + std::string(hh) + " (00 to 03)";
         return false;
     }
     const auto transform = static_cast<HashId>(hh[1] - '0');
-    const std::string_view b64 = text.substr(3, text.size() - 4);
-    if (b64.empty() || b64.size() % 4 || b64.size() > 128) {
-        *err = "DH-HMAC-CHAP secret: the base64 part has a wrong length";
+    std::vector<uint8_t> key;
+    std::string why;
+    if (!decode_key_with_crc(b64, &key, &why)) {
+        *err = "DH-HMAC-CHAP secret: " + why;
         return false;
     }
-    std::vector<uint8_t> raw(b64.size() / 4 * 3);
-    const int n = EVP_DecodeBlock(raw.data(), reinterpret_cast<const unsigned char*>(b64.data()),
-                                  int(b64.size()));
-    if (n < 0) {
-        *err = "DH-HMAC-CHAP secret: the base64 part does not decode";
-        return false;
-    }
-    size_t len = size_t(n);
-    // EVP_DecodeBlock counts the padding bytes; drop them.
-    if (b64.size() >= 1 && b64[b64.size() - 1] == '=') --len;
-    if (b64.size() >= 2 && b64[b64.size() - 2] == '=') --len;
-    raw.resize(len);
-    if (len != 36 && len != 52 && len != 68) {
-        wipe(raw);
-        *err = fmt::format("DH-HMAC-CHAP secret: {} key bytes (32, 48 or 64 wanted)",
-                           len >= 4 ? len - 4 : 0);
-        return false;
-    }
-    const size_t klen = len - 4;
-    const uint32_t want = uint32_t(raw[klen]) | uint32_t(raw[klen + 1]) << 8 |
-                          uint32_t(raw[klen + 2]) << 16 | uint32_t(raw[klen + 3]) << 24;
-    if (crc32_gzip_refl(0, raw.data(), klen) != want) {
-        wipe(raw);
-        *err = "DH-HMAC-CHAP secret: CRC mismatch (mistyped or truncated)";
+    if (key.size() != 32 && key.size() != 48 && key.size() != 64) {
+        *err = fmt::format("DH-HMAC-CHAP secret: {} key bytes (32, 48 or 64 wanted)", key.size());
+        wipe(key);
         return false;
     }
     // Any of the three lengths goes with any transform (as nvme-cli and the kernel accept).
     out->transform = transform;
-    out->key.assign(raw.begin(), raw.begin() + long(klen));
-    wipe(raw);
+    out->key = std::move(key);
     return true;
 }
 
 std::string format_dhchap_secret(const DhchapSecret& s) {
-    std::vector<uint8_t> raw(s.key);
-    const uint32_t crc = crc32_gzip_refl(0, raw.data(), raw.size());
-    for (int i = 0; i < 4; ++i) raw.push_back(uint8_t(crc >> (8 * i)));
-    std::string b64(4 * ((raw.size() + 2) / 3) + 1, '\0');
-    const int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), raw.data(), int(raw.size()));
-    b64.resize(size_t(n));
-    wipe(raw);
-    return fmt::format("DHHC-1:0{}:{}:", int(s.transform), b64);
+    return fmt::format("DHHC-1:0{}:{}:", int(s.transform), encode_key_with_crc(s.key));
 }
 
 std::vector<uint8_t> hmac(HashId h, std::span<const uint8_t> key, std::span<const uint8_t> data) {

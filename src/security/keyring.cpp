@@ -121,18 +121,31 @@ void Keyring::clear() {
     keys_.clear();
 }
 
-bool Keyring::dhchap_secret(const std::string& name, DhchapSecret* out, std::string* err) const {
-    auto secret = get(name);
+namespace {
+
+template <class T, class Parse>
+bool parse_key(const Keyring& k, const std::string& name, T* out, std::string* err, Parse parse) {
+    auto secret = k.get(name);
     if (!secret) {
         *err = "no key " + name + " in the keyring (keyring_file_add_key)";
         return false;
     }
     std::string why;
-    if (!parse_dhchap_secret(*secret, out, &why)) {
+    if (!parse(*secret, out, &why)) {
         *err = "key " + name + ": " + why;
         return false;
     }
     return true;
+}
+
+}  // namespace
+
+bool Keyring::dhchap_secret(const std::string& name, DhchapSecret* out, std::string* err) const {
+    return parse_key(*this, name, out, err, parse_dhchap_secret);
+}
+
+bool Keyring::tls_psk(const std::string& name, TlsPsk* out, std::string* err) const {
+    return parse_key(*this, name, out, err, parse_tls_psk);
 }
 
 }  // namespace nocstor::security

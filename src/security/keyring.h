@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "security/dhchap.h"
+#include "security/tls_psk.h"
 
 namespace nocstor::security {
 
@@ -36,6 +37,8 @@ class Keyring {
     // A DH-HMAC-CHAP secret ("DHHC-1:...") by key name; false with *err ("no key NAME in the
     // keyring ...", or what is wrong with the secret, never quoting it).
     bool dhchap_secret(const std::string& name, DhchapSecret* out, std::string* err) const;
+    // A TLS PSK ("NVMeTLSkey-1:...") by key name, likewise.
+    bool tls_psk(const std::string& name, TlsPsk* out, std::string* err) const;
 
     void clear();  // tests
 
