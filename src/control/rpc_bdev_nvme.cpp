@@ -30,7 +30,7 @@ void attach_controller(const json& params, RpcReply reply) {
     const char* kMethod = "bdev_nvme_attach_controller";
     NvmeAttachOptions o;
     std::string trtype, adrfam = "IPv4", traddr, trsvcid = "4420", subnqn, hostnqn;
-    std::string dhchap_key, dhchap_ctrlr_key;
+    std::string dhchap_key, dhchap_ctrlr_key, psk;
     ParamsDecoder d(kMethod);
     d.required("name", &o.name)
         .required("trtype", &trtype)
@@ -58,7 +58,7 @@ void attach_controller(const json& params, RpcReply reply) {
         .unsupported("hostsvcid", "binding to a host port (hostsvcid)")
         .unsupported("prchk_reftag", "protection information checks (prchk_reftag)")
         .unsupported("prchk_guard", "protection information checks (prchk_guard)")
-        .unsupported("psk", "TLS (psk)")
+        .optional("psk", &psk)
         .optional("dhchap_key", &dhchap_key)
         .optional("dhchap_ctrlr_key", &dhchap_ctrlr_key)
         .unsupported("allow_unrecognized_csi",
@@ -101,6 +101,12 @@ void attach_controller(const json& params, RpcReply reply) {
         cfg->digests = bdev_nvme_auth_lists().digests;
         cfg->dhgroups = bdev_nvme_auth_lists().dhgroups;
         o.auth = std::move(cfg);
+    }
+    if (!psk.empty()) {
+        auto cfg = std::make_shared<HostTlsConfig>();
+        cfg->psk_name = psk;
+        if (!security::Keyring::instance().tls_psk(psk, &cfg->psk, &err)) return bad(err);
+        o.tls = std::move(cfg);
     }
     bdev_nvme_attach(o, [reply](int rc, std::vector<std::string> names, std::string e) {
         if (rc != 0) return reply.error(rc, "bdev_nvme_attach_controller: " + e);

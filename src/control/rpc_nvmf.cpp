@@ -195,6 +195,13 @@ void delete_subsystem(const json& params, RpcReply reply) {
     if (NvmfTarget* t = target(reply)) t->delete_subsystem(nqn, answer(reply));
 }
 
+// A host's key names as nvmf_subsystem_add_host takes them.
+void add_key_names(const nvmf::HostKeys& k, json* out) {
+    if (k.dhchap()) (*out)["dhchap_key"] = k.key_name;
+    if (!k.ctrlr_key_name.empty()) (*out)["dhchap_ctrlr_key"] = k.ctrlr_key_name;
+    if (!k.psk_name.empty()) (*out)["psk"] = k.psk_name;
+}
+
 json subsystem_json(const nvmf::SubsystemConfig& s) {
     json listeners = json::array();
     for (const auto& l : s.listeners) listeners.push_back(listen_address_json(l));
@@ -207,11 +214,7 @@ json subsystem_json(const nvmf::SubsystemConfig& s) {
     for (const auto& h : s.params.hosts) {
         json hj = {{"nqn", h}};
         auto k = s.params.host_keys.find(h);
-        if (k != s.params.host_keys.end()) {
-            hj["dhchap_key"] = k->second->key_name;
-            if (!k->second->ctrlr_key_name.empty())
-                hj["dhchap_ctrlr_key"] = k->second->ctrlr_key_name;
-        }
+        if (k != s.params.host_keys.end()) add_key_names(*k->second, &hj);
         hosts.push_back(hj);
     }
     out["hosts"] = hosts;
@@ -252,13 +255,14 @@ void listener_method(const json& params, RpcReply reply, bool add) {
     std::string nqn;
     json addr;
     int cluster = -1;
+    bool secure = false;
     ParamsDecoder d(method);
     d.required("nqn", &nqn).required_object("listen_address", &addr);
     one_target(d);
     if (add) {
         // nocstor: bind the listener to a data cluster (docs/remote.md).
         d.optional("cluster", &cluster).range(0, 1024);
-        d.unsupported("secure_channel", "TLS (secure_channel)")
+        d.optional("secure_channel", &secure)
             .unsupported("ana_state", "ANA states (ana_state)", {"optimized"})
             // The socket driver is chosen for the whole target (--sock-impl).
             .hint("sock_impl", ParamKind::kString)
@@ -270,7 +274,7 @@ void listener_method(const json& params, RpcReply reply, bool add) {
     NvmfTarget* t = target(reply);
     if (!t) return;
     if (add)
-        t->add_listener(nqn, la, answer(reply), cluster);
+        t->add_listener(nqn, la, answer(reply), cluster, secure);
     else
         t->remove_listener(nqn, la, answer(reply));
 }
@@ -290,6 +294,7 @@ void get_listeners(const json& params, RpcReply reply) {
         for (const auto& l : s.listeners) {
             json e = {{"address", listen_address_json(l)}};
             if (const int c = t->listener_cluster(l); c >= 0) e["cluster"] = c;
+            if (t->listener_secure(l)) e["secure_channel"] = true;
             out.push_back(e);
         }
         return reply.result(out);
@@ -352,11 +357,11 @@ void remove_ns(const json& params, RpcReply reply) {
 }
 
 // The keys named by nvmf_subsystem_add_host, from the keyring. nullptr with *err when a name
-// is unknown or its secret is not a DH-HMAC-CHAP secret; nullptr without error when no key.
+// is unknown or its secret is of the wrong kind; nullptr without error when no key.
 std::shared_ptr<const nvmf::HostKeys> host_keys(const std::string& key, const std::string& ctrlr,
-                                                std::string* err) {
-    if (key.empty() && ctrlr.empty()) return nullptr;
-    if (key.empty()) {
+                                                const std::string& psk, std::string* err) {
+    if (key.empty() && ctrlr.empty() && psk.empty()) return nullptr;
+    if (key.empty() && !ctrlr.empty()) {
         *err = "dhchap_ctrlr_key needs dhchap_key (the host authenticates first)";
         return nullptr;
     }
@@ -366,22 +371,27 @@ std::shared_ptr<const nvmf::HostKeys> host_keys(const std::string& key, const st
     auto k = std::make_shared<nvmf::HostKeys>();
     k->key_name = key;
     k->ctrlr_key_name = ctrlr;
-    if (!load(key, &k->host)) return nullptr;
+    if (!key.empty() && !load(key, &k->host)) return nullptr;
     if (!ctrlr.empty()) {
         k->ctrl.emplace();
         if (!load(ctrlr, &*k->ctrl)) return nullptr;
+    }
+    if (!psk.empty()) {
+        k->psk_name = psk;
+        k->psk.emplace();
+        if (!security::Keyring::instance().tls_psk(psk, &*k->psk, err)) return nullptr;
     }
     return k;
 }
 
 void host_method(const json& params, RpcReply reply, bool add) {
     const char* method = add ? "nvmf_subsystem_add_host" : "nvmf_subsystem_remove_host";
-    std::string nqn, host, key, ctrlr_key;
+    std::string nqn, host, key, ctrlr_key, psk;
     ParamsDecoder d(method);
     d.required("nqn", &nqn).required("host", &host);
     one_target(d);
     if (add) {
-        d.unsupported("psk", "TLS PSKs (psk)")
+        d.optional("psk", &psk)
             .optional("dhchap_key", &key)
             .optional("dhchap_ctrlr_key", &ctrlr_key);
     } else {
@@ -393,7 +403,7 @@ void host_method(const json& params, RpcReply reply, bool add) {
     if (!t) return;
     if (add) {
         std::string err;
-        auto keys = host_keys(key, ctrlr_key, &err);
+        auto keys = host_keys(key, ctrlr_key, psk, &err);
         if (!keys && !err.empty()) return reply.invalid(std::string(method) + ": " + err);
         t->add_host(nqn, host, std::move(keys), answer(reply));
     } else
@@ -484,6 +494,8 @@ void get_stats(const json& params, RpcReply reply) {
                               {"icreq_timeouts", g.icreq_timeouts},
                               {"connect_timeouts", g.connect_timeouts},
                               {"auth_timeouts", g.auth_timeouts},
+                              {"tls_established", g.tls_established},
+                              {"tls_failures", g.tls_failures},
                               {"unconnected_evicted", g.unconnected_evicted},
                               {"transports", json::array({{{"trtype", "TCP"}}})}});
         reply.result({{"tick_rate", 1000000000}, {"poll_groups", groups}});
@@ -541,11 +553,7 @@ json nvmf_section() {
             for (const auto& h : s.params.hosts) {
                 json hp = {{"nqn", nqn}, {"host", h}};
                 auto k = s.params.host_keys.find(h);
-                if (k != s.params.host_keys.end()) {
-                    hp["dhchap_key"] = k->second->key_name;
-                    if (!k->second->ctrlr_key_name.empty())
-                        hp["dhchap_ctrlr_key"] = k->second->ctrlr_key_name;
-                }
+                if (k != s.params.host_keys.end()) add_key_names(*k->second, &hp);
                 calls.push_back({{"method", "nvmf_subsystem_add_host"}, {"params", hp}});
             }
             for (const auto& ns : s.namespaces)
@@ -560,6 +568,7 @@ json nvmf_section() {
         for (const auto& l : s.listeners) {
             json params = {{"nqn", nqn}, {"listen_address", listen_address_json(l)}};
             if (const int c = t->listener_cluster(l); c >= 0) params["cluster"] = c;
+            if (t->listener_secure(l)) params["secure_channel"] = true;
             calls.push_back({{"method", "nvmf_subsystem_add_listener"}, {"params", params}});
         }
     }
@@ -603,6 +612,12 @@ void nvmf_connection_metrics(std::function<void(std::string)> done) {
             {"nocstor_nvmf_auth_timeouts_total", "counter",
              "Queues closed for completing no DH-HMAC-CHAP authentication in time.",
              &Group::auth_timeouts},
+            {"nocstor_nvmf_tls_established_total", "counter",
+             "TLS secure channels set up (secure_channel listeners).", &Group::tls_established},
+            {"nocstor_nvmf_tls_failures_total", "counter",
+             "Connections closed for a failed TLS handshake or record (wrong or unknown PSK, "
+             "plain NVMe/TCP on a secure listener).",
+             &Group::tls_failures},
             {"nocstor_nvmf_unconnected_evicted_total", "counter",
              "Connections without Connect closed to make room for new ones.",
              &Group::unconnected_evicted},

@@ -41,6 +41,7 @@ struct NvmeAttachOptions {
     uint64_t io_timeout_us = 30'000'000;  // a command not answered in time breaks the queue
     int cluster = -1;  // owner of the namespaces' bdevs; set by bdev_nvme_attach (scope/default)
     std::shared_ptr<const HostAuthConfig> auth;  // dhchap_key / dhchap_ctrlr_key
+    std::shared_ptr<const HostTlsConfig> tls;    // psk
 };
 
 // bdev_nvme_set_options {dhchap_digests, dhchap_dhgroups}: what controllers attached from now on

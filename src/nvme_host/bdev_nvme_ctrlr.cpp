@@ -73,6 +73,7 @@ CtrlrOptions NvmeBdevCtrlr::ctrlr_options() const {
     o.num_io_queues = uint16_t(std::min<size_t>(threads + 4, 1024));
     o.io_timeout_us = opts_.io_timeout_us;
     o.auth = opts_.auth;
+    o.tls = opts_.tls;
     return o;
 }
 
@@ -373,6 +374,7 @@ nlohmann::json NvmeBdevCtrlr::info_json() const {
                         {"reconnect_delay_sec", opts_.reconnect_delay_sec},
                         {"fast_io_fail_timeout_sec", opts_.fast_io_fail_timeout_sec},
                         {"dhchap", opts_.auth != nullptr},
+                        {"tls", opts_.tls != nullptr},
                         {"resets", resets_},
                         {"fail_fast", fail_fast()},
                         {"bdevs", bdev_names_}};
@@ -393,6 +395,7 @@ nlohmann::json NvmeBdevCtrlr::config_json() const {
                         {"ctrlr_loss_timeout_sec", opts_.ctrlr_loss_timeout_sec},
                         {"reconnect_delay_sec", opts_.reconnect_delay_sec},
                         {"fast_io_fail_timeout_sec", opts_.fast_io_fail_timeout_sec}};
+    if (opts_.tls && !opts_.tls->psk_name.empty()) p["psk"] = opts_.tls->psk_name;
     if (opts_.auth && !opts_.auth->key_name.empty()) {  // key names, never secrets
         p["dhchap_key"] = opts_.auth->key_name;
         if (!opts_.auth->ctrlr_key_name.empty()) p["dhchap_ctrlr_key"] = opts_.auth->ctrlr_key_name;

@@ -120,6 +120,7 @@ void NvmeCtrlr::connect(CtrlrDone done) {
     q.ddgst = opts_.ddgst;
     q.incapsule_max = kAdminIncapsule;
     q.auth = opts_.auth;
+    q.tls = opts_.tls;
     q.command_timeout_us = opts_.admin_timeout_us;
     q.connect_timeout_us = opts_.connect_timeout_us;
     admin_ = std::make_unique<NvmeTcpQpair>(q);
@@ -416,6 +417,7 @@ int NvmeCtrlr::io_qpair_options(QpairOptions* out, uint16_t depth) {
     q.ddgst = opts_.ddgst;
     q.incapsule_max = io_incapsule_;
     q.auth = opts_.auth;
+    q.tls = opts_.tls;
     q.command_timeout_us = opts_.io_timeout_us;
     q.connect_timeout_us = opts_.connect_timeout_us;
     q.max_c2h_pdu = std::max<uint32_t>(max_xfer_, 128 * 1024) + 4096;

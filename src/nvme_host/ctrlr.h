@@ -31,6 +31,7 @@ struct CtrlrOptions {
     uint64_t connect_timeout_us = 10'000'000;
     uint8_t hostid[16] = {};                     // all zero: derived from the host NQN
     std::shared_ptr<const HostAuthConfig> auth;  // DH-HMAC-CHAP on every queue when asked
+    std::shared_ptr<const HostTlsConfig> tls;    // TLS secure channel on every queue
 };
 
 struct NamespaceData {

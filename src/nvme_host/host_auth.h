@@ -15,6 +15,7 @@
 
 #include "security/dh_group.h"
 #include "security/dhchap.h"
+#include "security/tls_psk.h"
 
 namespace nocstor::nvme_host {
 
@@ -28,6 +29,13 @@ struct HostAuthConfig {
     std::vector<security::HashId> digests = {security::HashId::Sha256, security::HashId::Sha384,
                                              security::HashId::Sha512};
     std::vector<uint8_t> dhgroups = {0, 1, 2, 3, 4, 5};  // null, ffdhe2048 ... ffdhe8192
+};
+
+// bdev_nvme_attach_controller {psk}, nocstor-perf --psk: every queue is a TLS 1.3 secure
+// channel with the PSK derived from this key for the host and subsystem NQNs.
+struct HostTlsConfig {
+    std::string psk_name;  // keyring name, for save_config ("" when given inline)
+    security::TlsPsk psk;
 };
 
 class HostAuth {

@@ -113,6 +113,18 @@ void NvmeTcpQpair::connect(ConnectDone done) {
             fmt::format("nvme_tcp_q{}_timer", opts_.qid), [this] { return check_timeouts(); },
             kTimerPeriodUs);
     }
+    if (rc == 0 && opts_.tls) {
+        const security::TlsCipher c = security::cipher_for(opts_.tls->psk);
+        const std::string& host = opts_.trid.hostnqn;
+        const std::string& sub = opts_.trid.subnqn;
+        auto s = security::TlsSession::client(security::psk_identity(c, host, sub),
+                                              security::connection_psk(opts_.tls->psk, host, sub),
+                                              c, &err);
+        if (s)
+            sock_.use_tls(std::move(s));
+        else
+            rc = -ENOMEM;
+    }
     if (rc != 0) {
         fail(rc, err);
         return;
@@ -444,6 +456,12 @@ void NvmeTcpQpair::on_pdu_sent(Request* r) {
 
 int NvmeTcpQpair::flush_tx() {
     int work = 0;
+    if (sock_.tls()) {  // ciphertext left over from the last pass first
+        if (int rc = sock_.flush_output(); rc < 0) {
+            fail(rc, fmt::format("send failed: {}", strerror(-rc)));
+            return 1;
+        }
+    }
     if (state_ == QpairState::kIcExchange && ic_sent_ < ic_len_) {
         iovec v{ic_buf_ + ic_sent_, ic_len_ - ic_sent_};
         ssize_t n = sock_.sendv(&v, 1);
@@ -453,7 +471,7 @@ int NvmeTcpQpair::flush_tx() {
         }
         ic_sent_ += size_t(n);
         stats_.bytes_sent += uint64_t(n);
-        want_write(ic_sent_ < ic_len_);
+        want_write(ic_sent_ < ic_len_ || sock_.output_pending());
         return n > 0;
     }
     while (tx_head_) {
@@ -501,7 +519,7 @@ int NvmeTcpQpair::flush_tx() {
         }
         if (left == 0 && tx_head_ && tx_head_->pdu_sent > 0) break;  // short write: socket full
     }
-    want_write(tx_head_ != nullptr);
+    want_write(tx_head_ != nullptr || sock_.output_pending());
     return work;
 }
 
@@ -679,8 +697,7 @@ int NvmeTcpQpair::receive() {
         ssize_t n = sock_.recvv(iov, cnt);
         if (n == 0) break;
         if (n < 0) {
-            fail(int(n), n == -ECONNRESET ? "connection closed by the target"
-                                          : fmt::format("recv: {}", strerror(int(-n))));
+            fail(int(n), recv_error(n));
             return work + 1;
         }
         ++work;
@@ -707,9 +724,21 @@ int NvmeTcpQpair::receive() {
                 return work;
             }
         } while (off < size_t(n) && state_ != QpairState::kFailed);
-        if (size_t(n) < rx_buf_.size()) break;
+        if (size_t(n) < rx_buf_.size() && !sock_.input_buffered()) break;
     }
     return work;
+}
+
+std::string NvmeTcpQpair::recv_error(ssize_t n) const {
+    if (n == -EKEYREJECTED)
+        return "TLS handshake with the target failed (wrong or unknown PSK?): " + sock_.tls_error();
+    if (n == -EPROTO && sock_.tls()) return "TLS: " + sock_.tls_error();
+    if (n == -ECONNRESET)
+        return sock_.tls() && !sock_.tls_established()
+                   ? "the target closed the connection during the TLS handshake (not a secure "
+                     "channel listener, or the PSK was refused)"
+                   : "connection closed by the target";
+    return fmt::format("recv: {}", strerror(int(-n)));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ struct QpairOptions {
     // DH-HMAC-CHAP keys: the queue authenticates when the controller asks for it (and insists
     // on it when a controller key is given). Null: a controller that asks is refused.
     std::shared_ptr<const HostAuthConfig> auth;
+    // TLS secure channel (null: plain TCP).
+    std::shared_ptr<const HostTlsConfig> tls;
 };
 
 enum class QpairState : uint8_t {
@@ -138,6 +140,7 @@ class NvmeTcpQpair final : private nvmf::tcp::PduHandler {
     void on_pdu_sent(Request* r);
     int flush_tx();
     int receive();
+    std::string recv_error(ssize_t n) const;
     int check_timeouts();
     void want_write(bool on);
     void send_icreq();

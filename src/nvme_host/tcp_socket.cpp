@@ -91,6 +91,7 @@ ssize_t TcpSocket::recv(void* buf, size_t len) {
 }
 
 ssize_t TcpSocket::recvv(iovec* iov, int iovcnt) {
+    if (tls_) return recv_tls(iov, iovcnt);
     msghdr m{};
     m.msg_iov = iov;
     m.msg_iovlen = size_t(iovcnt);
@@ -102,6 +103,7 @@ ssize_t TcpSocket::recvv(iovec* iov, int iovcnt) {
 }
 
 ssize_t TcpSocket::sendv(const iovec* iov, int iovcnt) {
+    if (tls_) return send_tls(iov, iovcnt);
     msghdr m{};
     m.msg_iov = const_cast<iovec*>(iov);
     m.msg_iovlen = size_t(iovcnt);
@@ -115,6 +117,8 @@ void TcpSocket::close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     connected_ = false;
+    tls_.reset();
+    tls_input_ = false;
 }
 
 }  // namespace nocstor::nvme_host

@@ -6,9 +6,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "nvme_host/transport_id.h"
+#include "security/tls_session.h"
 
 namespace nocstor::nvme_host {
 
@@ -30,11 +32,32 @@ class TcpSocket {
     ssize_t recvv(iovec* iov, int iovcnt);  // same results as recv()
     ssize_t sendv(const iovec* iov, int iovcnt);
     void close();
+
+    // From now on every byte goes through this TLS session (tcp_socket_tls.cpp): recvv/sendv
+    // take and give plaintext, the handshake runs inside them, and TLS failures come back as
+    // -EKEYREJECTED (handshake) or -EPROTO with tls_error() saying why.
+    void use_tls(std::unique_ptr<security::TlsSession> s);
+    bool tls() const { return tls_ != nullptr; }
+    bool tls_established() const;
+    const std::string& tls_error() const;
+    // Ciphertext the kernel did not take yet (wait for EPOLLOUT), or input already buffered
+    // in the session (call recvv again without waiting for the socket).
+    bool output_pending();
+    bool input_buffered() const;
+    // Sends pending ciphertext; 0 or -errno.
+    int flush_output();
     int fd() const { return fd_; }
 
   private:
+    ssize_t recv_tls(iovec* iov, int iovcnt);
+    ssize_t send_tls(const iovec* iov, int iovcnt);
+    ssize_t tls_result(long n) const;
+
     int fd_ = -1;
     bool connected_ = false;
+    std::unique_ptr<security::TlsSession> tls_;
+    std::unique_ptr<uint8_t[]> tls_out_;  // plaintext gathered into one record
+    bool tls_input_ = false;              // the last read may have left plaintext behind
 };
 
 }  // namespace nocstor::nvme_host

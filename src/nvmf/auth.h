@@ -16,15 +16,22 @@
 
 #include "security/dh_group.h"
 #include "security/dhchap.h"
+#include "security/tls_psk.h"
 
 namespace nocstor::nvmf {
 
 // The keys of one allowed host, immutable once published in a subsystem snapshot.
 struct HostKeys {
-    std::string key_name;  // keyring names, for save_config
+    std::string key_name;  // keyring names, for save_config; empty: no DH-HMAC-CHAP
     std::string ctrlr_key_name;
     security::DhchapSecret host;                 // authenticates the host
     std::optional<security::DhchapSecret> ctrl;  // lets the host authenticate the controller
+    // nvmf_subsystem_add_host {psk}: the host comes over a TLS secure channel with this key,
+    // never in the clear.
+    std::string psk_name;
+    std::optional<security::TlsPsk> psk;
+
+    bool dhchap() const { return !key_name.empty(); }
 };
 
 // What the target accepts (nvmf_set_config {dhchap_digests, dhchap_dhgroups}), in the order it

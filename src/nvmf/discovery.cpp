@@ -20,14 +20,14 @@ void fill_entry(nvme::DiscoveryLogEntry* e, const ListenerInfo& l, const std::st
     e->trtype = nvme::trtype::kTcp;
     e->adrfam = l.addr.ipv6() ? nvme::adrfam::kIpv6 : nvme::adrfam::kIpv4;
     e->subtype = subtype;
-    e->treq = nvme::kTreqSecureChannelNotRequired;
+    e->treq = l.secure ? nvme::kTreqSecureChannelRequired : nvme::kTreqSecureChannelNotRequired;
     e->portid = static_cast<uint16_t>(l.id);
     e->cntlid = nvme::kCntlidDynamic;
     e->asqsz = kMaxQueueEntries;
     copy_padded(e->trsvcid, sizeof e->trsvcid, std::to_string(l.addr.port));
     copy_padded(e->traddr, sizeof e->traddr, l.addr.traddr);
     std::memcpy(e->subnqn, nqn.data(), std::min(nqn.size(), sizeof e->subnqn - 1));
-    e->tsas[0] = nvme::kTcpSectypeNone;
+    e->tsas[0] = l.secure ? nvme::kTcpSectypeTls13 : nvme::kTcpSectypeNone;
 }
 }  // namespace
 

@@ -33,12 +33,32 @@ constexpr uint16_t kIpoHostnqn = offsetof(nvme::ConnectData, hostnqn);
 uint32_t maybe_require_auth(TcpConn* c, const SubsystemInfo* info, const std::string& hostnqn) {
     if (!info) return 0;
     auto keys = info->keys_of(hostnqn);
-    if (!keys) return 0;
+    if (!keys || !keys->dhchap()) return 0;
     auto a =
         std::make_unique<QueueAuth>(std::move(keys), hostnqn, info->nqn, *target_auth_policy());
     a->set_deferred_dh(Runtime::offload_thread() != nullptr);
     c->require_auth(std::move(a));
     return auth::kConnectAuthreqAtr;
+}
+
+// Why a Connect may not use this connection as far as TLS goes, or nullptr: a TLS session
+// speaks for the host and subsystem of its PSK identity and no other; a host with a PSK on the
+// subsystem never comes in the clear.
+const char* secure_channel_refusal(const TcpConn* c, const SubsystemInfo* info,
+                                   const std::string& hostnqn, const std::string& subnqn) {
+    if (const security::TlsSession* tls = c->tls()) {
+        security::TlsCipher cipher;
+        std::string host, sub;
+        if (!security::parse_psk_identity(tls->identity(), &cipher, &host, &sub) ||
+            host != hostnqn || sub != subnqn)
+            return "the TLS PSK identity names another host or subsystem";
+        return nullptr;
+    }
+    if (info) {
+        const auto keys = info->keys_of(hostnqn);
+        if (keys && keys->psk) return "the host has a TLS PSK here and must use a secure channel";
+    }
+    return nullptr;
 }
 
 uint32_t invalid_param(uint8_t iattr, uint16_t ipo) {
@@ -160,6 +180,13 @@ void connect_with_data(Request* r) {
                          invalid_param(nvme::kConnectIattrData, kIpoHostnqn));
             return;
         }
+    }
+    const SubsystemInfo* tls_info = s ? s->info.get() : nullptr;
+    if (const char* why = secure_channel_refusal(c, tls_info, hostnqn, subnqn)) {
+        NOC_INFO("nvmf", "Connect from host '{}' to {} refused: {}", hostnqn, subnqn, why);
+        connect_fail(r, nvme::sc_cmd::kConnectInvalidHost,
+                     invalid_param(nvme::kConnectIattrData, kIpoHostnqn));
+        return;
     }
     if (cmd.qid == 0) {
         if (data->cntlid != nvme::kCntlidDynamic) {

@@ -73,7 +73,24 @@ void PollGroup::stop(std::function<void()> done) {
     reap();
 }
 
-void PollGroup::add_connection(int fd, uint32_t listener_id) {
+// The TLS PSK for a client's identity "NVMe0R0c <hostnqn> <subnqn>": the host must be allowed
+// on that subsystem through this listener and have a PSK there (nvmf_subsystem_add_host {psk}).
+std::vector<uint8_t> PollGroup::tls_psk_for(uint32_t listener_id, std::string_view identity,
+                                            security::TlsCipher cipher) const {
+    security::TlsCipher offered;
+    std::string host, sub;
+    if (!security::parse_psk_identity(identity, &offered, &host, &sub)) return {};
+    const SubsystemInfo* s = snap_->find(sub);
+    if (!s || !s->listener_allowed(listener_id) || !s->host_allowed(host)) return {};
+    const auto keys = s->keys_of(host);
+    if (!keys || !keys->psk) return {};
+    std::vector<uint8_t> retained = security::retained_psk(*keys->psk, host);
+    std::vector<uint8_t> psk = security::derive_tls_psk(retained, cipher, identity);
+    security::wipe(retained);
+    return psk;
+}
+
+void PollGroup::add_connection(int fd, uint32_t listener_id, bool secure) {
     if (stopping_) {
         ::close(fd);
         return;
@@ -86,7 +103,22 @@ void PollGroup::add_connection(int fd, uint32_t listener_id) {
     ++stats_.accepted;
     ++stats_.connections;
     load_.fetch_add(1, std::memory_order_relaxed);
-    if (uring_) {
+    if (secure) {
+        std::string err;
+        auto tls = security::TlsSession::server(
+            [this, listener_id](std::string_view identity, security::TlsCipher cipher) {
+                return tls_psk_for(listener_id, identity, cipher);
+            },
+            &err);
+        if (!tls) {
+            NOC_ERROR("nvmf", "conn {}: {}", id, err);
+            p->close("no TLS session");
+            return;
+        }
+        p->use_tls(std::move(tls));
+        ++tls_conns_;
+    }
+    if (uring_ && !secure) {
         uring_->add(p);
         return;
     }
@@ -121,7 +153,8 @@ TcpConn* PollGroup::find_conn(uint64_t id) {
 int PollGroup::poll() {
     int work = 0;
     epoll_event evs[kMaxEvents];
-    const int n = uring_ ? 0 : ::epoll_wait(epfd_, evs, kMaxEvents, 0);
+    // With io_uring only TLS connections are on epoll.
+    const int n = uring_ && tls_conns_ == 0 ? 0 : ::epoll_wait(epfd_, evs, kMaxEvents, 0);
     if (uring_) work += uring_->poll();
     for (int i = 0; i < n; ++i) {
         auto* c = static_cast<TcpConn*>(evs[i].data.ptr);
@@ -223,6 +256,7 @@ void PollGroup::reap() {
     for (auto it = conns_.begin(); it != conns_.end();) {
         if (it->second->reapable()) {
             TcpConn* c = it->second.get();
+            if (c->tls()) --tls_conns_;
             dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), c), dirty_.end());
             it = conns_.erase(it);
             --stats_.connections;

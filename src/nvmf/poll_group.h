@@ -17,6 +17,7 @@
 #include "nvmf/uring_sock.h"
 #include "runtime/buffer_pool.h"
 #include "runtime/thread.h"
+#include "security/tls_psk.h"
 
 namespace nocstor::nvmf {
 
@@ -51,6 +52,8 @@ struct PollGroupStats {
     uint64_t icreq_timeouts = 0;       // no ICReq within icreq_timeout_ms
     uint64_t connect_timeouts = 0;     // ICReq, but no Connect within connect_timeout_ms
     uint64_t auth_timeouts = 0;        // DH-HMAC-CHAP not completed within connect_timeout_ms
+    uint64_t tls_established = 0;      // TLS secure channels set up
+    uint64_t tls_failures = 0;         // TLS handshakes or records that failed
     uint64_t unconnected_evicted = 0;  // closed to make room under max_unconnected
 };
 
@@ -68,7 +71,10 @@ class PollGroup {
     void start();
     // Closes every connection; done once they are all reaped (bdev I/O finished).
     void stop(std::function<void()> done);
-    void add_connection(int fd, uint32_t listener_id);
+    // secure: the listener is a TLS secure channel; the connection starts with the handshake.
+    void add_connection(int fd, uint32_t listener_id, bool secure = false);
+    std::vector<uint8_t> tls_psk_for(uint32_t listener_id, std::string_view identity,
+                                     security::TlsCipher cipher) const;
     void apply(std::shared_ptr<const TargetSnapshot> snap);
     const TargetSnapshot& snapshot() const { return *snap_; }
 
@@ -129,6 +135,7 @@ class PollGroup {
     int epfd_ = -1;
     SockImpl want_sock_impl_;
     std::unique_ptr<UringSock> uring_;
+    uint32_t tls_conns_ = 0;  // live TLS connections (on epoll even when uring_ drives the rest)
     Poller* poller_ = nullptr;
     Poller* timer_ = nullptr;
     Poller* flusher_ = nullptr;

@@ -61,6 +61,7 @@ struct SubsystemInfo {
 struct ListenerInfo {
     uint32_t id = 0;  // also the PORTID of discovery log entries
     ListenAddress addr;
+    bool secure = false;  // TLS secure channel
 };
 
 // Everything the data plane needs to know about the configuration, as of one change.

@@ -138,7 +138,8 @@ NvmfTarget::Subsys* NvmfTarget::find(const std::string& nqn) {
 std::shared_ptr<const TargetSnapshot> NvmfTarget::build_snapshot() {
     auto snap = std::make_shared<TargetSnapshot>();
     snap->genctr = ++genctr_;
-    for (const auto& [key, l] : listeners_) snap->listeners.push_back({l.id, l.sock->addr()});
+    for (const auto& [key, l] : listeners_)
+        snap->listeners.push_back({l.id, l.sock->addr(), l.sock->secure()});
     for (const auto& [nqn, s] : subsystems_) {
         auto info = std::make_shared<SubsystemInfo>();
         info->nqn = nqn;
@@ -293,7 +294,7 @@ void NvmfTarget::remove_namespace(const std::string& nqn, uint32_t nsid, DoneFn 
 // ---------------------------------------------------------------------------------------------
 
 void NvmfTarget::add_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done,
-                              int cluster) {
+                              int cluster, bool secure) {
     const bool disc = nqn == nvme::kDiscoveryNqn;
     Subsys* s = disc ? nullptr : find(nqn);
     if (!disc && !s) return done(-ENOENT, "no subsystem " + nqn);
@@ -307,11 +308,17 @@ void NvmfTarget::add_listener(const std::string& nqn, const ListenAddress& addr,
                                  (it->second.cluster >= 0
                                       ? " bound to cluster " + std::to_string(it->second.cluster)
                                       : " for every cluster"));
+    if (it != listeners_.end() && it->second.sock->secure() != secure)
+        return done(-EINVAL, key + " is already open " + (secure ? "without" : "with") +
+                                 " a secure channel (secure_channel must be the same for every "
+                                 "subsystem on one address)");
+    if (secure && disc)
+        return done(-EINVAL, "the discovery subsystem cannot use a secure channel listener");
     if (it == listeners_.end()) {
         Listener l;
         l.id = next_listener_id_++;
         l.cluster = cluster;
-        l.sock = std::make_unique<TcpListener>(this, addr, l.id, cluster);
+        l.sock = std::make_unique<TcpListener>(this, addr, l.id, cluster, secure);
         std::string err;
         const int rc = l.sock->open(&err);
         if (rc != 0) return done(rc, err);
@@ -324,6 +331,11 @@ void NvmfTarget::add_listener(const std::string& nqn, const ListenAddress& addr,
     users.push_back(nqn);
     if (s) s->listeners.push_back(key);
     publish([done = std::move(done)] { done(0, ""); });
+}
+
+bool NvmfTarget::listener_secure(const ListenAddress& addr) const {
+    auto it = listeners_.find(addr.to_string());
+    return it != listeners_.end() && it->second.sock->secure();
 }
 
 int NvmfTarget::listener_cluster(const ListenAddress& addr) const {
@@ -353,10 +365,12 @@ void NvmfTarget::add_host(const std::string& nqn, const std::string& hostnqn,
     if (nqn == nvme::kDiscoveryNqn) {  // only hosts that must authenticate to discover
         std::string err;
         if (!nqn_valid(hostnqn, &err)) return done(-EINVAL, err);
-        if (!keys)
+        if (!keys || !keys->dhchap())
             return done(-EINVAL,
                         "every host may use the discovery controller: a host added to it needs "
                         "a dhchap_key, which it must then authenticate with");
+        if (keys->psk)
+            return done(-EINVAL, "the discovery controller is not served over TLS: no psk here");
         if (discovery_keys_.count(hostnqn)) return done(-EEXIST, "host exists");
         discovery_keys_[hostnqn] = std::move(keys);
         return publish([done = std::move(done)] { done(0, ""); });
@@ -486,6 +500,8 @@ void NvmfTarget::get_stats(std::function<void(TargetStats)> done) {
             g.icreq_timeouts = s.icreq_timeouts;
             g.connect_timeouts = s.connect_timeouts;
             g.auth_timeouts = s.auth_timeouts;
+            g.tls_established = s.tls_established;
+            g.tls_failures = s.tls_failures;
             g.unconnected_evicted = s.unconnected_evicted;
             g.unconnected = pg->unconnected_count();
         },

@@ -89,6 +89,7 @@ struct TargetStats {
         uint64_t connections = 0, accepted = 0, commands = 0, term_reqs_sent = 0, kato_expired = 0;
         uint64_t icreq_timeouts = 0, connect_timeouts = 0, unconnected_evicted = 0;
         uint64_t auth_timeouts = 0;
+        uint64_t tls_established = 0, tls_failures = 0;
         uint64_t unconnected = 0;  // live connections that have not completed Connect
     };
     std::vector<Group> poll_groups;
@@ -125,8 +126,10 @@ class NvmfTarget {
     // cluster >= 0 binds the listener to that data cluster: the connections it accepts run on
     // that cluster's poll groups (where the namespaces' bdevs are owned). A listener shared by
     // several subsystems keeps the binding it was opened with; asking for another is -EINVAL.
+    // secure: a TLS secure channel listener (nvmf_subsystem_add_listener {secure_channel});
+    // a listener shared by several subsystems is either secure for all or for none.
     void add_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done,
-                      int cluster = -1);
+                      int cluster = -1, bool secure = false);
     void remove_listener(const std::string& nqn, const ListenAddress& addr, DoneFn done);
     // `keys`: the host must authenticate with DH-HMAC-CHAP (nullptr: it need not).
     void add_host(const std::string& nqn, const std::string& hostnqn,
@@ -144,6 +147,7 @@ class NvmfTarget {
     uint16_t bound_port(const ListenAddress& addr) const;
     // The data cluster a listener is bound to, or -1 (none, or no such listener).
     int listener_cluster(const ListenAddress& addr) const;
+    bool listener_secure(const ListenAddress& addr) const;
 
     // Gathered from every poll group.
     void list_controllers(const std::string& nqn,

@@ -102,6 +102,7 @@ void TcpConn::received(size_t n, const iovec* iov, int iovcnt) {
 }
 
 int TcpConn::on_readable() {
+    if (tls_) return on_readable_tls();
     int work = 0;
     uint8_t* buf = staging();
     for (int i = 0; i < kMaxRecvPerPoll && !closed_; ++i) {
@@ -545,6 +546,7 @@ int TcpConn::flush() {
         if (!closed_ && tx_pending()) pg_->uring()->send(this);
         return 0;
     }
+    if (tls_) return flush_tls();
     int work = 0;
     while (!closed_ && tx_pending()) {
         iovec iov[kMaxTxIov];

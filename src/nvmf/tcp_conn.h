@@ -10,6 +10,7 @@
 
 #include "nvmf/request.h"
 #include "nvmf/tcp_pdu.h"
+#include "security/tls_session.h"
 
 namespace nocstor::nvmf {
 
@@ -75,6 +76,10 @@ class TcpConn final : public tcp::PduHandler {
     // The connection is served by the poll group's io_uring instead of epoll.
     void use_uring(std::unique_ptr<UringConnIo> io);
     UringConnIo* uring_io() const { return uio_.get(); }
+    // The connection is a TLS secure channel (tcp_conn_tls.cpp): every byte goes through the
+    // session, the handshake first. Such connections use the epoll driver.
+    void use_tls(std::unique_ptr<security::TlsSession> s);
+    const security::TlsSession* tls() const { return tls_.get(); }
     // Closed, and the last io_uring operation came back: close the socket, free the requests.
     void release_all();
 
@@ -132,6 +137,10 @@ class TcpConn final : public tcp::PduHandler {
     Request* alloc_request();
     void want_write(bool on);
     void consume(const uint8_t* buf, size_t n);
+    int on_readable_tls();
+    void drain_tls();
+    int flush_tls();
+    void log_tls_failure();
 
     PollGroup* pg_;
     int fd_;
@@ -174,6 +183,8 @@ class TcpConn final : public tcp::PduHandler {
     uint32_t external_ = 0;
     uint64_t commands_ = 0;
     std::unique_ptr<UringConnIo> uio_;
+    std::unique_ptr<security::TlsSession> tls_;
+    std::unique_ptr<uint8_t[]> tls_out_;  // plaintext gathered into full TLS records
 
     static constexpr uint16_t kMaxQueueEntriesForInit = 32;
 };

@@ -24,6 +24,7 @@
 #include "nvme_host/qpair.h"
 #include "runtime/runtime.h"
 #include "security/dhchap.h"
+#include "security/tls_psk.h"
 #include "util/histogram.h"
 #include "util/log.h"
 #include "util/tick.h"
@@ -53,6 +54,7 @@ struct Config {
     uint32_t qpairs_per_ns = 1;
     bool hdgst = false, ddgst = false;
     std::shared_ptr<const HostAuthConfig> auth;  // --dhchap-secret / --dhchap-ctrl-secret
+    std::shared_ptr<const HostTlsConfig> tls;    // --psk
     bool json = false;
     bool verify = false;
     uint64_t seed = 0x6e6f6373746f72;  // "nocstor"
@@ -328,6 +330,19 @@ class Worker {
 
 namespace {
 
+// A secret given on the command line, or a file holding it (which keeps it out of the process
+// list): *text becomes the secret.
+bool secret_text(std::string* text, std::string_view prefix, const char* opt) {
+    if (text->rfind(prefix, 0) == 0) return true;
+    const std::string path = *text;
+    std::ifstream f(path);
+    if (!f || !std::getline(f, *text)) {
+        fmt::print(stderr, "nocstor-perf: {}: cannot read {}\n", opt, path);
+        return false;
+    }
+    return true;
+}
+
 bool parse_pattern(const std::string& w, Pattern* p, int* read_pct) {
     static const std::pair<const char*, Pattern> kNames[] = {{"read", Pattern::kRead},
                                                              {"write", Pattern::kWrite},
@@ -457,6 +472,7 @@ void run(Shared* s, Runtime* rt) {
     o.hdgst = s->cfg.hdgst;
     o.ddgst = s->cfg.ddgst;
     o.auth = s->cfg.auth;
+    o.tls = s->cfg.tls;
     o.io_queue_depth = uint16_t(s->cfg.depth);
     const size_t nthreads = rt->data_threads().size();
     s->ctrlr = std::make_unique<NvmeCtrlr>(o);
@@ -578,6 +594,11 @@ int main(int argc, char** argv) {
                    "a file holding it; the host NQN of -r (hostnqn:) is the one it belongs to");
     app.add_option("--dhchap-ctrl-secret", dhchap_ctrl_secret,
                    "DH-HMAC-CHAP controller secret (or a file): the target must prove it too");
+    std::string psk;
+    app.add_option("--psk", psk,
+                   "TLS PSK (NVMeTLSkey-1:..., as nvme gen-tls-key prints it), or a file holding "
+                   "it: connect over a TLS 1.3 secure channel (the host NQN of -r is part of the "
+                   "key's identity)");
     app.add_flag("--json", c.json, "print the results as JSON");
     app.add_flag("--verify", c.verify,
                  "each queue slot writes a block pattern stamped with LBA and seed, reads it "
@@ -602,16 +623,9 @@ int main(int argc, char** argv) {
     }
     if (!dhchap_secret.empty()) {
         auto cfg = std::make_shared<HostAuthConfig>();
-        // A secret, or a file that holds one (kept out of the process list).
         auto load = [&](std::string text, security::DhchapSecret* out, const char* opt) {
-            if (text.rfind("DHHC-1:", 0) != 0) {
-                std::ifstream f(text);
-                if (!f || !std::getline(f, text)) {
-                    fmt::print(stderr, "nocstor-perf: {}: cannot read {}\n", opt, text);
-                    return false;
-                }
-            }
             std::string why;
+            if (!secret_text(&text, "DHHC-1:", opt)) return false;
             if (!security::parse_dhchap_secret(text, out, &why)) {
                 fmt::print(stderr, "nocstor-perf: {}: {}\n", opt, why);
                 return false;
@@ -627,6 +641,17 @@ int main(int argc, char** argv) {
         security::wipe(dhchap_secret);
         security::wipe(dhchap_ctrl_secret);
         c.auth = std::move(cfg);
+    }
+    if (!psk.empty()) {
+        auto cfg = std::make_shared<HostTlsConfig>();
+        std::string why;
+        if (!secret_text(&psk, "NVMeTLSkey-1:", "--psk")) return 2;
+        if (!security::parse_tls_psk(psk, &cfg->psk, &why)) {
+            fmt::print(stderr, "nocstor-perf: --psk: {}\n", why);
+            return 2;
+        }
+        security::wipe(psk);
+        c.tls = std::move(cfg);
     }
     if (!parse_pattern(workload, &c.pattern, &c.read_pct)) {
         fmt::print(stderr, "nocstor-perf: -w: unknown pattern '{}'\n", workload);

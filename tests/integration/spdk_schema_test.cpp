@@ -373,7 +373,6 @@ TEST_F(SpdkSchema, MissingFeaturesAreRefusedByName) {
         json value;
     };
     const std::vector<Case> cases = {
-        {"bdev_nvme_attach_controller", "psk", "key0"},
         {"bdev_nvme_attach_controller", "multipath", "multipath"},
         {"bdev_nvme_attach_controller", "hostaddr", "127.0.0.1"},
         {"bdev_nvme_attach_controller", "allow_unrecognized_csi", true},
@@ -383,9 +382,7 @@ TEST_F(SpdkSchema, MissingFeaturesAreRefusedByName) {
         {"nvmf_create_subsystem", "enable_nssr", true},
         {"nvmf_create_subsystem", "min_cntlid", 10},
         {"nvmf_create_subsystem", "tgt_name", "second_target"},
-        {"nvmf_subsystem_add_listener", "secure_channel", true},
         {"nvmf_subsystem_add_listener", "ana_state", "inaccessible"},
-        {"nvmf_subsystem_add_host", "psk", "key0"},
         {"bdev_malloc_create", "md_size", 8},
         {"bdev_malloc_create", "dif_type", 1},
         {"bdev_null_create", "dif_pi_format", 1},
