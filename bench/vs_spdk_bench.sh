@@ -5,8 +5,10 @@
 # Both targets load the same SPDK-format JSON config (1 GiB malloc bdev, 4096 B blocks). SPDK is
 # not part of the project: point SPDK_DIR at a built SPDK tree (nvmf_tgt and spdk_nvme_perf,
 # see docs/benchmarks.md for how it was built); hugepages must be available for SPDK.
+# TLS=1: the listener is a TLS 1.3 secure channel with a PSK for the client's host NQN (keyring
+# key, nvmf_subsystem_add_host {psk}) and spdk_nvme_perf connects with -S ssl --psk-path.
 #   SPDK_DIR=/path/to/spdk bench/vs_spdk_bench.sh [BUILD_DIR] [--md]
-#   env: ROUNDS=3 T=4 SOCK_IMPL=posix ONLY=<part of a workload label, e.g. randwrite>
+#   env: ROUNDS=3 T=4 SOCK_IMPL=posix TLS=0 ONLY=<part of a workload label, e.g. randwrite>
 set -euo pipefail
 BUILD=${1:-build}; MD=${2:-}
 ROUNDS=${ROUNDS:-3}; T=${T:-4}; SOCK_IMPL=${SOCK_IMPL:-posix}
@@ -16,16 +18,27 @@ export LD_LIBRARY_PATH=$SPDK_DIR/build/lib:${LD_LIBRARY_PATH:-}
 NQN=nqn.2024-01.io.nocstor:vol1
 HOSTNQN=nqn.2014-08.org.nvmexpress:uuid:6f2b1c9a-3e1d-4b7a-9c55-0a1b2c3d4e5f
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+TLS=${TLS:-0}
+# SPDK's keyring reads the file whole and refuses a trailing newline.
+printf 'NVMeTLSkey-1:01:MDAxMTIyMzM0NDU1NjY3Nzg4OTlhYWJiY2NkZGVlZmZwJEiQ:' >"$work/psk"
+chmod 600 "$work/psk"
+KEYRING="" SECURE="" HOSTS="" PERF_TLS=()
+if [ "$TLS" = 1 ]; then
+  KEYRING='{"subsystem": "keyring", "config": [{"method": "keyring_file_add_key", "params": {"name": "psk0", "path": "'$work/psk'"}}]},'
+  SECURE='"secure_channel": true, '
+  HOSTS=',{"method": "nvmf_subsystem_add_host", "params": {"nqn": "'$NQN'", "host": "'$HOSTNQN'", "psk": "psk0"}}'
+  PERF_TLS=(-S ssl --psk-path "$work/psk")
+fi
 cat >"$work/tgt.json" <<JSON
-{"subsystems": [
+{"subsystems": [ $KEYRING
  {"subsystem": "bdev", "config": [
    {"method": "bdev_malloc_create", "params": {"name": "Malloc0", "num_blocks": 262144, "block_size": 4096}}]},
  {"subsystem": "nvmf", "config": [
    {"method": "nvmf_create_transport", "params": {"trtype": "TCP"}},
-   {"method": "nvmf_create_subsystem", "params": {"nqn": "$NQN", "allow_any_host": true, "serial_number": "BENCH0001"}},
+   {"method": "nvmf_create_subsystem", "params": {"nqn": "$NQN", "allow_any_host": $([ "$TLS" = 1 ] && echo false || echo true), "serial_number": "BENCH0001"}},
    {"method": "nvmf_subsystem_add_ns", "params": {"nqn": "$NQN", "namespace": {"bdev_name": "Malloc0"}}},
-   {"method": "nvmf_subsystem_add_listener", "params": {"nqn": "$NQN", "listen_address":
-     {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}}}]}
+   {"method": "nvmf_subsystem_add_listener", "params": {"nqn": "$NQN", $SECURE"listen_address":
+     {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}}}$HOSTS]}
 ]}
 JSON
 
@@ -44,7 +57,7 @@ start() { # start spdk|nocstor
 }
 stop() { kill -INT "$TPID"; wait "$TPID" 2>/dev/null || true; }
 perf() { # perf ARGS... -> "iops p50 p99 p99.9"
-  timeout $((T + 30)) "$SPDK_DIR/build/bin/spdk_nvme_perf" -c "$((1 << PERF_CORE))" -t "$T" -L "$@" \
+  timeout $((T + 30)) "$SPDK_DIR/build/bin/spdk_nvme_perf" -c "$((1 << PERF_CORE))" -t "$T" -L "$@" "${PERF_TLS[@]}" \
     -r "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:$NQN hostnqn:$HOSTNQN" 2>&1 |
   awk '/^Total/ {iops=$(NF-4)} /^ *50.00000%/ {p50=$3} /^ *99.00000%/ {p99=$3} /^ *99.90000%/ {p999=$3}
        END {gsub("us","",p50); gsub("us","",p99); gsub("us","",p999); print iops, p50, p99, p999}'

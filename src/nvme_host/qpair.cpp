@@ -231,6 +231,14 @@ void NvmeTcpQpair::become_ready() {
 
 namespace {
 
+// Commands whose data is an allocation length the controller may fill only partly:
+// Authentication Receive returns the message, however long (SPDK's target sends just that, with
+// SUCCESS in its C2HData). Everything else must transfer all its data to succeed.
+bool may_return_less_sqe(const nvme::SubmissionQueueEntry& sqe) {
+    const auto* b = reinterpret_cast<const uint8_t*>(&sqe);
+    return b[0] == nvme::admin_opc::kFabrics && b[4] == nvme::fctype::kAuthReceive;
+}
+
 // AUTH_Send / AUTH_Receive: a fabrics command whose bytes 40-47 say which security protocol
 // (DH-HMAC-CHAP) and how many bytes go or come.
 nvme::SubmissionQueueEntry auth_command(uint8_t fctype, uint32_t len) {
@@ -637,7 +645,8 @@ AfterPdu NvmeTcpQpair::on_pdu_complete(const PduHeader& h, bool digest_ok) {
             }
             NvmeCpl cpl;
             cpl.cqe = resp.cqe;
-            if (cpl.cqe.status.ok() && r->dir == DataDir::kCtrlToHost && r->c2h_got != r->len) {
+            if (cpl.cqe.status.ok() && r->dir == DataDir::kCtrlToHost && r->c2h_got != r->len &&
+                !may_return_less_sqe(r->sqe)) {
                 // A short read reported as success: never hand back a partly filled buffer.
                 cpl.cqe.status = nvme::Status::generic(nvme::sc::kDataTransferError);
             }
@@ -649,7 +658,7 @@ AfterPdu NvmeTcpQpair::on_pdu_complete(const PduHeader& h, bool digest_ok) {
             const auto& d = h.as<DataPdu>();
             r->c2h_got += d.datal;
             if (h.has_flag(pdu_flags::kSuccess)) {
-                if (r->c2h_got != r->len) {
+                if (r->c2h_got != r->len && !may_return_less_sqe(r->sqe)) {
                     fail(-EPROTO, "C2HData SUCCESS before all the data");
                     return AfterPdu::kPause;
                 }

@@ -202,7 +202,7 @@ TEST(NvmfTls, BadParametersGetClearErrors) {
     s.d.ok("keyring_file_add_key",
            {{"name", "dh"},
             {"path", write_key(s.keys, "dh",
-                               "DHHC-1:00:MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTHlVbvo:")}});
+                               "DHHC-1:00:MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTGxWMnb:")}});
     r = s.d.call("nvmf_subsystem_add_host", {{"nqn", kSubNqn}, {"host", kOpenHost}, {"psk", "dh"}});
     EXPECT_EQ(r.code, -32602);
     EXPECT_NE(r.message.find("not a TLS PSK"), std::string::npos) << r.message;
