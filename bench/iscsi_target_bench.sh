@@ -10,7 +10,9 @@
 # the last one, so the two never share a core); tgt serves a file in /dev/shm (its threads are
 # not limited to one core). The machines are small and the
 # initiators share the cores: compare the ratios, not the IOPS.
-# tgt needs root (without it only nocstor is measured). Needs libiscsi-bin and the bench/
+# tgt needs root (without it only nocstor is measured). With SPDK_DIR pointing at a built SPDK
+# tree, SPDK's iscsi_tgt is measured too: the same RAM LUN on the same core as nocstor's data
+# thread, started only for its own runs (its reactor spins). Needs libiscsi-bin and the bench/
 # targets (raid_io_bench): scripts/install-deps.sh --with-tests.
 #
 #   bench/iscsi_target_bench.sh [BUILD_DIR]   prints a markdown table (progress on stderr)
@@ -43,6 +45,7 @@ cleanup() {
     rm -f "/var/run/tgtd/socket.$ctl" "/var/run/tgtd/socket.$ctl.lock"
   fi
   kill "${noc_pid:-0}" 2>/dev/null || true; wait "${noc_pid:-0}" 2>/dev/null || true
+  kill -9 "${spdk_pid:-0}" 2>/dev/null || true
   rm -f "$lun"; rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,7 +71,37 @@ if [ "$with_tgt" = 1 ]; then
   tgtadm -C "$ctl" --lld iscsi --op bind --mode target --tid 1 -I ALL
   targets="tgt nocstor"
 fi
-url() { [ "$1" = tgt ] && echo "iscsi://127.0.0.1:$tport/$iqn/1" || echo "iscsi://127.0.0.1:$nport/$iqn/1"; }
+sport=$((30000 + RANDOM % 5000))
+if [ -n "${SPDK_DIR:-}" ] && [ -x "$SPDK_DIR/build/bin/iscsi_tgt" ]; then
+  cat >"$work/spdk-tgt.json" <<JSON
+{"subsystems": [
+ {"subsystem": "bdev", "config": [
+   {"method": "bdev_malloc_create", "params": {"name": "Ram0", "num_blocks": 524288, "block_size": 512}}]},
+ {"subsystem": "iscsi", "config": [
+   {"method": "iscsi_set_options", "params": {"max_queue_depth": 128}},
+   {"method": "iscsi_create_portal_group", "params": {"tag": 1, "portals": [{"host": "127.0.0.1", "port": "$sport"}]}},
+   {"method": "iscsi_create_initiator_group", "params": {"tag": 1, "initiators": ["ANY"], "netmasks": ["127.0.0.1/8"]}},
+   {"method": "iscsi_create_target_node", "params": {"name": "$iqn", "alias_name": "bench",
+     "pg_ig_maps": [{"pg_tag": 1, "ig_tag": 1}], "luns": [{"bdev_name": "Ram0", "lun_id": 1}], "queue_depth": 128}}]}
+]}
+JSON
+  targets="$targets spdk"
+fi
+start_spdk() {
+  LD_LIBRARY_PATH=$SPDK_DIR/build/lib "$SPDK_DIR/build/bin/iscsi_tgt" -m 0x1 --no-pci --json "$work/spdk-tgt.json" \
+    -r "$work/spdk.sock" >"$work/spdk.log" 2>&1 &
+  spdk_pid=$!
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$sport") 2>/dev/null && break; sleep 0.1; done
+  sleep 0.5
+}
+stop_spdk() { kill -INT "$spdk_pid" 2>/dev/null || true; wait "$spdk_pid" 2>/dev/null || true; }
+url() {
+  case $1 in
+    tgt) echo "iscsi://127.0.0.1:$tport/$iqn/1" ;;
+    spdk) echo "iscsi://127.0.0.1:$sport/$iqn/1" ;;
+    *) echo "iscsi://127.0.0.1:$nport/$iqn/1" ;;
+  esac
+}
 # Both LUNs written once so that reads are of real data.
 for tg in $targets; do
   python3 - "$work/$tg.json" "$(url "$tg")" <<'PY'
@@ -92,6 +125,7 @@ echo "# $(date -Is) $(uname -n), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loa
 for r in $(seq "$ROUNDS"); do
   echo "round $r" >&2
   for tg in $targets; do
+    if [ "$tg" = spdk ]; then start_spdk; fi
     perf "$tg" "$tg|4K randread QD1 (iscsi-perf)" -m 1 -b 8 -r
     perf "$tg" "$tg|4K randread QD32 (iscsi-perf)" -m 32 -b 8 -r
     perf "$tg" "$tg|4K randread QD128 (iscsi-perf)" -m 128 -b 8 -r
@@ -99,6 +133,7 @@ for r in $(seq "$ROUNDS"); do
     iob_run "$tg|4K randread QD32 (iSCSI bdev)" "$tg" lun -w randread -o 4096 -q 32
     iob_run "$tg|4K randwrite QD32 (iSCSI bdev)" "$tg" lun -w randwrite -o 4096 -q 32
     iob_run "$tg|128K seq write QD32 (iSCSI bdev)" "$tg" lun -w write -o 131072 -q 32
+    if [ "$tg" = spdk ]; then stop_spdk; fi
   done
 done
-runs_table "$work/runs" "$ROUNDS" '{"nocstor": "tgt"}'
+runs_table "$work/runs" "$ROUNDS" '{"nocstor": ["tgt", "spdk"]}'

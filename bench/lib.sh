@@ -68,8 +68,9 @@ PY
 
 # runs_table RUNS ROUNDS REFS: the markdown table of $work/runs-style lines ("LABEL<TAB>IOPS<TAB>
 # p99<TAB>load", LABEL = "configuration|workload"): medians per label, and for configurations
-# named in REFS (a JSON object: configuration -> reference configuration) the ratio to the
-# reference's median for the same workload, or else to its median over any workload.
+# named in REFS (a JSON object: configuration -> reference configuration, or a list of them)
+# the ratio to each reference's median for the same workload, or else to its median over any
+# workload.
 runs_table() {
   python3 - "$1" "$2" "$3" <<'PY'
 import json, statistics, sys
@@ -84,13 +85,14 @@ print("| configuration | workload | IOPS (median of %s) | vs reference | p99 µs
 print("|---|---|---|---|---|")
 for label, v in rows.items():
     name, wl = label.split("|")
-    r = "-"
-    ref = refs.get(name)
-    if ref:
+    rs = []
+    ref_names = refs.get(name) or []
+    for ref in [ref_names] if isinstance(ref_names, str) else ref_names:
         same = med.get(ref + "|" + wl)
         other = [m for l, m in med.items() if l.split("|")[0] == ref]
         b = same if same else (other[0] if other else None)
-        if b: r = f"{med[label] / b:.2f}x {ref}"
+        if b: rs.append(f"{med[label] / b:.2f}x {ref}")
+    r = ", ".join(rs) or "-"
     p99s = [p for _, p in v if p is not None]
     p99 = f"{statistics.median(p99s):.1f}" if p99s else "-"
     print(f"| {name} | {wl} | {med[label]/1000:.1f}K | {r} | {p99} |")

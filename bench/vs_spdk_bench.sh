@@ -8,7 +8,9 @@
 # TLS=1: the listener is a TLS 1.3 secure channel with a PSK for the client's host NQN (keyring
 # key, nvmf_subsystem_add_host {psk}) and spdk_nvme_perf connects with -S ssl --psk-path.
 #   SPDK_DIR=/path/to/spdk bench/vs_spdk_bench.sh [BUILD_DIR] [--md]
-#   env: ROUNDS=3 T=4 SOCK_IMPL=posix TLS=0 ONLY=<part of a workload label, e.g. randwrite>
+# STACK=raid0: the namespace is a raid0 (64 KiB strips) over four 256 MiB malloc bdevs;
+# STACK=lvol: a thick 900 MiB lvol in an lvstore on the 1 GiB malloc bdev (SPDK's methods).
+#   env: ROUNDS=3 T=4 SOCK_IMPL=posix TLS=0 STACK=malloc ONLY=<part of a workload label>
 set -euo pipefail
 BUILD=${1:-build}; MD=${2:-}
 ROUNDS=${ROUNDS:-3}; T=${T:-4}; SOCK_IMPL=${SOCK_IMPL:-posix}
@@ -29,14 +31,30 @@ if [ "$TLS" = 1 ]; then
   HOSTS=',{"method": "nvmf_subsystem_add_host", "params": {"nqn": "'$NQN'", "host": "'$HOSTNQN'", "psk": "psk0"}}'
   PERF_TLS=(-S ssl --psk-path "$work/psk")
 fi
+STACK=${STACK:-malloc}
+case $STACK in
+  malloc) BDEVS='{"method": "bdev_malloc_create", "params": {"name": "Malloc0", "num_blocks": 262144, "block_size": 4096}}'
+          NSBDEV=Malloc0 ;;
+  raid0) BDEVS=""
+         for i in 0 1 2 3; do
+           BDEVS+='{"method": "bdev_malloc_create", "params": {"name": "M'$i'", "num_blocks": 65536, "block_size": 4096}},'
+         done
+         BDEVS+='{"method": "bdev_raid_create", "params": {"name": "Raid0", "raid_level": "raid0", "strip_size_kb": 64, "base_bdevs": ["M0", "M1", "M2", "M3"]}}'
+         NSBDEV=Raid0 ;;
+  lvol) BDEVS='{"method": "bdev_malloc_create", "params": {"name": "Malloc0", "num_blocks": 262144, "block_size": 4096}},
+   {"method": "bdev_lvol_create_lvstore", "params": {"bdev_name": "Malloc0", "lvs_name": "lvs0"}},
+   {"method": "bdev_lvol_create", "params": {"lvol_name": "lv0", "size_in_mib": 900, "lvs_name": "lvs0", "thin_provision": false}}'
+        NSBDEV=lvs0/lv0 ;;
+  *) echo "STACK must be malloc, raid0 or lvol" >&2; exit 2 ;;
+esac
 cat >"$work/tgt.json" <<JSON
 {"subsystems": [ $KEYRING
  {"subsystem": "bdev", "config": [
-   {"method": "bdev_malloc_create", "params": {"name": "Malloc0", "num_blocks": 262144, "block_size": 4096}}]},
+   $BDEVS]},
  {"subsystem": "nvmf", "config": [
    {"method": "nvmf_create_transport", "params": {"trtype": "TCP"}},
    {"method": "nvmf_create_subsystem", "params": {"nqn": "$NQN", "allow_any_host": $([ "$TLS" = 1 ] && echo false || echo true), "serial_number": "BENCH0001"}},
-   {"method": "nvmf_subsystem_add_ns", "params": {"nqn": "$NQN", "namespace": {"bdev_name": "Malloc0"}}},
+   {"method": "nvmf_subsystem_add_ns", "params": {"nqn": "$NQN", "namespace": {"bdev_name": "$NSBDEV"}}},
    {"method": "nvmf_subsystem_add_listener", "params": {"nqn": "$NQN", $SECURE"listen_address":
      {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}}}$HOSTS]}
 ]}

@@ -114,8 +114,9 @@ TEST(NvmfTls, InitiatorAttachesOverASecureChannelWithEitherCipherSuite) {
         EXPECT_EQ(b[0]["num_blocks"], 8192);
         s.d.ok("bdev_nvme_detach_controller", {{"name", "T"}});
     }
-    // Admin queue and one I/O queue per data thread for each attach.
-    EXPECT_GE(s.stat("tls_established"), 4u);
+    // At least the two admin queues (an I/O queue connects in the background and may still be
+    // in its handshake when the detach comes).
+    EXPECT_GE(s.stat("tls_established"), 2u) << s.d.log();
     EXPECT_EQ(s.stat("tls_failures"), 0u);
 }
 
