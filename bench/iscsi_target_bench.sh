@@ -82,7 +82,7 @@ if [ -n "${SPDK_DIR:-}" ] && [ -x "$SPDK_DIR/build/bin/iscsi_tgt" ]; then
    {"method": "iscsi_create_portal_group", "params": {"tag": 1, "portals": [{"host": "127.0.0.1", "port": "$sport"}]}},
    {"method": "iscsi_create_initiator_group", "params": {"tag": 1, "initiators": ["ANY"], "netmasks": ["127.0.0.1/8"]}},
    {"method": "iscsi_create_target_node", "params": {"name": "$iqn", "alias_name": "bench",
-     "pg_ig_maps": [{"pg_tag": 1, "ig_tag": 1}], "luns": [{"bdev_name": "Ram0", "lun_id": 1}], "queue_depth": 128}}]}
+     "pg_ig_maps": [{"pg_tag": 1, "ig_tag": 1}], "luns": [{"bdev_name": "Ram0", "lun_id": 0}], "queue_depth": 128}}]}
 ]}
 JSON
   targets="$targets spdk"
@@ -91,14 +91,14 @@ start_spdk() {
   LD_LIBRARY_PATH=$SPDK_DIR/build/lib "$SPDK_DIR/build/bin/iscsi_tgt" -m 0x1 --no-pci --json "$work/spdk-tgt.json" \
     -r "$work/spdk.sock" >"$work/spdk.log" 2>&1 &
   spdk_pid=$!
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$sport") 2>/dev/null && break; sleep 0.1; done
-  sleep 0.5
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$sport") 2>/dev/null && return 0; sleep 0.1; done
+  echo "SPDK's iscsi_tgt did not start:" >&2; tail -n 20 "$work/spdk.log" >&2; exit 1
 }
 stop_spdk() { kill -INT "$spdk_pid" 2>/dev/null || true; wait "$spdk_pid" 2>/dev/null || true; }
 url() {
   case $1 in
     tgt) echo "iscsi://127.0.0.1:$tport/$iqn/1" ;;
-    spdk) echo "iscsi://127.0.0.1:$sport/$iqn/1" ;;
+    spdk) echo "iscsi://127.0.0.1:$sport/$iqn/0" ;;  # SPDK's target nodes need a LUN 0
     *) echo "iscsi://127.0.0.1:$nport/$iqn/1" ;;
   esac
 }

@@ -406,8 +406,10 @@ if [ -n "${SPDK_DIR:-}" ]; then
       "raid5f (4)|full-stripe seq write $((S * 3 / 1024))K QD$SEQ_QD|spdk-raid5f|-w write -o $((S * 3)) -q $SEQ_QD"; do
       IFS='|' read -r arr wl conf args <<<"$s"
       # shellcheck disable=SC2086  # args is a list of words
-      iops=$(timeout $((T + 60)) "$SB" --json "$work/$conf.json" -m 0x2 -t "$T" $args 2>&1 |
-        awk -F: '/^ *Total/ {split($2, f, " "); print f[1]}') || true
+      LD_LIBRARY_PATH=$SPDK_DIR/build/lib timeout $((T + 60)) "$SB" --json "$work/$conf.json" -m 0x2 \
+        -t "$T" $args >"$work/spdk.out" 2>&1 || true
+      iops=$(tr '\r' '\n' <"$work/spdk.out" | awk -F: '/Total[ \t]*:/ {split($2, f, " "); print f[1]}' | tail -n 1)
+      [ -n "$iops" ] || { echo "SPDK bdevperf $conf $args failed:" >&2; tail -n 5 "$work/spdk.out" >&2; }
       spdk_rows+=("$arr|$wl|${iops:-failed}|$(load)")
     done
   fi
