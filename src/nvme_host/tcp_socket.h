@@ -56,7 +56,6 @@ class TcpSocket {
     int fd_ = -1;
     bool connected_ = false;
     std::unique_ptr<security::TlsSession> tls_;
-    std::unique_ptr<uint8_t[]> tls_out_;  // plaintext gathered into one record
     bool tls_input_ = false;              // the last read may have left plaintext behind
 };
 

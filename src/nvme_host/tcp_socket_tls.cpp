@@ -3,19 +3,13 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "nvme_host/tcp_socket.h"
 
 namespace nocstor::nvme_host {
 
-namespace {
-constexpr size_t kRecord = 16 * 1024;  // TLS's largest record
-}
-
 void TcpSocket::use_tls(std::unique_ptr<security::TlsSession> s) {
     tls_ = std::move(s);
-    tls_out_ = std::make_unique<uint8_t[]>(kRecord);
 }
 
 bool TcpSocket::tls_established() const {
@@ -37,18 +31,8 @@ bool TcpSocket::input_buffered() const {
 
 int TcpSocket::flush_output() {
     if (!tls_) return 0;
-    for (;;) {
-        const std::span<const uint8_t> out = tls_->tx_data();
-        if (out.empty()) return 0;
-        const ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-            return -errno;
-        }
-        tls_->tx_consume(size_t(n));
-        if (size_t(n) < out.size()) return 0;
-    }
+    const int rc = tls_->send_to(fd_);
+    return rc < 0 ? rc : 0;
 }
 
 ssize_t TcpSocket::tls_result(long n) const {
@@ -87,13 +71,7 @@ ssize_t TcpSocket::recv_tls(iovec* iov, int) {
 ssize_t TcpSocket::send_tls(const iovec* iov, int iovcnt) {
     if (int rc = flush_output(); rc < 0) return rc;
     if (!tls_->tx_data().empty()) return 0;  // the kernel is full: wait for EPOLLOUT
-    size_t len = 0;
-    for (int i = 0; i < iovcnt && len < kRecord; ++i) {
-        const size_t take = std::min(iov[i].iov_len, kRecord - len);
-        std::memcpy(tls_out_.get() + len, iov[i].iov_base, take);
-        len += take;
-    }
-    const long put = tls_->write(tls_out_.get(), len);
+    const long put = tls_->writev(iov, iovcnt);
     if (put < 0) {
         flush_output();
         return tls_result(put);

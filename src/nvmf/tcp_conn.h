@@ -184,7 +184,6 @@ class TcpConn final : public tcp::PduHandler {
     uint64_t commands_ = 0;
     std::unique_ptr<UringConnIo> uio_;
     std::unique_ptr<security::TlsSession> tls_;
-    std::unique_ptr<uint8_t[]> tls_out_;  // plaintext gathered into full TLS records
 
     static constexpr uint16_t kMaxQueueEntriesForInit = 32;
 };

@@ -1,8 +1,8 @@
 // TcpConn over a TLS 1.3 secure channel: ciphertext from the socket goes into the session's
 // buffer, plaintext comes out into the same places a plain receive would put it (a large PDU's
 // pool buffer, else the staging buffer) and the PDU parser never knows the difference. On the
-// way out the TX queue is gathered into full records (one SSL_write per 16 KiB rather than per
-// iovec), then the ciphertext goes out with send().
+// way out the TX queue is gathered into full records (TlsSession::writev: one SSL_write per
+// 16 KiB rather than per iovec), then the ciphertext goes out with TlsSession::send_to().
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -44,7 +44,6 @@ void TcpConn::log_tls_failure() {
 
 void TcpConn::use_tls(std::unique_ptr<security::TlsSession> s) {
     tls_ = std::move(s);
-    tls_out_ = std::make_unique<uint8_t[]>(kRecord);
 }
 
 // Hands every byte of plaintext the session has to the PDU parser.
@@ -104,17 +103,11 @@ int TcpConn::flush_tls() {
     int work = 0;
     while (!closed_) {
         // Plaintext of the TX queue into the session, a record's worth at a time.
+        long put = 0;
         if (tx_pending() && tls_->established()) {
             iovec iov[kMaxTxIov];
             size_t total = 0;
-            const int cnt = tx_iov(iov, kMaxTxIov, &total);
-            size_t len = 0;
-            for (int i = 0; i < cnt && len < kRecord; ++i) {
-                const size_t take = std::min(iov[i].iov_len, kRecord - len);
-                std::memcpy(tls_out_.get() + len, iov[i].iov_base, take);
-                len += take;
-            }
-            const long put = tls_->write(tls_out_.get(), len);
+            put = tls_->writev(iov, tx_iov(iov, kMaxTxIov, &total));
             if (put < 0) {
                 log_tls_failure();
                 close("TLS failure");
@@ -122,24 +115,18 @@ int TcpConn::flush_tls() {
             }
             if (put > 0) tx_sent(size_t(put));
         }
-        const std::span<const uint8_t> out = tls_->tx_data();
-        if (out.empty()) break;
-        const ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                want_write(true);
-                return work;
-            }
-            close(strerror(errno));
+        size_t sent = 0;
+        const int rc = tls_->send_to(fd_, &sent);
+        work += int(sent);
+        if (rc < 0) {
+            close(strerror(-rc));
             return work;
         }
-        work += int(n);
-        tls_->tx_consume(size_t(n));
-        if (size_t(n) < out.size()) {
+        if (rc > 0) {
             want_write(true);
             return work;
         }
+        if (put == 0) break;  // nothing more went in: the queue is empty or the handshake runs
     }
     want_write(false);
     tx_idle();

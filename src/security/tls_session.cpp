@@ -1,8 +1,12 @@
 #include "security/tls_session.h"
 
+#include <sys/socket.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 
 namespace nocstor::security {
@@ -11,6 +15,7 @@ namespace {
 
 // Ciphertext buffered per direction: a few full TLS records (16 KiB + overhead each).
 constexpr size_t kBioSize = 64 * 1024;
+constexpr size_t kRecord = 16 * 1024;  // TLS's largest record
 
 const unsigned char kAes128Gcm[] = {0x13, 0x01};
 const unsigned char kAes256Gcm[] = {0x13, 0x02};
@@ -203,6 +208,33 @@ long TlsSession::write(const void* buf, size_t len) {
     const int rc = SSL_write_ex(ssl_, buf, len, &put);
     if (rc == 1) return long(put);
     return fail(rc, established() ? "TLS send failed" : "TLS handshake failed");
+}
+
+long TlsSession::writev(const iovec* iov, int iovcnt) {
+    if (!record_) record_ = std::make_unique<uint8_t[]>(kRecord);
+    size_t len = 0;
+    for (int i = 0; i < iovcnt && len < kRecord; ++i) {
+        const size_t take = std::min(iov[i].iov_len, kRecord - len);
+        std::memcpy(record_.get() + len, iov[i].iov_base, take);
+        len += take;
+    }
+    return write(record_.get(), len);
+}
+
+int TlsSession::send_to(int fd, size_t* sent) {
+    for (;;) {
+        const std::span<const uint8_t> out = tx_data();
+        if (out.empty()) return 0;
+        const ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 1;
+            return -errno;
+        }
+        tx_consume(size_t(n));
+        if (sent) *sent += size_t(n);
+        if (size_t(n) < out.size()) return 1;
+    }
 }
 
 bool TlsSession::established() const {

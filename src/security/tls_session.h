@@ -8,6 +8,8 @@
 // The handshake runs inside read()/write(); whatever it produces shows up in tx_data().
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -49,9 +51,15 @@ class TlsSession {
     // Plaintext in: bytes accepted, 0 when the ciphertext buffer is full (send tx_data()
     // first) or the handshake is still under way; kFailed.
     long write(const void* buf, size_t len);
+    // The same for a gather list: as much of it as fits one record (16 KiB) is copied into the
+    // session's record buffer and written, so small PDUs share records.
+    long writev(const iovec* iov, int iovcnt);
     // Ciphertext out.
     std::span<const uint8_t> tx_data();
     void tx_consume(size_t n);
+    // Sends pending ciphertext on a non-blocking socket: 0 all of it went, 1 the socket is
+    // full (wait for EPOLLOUT), -errno. *sent (may be null) adds the bytes that went.
+    int send_to(int fd, size_t* sent = nullptr);
 
     bool established() const;
     bool failed() const { return failed_; }
@@ -72,7 +80,8 @@ class TlsSession {
     BIO* net_ = nullptr;  // our end of the BIO pair
     PskLookup lookup_;
     std::string identity_;
-    std::vector<uint8_t> psk_;  // client: the TLS PSK
+    std::vector<uint8_t> psk_;           // client: the TLS PSK
+    std::unique_ptr<uint8_t[]> record_;  // writev's gathered plaintext
     TlsCipher cipher_ = TlsCipher::Aes128GcmSha256;
     bool failed_ = false;
     std::string error_;
